@@ -1,0 +1,44 @@
+"""The one exception family for bad input and failed work, each naming the file, row or feature."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class WanggeError(Exception):
+    """Base of every error wangge raises on purpose.
+
+    Parameters
+    ----------
+    problem
+        What is wrong, in words a planner can act on.
+    source
+        The file (or layer) the problem is in, if any.
+    where
+        The row, feature or unit inside ``source``, if any.
+    """
+
+    #: HTTP status the API maps this error to (see api/errors.py once it exists).
+    status_code = 400
+
+    def __init__(self, problem: str, source: str | Path | None = None, where: str | None = None):
+        self.problem = problem
+        self.source = str(source) if source is not None else None
+        self.where = where
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        parts = []
+        if self.source:
+            parts.append(self.source)
+        if self.where:
+            parts.append(self.where)
+        prefix = ": ".join(parts)
+        return f"{prefix}: {self.problem}" if prefix else self.problem
+
+
+class InputError(WanggeError):
+    """The input cannot be used as it is: missing, empty, truncated, malformed or inconsistent."""
+
+    status_code = 422
