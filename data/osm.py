@@ -20,19 +20,50 @@ OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".xml")
 
 #: Highway values that are never walked (osmnx's walk filter excludes the same families).
 NOT_WALKABLE = {
-    "motorway", "motorway_link", "construction", "proposed", "planned", "abandoned",
-    "razed", "bus_guideway", "raceway", "platform", "cycleway", "no", "elevator",
+    "motorway",
+    "motorway_link",
+    "construction",
+    "proposed",
+    "planned",
+    "abandoned",
+    "razed",
+    "bus_guideway",
+    "raceway",
+    "platform",
+    "cycleway",
+    "no",
+    "elevator",
 }
 #: Highway values whose centre lines bound blocks: public streets, not paths or driveways.
 BLOCK_CUTTING_HIGHWAYS = {
-    "motorway", "motorway_link", "trunk", "trunk_link", "primary", "primary_link",
-    "secondary", "secondary_link", "tertiary", "tertiary_link", "unclassified",
-    "residential", "living_street", "pedestrian", "road",
+    "motorway",
+    "motorway_link",
+    "trunk",
+    "trunk_link",
+    "primary",
+    "primary_link",
+    "secondary",
+    "secondary_link",
+    "tertiary",
+    "tertiary_link",
+    "unclassified",
+    "residential",
+    "living_street",
+    "pedestrian",
+    "road",
 }
 #: Rank of a road class for boundary preference (1 = most important).
 ROAD_RANK = {
-    "motorway": 1, "trunk": 1, "primary": 2, "secondary": 3, "tertiary": 4,
-    "unclassified": 5, "residential": 5, "living_street": 6, "pedestrian": 6, "road": 5,
+    "motorway": 1,
+    "trunk": 1,
+    "primary": 2,
+    "secondary": 3,
+    "tertiary": 4,
+    "unclassified": 5,
+    "residential": 5,
+    "living_street": 6,
+    "pedestrian": 6,
+    "road": 5,
 }
 BARRIER_WATERWAYS = {"river", "canal", "stream"}
 BARRIER_RAILWAYS = {"rail", "light_rail", "narrow_gauge", "preserved", "monorail"}
@@ -72,9 +103,7 @@ def check_osm_file(path: Path) -> None:
         raise InputError("file is empty", path)
     name = path.name.lower()
     if not name.endswith(OSM_SUFFIXES):
-        raise InputError(
-            f"unknown OSM file type; expected one of {', '.join(OSM_SUFFIXES)}", path
-        )
+        raise InputError(f"unknown OSM file type; expected one of {', '.join(OSM_SUFFIXES)}", path)
     if name.endswith((".osm", ".xml")):
         head = path.open("rb").read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
         if not head.startswith(b"<"):
@@ -110,7 +139,7 @@ def _is_tunnel(tags: dict) -> bool:
         tags.get("tunnel", "no") not in ("no",)
         or tags.get("covered") == "yes"
         or tags.get("location") == "underground"
-        or tags.get("layer", "0").lstrip("-").isdigit() and int(tags.get("layer", "0")) < 0
+        or (tags.get("layer", "0").lstrip("-").isdigit() and int(tags.get("layer", "0")) < 0)
     )
 
 
@@ -150,8 +179,12 @@ class _Collector(osmium.SimpleHandler):
             self.stats["facility nodes without location"] += 1
             return
         self.facilities.append(
-            {"facility_id": osm_id("n", n.id), **fac, "area_m2": 0.0,
-             "geometry": shapely.Point(loc.lon, loc.lat)}
+            {
+                "facility_id": osm_id("n", n.id),
+                **fac,
+                "area_m2": 0.0,
+                "geometry": shapely.Point(loc.lon, loc.lat),
+            }
         )
 
     def _line(self, w) -> shapely.LineString | None:
@@ -174,30 +207,43 @@ class _Collector(osmium.SimpleHandler):
                 self.stats["roads without geometry"] += 1
                 return
             tunnel = _is_tunnel(tags)
-            self.roads.append({
-                "road_id": osm_id("w", w.id),
-                "highway": hw,
-                "name": tags.get("name"),
-                "walk": _walkable(tags),
-                "cuts_blocks": hw in BLOCK_CUTTING_HIGHWAYS and not tunnel,
-                "rank": ROAD_RANK.get(hw.removesuffix("_link"), 9),
-                "oneway": tags.get("oneway") in ("yes", "1", "true"),
-                "tunnel": tunnel,
-                "bridge": tags.get("bridge", "no") != "no",
-                "geometry": line,
-            })
+            self.roads.append(
+                {
+                    "road_id": osm_id("w", w.id),
+                    "highway": hw,
+                    "name": tags.get("name"),
+                    "walk": _walkable(tags),
+                    "cuts_blocks": hw in BLOCK_CUTTING_HIGHWAYS and not tunnel,
+                    "rank": ROAD_RANK.get(hw.removesuffix("_link"), 9),
+                    "oneway": tags.get("oneway") in ("yes", "1", "true"),
+                    "tunnel": tunnel,
+                    "bridge": tags.get("bridge", "no") != "no",
+                    "geometry": line,
+                }
+            )
         kind = _barrier_kind(tags)
         if kind is not None and not _is_tunnel(tags):
             line = self._line(w)
             if line is not None:
-                self.barriers.append({"barrier_id": osm_id("w", w.id), "kind": kind,
-                                      "name": tags.get("name"), "geometry": line})
+                self.barriers.append(
+                    {
+                        "barrier_id": osm_id("w", w.id),
+                        "kind": kind,
+                        "name": tags.get("name"),
+                        "geometry": line,
+                    }
+                )
         if tags.get("barrier") in ("wall", "fence") and w.is_closed() and len(w.nodes) >= 4:
             line = self._line(w)
             if line is not None and line.is_closed:
-                self.compounds.append({"compound_id": osm_id("w", w.id), "kind": "gated",
-                                       "name": tags.get("name"),
-                                       "geometry": shapely.Polygon(line.coords)})
+                self.compounds.append(
+                    {
+                        "compound_id": osm_id("w", w.id),
+                        "kind": "gated",
+                        "name": tags.get("name"),
+                        "geometry": shapely.Polygon(line.coords),
+                    }
+                )
 
     def area(self, a) -> None:
         tags = dict(a.tags)
@@ -230,37 +276,55 @@ class _Collector(osmium.SimpleHandler):
             geom = geom.geoms[0]
         oid = osm_id(kind, ident)
         if "building" in tags and tags["building"] != "no":
-            self.buildings.append({
-                "building_id": oid,
-                "building": tags["building"],
-                "name": tags.get("name"),
-                "levels_tag": tags.get("building:levels"),
-                "height_tag": tags.get("height"),
-                "building_use": tags.get("building:use"),
-                "own_use": _own_use(tags),
-                "geometry": geom,
-            })
+            self.buildings.append(
+                {
+                    "building_id": oid,
+                    "building": tags["building"],
+                    "name": tags.get("name"),
+                    "levels_tag": tags.get("building:levels"),
+                    "height_tag": tags.get("height"),
+                    "building_use": tags.get("building:use"),
+                    "own_use": _own_use(tags),
+                    "geometry": geom,
+                }
+            )
         if _water_polygon(tags):
-            self.barriers.append({"barrier_id": oid, "kind": "water", "name": tags.get("name"),
-                                  "geometry": geom.boundary})
+            self.barriers.append(
+                {
+                    "barrier_id": oid,
+                    "kind": "water",
+                    "name": tags.get("name"),
+                    "geometry": geom.boundary,
+                }
+            )
         ckind = _compound_kind(tags)
         if ckind is not None:
-            self.compounds.append({"compound_id": oid, "kind": ckind, "name": tags.get("name"),
-                                   "geometry": geom})
+            self.compounds.append(
+                {"compound_id": oid, "kind": ckind, "name": tags.get("name"), "geometry": geom}
+            )
         for key in CONTEXT_KEYS:
             if key in tags and "building" not in tags:
-                self.landuse.append({"landuse_id": oid, "kind": f"{key}={tags[key]}",
-                                     "name": tags.get("name"), "geometry": geom})
+                self.landuse.append(
+                    {
+                        "landuse_id": oid,
+                        "kind": f"{key}={tags[key]}",
+                        "name": tags.get("name"),
+                        "geometry": geom,
+                    }
+                )
                 break
         fac = _facility_tags(tags)
         if fac is not None:
-            self.facilities.append({"facility_id": oid, **fac, "area_m2": np.nan,
-                                    "geometry": geom})
+            self.facilities.append({"facility_id": oid, **fac, "area_m2": np.nan, "geometry": geom})
 
 
 def _polygonal(geom) -> shapely.MultiPolygon | None:
-    parts = [g for g in shapely.get_parts(geom) if isinstance(g, shapely.Polygon | shapely.MultiPolygon)]
-    polys = [p for g in parts for p in shapely.get_parts(g)]
+    polys = [
+        p
+        for g in shapely.get_parts(geom)
+        for p in shapely.get_parts(g)
+        if isinstance(p, shapely.Polygon)
+    ]
     return shapely.MultiPolygon(polys) if polys else None
 
 
@@ -293,8 +357,19 @@ def _compound_kind(tags: dict) -> str | None:
 
 def _own_use(tags: dict) -> str | None:
     """Tags on a building outline that state a non-residential use, as ``key=value``."""
-    for key in ("amenity", "shop", "office", "tourism", "healthcare", "railway",
-                "public_transport", "leisure", "man_made", "power", "craft"):
+    for key in (
+        "amenity",
+        "shop",
+        "office",
+        "tourism",
+        "healthcare",
+        "railway",
+        "public_transport",
+        "leisure",
+        "man_made",
+        "power",
+        "craft",
+    ):
         if key in tags:
             return f"{key}={tags[key]}"
     return None

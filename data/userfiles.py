@@ -73,7 +73,8 @@ def read_vector(path: str | Path) -> tuple[gpd.GeoDataFrame, int]:
     empty = np.flatnonzero(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     if len(empty):
         raise InputError(
-            f"{len(empty)} feature(s) have empty or missing geometry", path,
+            f"{len(empty)} feature(s) have empty or missing geometry",
+            path,
             where=f"feature {', '.join(str(i) for i in empty[:10])} (0-based)",
         )
     invalid = ~shapely.is_valid(geoms)
@@ -90,8 +91,9 @@ def read_boundary(path: str | Path, crs) -> tuple[shapely.Geometry, int]:
     if polys.empty:
         raise InputError("holds no polygons; a boundary must be a polygon", path)
     geom = shapely.union_all(polys.to_crs(crs).geometry.to_numpy())
-    geom = shapely.union_all([g for g in shapely.get_parts(geom)
-                              if g.geom_type in ("Polygon", "MultiPolygon")])
+    geom = shapely.union_all(
+        [g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")]
+    )
     if geom.is_empty or geom.area <= 0:
         raise InputError("its polygons have no area", path)
     return geom, repaired
@@ -158,7 +160,9 @@ def table_points(frame: pd.DataFrame, path: Path, gcj02: bool = False) -> gpd.Ge
     if lon_col is None or lat_col is None:
         raise InputError(
             "has neither a building id column nor lon/lat columns; expected one of "
-            f"{', '.join(COLUMN_NAMES['building_id'])} or lon/lat (经度/纬度)", path)
+            f"{', '.join(COLUMN_NAMES['building_id'])} or lon/lat (经度/纬度)",
+            path,
+        )
     lon = pd.to_numeric(frame[lon_col], errors="coerce").to_numpy()
     lat = pd.to_numeric(frame[lat_col], errors="coerce").to_numpy()
     bad = np.isnan(lon) | np.isnan(lat)
@@ -168,11 +172,17 @@ def table_points(frame: pd.DataFrame, path: Path, gcj02: bool = False) -> gpd.Ge
     if swapped.mean() > 0.5:
         raise InputError(
             f"columns {lon_col!r} and {lat_col!r} look swapped: {lat_col} holds values "
-            f"beyond ±90° that fit a longitude", path, where=_rows(swapped))
+            f"beyond ±90° that fit a longitude",
+            path,
+            where=_rows(swapped),
+        )
     out_of_range = (np.abs(lon) > 180) | (np.abs(lat) > 90)
     if out_of_range.any():
-        raise InputError(f"{lon_col}/{lat_col} are out of range (lon ±180°, lat ±90°)",
-                         path, where=_rows(out_of_range))
+        raise InputError(
+            f"{lon_col}/{lat_col} are out of range (lon ±180°, lat ±90°)",
+            path,
+            where=_rows(out_of_range),
+        )
     if gcj02:
         lon, lat = gcj02_to_wgs84(lon, lat)
     return gpd.GeoDataFrame(frame, geometry=shapely.points(lon, lat), crs=4326)
@@ -222,7 +232,8 @@ def read_households(
     if hh_col is None:
         raise InputError(
             f"has no households column; expected one of {', '.join(COLUMN_NAMES['households'])}",
-            path)
+            path,
+        )
     hh = pd.to_numeric(frame[hh_col], errors="coerce")
     bad = hh.isna().to_numpy() | (hh < 0).to_numpy()
     if bad.any():
@@ -235,16 +246,24 @@ def read_households(
 
     if id_col is not None:
         ids = frame[id_col].astype(str).str.strip()
-        ids = ids.where(~ids.str.fullmatch(r"\d+(\.0)?"), "w" + ids.str.replace(r"\.0$", "",
-                                                                                  regex=True))
+        ids = ids.where(
+            ~ids.str.fullmatch(r"\d+(\.0)?"), "w" + ids.str.replace(r"\.0$", "", regex=True)
+        )
         dup = ids.duplicated(keep=False).to_numpy()
         if dup.any():
-            raise InputError(f"duplicate building ids in column {id_col!r} "
-                             f"({', '.join(sorted(set(ids[dup]))[:5])})", path, where=_rows(dup))
+            raise InputError(
+                f"duplicate building ids in column {id_col!r} "
+                f"({', '.join(sorted(set(ids[dup]))[:5])})",
+                path,
+                where=_rows(dup),
+            )
         known = ids.isin(set(buildings["building_id"])).to_numpy()
         if not known.any():
-            raise InputError(f"none of the ids in column {id_col!r} match a building of the "
-                             "OSM file (ids look like w123456 or 123456)", path)
+            raise InputError(
+                f"none of the ids in column {id_col!r} match a building of the "
+                "OSM file (ids look like w123456 or 123456)",
+                path,
+            )
         notes["household rows matched by id"] += int(known.sum())
         if (~known).any():
             notes["household rows with unknown building id, ignored"] += int((~known).sum())
@@ -260,15 +279,18 @@ def read_households(
         where[p] = b
         rest = np.flatnonzero(where < 0)
         if len(rest):
-            near, dist = tree.query_nearest(pts.to_numpy()[rest], max_distance=MAX_SNAP_M,
-                                            return_distance=True)
+            near, dist = tree.query_nearest(
+                pts.to_numpy()[rest], max_distance=MAX_SNAP_M, return_distance=True
+            )
             where[rest[near[0]]] = near[1]
             del dist
         matched = where >= 0
         if not matched.any():
             raise InputError(
                 "no row lies in or within 20 m of a building of the study area; are the "
-                "coordinates in another CRS, or GCJ-02 without --gcj02?", path)
+                "coordinates in another CRS, or GCJ-02 without --gcj02?",
+                path,
+            )
         notes["household rows matched by location"] += int(matched.sum())
         if (~matched).any():
             notes["household rows outside every building, ignored"] += int((~matched).sum())
@@ -280,5 +302,3 @@ def read_households(
     counts = data.groupby("building_id").agg(agg)
     counts["households"] = counts["households"].round().astype(int)
     return ImportedCounts(counts=counts, notes=notes)
-
-

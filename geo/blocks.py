@@ -89,8 +89,9 @@ def shared_edges(polys: gpd.GeoSeries) -> pd.DataFrame:
     shared = shapely.line_merge(_lines_only(shared))
     length = shapely.length(shared)
     keep = length > 1e-6
-    return pd.DataFrame({"a": a[keep], "b": b[keep], "geometry": shared[keep],
-                         "length_m": length[keep]})
+    return pd.DataFrame(
+        {"a": a[keep], "b": b[keep], "geometry": shared[keep], "length_m": length[keep]}
+    )
 
 
 def _lines_only(geoms: np.ndarray) -> np.ndarray:
@@ -117,10 +118,12 @@ def _merge_slivers(
     edges = shared_edges(faces.geometry)
     # each sliver joins the neighbour with the longest shared edge; chains of slivers
     # end in a non-sliver through the connected components.
-    both = pd.concat([
-        edges[["a", "b", "length_m"]],
-        edges[["b", "a", "length_m"]].set_axis(["a", "b", "length_m"], axis=1),
-    ])
+    both = pd.concat(
+        [
+            edges[["a", "b", "length_m"]],
+            edges[["b", "a", "length_m"]].set_axis(["a", "b", "length_m"], axis=1),
+        ]
+    )
     both = both[small[both["a"].to_numpy()]]
     best = both.sort_values("length_m", ascending=False).drop_duplicates("a")
     n = len(geoms)
@@ -186,8 +189,9 @@ def classify_edges(
     n = len(edges)
     fractions = np.array([0.1, 0.3, 0.5, 0.7, 0.9])
     geoms = edges.to_numpy()
-    pts = shapely.line_interpolate_point(np.repeat(geoms, len(fractions)),
-                                         np.tile(fractions, n), normalized=True)
+    pts = shapely.line_interpolate_point(
+        np.repeat(geoms, len(fractions)), np.tile(fractions, n), normalized=True
+    )
     owner = np.repeat(np.arange(n), len(fractions))
 
     def near(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -208,8 +212,10 @@ def classify_edges(
     best_rank = g["rank"].min().reindex(range(n)).replace(np.inf, np.nan).to_numpy()
     along = np.where(barrier_share >= 0.5, "barrier", np.where(road_share >= 0.5, "road", "none"))
     share = frame.assign(on=frame["barrier"] | np.isfinite(frame["rank"])).groupby("edge")["on"]
-    return pd.DataFrame({
-        "along": along,
-        "road_rank": best_rank,
-        "along_share": share.mean().reindex(range(n)).to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "along": along,
+            "road_rank": best_rank,
+            "along_share": share.mean().reindex(range(n)).to_numpy(),
+        }
+    )

@@ -30,7 +30,7 @@ def metric_crs(lon: float, lat: float) -> CRS:
     pyproj.CRS
     """
     if 73.5 <= lon <= 136.5 and 3.0 <= lat <= 54.0:
-        cm = int(round(lon / 3.0)) * 3
+        cm = round(lon / 3.0) * 3
         return CRS.from_epsg(4534 + (cm - 75) // 3)
     zone = int((lon + 180) // 6) + 1
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)

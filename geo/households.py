@@ -1,4 +1,4 @@
-"""Estimate households per building from footprint, levels and residential use, or take imported counts."""
+"""Estimate households per building from footprint, levels and residential use."""
 
 from __future__ import annotations
 
@@ -86,8 +86,9 @@ def building_levels(buildings: gpd.GeoDataFrame, params: HouseholdParams) -> pd.
     default = buildings["building"].map(lv["by_type"]).fillna(lv["default"]).astype(float)
     levels = by_tag.fillna(by_height).fillna(default)
     source = np.where(by_tag.notna(), "tag", np.where(by_height.notna(), "height", "default"))
-    return pd.DataFrame({"levels": levels.astype(float), "levels_source": source},
-                        index=buildings.index)
+    return pd.DataFrame(
+        {"levels": levels.astype(float), "levels_source": source}, index=buildings.index
+    )
 
 
 def footprint_shape(geoms: np.ndarray) -> pd.DataFrame:
@@ -111,11 +112,13 @@ def footprint_shape(geoms: np.ndarray) -> pd.DataFrame:
     la, lb = np.hypot(*a.T), np.hypot(*b.T)
     long_vec = np.where((la >= lb)[:, None], a, b)
     angle = np.degrees(np.arctan2(np.abs(long_vec[:, 1]), np.abs(long_vec[:, 0])))
-    return pd.DataFrame({
-        "depth": np.where(ok, np.minimum(la, lb), 0.0),
-        "length": np.where(ok, np.maximum(la, lb), 0.0),
-        "axis_deg": np.where(ok, angle, 0.0),
-    })
+    return pd.DataFrame(
+        {
+            "depth": np.where(ok, np.minimum(la, lb), 0.0),
+            "length": np.where(ok, np.maximum(la, lb), 0.0),
+            "axis_deg": np.where(ok, angle, 0.0),
+        }
+    )
 
 
 def _smallest_context(points: gpd.GeoSeries, landuse: gpd.GeoDataFrame) -> pd.Series:
@@ -169,7 +172,9 @@ def classify_residential(
     ctx_nonres = context.notna() & ~ctx_res & ~context.isin(r["neutral_landuse"])
 
     def has_word(words: list[str]) -> pd.Series:
-        return names.apply(lambda s: any(w in s for w in words)) if len(names) else names.astype(bool)
+        if not len(names):
+            return names.astype(bool)
+        return names.apply(lambda s: any(w in s for w in words))
 
     use = buildings["building_use"].fillna("")
     own = buildings["own_use"].fillna("")
@@ -180,8 +185,12 @@ def classify_residential(
         (has_word(r["non_residential_name_words"]), False),
         (has_word(r["residential_name_words"]), True),
         (pd.Series(area < r["min_footprint_m2"], index=buildings.index), False),
-        (pd.Series((area > r["max_footprint_m2"]) | (depth > r["max_depth_m"]),
-                   index=buildings.index), False),
+        (
+            pd.Series(
+                (area > r["max_footprint_m2"]) | (depth > r["max_depth_m"]), index=buildings.index
+            ),
+            False,
+        ),
         (ctx_nonres, False),
         (ctx_res, True),
     ]
@@ -285,11 +294,7 @@ def apply_imported(
     hit = out["building_id"].isin(counts.index)
     ids = out.loc[hit, "building_id"]
     out.loc[hit, "households"] = counts.loc[ids, "households"].to_numpy().astype(int)
-    pop = (
-        counts.loc[ids, "population"]
-        if "population" in counts
-        else pd.Series(np.nan, index=ids)
-    )
+    pop = counts.loc[ids, "population"] if "population" in counts else pd.Series(np.nan, index=ids)
     fallback = np.round(out.loc[hit, "households"] * params.persons)
     out.loc[hit, "population"] = np.where(pop.isna(), fallback, pop).astype(int)
     out.loc[hit, "estimated"] = False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -33,7 +35,9 @@ def walk_network(roads: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoData
         empty = gpd.GeoDataFrame(pd.DataFrame(columns=["node_id"]), geometry=[], crs=roads.crs)
         return empty, gpd.GeoDataFrame(
             pd.DataFrame(columns=["u", "v", "length_m", "road_id", "highway"]),
-            geometry=[], crs=roads.crs)
+            geometry=[],
+            crs=roads.crs,
+        )
     # a vertex is a junction if it is a way's end or is used more than once overall
     key = np.round(coords, 3)
     uniq, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
@@ -49,7 +53,7 @@ def walk_network(roads: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoData
     rows_u, rows_v, lines, owner = [], [], [], []
     for s, e in zip(starts, ends, strict=True):
         cut = s + np.flatnonzero(junction[s : e + 1])
-        for a, b in zip(cut[:-1], cut[1:], strict=True):
+        for a, b in itertools.pairwise(cut):
             if inverse[a] == inverse[b] and b - a < 2:
                 continue  # a repeated vertex, not an edge
             rows_u.append(inverse[a])
@@ -57,9 +61,7 @@ def walk_network(roads: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoData
             lines.append(shapely.LineString(coords[a : b + 1]))
             owner.append(part[s])
     used = np.unique(np.r_[rows_u, rows_v]).astype(int)
-    nodes = gpd.GeoDataFrame(
-        {"node_id": used}, geometry=shapely.points(uniq[used]), crs=roads.crs
-    )
+    nodes = gpd.GeoDataFrame({"node_id": used}, geometry=shapely.points(uniq[used]), crs=roads.crs)
     owner = np.asarray(owner, dtype=int)
     edges = gpd.GeoDataFrame(
         {

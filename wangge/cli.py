@@ -58,7 +58,8 @@ def _print_ingest(result, target: Path, seconds: float) -> None:
 
 
 def _run_ingest(source: Path, out_dir: Path, **kwargs) -> None:
-    from wangge.ingest import ingest as run, write_units
+    from wangge.ingest import ingest as run
+    from wangge.ingest import write_units
 
     start = time.perf_counter()
     try:
@@ -78,8 +79,10 @@ def ingest(
     ] = None,
     households: Annotated[
         Path | None,
-        typer.Option(help="Real household counts: CSV/XLSX with building_id or lon/lat, or "
-                     "GeoJSON/GPKG/zipped SHP"),
+        typer.Option(
+            help="Real household counts: CSV/XLSX with building_id or lon/lat, or "
+            "GeoJSON/GPKG/zipped SHP"
+        ),
     ] = None,
     households_config: Annotated[
         Path | None, typer.Option(help="TOML overriding the household model parameters")
@@ -90,8 +93,15 @@ def ingest(
     ] = False,
 ) -> None:
     """Read an OSM file into buildings, households, blocks and roads; write DIR/units.gpkg."""
-    _run_ingest(source, out_dir, boundary=boundary, households=households,
-                households_config=households_config, encoding=encoding, gcj02=gcj02)
+    _run_ingest(
+        source,
+        out_dir,
+        boundary=boundary,
+        households=households,
+        households_config=households_config,
+        encoding=encoding,
+        gcj02=gcj02,
+    )
 
 
 @app.command()

@@ -21,8 +21,19 @@ from wangge.geo.crs import metric_crs
 from wangge.geo.network import walk_network
 
 #: Layers of units.gpkg, in the order they are written.
-LAYERS = ("buildings", "blocks", "adjacency", "compounds", "roads", "barriers", "facilities",
-          "landuse", "network_nodes", "network_edges", "study_area")
+LAYERS = (
+    "buildings",
+    "blocks",
+    "adjacency",
+    "compounds",
+    "roads",
+    "barriers",
+    "facilities",
+    "landuse",
+    "network_nodes",
+    "network_edges",
+    "study_area",
+)
 
 
 @dataclass
@@ -90,8 +101,10 @@ def ingest(
     progress
         Show a progress bar.
     """
-    steps = _Steps(["read OSM", "study area", "households", "blocks", "adjacency",
-                    "network", "finish"], progress)
+    steps = _Steps(
+        ["read OSM", "study area", "households", "blocks", "adjacency", "network", "finish"],
+        progress,
+    )
     params = geo_households.load_params(households_config)
     extract = osm_reader.read_osm(source)
     notes = Counter(extract.stats)
@@ -120,8 +133,7 @@ def ingest(
         buildings.reset_index(drop=True), m(extract.landuse), m(extract.facilities), params
     )
     if households is not None:
-        imported = userfiles.read_households(households, buildings, encoding=encoding,
-                                             gcj02=gcj02)
+        imported = userfiles.read_households(households, buildings, encoding=encoding, gcj02=gcj02)
         notes.update(imported.notes)
         buildings = geo_households.apply_imported(
             buildings, imported.counts, params, Path(households).name
@@ -143,13 +155,20 @@ def ingest(
     blocks = _block_attributes(blocks, buildings, compounds)
     edges = geo_blocks.shared_edges(blocks.geometry)
     kinds = geo_blocks.classify_edges(
-        gpd.GeoSeries(edges["geometry"], crs=crs), roads[roads["cuts_blocks"].astype(bool)],
-        barriers.geometry)
+        gpd.GeoSeries(edges["geometry"], crs=crs),
+        roads[roads["cuts_blocks"].astype(bool)],
+        barriers.geometry,
+    )
     adjacency = gpd.GeoDataFrame(
-        {"block_a": blocks["block_id"].to_numpy()[edges["a"]],
-         "block_b": blocks["block_id"].to_numpy()[edges["b"]],
-         "length_m": edges["length_m"].to_numpy(), **kinds},
-        geometry=edges["geometry"].to_numpy(), crs=crs)
+        {
+            "block_a": blocks["block_id"].to_numpy()[edges["a"]],
+            "block_b": blocks["block_id"].to_numpy()[edges["b"]],
+            "length_m": edges["length_m"].to_numpy(),
+            **kinds,
+        },
+        geometry=edges["geometry"].to_numpy(),
+        crs=crs,
+    )
     steps.done("adjacency")
 
     nodes, net_edges = walk_network(roads)
@@ -195,13 +214,22 @@ def ingest(
     }
     steps.done("finish")
     steps.close()
-    return IngestResult(layers={k: v.to_crs(4326) for k, v in layers.items()},
-                        crs=crs.to_string(), summary=summary, rules=rules, notes=notes,
-                        timings=steps.timings)
+    return IngestResult(
+        layers={k: v.to_crs(4326) for k, v in layers.items()},
+        crs=crs.to_string(),
+        summary=summary,
+        rules=rules,
+        notes=notes,
+        timings=steps.timings,
+    )
 
 
-def _compounds(compounds: gpd.GeoDataFrame, area: shapely.Geometry,
-               buildings: gpd.GeoDataFrame, points: gpd.GeoSeries) -> gpd.GeoDataFrame:
+def _compounds(
+    compounds: gpd.GeoDataFrame,
+    area: shapely.Geometry,
+    buildings: gpd.GeoDataFrame,
+    points: gpd.GeoSeries,
+) -> gpd.GeoDataFrame:
     """Keep compounds inside the study area that hold buildings; tag buildings with theirs."""
     cols = ["compound_id", "kind", "name", "n_buildings", "households", "area_m2"]
     if compounds.empty:
@@ -209,20 +237,25 @@ def _compounds(compounds: gpd.GeoDataFrame, area: shapely.Geometry,
         return gpd.GeoDataFrame(pd.DataFrame(columns=cols), geometry=[], crs=buildings.crs)
     comp = compounds[compounds.intersects(area)].copy()
     comp["area_m2"] = comp.area
-    hits = gpd.sjoin(gpd.GeoDataFrame(geometry=points), comp[["compound_id", "area_m2", "geometry"]],
-                     predicate="within").sort_values("area_m2")
+    hits = gpd.sjoin(
+        gpd.GeoDataFrame(geometry=points),
+        comp[["compound_id", "area_m2", "geometry"]],
+        predicate="within",
+    ).sort_values("area_m2")
     first = hits[~hits.index.duplicated(keep="first")]  # the smallest compound wins
     buildings["compound_id"] = first["compound_id"].reindex(buildings.index)
-    stats = buildings.groupby("compound_id").agg(n_buildings=("building_id", "size"),
-                                                 households=("households", "sum"))
+    stats = buildings.groupby("compound_id").agg(
+        n_buildings=("building_id", "size"), households=("households", "sum")
+    )
     comp = comp.join(stats, on="compound_id", how="inner")
     comp["gated_empty"] = (comp["kind"] == "gated") & (comp["households"] == 0)
     comp = comp[~comp["gated_empty"]]
     return comp[[*cols, "geometry"]].reset_index(drop=True)
 
 
-def _block_attributes(blocks: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
-                      compounds: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+def _block_attributes(
+    blocks: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame, compounds: gpd.GeoDataFrame
+) -> gpd.GeoDataFrame:
     stats = buildings.groupby("block_id").agg(
         households=("households", "sum"),
         population=("population", "sum"),
@@ -237,13 +270,16 @@ def _block_attributes(blocks: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
     out["compound_id"] = None
     if len(compounds):
         bi, ci = shapely.STRtree(compounds.geometry.to_numpy()).query(
-            out.geometry.to_numpy(), predicate="intersects")
-        share = shapely.area(shapely.intersection(out.geometry.to_numpy()[bi],
-                                                  compounds.geometry.to_numpy()[ci]))
+            out.geometry.to_numpy(), predicate="intersects"
+        )
+        share = shapely.area(
+            shapely.intersection(out.geometry.to_numpy()[bi], compounds.geometry.to_numpy()[ci])
+        )
         share = share / out["area_m2"].to_numpy()[bi]
         major = share > 0.5
         out.loc[out.index[bi[major]], "compound_id"] = compounds["compound_id"].to_numpy()[
-            ci[major]]
+            ci[major]
+        ]
     return out
 
 
@@ -262,11 +298,15 @@ def write_units(result: IngestResult, out_dir: str | Path) -> Path:
         for name in LAYERS:
             frame = result.layers[name]
             frame.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
-        meta = pd.DataFrame({"key": list(result.summary) + ["attribution"],
-                             "value": [str(v) for v in result.summary.values()]
-                             + [osm_reader.ATTRIBUTION]})
+        meta = pd.DataFrame(
+            {
+                "key": [*list(result.summary), "attribution"],
+                "value": [str(v) for v in result.summary.values()] + [osm_reader.ATTRIBUTION],
+            }
+        )
         gpd.GeoDataFrame(meta, geometry=[None] * len(meta), crs=4326).to_file(
-            tmp, layer="meta", driver="GPKG", engine="pyogrio")
+            tmp, layer="meta", driver="GPKG", engine="pyogrio"
+        )
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
