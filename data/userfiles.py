@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 from collections import Counter
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ def read_vector(path: str | Path) -> tuple[gpd.GeoDataFrame, int]:
         raise InputError(
             f"{len(empty)} feature(s) have empty or missing geometry",
             path,
-            where=f"feature {', '.join(str(i) for i in empty[:10])} (0-based)",
+            where=f"feature {', '.join(str(i + 1) for i in empty[:10])} (counting from 1)",
         )
     invalid = ~shapely.is_valid(geoms)
     if invalid.any():
@@ -102,7 +103,9 @@ def read_boundary(path: str | Path, crs) -> tuple[shapely.Geometry, int]:
 def _decode(path: Path, encoding: str) -> str:
     raw = path.read_bytes()
     try:
-        return raw.decode("utf-8-sig" if encoding.lower().replace("-", "") == "utf8" else encoding)
+        # utf-8-sig drops the byte-order mark that Excel writes
+        codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+        return raw.decode(codec)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         hint = ""
@@ -188,6 +191,13 @@ def table_points(frame: pd.DataFrame, path: Path, gcj02: bool = False) -> gpd.Ge
     return gpd.GeoDataFrame(frame, geometry=shapely.points(lon, lat), crs=4326)
 
 
+def _has_location(frame: pd.DataFrame, is_table: bool) -> bool:
+    if not is_table:
+        return True
+    cols = list(frame.columns)
+    return _find(cols, "lon") is not None and _find(cols, "lat") is not None
+
+
 def read_households(
     path: str | Path,
     buildings: gpd.GeoDataFrame,
@@ -244,11 +254,24 @@ def read_households(
     if pop_col is not None:
         data["population"] = pd.to_numeric(frame[pop_col], errors="coerce").to_numpy()
 
+    ids = None
     if id_col is not None:
         ids = frame[id_col].astype(str).str.strip()
         ids = ids.where(
             ~ids.str.fullmatch(r"\d+(\.0)?"), "w" + ids.str.replace(r"\.0$", "", regex=True)
         )
+        known = ids.isin(set(buildings["building_id"])).to_numpy()
+        if not known.any():
+            if not _has_location(frame, is_table):
+                raise InputError(
+                    f"none of the ids in column {id_col!r} match a building of the "
+                    "OSM file (ids look like w123456 or 123456)",
+                    path,
+                )
+            # a generic id column (QGIS adds one) that is not a building id: use location
+            notes[f"column {id_col!r} matched no building id, so rows joined by location"] += 1
+            ids = None
+    if ids is not None:
         dup = ids.duplicated(keep=False).to_numpy()
         if dup.any():
             raise InputError(
@@ -256,13 +279,6 @@ def read_households(
                 f"({', '.join(sorted(set(ids[dup]))[:5])})",
                 path,
                 where=_rows(dup),
-            )
-        known = ids.isin(set(buildings["building_id"])).to_numpy()
-        if not known.any():
-            raise InputError(
-                f"none of the ids in column {id_col!r} match a building of the "
-                "OSM file (ids look like w123456 or 123456)",
-                path,
             )
         notes["household rows matched by id"] += int(known.sum())
         if (~known).any():
@@ -279,11 +295,8 @@ def read_households(
         where[p] = b
         rest = np.flatnonzero(where < 0)
         if len(rest):
-            near, dist = tree.query_nearest(
-                pts.to_numpy()[rest], max_distance=MAX_SNAP_M, return_distance=True
-            )
+            near = tree.query_nearest(pts.to_numpy()[rest], max_distance=MAX_SNAP_M)
             where[rest[near[0]]] = near[1]
-            del dist
         matched = where >= 0
         if not matched.any():
             raise InputError(

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from wangge.errors import WanggeError
@@ -28,7 +29,7 @@ DEMO_OSM = Path(__file__).resolve().parent.parent / "data" / "demo" / "nanjing-x
 
 
 def _fail(exc: WanggeError) -> None:
-    err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -37,7 +38,7 @@ def _print_ingest(result, target: Path, seconds: float) -> None:
 
     table = Table(title="wangge ingest: summary", show_header=False)
     for key, value in result.summary.items():
-        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+        table.add_row(key, escape(f"{value:,}" if isinstance(value, int) else str(value)))
     out.print(table)
     rules = Table(title="How each building's residential use was decided (first rule that applies)")
     rules.add_column("rule")
@@ -53,7 +54,7 @@ def _print_ingest(result, target: Path, seconds: float) -> None:
         for key, value in sorted(result.notes.items()):
             notes.add_row(key, f"{value:,}")
         out.print(notes)
-    out.print(f"wrote [bold]{target}[/] in {seconds:.2f} s")
+    out.print(f"wrote [bold]{escape(str(target))}[/] in {seconds:.2f} s")
     out.print(f"OSM data {ATTRIBUTION}", style="dim")
 
 
