@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -25,7 +26,7 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-DEMO_OSM = Path(__file__).resolve().parent.parent / "data" / "demo" / "nanjing-xinjiekou.osm"
+DEMO_OSM = Path(str(resources.files("wangge.data").joinpath("demo", "nanjing-xinjiekou.osm")))
 
 
 def _fail(exc: WanggeError) -> None:
