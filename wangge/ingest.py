@@ -10,6 +10,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
+import pyogrio
 import shapely
 
 from wangge.data import osm as osm_reader
@@ -304,9 +305,7 @@ def write_units(result: IngestResult, out_dir: str | Path) -> Path:
                 "value": [str(v) for v in result.summary.values()] + [osm_reader.ATTRIBUTION],
             }
         )
-        gpd.GeoDataFrame(meta, geometry=[None] * len(meta), crs=4326).to_file(
-            tmp, layer="meta", driver="GPKG", engine="pyogrio"
-        )
+        pyogrio.write_dataframe(meta, tmp, layer="meta", driver="GPKG")  # a plain table
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
