@@ -1,0 +1,258 @@
+"""Solve all levels in one nested run and dissolve the parts into coded polygons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from wangge.geo import codes as geo_codes
+from wangge.geo._geom import polygonal
+from wangge.geo.blocks import touching_edges
+from wangge.geo.limits import Limits
+from wangge.geo.partition import Issue, UnitGraph, choose_k, partition
+
+
+def unit_graph(cells: gpd.GeoDataFrame, adjacency: pd.DataFrame) -> UnitGraph:
+    """Build the unit graph of the cells.
+
+    Parameters
+    ----------
+    cells
+        Cells in a metric CRS with ``block_id``, ``households``, ``population`` and
+        ``compound_id``.
+    adjacency
+        Block adjacency with ``block_a``, ``block_b``, ``along`` and ``road_rank``: what
+        separates two cells of different blocks.
+    """
+    edges = touching_edges(cells.geometry)
+    a, b = edges["a"].to_numpy(), edges["b"].to_numpy()
+    blk = cells["block_id"].to_numpy()
+    kind = {}
+    for row in adjacency.itertuples():
+        code = 3 if row.along == "barrier" else (2 if (row.road_rank or 9) <= 3 else 1)
+        kind[(row.block_a, row.block_b)] = kind[(row.block_b, row.block_a)] = code
+    along = np.array(
+        [
+            0 if blk[i] == blk[j] else kind.get((blk[i], blk[j]), 1)
+            for i, j in zip(a, b, strict=True)
+        ],
+        dtype=np.int8,
+    )
+    comp = cells["compound_id"].to_numpy()
+    same = np.array(
+        [
+            comp[i] is not None and comp[i] == comp[j] and comp[i] == comp[i]
+            for i, j in zip(a, b, strict=True)
+        ],
+        dtype=bool,
+    )
+    geoms = cells.geometry.to_numpy()
+    pts = shapely.centroid(geoms)
+    return UnitGraph(
+        households=cells["households"].to_numpy(dtype=float),
+        population=cells["population"].to_numpy(dtype=float),
+        area=shapely.area(geoms),
+        perimeter=shapely.length(geoms),
+        xy=np.column_stack([shapely.get_x(pts), shapely.get_y(pts)]),
+        eu=a,
+        ev=b,
+        length=edges["length_m"].to_numpy(),
+        along=along,
+        compound=same,
+    )
+
+
+@dataclass
+class Nested:
+    """Part index per unit at every level, and notes on special parts."""
+
+    street: np.ndarray
+    community: np.ndarray
+    grid: np.ndarray
+    microgrid: np.ndarray
+    notes: dict[str, dict[int, str]] = field(default_factory=dict)
+    heavy: dict[str, set[int]] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+
+
+def solve(g: UnitGraph, limits: Limits) -> Nested:
+    """Streets, then communities in each street, grids in each community, micro-grids in
+    each grid: one nested run, each level solved inside its parent.
+    """
+    rng = np.random.default_rng(limits.solver.seed)
+    n = g.n
+    out = {lvl: np.full(n, -1) for lvl in geo_codes.LEVELS}
+    notes: dict[str, dict[int, str]] = {lvl: {} for lvl in geo_codes.LEVELS}
+    heavy: dict[str, set[int]] = {lvl: set() for lvl in geo_codes.LEVELS}
+    issues: list[Issue] = []
+    bands = {
+        "street": limits.street,
+        "community": limits.community,
+        "grid": limits.grid,
+        "microgrid": limits.microgrid,
+    }
+    regions = [np.arange(n)]
+    for level in geo_codes.LEVELS:
+        weight = g.area if level == "street" else g.households
+        next_regions = []
+        for region in regions:
+            parts, found = partition(g, region, weight, bands[level], limits.solver, rng)
+            issues.extend(found)
+            for part in parts:
+                pid = len(next_regions)
+                out[level][part.units] = pid
+                if part.heavy:
+                    heavy[level].add(pid)
+                    notes[level][pid] = part.note or ""
+                next_regions.append(np.sort(part.units))
+        regions = next_regions
+    return Nested(
+        out["street"], out["community"], out["grid"], out["microgrid"], notes, heavy, issues
+    )
+
+
+def _union(geoms: np.ndarray) -> shapely.Geometry:
+    """Union of cells that tile a region: the fast coverage union where the cells are
+    exactly noded, the full overlay where editing left them slightly off."""
+    try:
+        return polygonal(shapely.coverage_union_all(geoms))
+    except shapely.errors.GEOSException:
+        return polygonal(shapely.union_all(geoms))
+
+
+def _dissolve(geoms: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, list]:
+    ids = np.unique(labels)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], ids)
+    bounds = np.r_[bounds, len(labels)]
+    out = []
+    for i in range(len(ids)):
+        members = geoms[order[bounds[i] : bounds[i + 1]]]
+        out.append(members[0] if len(members) == 1 else _union(members))
+    return ids, out
+
+
+def build_layers(
+    cells: gpd.GeoDataFrame,
+    buildings: gpd.GeoDataFrame,
+    nested: Nested,
+    limits: Limits,
+    persons_per_household: float,
+) -> dict[str, gpd.GeoDataFrame]:
+    """Dissolve cells into polygons at every level, number them and list vertical parts.
+
+    Returns
+    -------
+    dict
+        ``streets``, ``communities``, ``grids``, ``microgrids`` (polygons with ``code``,
+        ``parent_code``, ``households``, ``population``, ``area_km2``, ``flag``, ``note``),
+        ``vertical_microgrids`` (records without geometry of their own) and ``buildings``
+        with ``microgrid_code``.
+    """
+    crs = cells.crs
+    geoms = cells.geometry.to_numpy()
+    hh = cells["households"].to_numpy()
+    pop = cells["population"].to_numpy()
+    layers: dict[str, gpd.GeoDataFrame] = {}
+    code_of: dict[str, np.ndarray] = {}
+    parent_codes = np.full(len(cells), limits.district_code, dtype=object)
+    labels_prev = np.zeros(len(cells), dtype=int)
+    for level, name in zip(
+        geo_codes.LEVELS, ("streets", "communities", "grids", "microgrids"), strict=True
+    ):
+        labels = getattr(nested, level)
+        ids, polys = _dissolve(geoms, labels)
+        frame = gpd.GeoDataFrame({"part": ids}, geometry=polys, crs=crs)
+        first = pd.Series(np.arange(len(cells))).groupby(labels).first().reindex(ids).to_numpy()
+        frame["parent_code"] = parent_codes[first]
+        frame["parent_part"] = labels_prev[first]
+        frame["households"] = pd.Series(hh).groupby(labels).sum().reindex(ids).to_numpy()
+        frame["population"] = pd.Series(pop).groupby(labels).sum().reindex(ids).to_numpy()
+        frame["area_km2"] = frame.area / 1e6
+        is_heavy = frame["part"].isin(nested.heavy[level]).to_numpy()
+        # a vertical micro-grid is one polygon holding several micro-grid records
+        records = np.ones(len(frame), dtype=int)
+        if level == "microgrid" and is_heavy.any():
+            records[is_heavy] = [
+                choose_k(h, limits.microgrid)[0] for h in frame.loc[is_heavy, "households"]
+            ]
+        frame["records"] = records
+        frame["code"] = ""
+        frame["record_codes"] = ""
+        for parent, group in frame.groupby("parent_code", sort=True):
+            idx = group.index[geo_codes.reading_order(group.geometry)]
+            counts = frame.loc[idx, "records"].to_numpy()
+            numbers = geo_codes.child_codes(parent, int(counts.sum()), level)
+            starts = np.r_[0, np.cumsum(counts)[:-1]]
+            frame.loc[idx, "code"] = [numbers[s] for s in starts]
+            frame.loc[idx, "record_codes"] = [
+                ",".join(numbers[s : s + c]) for s, c in zip(starts, counts, strict=True)
+            ]
+        heavy_flag = "vertical" if level == "microgrid" else "oversize"
+        frame["flag"] = np.where(is_heavy, heavy_flag, "")
+        frame["note"] = [nested.notes[level].get(p, "") for p in frame["part"]]
+        code_map = dict(zip(frame["part"], frame["code"], strict=True))
+        code_of[level] = np.array([code_map[x] for x in labels], dtype=object)
+        parent_codes = code_of[level]
+        labels_prev = labels
+        layers[name] = frame.sort_values("code").reset_index(drop=True)
+    for name in layers:
+        drop = ["part", "parent_part", "records"]
+        if name != "microgrids":
+            drop.append("record_codes")
+        layers[name] = layers[name].drop(columns=drop)
+    vertical = _vertical_records(
+        layers["microgrids"], cells, buildings, code_of["microgrid"], persons_per_household
+    )
+    layers["vertical_microgrids"] = vertical
+    cell_code = pd.Series(code_of["microgrid"], index=cells["building_id"].to_numpy())
+    cell_code = cell_code[cell_code.index.notna()]
+    out_b = buildings.copy()
+    out_b["microgrid_code"] = cell_code.reindex(out_b["building_id"]).to_numpy()
+    lost = out_b["microgrid_code"].isna().to_numpy()
+    if lost.any():  # buildings without a cell of their own: the cell holding their centre
+        pts = out_b.geometry[lost].representative_point().to_numpy()
+        tree = shapely.STRtree(geoms)
+        out_b.loc[lost, "microgrid_code"] = code_of["microgrid"][tree.nearest(pts)]
+    out_b["grid_code"] = out_b["microgrid_code"].str[:15]
+    layers["buildings"] = out_b
+    return layers
+
+
+def _vertical_records(
+    micro: gpd.GeoDataFrame,
+    cells: gpd.GeoDataFrame,
+    buildings: gpd.GeoDataFrame,
+    cell_codes: np.ndarray,
+    persons: float,
+) -> pd.DataFrame:
+    """One record per vertical micro-grid: a floor range of the polygon's main building."""
+    cols = ["code", "polygon_code", "building_id", "floors", "households", "population"]
+    rows = []
+    levels = buildings.set_index("building_id")["levels"]
+    for row in micro[micro["flag"] == "vertical"].itertuples():
+        members = cells[cell_codes == row.code]
+        main = members.sort_values("households", ascending=False).iloc[0]
+        numbers = row.record_codes.split(",")
+        k = len(numbers)
+        base, extra = divmod(int(row.households), k)
+        floors = max(round(float(levels.get(main["building_id"], 1))), 1)
+        cuts = np.floor(np.linspace(0, floors, k + 1)).astype(int)
+        for i, code in enumerate(numbers):
+            hh_i = base + (1 if i < extra else 0)
+            span = f"floors {cuts[i] + 1}–{cuts[i + 1]}" if floors >= k else f"part {i + 1} of {k}"
+            rows.append(
+                {
+                    "code": code,
+                    "polygon_code": row.code,
+                    "building_id": main["building_id"],
+                    "floors": span,
+                    "households": hh_i,
+                    "population": round(hh_i * persons),
+                }
+            )
+    return pd.DataFrame(rows, columns=cols)

@@ -1,0 +1,94 @@
+"""Delineation limits per level, read from ``limits.toml`` (defaults) and a user's overrides."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from wangge.geo.partition import Band, SolverParams
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bands for every level, the district code and the solver's bounds."""
+
+    district_code: str
+    street_max_km2: float
+    community: Band
+    community_max_population: float
+    grid: Band
+    microgrid: Band
+    solver: SolverParams
+    raw: dict[str, Any]
+
+    @property
+    def street(self) -> Band:
+        """Streets are cut by area (m²), aiming at 80 % of the ceiling."""
+        hi = self.street_max_km2 * 1e6
+        return Band("street", 0.25 * hi, hi, 0.8 * hi)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
+def load_limits(path: str | Path | None = None, **overrides: Any) -> Limits:
+    """Load the limits: bundled defaults, a user's TOML on top, then keyword overrides.
+
+    Keyword overrides are ``seed`` and ``district_code``. Raises
+    :class:`wangge.errors.InputError` naming the file and key for bad values.
+    """
+    from wangge.errors import InputError
+
+    raw = tomllib.loads(resources.files("wangge.geo").joinpath("limits.toml").read_text("utf-8"))
+    source = "limits.toml"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        try:
+            raw = _merge(raw, tomllib.loads(path.read_text("utf-8")))
+        except FileNotFoundError as exc:
+            raise InputError("file not found", path) from exc
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"is not valid TOML: {exc}", path) from exc
+    if overrides.get("seed") is not None:
+        raw["solver"]["seed"] = int(overrides["seed"])
+    if overrides.get("district_code") is not None:
+        raw["district"]["code"] = str(overrides["district_code"])
+    code = str(raw["district"]["code"])
+    if not (len(code) == 6 and code.isdigit()):
+        raise InputError(f"district code must be 6 digits (GB/T 2260), got {code!r}", source)
+
+    def band(name: str) -> Band:
+        t = raw[name]
+        lo, hi, target = (
+            float(t[k]) for k in ("min_households", "max_households", "target_households")
+        )
+        if not 0 < lo <= target <= hi:
+            raise InputError(
+                f"[{name}] needs 0 < min_households ≤ target_households ≤ max_households, "
+                f"got {lo:g} ≤ {target:g} ≤ {hi:g}",
+                source,
+            )
+        return Band(name, lo, hi, target, divisible=name == "microgrid")
+
+    known = {f.name for f in fields(SolverParams)}
+    unknown = set(raw["solver"]) - known
+    if unknown:
+        raise InputError(f"unknown [solver] keys: {', '.join(sorted(unknown))}", source)
+    return Limits(
+        district_code=code,
+        street_max_km2=float(raw["street"]["max_area_km2"]),
+        community=band("community"),
+        community_max_population=float(raw["community"]["max_population"]),
+        grid=band("grid"),
+        microgrid=band("microgrid"),
+        solver=SolverParams(**raw["solver"]),
+        raw=raw,
+    )

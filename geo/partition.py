@@ -1,0 +1,497 @@
+"""Split a graph of weighted units into contiguous parts within a size band, aiming at a target.
+
+The method is recursive bisection on spanning trees. A spanning tree of the units is
+built with crossings of roads and barriers made dear, so whole blocks hang together.
+Cutting one tree edge splits a region into two connected halves, so every part is
+contiguous by construction. Of all the edges, the cut chosen is the one that leaves both
+halves divisible into whole parts within the band, nearest the target. Among near ties,
+it is the cut that runs along roads, stays compact and leaves compounds whole. Every
+search is bounded: a fixed number of trees per split, each scanned in linear time. A
+split that no tree can make is taken at its least violation and reported with the units
+that cause it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.sparse import coo_array
+from scipy.sparse.csgraph import connected_components, depth_first_order, minimum_spanning_tree
+
+
+@dataclass(frozen=True)
+class Band:
+    """Size limits of one level: every part within ``[lo, hi]``, aiming at ``target``."""
+
+    name: str
+    lo: float
+    hi: float
+    target: float
+    #: A part that cannot be cut may be divided by floors instead (micro-grids only).
+    divisible: bool = False
+
+
+@dataclass(frozen=True)
+class SolverParams:
+    """Search bounds and cut costs (the ``[solver]`` table of ``limits.toml``)."""
+
+    seed: int = 0
+    attempts: int = 8
+    candidates: int = 12
+    road_weight: float = 0.6
+    compact_weight: float = 0.4
+    compound_weight: float = 3.0
+    cross_minor_road: float = 3.0
+    cross_major_road: float = 6.0
+    cross_barrier: float = 8.0
+
+
+@dataclass
+class UnitGraph:
+    """Units (cells) and their rook adjacency, all as flat arrays.
+
+    ``along`` is 0 for an edge inside a block, 1 along a minor road, 2 along a major road
+    (rank ≤ 3) and 3 along a barrier; ``compound`` marks edges inside one compound.
+    """
+
+    households: np.ndarray
+    population: np.ndarray
+    area: np.ndarray
+    perimeter: np.ndarray
+    xy: np.ndarray
+    eu: np.ndarray
+    ev: np.ndarray
+    length: np.ndarray
+    along: np.ndarray
+    compound: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.households)
+
+
+@dataclass
+class Part:
+    """One part: its units, and why it is special if it is."""
+
+    units: np.ndarray
+    heavy: bool = False
+    note: str | None = None
+
+
+@dataclass
+class Issue:
+    """A split that could not meet the band, with the units that make it impossible."""
+
+    level: str
+    units: np.ndarray
+    reason: str
+
+
+@dataclass
+class _Ctx:
+    g: UnitGraph
+    weight: np.ndarray
+    band: Band
+    params: SolverParams
+    rng: np.random.Generator
+    mult: np.ndarray
+    issues: list[Issue] = field(default_factory=list)
+    vertical: list[np.ndarray] = field(default_factory=list)
+
+
+def choose_k(total: float, band: Band) -> tuple[int, bool]:
+    """Number of parts for a region of ``total``: nearest the target within the band.
+
+    Returns
+    -------
+    (k, feasible)
+        ``feasible`` is False when no whole number of parts fits the band; ``k`` is then
+        the count that misses it least.
+    """
+    if total <= 0:
+        return 1, True
+    kmin = max(1, math.ceil(total / band.hi - 1e-9))
+    kmax = math.floor(total / band.lo + 1e-9) if band.lo > 0 else 10**9
+    want = max(1, round(total / band.target))
+    if kmin <= kmax:
+        return int(min(max(want, kmin), kmax)), True
+    # between two counts: take the one that misses the band by less
+    low = max(1, kmax)
+    miss_low = total / low - band.hi
+    miss_high = band.lo - total / kmin
+    return (low if miss_low <= miss_high else kmin), False
+
+
+def partition(
+    g: UnitGraph,
+    units: np.ndarray,
+    weight: np.ndarray,
+    band: Band,
+    params: SolverParams,
+    rng: np.random.Generator,
+) -> tuple[list[Part], list[Issue]]:
+    """Divide ``units`` into contiguous parts whose ``weight`` lies within ``band``.
+
+    Units heavier than the ceiling become parts of their own (``heavy``: an oversize
+    building, or one for vertical micro-grids). Scraps they cut off that are too light to
+    stand alone join the heavy part they touch most.
+
+    Parameters
+    ----------
+    g
+        The unit graph.
+    units
+        Indices of the units to divide (a connected region).
+    weight
+        Weight per unit of the whole graph (households, or area for streets).
+    band
+        Limits and target.
+    params, rng
+        Search bounds and the seeded generator (same seed, same parts).
+
+    Returns
+    -------
+    (parts, issues)
+    """
+    mult = np.ones(len(g.eu))
+    mult[g.along == 1] = params.cross_minor_road
+    mult[g.along == 2] = params.cross_major_road
+    mult[g.along == 3] = params.cross_barrier
+    mult[g.compound] *= 0.5
+    ctx = _Ctx(g, weight, band, params, rng, mult)
+    units = np.sort(np.asarray(units))
+    edges = _edges_within(g, units, np.arange(len(g.eu)))
+    heavy = units[weight[units] > band.hi]
+    parts: list[Part] = [
+        Part(np.array([h]), heavy=True, note=f"{weight[h]:g} > {band.name} ceiling {band.hi:g}")
+        for h in heavy
+    ]
+    rest = np.setdiff1d(units, heavy)
+    rest_edges = _edges_within(g, rest, edges)
+    for comp in _components(g, rest, rest_edges):
+        total = weight[comp].sum()
+        if heavy.size and total < band.lo:
+            host = _best_neighbour(g, comp, edges, parts)
+            if host is not None:
+                parts[host].units = np.union1d(parts[host].units, comp)
+                continue
+        comp_edges = _edges_within(g, comp, rest_edges)
+        k, feasible = choose_k(total, band)
+        if not feasible:
+            ctx.issues.append(
+                Issue(
+                    band.name,
+                    comp,
+                    (
+                        f"{total:g} cannot be divided into {band.name}s of "
+                        f"{band.lo:g}–{band.hi:g}; made {k} of {total / k:.0f}"
+                    ),
+                )
+            )
+        parts.extend(Part(p) for p in _split(ctx, comp, comp_edges, k))
+    for region in ctx.vertical:
+        parts.append(
+            Part(
+                region,
+                heavy=True,
+                note=(
+                    f"{weight[region].sum():g} cannot be cut into whole {band.name}s of "
+                    f"{band.lo:g}–{band.hi:g}; divided by floors"
+                ),
+            )
+        )
+    return parts, ctx.issues
+
+
+def _edges_within(g: UnitGraph, units: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Edge indices (from ``edges``) with both ends in the sorted array ``units``."""
+    if len(units) == 0 or len(edges) == 0:
+        return edges[:0]
+    u, v = g.eu[edges], g.ev[edges]
+    iu = np.clip(np.searchsorted(units, u), 0, len(units) - 1)
+    iv = np.clip(np.searchsorted(units, v), 0, len(units) - 1)
+    return edges[(units[iu] == u) & (units[iv] == v)]
+
+
+def _components(g: UnitGraph, units: np.ndarray, edges: np.ndarray) -> list[np.ndarray]:
+    if len(units) == 0:
+        return []
+    lu, lv = np.searchsorted(units, g.eu[edges]), np.searchsorted(units, g.ev[edges])
+    m = len(units)
+    mat = coo_array((np.ones(len(edges)), (lu, lv)), shape=(m, m))
+    n, labels = connected_components(mat, directed=False)
+    return [units[labels == i] for i in range(n)]
+
+
+def _best_neighbour(g: UnitGraph, comp: np.ndarray, edges: np.ndarray, parts: list[Part]):
+    """Index of the heavy part sharing the longest edge with ``comp`` (None if none)."""
+    inside = np.zeros(g.n, dtype=bool)
+    inside[comp] = True
+    best, best_len = None, 0.0
+    for i, part in enumerate(parts):
+        if not part.heavy:
+            continue
+        other = np.zeros(g.n, dtype=bool)
+        other[part.units] = True
+        u, v = g.eu[edges], g.ev[edges]
+        shared = (inside[u] & other[v]) | (inside[v] & other[u])
+        length = g.length[edges][shared].sum()
+        if shared.any() and length >= best_len:
+            best, best_len = i, length
+    return best
+
+
+def _feasible_ks(total: float, band: Band) -> list[int]:
+    """Whole part counts that fit ``total`` in the band, nearest the target first."""
+    if total <= 0:
+        return [1]
+    kmin = max(1, math.ceil(total / band.hi - 1e-9))
+    kmax = math.floor(total / band.lo + 1e-9) if band.lo > 0 else kmin + 2
+    return sorted(range(kmin, kmax + 1), key=lambda k: (abs(total / k - band.target), k))
+
+
+def _split(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int) -> list[np.ndarray]:
+    """Recursive bisection of a connected region into about ``k`` parts.
+
+    When no tree offers a cut for ``k`` parts, other counts that fit the band are tried
+    (a region of 35 that cannot be halved is one micro-grid); only when none works is
+    the least-bad cut taken and reported.
+    """
+    out: list[np.ndarray] = []
+    stack = [(units, edges, k)]
+    while stack:
+        region, region_edges, parts = stack.pop()
+        if parts <= 1 or len(region) <= 1:
+            out.append(region)
+            continue
+        total = ctx.weight[region].sum()
+        result, chosen = None, None
+        for alt in [parts, *(x for x in _feasible_ks(total, ctx.band) if x != parts)]:
+            if alt == 1:
+                chosen = 1
+                break
+            result = _bisect(ctx, region, region_edges, alt, strict=True)
+            if result is not None:
+                chosen = alt
+                break
+        if chosen == 1:
+            out.append(region)
+            continue
+        if result is None:
+            side_a, k_a = _bisect(ctx, region, region_edges, parts, strict=False)
+            side_a, ok = _repair(ctx, region, region_edges, side_a, k_a, parts)
+            if not ok and ctx.band.divisible:
+                # cannot be cut into whole parts: one polygon, several records by floors
+                ctx.vertical.append(region)
+                continue
+            if not ok:
+                _report(ctx, region, parts)
+            result, chosen = (side_a, k_a), parts
+        side_a, k_a = result
+        side_b = np.setdiff1d(region, side_a)
+        stack.append((side_b, _edges_within(ctx.g, side_b, region_edges), chosen - k_a))
+        stack.append((side_a, _edges_within(ctx.g, side_a, region_edges), k_a))
+    return out
+
+
+def _bisect(
+    ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int, strict: bool
+) -> tuple[np.ndarray, int] | None:
+    """Cut a region in two along one spanning-tree edge; None if ``strict`` and none fits."""
+    g, band, p = ctx.g, ctx.band, ctx.params
+    m = len(units)
+    w = ctx.weight[units]
+    total = w.sum()
+    lu = np.searchsorted(units, g.eu[edges])
+    lv = np.searchsorted(units, g.ev[edges])
+    base = np.hypot(*(g.xy[g.eu[edges]] - g.xy[g.ev[edges]]).T) + 1e-3
+    base = base * ctx.mult[edges]
+    best = None  # (score, side, k_a)
+    fallback = None  # (violation, side, k_a)
+    for attempt in range(p.attempts):
+        # later trees wander further from the shortest one
+        jitter = 1.0 if attempt == 0 else 1.0 + attempt * 0.25 * ctx.rng.random(len(edges))
+        tree = minimum_spanning_tree(coo_array((base * jitter, (lu, lv)), shape=(m, m)).tocsr())
+        order, pred = depth_first_order(tree, 0, directed=False, return_predecessors=True)
+        if len(order) < m:  # not connected: cannot happen for a region cut from a tree
+            raise RuntimeError("region to bisect is not connected")
+        sub = w.copy()
+        for v in order[:0:-1]:
+            sub[pred[v]] += sub[v]
+        size = np.ones(m, dtype=np.int64)
+        for v in order[:0:-1]:
+            size[pred[v]] += size[v]
+        pos = np.empty(m, dtype=np.int64)
+        pos[order] = np.arange(m)
+        cand = order[1:]
+        wa = sub[cand]
+        wb = total - wa
+        kmin = np.maximum.reduce(
+            [
+                np.ones_like(wa),
+                np.ceil(wa / band.hi - 1e-9),
+                k - np.floor(wb / band.lo + 1e-9) if band.lo > 0 else np.ones_like(wa),
+            ]
+        )
+        kmax = np.minimum.reduce(
+            [
+                np.full_like(wa, k - 1),
+                np.floor(wa / band.lo + 1e-9) if band.lo > 0 else np.full_like(wa, k - 1),
+                k - np.ceil(wb / band.hi - 1e-9),
+            ]
+        )
+        ka = np.clip(np.round(wa * k / total), kmin, np.maximum(kmin, kmax))
+        feasible = kmin <= kmax
+        share = total / k
+        dev = np.abs(wa - ka * share) / share + 0.02 * np.abs(ka / k - 0.5)
+        if not feasible.any():
+            ka_any = np.clip(np.round(wa * k / total), 1, k - 1)
+            viol = (
+                np.maximum(0, ka_any * band.lo - wa)
+                + np.maximum(0, wa - ka_any * band.hi)
+                + np.maximum(0, (k - ka_any) * band.lo - wb)
+                + np.maximum(0, wb - (k - ka_any) * band.hi)
+            )
+            i = int(np.argmin(viol))
+            if fallback is None or viol[i] < fallback[0]:
+                v = cand[i]
+                fallback = (viol[i], order[pos[v] : pos[v] + size[v]], int(ka_any[i]))
+            continue
+        idx = np.flatnonzero(feasible)
+        idx = idx[np.argsort(dev[idx], kind="stable")[: p.candidates]]
+        for i in idx:
+            v = cand[i]
+            side = order[pos[v] : pos[v] + size[v]]
+            score = dev[i] + _cut_cost(ctx, units, side, edges, lu, lv)
+            if best is None or score < best[0]:
+                best = (score, side, int(ka[i]))
+        if best is not None:
+            break
+    if best is not None:
+        return units[np.sort(best[1])], best[2]
+    if strict:
+        return None
+    assert fallback is not None
+    return units[np.sort(fallback[1])], fallback[2]
+
+
+def _report(ctx: _Ctx, region: np.ndarray, k: int) -> None:
+    w = ctx.weight[region]
+    heavy = region[np.argsort(-w)[:3]]
+    b = ctx.band
+    ctx.issues.append(
+        Issue(
+            b.name,
+            heavy,
+            (
+                f"no contiguous split of {w.sum():g} into {k} {b.name}s of {b.lo:g}–{b.hi:g} "
+                f"after {ctx.params.attempts} spanning trees and local repair"
+            ),
+        )
+    )
+
+
+def _violation(wa: float, wb: float, ka: int, kb: int, band: Band) -> float:
+    return (
+        max(0.0, ka * band.lo - wa)
+        + max(0.0, wa - ka * band.hi)
+        + max(0.0, kb * band.lo - wb)
+        + max(0.0, wb - kb * band.hi)
+    )
+
+
+def _repair(
+    ctx: _Ctx,
+    units: np.ndarray,
+    edges: np.ndarray,
+    side: np.ndarray,
+    k_a: int,
+    k: int,
+    max_moves: int = 60,
+) -> tuple[np.ndarray, bool]:
+    """Move boundary units across a cut until both sides fit the band, keeping both
+    sides connected. Returns the side and whether it now fits."""
+    g, band = ctx.g, ctx.band
+    m = len(units)
+    lu, lv = np.searchsorted(units, g.eu[edges]), np.searchsorted(units, g.ev[edges])
+    w = ctx.weight[units]
+    in_a = np.isin(units, side)
+    nbrs = coo_array((np.ones(len(edges)), (lu, lv)), shape=(m, m)).tocsr()
+    nbrs = (nbrs + nbrs.T).tocsr()
+    for _ in range(max_moves):
+        wa, wb = w[in_a].sum(), w[~in_a].sum()
+        viol = _violation(wa, wb, k_a, k - k_a, band)
+        if viol <= 0:
+            return units[in_a], True
+        # the side that is too heavy, or whose partner is too light, gives
+        give_a = wa - k_a * band.hi > 0 or (k - k_a) * band.lo - wb > 0
+        donor = in_a if give_a else ~in_a
+        touching = (lu[donor[lu] != donor[lv]], lv[donor[lu] != donor[lv]])
+        cand = np.unique(np.concatenate(touching))
+        cand = cand[donor[cand] & (w[cand] > 0)]
+        moved = False
+        for c in cand[
+            np.argsort(
+                [
+                    _violation(
+                        *((wa - w[c], wb + w[c]) if give_a else (wa + w[c], wb - w[c])),
+                        k_a,
+                        k - k_a,
+                        band,
+                    )
+                    for c in cand
+                ],
+                kind="stable",
+            )
+        ]:
+            new_wa, new_wb = (wa - w[c], wb + w[c]) if give_a else (wa + w[c], wb - w[c])
+            if _violation(new_wa, new_wb, k_a, k - k_a, band) >= viol:
+                break
+            rest = np.flatnonzero(donor)
+            rest = rest[rest != c]
+            if len(rest) == 0:
+                continue
+            sub = nbrs[rest][:, rest]
+            if connected_components(sub, directed=False)[0] != 1:
+                continue
+            in_a[c] = not in_a[c]
+            moved = True
+            break
+        if not moved:
+            break
+    wa, wb = w[in_a].sum(), w[~in_a].sum()
+    return units[in_a], _violation(wa, wb, k_a, k - k_a, band) <= 0
+
+
+def _cut_cost(
+    ctx: _Ctx,
+    units: np.ndarray,
+    side: np.ndarray,
+    edges: np.ndarray,
+    lu: np.ndarray,
+    lv: np.ndarray,
+) -> float:
+    g, p = ctx.g, ctx.params
+    in_a = np.zeros(len(units), dtype=bool)
+    in_a[side] = True
+    a_u, a_v = in_a[lu], in_a[lv]
+    cross = a_u != a_v
+    length = g.length[edges]
+    cut = length[cross].sum()
+    if cut <= 0:
+        return 0.0
+    along = length[cross & (g.along[edges] > 0)].sum()
+    through = length[cross & g.compound[edges]].sum()
+    area, perim = g.area[units], g.perimeter[units]
+    pa = perim[in_a].sum() - 2 * length[a_u & a_v].sum()
+    pb = perim[~in_a].sum() - 2 * length[~a_u & ~a_v].sum()
+    pp_a = 4 * math.pi * area[in_a].sum() / max(pa, 1e-9) ** 2
+    pp_b = 4 * math.pi * area[~in_a].sum() / max(pb, 1e-9) ** 2
+    return (
+        p.road_weight * (1 - along / cut)
+        + p.compact_weight * (1 - min(pp_a, pp_b))
+        + p.compound_weight * through / cut
+    )
