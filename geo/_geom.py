@@ -28,3 +28,18 @@ def polygonal_all(geoms: np.ndarray) -> np.ndarray:
     for i in np.flatnonzero(odd):
         out[i] = polygonal(out[i])
     return out
+
+
+#: Coordinates of derived polygons snap to this grid (metres), so overlays stay robust.
+GRID_M = 0.001
+
+
+def drop_slivers(geom: shapely.Geometry, min_hole_m2: float = 1.0) -> shapely.Geometry:
+    """Remove holes smaller than ``min_hole_m2`` left by unions of nearly-noded pieces."""
+    parts = []
+    for p in shapely.get_parts(polygonal(geom)):
+        holes = [h for h in p.interiors if shapely.Polygon(h).area >= min_hole_m2]
+        parts.append(shapely.Polygon(p.exterior, holes))
+    if not parts:
+        return shapely.Polygon()
+    return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from wangge.geo._geom import polygonal_all
+from wangge.geo._geom import GRID_M, polygonal_all
 
 
 def tessellate(
@@ -107,7 +107,7 @@ def _hold_buildings_whole(
     share = shapely.area(shapely.intersection(b.geometry.to_numpy(), own)) / b.area.to_numpy()
     todo = np.flatnonzero(share < 0.99)
     if len(todo) == 0:
-        cells.geometry = polygonal_all(cells.geometry.to_numpy())
+        cells.geometry = polygonal_all(shapely.set_precision(cells.geometry.to_numpy(), GRID_M))
         return cells
     tree = shapely.STRtree(geoms)
     for i in todo:
@@ -119,7 +119,7 @@ def _hold_buildings_whole(
                 geoms[j] = shapely.difference(geoms[j], piece)
         geoms[mine] = shapely.union(geoms[mine], piece)
     out = cells.copy()
-    geoms = polygonal_all(geoms)
+    geoms = polygonal_all(shapely.set_precision(geoms, GRID_M))
     out.geometry = geoms
     # a building wholly inside another (mapped twice) is left with no cell of its own
     out = out[~shapely.is_empty(geoms) & (shapely.area(geoms) > 0)].reset_index(drop=True)

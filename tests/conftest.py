@@ -33,3 +33,11 @@ def demo_result():
 def demo_metric(demo_result):
     """The demo's layers in its metric CRS (EPSG:4549)."""
     return {k: v.to_crs(demo_result.crs) for k, v in demo_result.layers.items()}
+
+
+@pytest.fixture(scope="session")
+def demo_plan():
+    """The demo delineated with default limits (metric layers, limits, issues)."""
+    from wangge.delineate import delineate
+
+    return delineate(DEMO_OSM)

@@ -106,12 +106,100 @@ def ingest(
     )
 
 
+def _print_plan(result, violations, target: Path, seconds: float) -> None:
+    from wangge.data.osm import ATTRIBUTION
+
+    table = Table(title="wangge delineate: plan")
+    for col in ("level", "units", "households min–max", "flagged"):
+        table.add_column(col, justify="right" if col != "level" else "left")
+    for name in ("streets", "communities", "grids", "microgrids"):
+        f = result.layers[name]
+        table.add_row(
+            name,
+            f"{len(f):,}",
+            f"{f['households'].min():,.0f}–{f['households'].max():,.0f}",
+            f"{(f['flag'] != '').sum():,}",
+        )
+    table.add_row(
+        "vertical micro-grid records", f"{len(result.layers['vertical_microgrids']):,}", "", ""
+    )
+    out.print(table)
+    _print_violations(violations)
+    out.print(
+        f"wrote [bold]{escape(str(target))}[/], GeoJSON per level and map.html in {seconds:.2f} s"
+    )
+    out.print(f"OSM data {ATTRIBUTION}", style="dim")
+
+
+def _print_violations(violations) -> None:
+    if violations.empty:
+        out.print("validation: no violations")
+        return
+    counts = violations.groupby(["check", "severity"]).size()
+    table = Table(title="validation")
+    for col in ("check", "severity", "count", "first"):
+        table.add_column(col)
+    for (check, severity), n in counts.items():
+        first = violations[(violations["check"] == check) & (violations["severity"] == severity)]
+        row = first.iloc[0]
+        table.add_row(check, severity, str(n), escape(f"{row['code']}: {row['reason']}"))
+    out.print(table)
+
+
+def _run_delineate(source: Path, out_dir: Path, **kwargs) -> None:
+    from wangge.delineate import delineate as run
+    from wangge.delineate import write_plan
+    from wangge.geo.validate import validate as check
+
+    start = time.perf_counter()
+    try:
+        result = run(source, progress=sys.stderr.isatty(), **kwargs)
+        violations = check(result.layers, result.limits)
+        target = write_plan(result, violations, out_dir)
+    except WanggeError as exc:
+        _fail(exc)
+    _print_plan(result, violations, target, time.perf_counter() - start)
+
+
+@app.command()
+def delineate(
+    source: Annotated[Path, typer.Argument(help="OSM file, or a units.gpkg from wangge ingest")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for plan.gpkg")],
+    config: Annotated[Path | None, typer.Option(help="TOML overriding limits.toml")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed: same seed, same plan")] = None,
+    district_code: Annotated[
+        str | None, typer.Option(help="6-digit district code (default 320102, Xuanwu)")
+    ] = None,
+) -> None:
+    """Draw streets, communities, grids and micro-grids; write DIR/plan.gpkg and map.html."""
+    _run_delineate(source, out_dir, config=config, seed=seed, district_code=district_code)
+
+
+@app.command()
+def validate(
+    plan: Annotated[Path, typer.Argument(help="A plan.gpkg written by wangge delineate")],
+) -> None:
+    """Check a plan's polygons; exit 1 if any violation is an error."""
+    from wangge.delineate import read_plan
+    from wangge.geo.validate import validate as check
+
+    try:
+        layers, limits = read_plan(plan)
+    except WanggeError as exc:
+        _fail(exc)
+    violations = check(layers, limits)
+    _print_violations(violations)
+    if (violations["severity"] == "error").any():
+        raise typer.Exit(code=1)
+
+
 @app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Output directory")] = Path("out/demo"),
 ) -> None:
     """Run the main job on the bundled Nanjing demo (© OpenStreetMap contributors, ODbL)."""
     _run_ingest(DEMO_OSM, out_dir)
+    _run_delineate(out_dir / "units.gpkg", out_dir)
 
 
 def main() -> None:  # pragma: no cover - console entry point

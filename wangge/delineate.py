@@ -97,3 +97,119 @@ def delineate(
     layers.update({k: units[k] for k in ("roads", "barriers", "compounds", "study_area", "blocks")})
     t["polygons"] = time.perf_counter() - start
     return DelineateResult(layers=layers, crs=crs, limits=limits, issues=nested.issues, timings=t)
+
+
+PLAN_POLYGONS = ("streets", "communities", "grids", "microgrids")
+BUILDING_COLUMNS = (
+    "building_id",
+    "building",
+    "name",
+    "households",
+    "population",
+    "estimated",
+    "levels",
+    "block_id",
+    "compound_id",
+    "microgrid_code",
+    "grid_code",
+    "geometry",
+)
+
+
+def plan_frames(result: DelineateResult, violations: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The layers of plan.gpkg, in WGS84 (tables stay plain DataFrames)."""
+    frames: dict[str, pd.DataFrame] = {}
+    for name in PLAN_POLYGONS:
+        frames[name] = result.layers[name].to_crs(4326)
+    cols = [c for c in BUILDING_COLUMNS if c in result.layers["buildings"].columns]
+    frames["buildings"] = result.layers["buildings"][cols].to_crs(4326)
+    frames["study_area"] = result.layers["study_area"].to_crs(4326)
+    frames["vertical_microgrids"] = result.layers["vertical_microgrids"]
+    frames["violations"] = violations
+    frames["meta"] = pd.DataFrame(
+        {
+            "key": ["district_code", "metric_crs", "seed", "limits_toml", "attribution"],
+            "value": [
+                result.limits.district_code,
+                result.crs,
+                str(result.limits.solver.seed),
+                _toml(result.limits.raw),
+                "© OpenStreetMap contributors, ODbL 1.0",
+            ],
+        }
+    )
+    return frames
+
+
+def _toml(raw: dict) -> str:
+    lines = []
+    for table, values in raw.items():
+        lines.append(f"[{table}]")
+        for k, v in values.items():
+            lines.append(f"{k} = {v!r}".replace("'", '"'))
+    return "\n".join(lines)
+
+
+def write_plan(result: DelineateResult, violations: pd.DataFrame, out_dir: str | Path) -> Path:
+    """Write plan.gpkg (atomically), one GeoJSON per polygon layer, and map.html."""
+    import os
+
+    from wangge.maps.grid_map import write_grid_map
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames = plan_frames(result, violations)
+    target = out_dir / "plan.gpkg"
+    tmp = out_dir / f".plan.{os.getpid()}.gpkg"
+    tmp.unlink(missing_ok=True)
+    try:
+        for name, frame in frames.items():
+            if isinstance(frame, gpd.GeoDataFrame):
+                frame.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
+            else:
+                pyogrio.write_dataframe(frame, tmp, layer=name, driver="GPKG")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    for name in PLAN_POLYGONS:
+        frames[name].to_file(out_dir / f"{name}.geojson", driver="GeoJSON", engine="pyogrio")
+    write_grid_map(
+        out_dir / "map.html",
+        result.layers,
+        f"wangge 网格 plan · district {result.limits.district_code}",
+        result.limits.grid.lo,
+        result.limits.grid.hi,
+    )
+    return target
+
+
+def read_plan(path: str | Path) -> tuple[dict[str, gpd.GeoDataFrame], Limits]:
+    """Read a plan.gpkg back into metric layers and the limits it was made with."""
+    import tempfile
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path)
+    try:
+        have = {name for name, _ in pyogrio.list_layers(path)}
+    except Exception as exc:
+        raise InputError(f"cannot be read as a GeoPackage: {exc}", path) from exc
+    missing = [n for n in (*PLAN_POLYGONS, "buildings", "meta") if n not in have]
+    if missing:
+        raise InputError(f"is not a plan.gpkg: missing layers {', '.join(missing)}", path)
+    meta = pyogrio.read_dataframe(path, layer="meta").set_index("key")["value"]
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False, encoding="utf-8") as f:
+        f.write(meta["limits_toml"])
+    limits = load_limits(f.name)
+    Path(f.name).unlink()
+    crs = meta["metric_crs"]
+    layers = {
+        n: gpd.read_file(path, layer=n, engine="pyogrio").to_crs(crs)
+        for n in (*PLAN_POLYGONS, "buildings", "study_area")
+        if n in have
+    }
+    for name in PLAN_POLYGONS:
+        for col in ("flag", "note", "record_codes"):
+            if col in layers[name]:
+                layers[name][col] = layers[name][col].fillna("")
+    return layers, limits

@@ -1,0 +1,306 @@
+"""Small named checks on a plan's polygons; each returns the violations it finds.
+
+A check takes the plan's layers (metric CRS) and the limits and returns a list of
+:class:`Violation`, each naming the offending unit's code. :func:`validate` composes
+them; the CLI, the API and the editor reuse them unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from wangge.geo.codes import check_code
+from wangge.geo.limits import Limits
+
+POLYGON_LAYERS = ("streets", "communities", "grids", "microgrids")
+LEVEL_OF = {
+    "streets": "street",
+    "communities": "community",
+    "grids": "grid",
+    "microgrids": "microgrid",
+}
+PARENT = {"communities": "streets", "grids": "communities", "microgrids": "grids"}
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule: where, which check, how bad, and why."""
+
+    level: str
+    code: str
+    check: str
+    severity: str  # "error" or "warning"
+    reason: str
+
+
+Layers = dict[str, gpd.GeoDataFrame]
+Check = Callable[[Layers, Limits], list[Violation]]
+
+
+def _tol(area: float) -> float:
+    """Area tolerance for cover and overlap: 1 m² or a millionth of the area."""
+    return max(1.0, 1e-6 * area)
+
+
+def codes(layers: Layers, limits: Limits) -> list[Violation]:
+    """Codes are well formed, unique, and start with the parent's code."""
+    out = []
+    for name in POLYGON_LAYERS:
+        frame = layers[name]
+        level = LEVEL_OF[name]
+        for code, parent in zip(frame["code"], frame["parent_code"], strict=True):
+            problem = check_code(code, level, parent)
+            if problem:
+                out.append(Violation(level, str(code), "code", "error", problem))
+        for code in frame.loc[frame["code"].duplicated(), "code"]:
+            out.append(Violation(level, code, "code", "error", f"code {code} is used twice"))
+        if name == "streets":
+            bad = frame["parent_code"] != limits.district_code
+            for code in frame.loc[bad, "code"]:
+                out.append(
+                    Violation(
+                        level,
+                        code,
+                        "code",
+                        "error",
+                        f"street is not under district {limits.district_code}",
+                    )
+                )
+    return out
+
+
+def nesting(layers: Layers, limits: Limits) -> list[Violation]:
+    """Each unit lies inside the parent its code names."""
+    out = []
+    for name, parent_name in PARENT.items():
+        child, parent = layers[name], layers[parent_name].set_index("code")
+        level = LEVEL_OF[name]
+        known = child["parent_code"].isin(parent.index)
+        for code, pc in child.loc[~known, ["code", "parent_code"]].itertuples(index=False):
+            out.append(
+                Violation(
+                    level, code, "nesting", "error", f"parent {pc} does not exist in {parent_name}"
+                )
+            )
+        c = child[known]
+        pg = parent.geometry.reindex(c["parent_code"]).to_numpy()
+        outside = shapely.area(shapely.difference(c.geometry.to_numpy(), pg))
+        for code, pc, a in zip(c["code"], c["parent_code"], outside, strict=True):
+            if a > _tol(0):
+                out.append(
+                    Violation(
+                        level, code, "nesting", "error", f"{a:.1f} m² lies outside its parent {pc}"
+                    )
+                )
+    return out
+
+
+def cover(layers: Layers, limits: Limits) -> list[Violation]:
+    """Children tile their parent: their union equals it, within tolerance (无缝拼接)."""
+    out = []
+    pairs = [("streets", None), *((n, p) for n, p in PARENT.items())]
+    for name, parent_name in pairs:
+        child = layers[name]
+        level = LEVEL_OF[name]
+        if parent_name is None:
+            if "study_area" not in layers:
+                continue
+            targets = {limits.district_code: layers["study_area"].geometry.union_all()}
+        else:
+            targets = dict(
+                zip(layers[parent_name]["code"], layers[parent_name].geometry, strict=True)
+            )
+        for pc, group in child.groupby("parent_code"):
+            if pc not in targets:
+                continue
+            union = shapely.union_all(group.geometry.to_numpy())
+            gap = shapely.area(shapely.difference(targets[pc], union))
+            if gap > _tol(targets[pc].area):
+                out.append(
+                    Violation(
+                        level,
+                        str(pc),
+                        "cover",
+                        "error",
+                        f"the {name} under {pc} leave {gap:.1f} m² uncovered",
+                    )
+                )
+    return out
+
+
+def overlap(layers: Layers, limits: Limits) -> list[Violation]:
+    """Units of one level do not overlap."""
+    out = []
+    for name in POLYGON_LAYERS:
+        frame = layers[name]
+        geoms = frame.geometry.to_numpy()
+        a, b = shapely.STRtree(geoms).query(geoms, predicate="overlaps")
+        keep = a < b
+        area = shapely.area(shapely.intersection(geoms[a[keep]], geoms[b[keep]]))
+        for i, j, x in zip(a[keep], b[keep], area, strict=True):
+            if x > _tol(0):
+                out.append(
+                    Violation(
+                        LEVEL_OF[name],
+                        frame["code"].iat[i],
+                        "overlap",
+                        "error",
+                        f"overlaps {frame['code'].iat[j]} by {x:.1f} m²",
+                    )
+                )
+    return out
+
+
+def contiguity(layers: Layers, limits: Limits) -> list[Violation]:
+    """Each unit is one piece; an island is reported (the geography may force it)."""
+    out = []
+    for name in POLYGON_LAYERS:
+        frame = layers[name]
+        parts = shapely.get_num_geometries(frame.geometry.to_numpy())
+        for code, n in zip(frame["code"], parts, strict=True):
+            if n > 1:
+                out.append(
+                    Violation(
+                        LEVEL_OF[name], code, "contiguity", "warning", f"in {n} pieces (islands)"
+                    )
+                )
+    return out
+
+
+def limits_check(layers: Layers, limits: Limits) -> list[Violation]:
+    """Households, population and area within each level's limits; flagged units warn."""
+    out = []
+    streets = layers["streets"]
+    for code, a in zip(streets["code"], streets["area_km2"], strict=True):
+        if a > limits.street_max_km2:
+            out.append(
+                Violation(
+                    "street",
+                    code,
+                    "limits",
+                    "error",
+                    f"{a:.2f} km² > {limits.street_max_km2:g} km²",
+                )
+            )
+    com = layers["communities"]
+    for code, hh, pop in zip(com["code"], com["households"], com["population"], strict=True):
+        if hh > limits.community.hi:
+            out.append(
+                Violation(
+                    "community",
+                    code,
+                    "limits",
+                    "error",
+                    f"{hh:g} households > {limits.community.hi:g}",
+                )
+            )
+        if pop > limits.community_max_population:
+            out.append(
+                Violation(
+                    "community",
+                    code,
+                    "limits",
+                    "error",
+                    f"{pop:g} people > {limits.community_max_population:g}",
+                )
+            )
+    for name, band in (("grids", limits.grid), ("microgrids", limits.microgrid)):
+        frame = layers[name]
+        records = (frame["record_codes"].str.count(",") + 1) if "record_codes" in frame else 1
+        per = frame["households"] / records
+        for code, hh, flag, note in zip(
+            frame["code"], per, frame["flag"], frame["note"], strict=True
+        ):
+            if band.lo <= hh <= band.hi:
+                continue
+            if flag:
+                out.append(Violation(LEVEL_OF[name], code, "limits", "warning", f"{flag}: {note}"))
+            else:
+                side = "<" if hh < band.lo else ">"
+                bound = band.lo if hh < band.lo else band.hi
+                out.append(
+                    Violation(
+                        LEVEL_OF[name],
+                        code,
+                        "limits",
+                        "error",
+                        f"{hh:g} households {side} {bound:g}",
+                    )
+                )
+    return out
+
+
+def buildings_whole(layers: Layers, limits: Limits) -> list[Violation]:
+    """Every building has one micro-grid and lies in it (楼栋 never split)."""
+    out = []
+    b = layers["buildings"]
+    micro = layers["microgrids"].set_index("code").geometry
+    missing = b["microgrid_code"].isna() | ~b["microgrid_code"].isin(micro.index)
+    for bid in b.loc[missing, "building_id"]:
+        out.append(Violation("building", bid, "atomic", "error", "in no micro-grid"))
+    ok = b[~missing]
+    inside = shapely.area(
+        shapely.intersection(ok.geometry.to_numpy(), micro.reindex(ok["microgrid_code"]).to_numpy())
+    )
+    share = inside / np.maximum(ok.area.to_numpy(), 1e-9)
+    for bid, code, s in zip(ok["building_id"], ok["microgrid_code"], share, strict=True):
+        if s < 0.99:
+            out.append(
+                Violation(
+                    "building",
+                    bid,
+                    "atomic",
+                    "warning",
+                    f"only {s:.0%} inside its micro-grid {code} (the footprint "
+                    "overlaps another building or crosses a street)",
+                )
+            )
+    return out
+
+
+def compounds_whole(layers: Layers, limits: Limits) -> list[Violation]:
+    """A compound (小区) small enough for one grid lies in one grid."""
+    out = []
+    b = layers["buildings"]
+    if "compound_id" not in b:
+        return out
+    has = b[b["compound_id"].notna() & b["microgrid_code"].notna()]
+    for cid, group in has.groupby("compound_id"):
+        grids = group["microgrid_code"].str[:15].unique()
+        hh = group["households"].sum()
+        if len(grids) > 1 and hh <= limits.grid.hi:
+            out.append(
+                Violation(
+                    "compound",
+                    str(cid),
+                    "compound",
+                    "warning",
+                    f"{hh:g} households fit one grid but lie in {len(grids)}: "
+                    f"{', '.join(sorted(grids))}",
+                )
+            )
+    return out
+
+
+CHECKS: dict[str, Check] = {
+    "code": codes,
+    "nesting": nesting,
+    "cover": cover,
+    "overlap": overlap,
+    "contiguity": contiguity,
+    "limits": limits_check,
+    "atomic": buildings_whole,
+    "compound": compounds_whole,
+}
+
+
+def validate(layers: Layers, limits: Limits) -> pd.DataFrame:
+    """Run every check; one row per violation (``level, code, check, severity, reason``)."""
+    rows = [asdict(v) for check in CHECKS.values() for v in check(layers, limits)]
+    return pd.DataFrame(rows, columns=["level", "code", "check", "severity", "reason"])
