@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import pandas as pd
 import shapely
 
 from wangge.data.osm import parse_height, parse_levels
+from wangge.geo._config import load_layered
 
 #: The order in which the residential rule decides a building; each label names one step.
 RULE_STEPS = (
@@ -54,27 +53,7 @@ def load_params(path: str | Path | None = None) -> HouseholdParams:
 
     A user file need only hold the values it changes; the rest come from the defaults.
     """
-    text = resources.files("wangge.geo").joinpath("households.toml").read_text("utf-8")
-    raw = tomllib.loads(text)
-    if path is not None:
-        from wangge.errors import InputError
-
-        path = Path(path)
-        try:
-            user = tomllib.loads(path.read_text("utf-8"))
-        except FileNotFoundError as exc:
-            raise InputError("file not found", path) from exc
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"is not valid TOML: {exc}", path) from exc
-        raw = _merge(raw, user)
-    return HouseholdParams(raw)
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return out
+    return HouseholdParams(load_layered("households.toml", path))
 
 
 def building_levels(buildings: gpd.GeoDataFrame, params: HouseholdParams) -> pd.DataFrame:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, fields
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from wangge.geo._config import load_layered
 from wangge.geo.partition import Band, SolverParams
 
 
@@ -31,13 +30,6 @@ class Limits:
         return Band("street", 0.25 * hi, hi, 0.8 * hi)
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return out
-
-
 def load_limits(path: str | Path | None = None, **overrides: Any) -> Limits:
     """Load the limits: bundled defaults, a user's TOML on top, then keyword overrides.
 
@@ -46,17 +38,8 @@ def load_limits(path: str | Path | None = None, **overrides: Any) -> Limits:
     """
     from wangge.errors import InputError
 
-    raw = tomllib.loads(resources.files("wangge.geo").joinpath("limits.toml").read_text("utf-8"))
-    source = "limits.toml"
-    if path is not None:
-        path = Path(path)
-        source = str(path)
-        try:
-            raw = _merge(raw, tomllib.loads(path.read_text("utf-8")))
-        except FileNotFoundError as exc:
-            raise InputError("file not found", path) from exc
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"is not valid TOML: {exc}", path) from exc
+    raw = load_layered("limits.toml", path)
+    source = str(path) if path is not None else "limits.toml"
     if overrides.get("seed") is not None:
         raw["solver"]["seed"] = int(overrides["seed"])
     if overrides.get("district_code") is not None:

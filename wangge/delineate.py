@@ -30,20 +30,25 @@ class DelineateResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def _open_gpkg(path: Path, required: tuple[str, ...], kind: str) -> tuple[set[str], pd.Series]:
+    """Check that ``path`` is a GeoPackage with ``required`` layers; return them and its meta."""
+    if not path.exists():
+        raise InputError("file not found", path)
+    try:
+        have = {name for name, _ in pyogrio.list_layers(path)}
+    except Exception as exc:
+        raise InputError(f"cannot be read as a GeoPackage: {exc}", path) from exc
+    missing = [n for n in (*required, "meta") if n not in have]
+    if missing:
+        raise InputError(f"is not a {kind}: missing layers {', '.join(missing)}", path)
+    return have, pyogrio.read_dataframe(path, layer="meta").set_index("key")["value"]
+
+
 def load_units(source: str | Path, progress: bool = False) -> tuple[dict, str]:
     """Atomic units in a metric CRS, from an OSM file (ingested now) or a units.gpkg."""
     source = Path(source)
     if source.suffix.lower() == ".gpkg":
-        if not source.exists():
-            raise InputError("file not found", source)
-        try:
-            have = {name for name, _ in pyogrio.list_layers(source)}
-        except Exception as exc:
-            raise InputError(f"cannot be read as a GeoPackage: {exc}", source) from exc
-        missing = [n for n in UNIT_LAYERS if n not in have]
-        if missing:
-            raise InputError(f"is not a units.gpkg: missing layers {', '.join(missing)}", source)
-        meta = pyogrio.read_dataframe(source, layer="meta").set_index("key")["value"]
+        _, meta = _open_gpkg(source, UNIT_LAYERS, "units.gpkg")
         crs = meta.get("metric CRS")
         layers = {
             n: gpd.read_file(source, layer=n, engine="pyogrio").to_crs(crs) for n in UNIT_LAYERS
@@ -188,16 +193,7 @@ def read_plan(path: str | Path) -> tuple[dict[str, gpd.GeoDataFrame], Limits]:
     import tempfile
 
     path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", path)
-    try:
-        have = {name for name, _ in pyogrio.list_layers(path)}
-    except Exception as exc:
-        raise InputError(f"cannot be read as a GeoPackage: {exc}", path) from exc
-    missing = [n for n in (*PLAN_POLYGONS, "buildings", "meta") if n not in have]
-    if missing:
-        raise InputError(f"is not a plan.gpkg: missing layers {', '.join(missing)}", path)
-    meta = pyogrio.read_dataframe(path, layer="meta").set_index("key")["value"]
+    have, meta = _open_gpkg(path, (*PLAN_POLYGONS, "buildings"), "plan.gpkg")
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False, encoding="utf-8") as f:
         f.write(meta["limits_toml"])
     limits = load_limits(f.name)
