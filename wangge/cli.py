@@ -110,19 +110,30 @@ def _print_plan(result, violations, target: Path, seconds: float) -> None:
     from wangge.data.osm import ATTRIBUTION
 
     table = Table(title="wangge delineate: plan")
-    for col in ("level", "units", "households min–max", "flagged"):
-        table.add_column(col, justify="right" if col != "level" else "left")
+    cols = (
+        "level",
+        "units",
+        "households min–max",
+        "mean |dev| %",
+        "mean PP",
+        "road share",
+        "flagged",
+    )
+    for col in cols:
+        table.add_column(col, justify="left" if col == "level" else "right")
     for name in ("streets", "communities", "grids", "microgrids"):
         f = result.layers[name]
         table.add_row(
             name,
             f"{len(f):,}",
             f"{f['households'].min():,.0f}–{f['households'].max():,.0f}",
+            f"{f['deviation_pct'].abs().mean():.1f}",
+            f"{f['polsby_popper'].mean():.2f}",
+            f"{f['road_share'].mean():.0%}",
             f"{(f['flag'] != '').sum():,}",
         )
-    table.add_row(
-        "vertical micro-grid records", f"{len(result.layers['vertical_microgrids']):,}", "", ""
-    )
+    n_vertical = len(result.layers["vertical_microgrids"])
+    table.add_row("vertical micro-grid records", f"{n_vertical:,}", *[""] * 5)
     out.print(table)
     _print_violations(violations)
     out.print(

@@ -14,6 +14,7 @@ from wangge.errors import InputError
 from wangge.geo import delineation
 from wangge.geo.households import load_params
 from wangge.geo.limits import Limits, load_limits
+from wangge.geo.metrics import unit_metrics
 from wangge.geo.tessellation import tessellate
 
 UNIT_LAYERS = ("buildings", "blocks", "adjacency", "compounds", "roads", "barriers", "study_area")
@@ -98,6 +99,21 @@ def delineate(
     start = time.perf_counter()
     persons = load_params().persons
     layers = delineation.build_layers(cells, buildings, nested, limits, persons)
+    lines = pd.concat(
+        [
+            units["roads"].geometry[units["roads"]["cuts_blocks"].astype(bool)],
+            units["barriers"].geometry,
+        ]
+    )
+    outline = units["study_area"].geometry.union_all()
+    targets = {
+        "streets": None,
+        "communities": limits.community.target,
+        "grids": limits.grid.target,
+        "microgrids": limits.microgrid.target,
+    }
+    for name, target in targets.items():
+        layers[name] = layers[name].join(unit_metrics(layers[name], target, lines, outline))
     layers["cells"] = cells
     layers.update({k: units[k] for k in ("roads", "barriers", "compounds", "study_area", "blocks")})
     t["polygons"] = time.perf_counter() - start
