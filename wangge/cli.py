@@ -135,11 +135,32 @@ def _print_plan(result, violations, target: Path, seconds: float) -> None:
     n_vertical = len(result.layers["vertical_microgrids"])
     table.add_row("vertical micro-grid records", f"{n_vertical:,}", *[""] * 5)
     out.print(table)
+    _print_feasibility(result.feasibility)
     _print_violations(violations)
     out.print(
         f"wrote [bold]{escape(str(target))}[/], GeoJSON per level and map.html in {seconds:.2f} s"
     )
     out.print(f"OSM data {ATTRIBUTION}", style="dim")
+
+
+def _print_feasibility(found) -> None:
+    if found is None or found.empty:
+        out.print("feasibility: every building and compound fits the limits as it stands")
+        return
+    table = Table(title="feasibility (checked before solving)")
+    for col in ("kind", "finding", "units", "action", "example"):
+        table.add_column(col)
+    found = found.assign(limit=found["finding"].str.split(" > ").str[-1])
+    for (kind, limit), group in found.groupby(["kind", "limit"], sort=False):
+        first = group.sort_values("households", ascending=False).iloc[0]
+        table.add_row(
+            kind,
+            escape(f"> {limit}"),
+            str(len(group)),
+            escape(first["action"]),
+            escape(f"{first['unit']} ({first['households']:g})"),
+        )
+    out.print(table)
 
 
 def _print_violations(violations) -> None:

@@ -12,6 +12,7 @@ import pyogrio
 
 from wangge.errors import InputError
 from wangge.geo import delineation
+from wangge.geo.feasibility import feasibility
 from wangge.geo.households import load_params
 from wangge.geo.limits import Limits, load_limits
 from wangge.geo.metrics import unit_metrics
@@ -29,6 +30,7 @@ class DelineateResult:
     limits: Limits
     issues: list = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    feasibility: pd.DataFrame | None = None
 
 
 def _open_gpkg(path: Path, required: tuple[str, ...], kind: str) -> tuple[set[str], pd.Series]:
@@ -75,6 +77,7 @@ def delineate(
     units, crs = load_units(source, progress)
     t["units"] = time.perf_counter() - start
     buildings = units["buildings"]
+    checks = feasibility(buildings, units["compounds"], limits)
     start = time.perf_counter()
     cells = tessellate(units["blocks"], buildings)
     per_b = buildings.set_index("building_id")
@@ -117,7 +120,14 @@ def delineate(
     layers["cells"] = cells
     layers.update({k: units[k] for k in ("roads", "barriers", "compounds", "study_area", "blocks")})
     t["polygons"] = time.perf_counter() - start
-    return DelineateResult(layers=layers, crs=crs, limits=limits, issues=nested.issues, timings=t)
+    return DelineateResult(
+        layers=layers,
+        crs=crs,
+        limits=limits,
+        issues=nested.issues,
+        timings=t,
+        feasibility=checks,
+    )
 
 
 PLAN_POLYGONS = ("streets", "communities", "grids", "microgrids")
@@ -147,6 +157,7 @@ def plan_frames(result: DelineateResult, violations: pd.DataFrame) -> dict[str, 
     frames["study_area"] = result.layers["study_area"].to_crs(4326)
     frames["vertical_microgrids"] = result.layers["vertical_microgrids"]
     frames["violations"] = violations
+    frames["feasibility"] = result.feasibility
     frames["meta"] = pd.DataFrame(
         {
             "key": ["district_code", "metric_crs", "seed", "limits_toml", "attribution"],
