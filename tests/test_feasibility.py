@@ -26,8 +26,9 @@ def test_too_few_households_for_any_grid():
     buildings = pd.DataFrame({"building_id": ["w1"], "households": [120]})
     compounds = pd.DataFrame({"compound_id": [], "households": []})
     got = feasibility(buildings, compounds, limits)
-    assert got["unit"].tolist() == ["study area"]
-    assert "no arrangement can meet it" in got["action"].iloc[0]
+    area = got.set_index("unit").loc["study area"]
+    assert area["finding"] == "120 households < grid floor 300"
+    assert "no arrangement can meet it" in area["action"]
 
 
 def test_demo_feasibility_is_stored(demo_plan):
