@@ -133,6 +133,23 @@ def _dissolve(geoms: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, list]:
     return ids, out
 
 
+def _dissolve_levels(geoms: np.ndarray, nested: Nested) -> dict[str, tuple[np.ndarray, list]]:
+    """Polygons per part at every level, bottom-up: micro-grids from cells, each level
+    above from the polygons of the level below (far fewer pieces to union)."""
+    out = {}
+    child_labels = nested.microgrid
+    ids, polys = _dissolve(geoms, child_labels)
+    out["microgrid"] = (ids, polys)
+    for level in ("grid", "community", "street"):
+        labels = getattr(nested, level)
+        first = pd.Series(np.arange(len(labels))).groupby(child_labels).first()
+        parent = labels[first.reindex(ids).to_numpy()]
+        ids, polys = _dissolve(np.asarray(polys, dtype=object), parent)
+        out[level] = (ids, polys)
+        child_labels = labels
+    return out
+
+
 def build_layers(
     cells: gpd.GeoDataFrame,
     buildings: gpd.GeoDataFrame,
@@ -156,13 +173,14 @@ def build_layers(
     pop = cells["population"].to_numpy()
     layers: dict[str, gpd.GeoDataFrame] = {}
     code_of: dict[str, np.ndarray] = {}
+    dissolved = _dissolve_levels(geoms, nested)
     parent_codes = np.full(len(cells), limits.district_code, dtype=object)
     labels_prev = np.zeros(len(cells), dtype=int)
     for level, name in zip(
         geo_codes.LEVELS, ("streets", "communities", "grids", "microgrids"), strict=True
     ):
         labels = getattr(nested, level)
-        ids, polys = _dissolve(geoms, labels)
+        ids, polys = dissolved[level]
         frame = gpd.GeoDataFrame({"part": ids}, geometry=polys, crs=crs)
         first = pd.Series(np.arange(len(cells))).groupby(labels).first().reindex(ids).to_numpy()
         frame["parent_code"] = parent_codes[first]

@@ -10,10 +10,15 @@ import pandas as pd
 import shapely
 
 
+def road_halo(lines: gpd.GeoSeries, tol_m: float = 2.0) -> shapely.Geometry:
+    """The area within ``tol_m`` of roads and barriers: boundaries inside it follow them."""
+    return shapely.buffer(shapely.union_all(lines.to_numpy()), tol_m, quad_segs=2)
+
+
 def unit_metrics(
     units: gpd.GeoDataFrame,
     target: float | None,
-    lines: gpd.GeoSeries,
+    halo: shapely.Geometry,
     outline: shapely.Geometry,
     tol_m: float = 2.0,
 ) -> pd.DataFrame:
@@ -25,12 +30,12 @@ def unit_metrics(
         Polygons (metric CRS) with ``households``.
     target
         Households each unit aims at (None for levels without one).
-    lines
-        Roads and barriers that boundaries should follow.
+    halo
+        :func:`road_halo` of the roads and barriers that boundaries should follow.
     outline
         The study area; its edge is not counted as an inner boundary.
     tol_m
-        How close a boundary must run to a road or barrier to count as following it.
+        Width of the strip along the study-area edge that is not an inner boundary.
 
     Returns
     -------
@@ -43,8 +48,7 @@ def unit_metrics(
     area, perim = shapely.area(geoms), shapely.length(geoms)
     pp = 4 * math.pi * area / np.maximum(perim, 1e-9) ** 2
     inner = shapely.difference(shapely.boundary(geoms), shapely.buffer(outline.boundary, tol_m))
-    near = shapely.buffer(shapely.union_all(lines.to_numpy()), tol_m, quad_segs=2)
-    along = shapely.length(shapely.intersection(inner, near))
+    along = shapely.length(shapely.intersection(inner, halo))
     inner_len = shapely.length(inner)
     share = np.where(inner_len > 0, along / np.maximum(inner_len, 1e-9), np.nan)
     hh = units["households"].to_numpy(dtype=float)

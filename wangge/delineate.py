@@ -9,13 +9,14 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pyogrio
+import shapely
 
 from wangge.errors import InputError
 from wangge.geo import delineation
 from wangge.geo.feasibility import feasibility
 from wangge.geo.households import load_params
 from wangge.geo.limits import Limits, load_limits
-from wangge.geo.metrics import unit_metrics
+from wangge.geo.metrics import road_halo, unit_metrics
 from wangge.geo.tessellation import tessellate
 
 UNIT_LAYERS = ("buildings", "blocks", "adjacency", "compounds", "roads", "barriers", "study_area")
@@ -109,6 +110,8 @@ def delineate(
         ]
     )
     outline = units["study_area"].geometry.union_all()
+    halo = road_halo(lines)
+    shapely.prepare(halo)
     targets = {
         "streets": None,
         "communities": limits.community.target,
@@ -116,7 +119,7 @@ def delineate(
         "microgrids": limits.microgrid.target,
     }
     for name, target in targets.items():
-        layers[name] = layers[name].join(unit_metrics(layers[name], target, lines, outline))
+        layers[name] = layers[name].join(unit_metrics(layers[name], target, halo, outline))
     layers["cells"] = cells
     layers.update({k: units[k] for k in ("roads", "barriers", "compounds", "study_area", "blocks")})
     t["polygons"] = time.perf_counter() - start
