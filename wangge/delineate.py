@@ -73,10 +73,18 @@ def delineate(
 ) -> DelineateResult:
     """Delineate streets, communities, grids and micro-grids for the units of ``source``."""
     limits = load_limits(config, seed=seed, district_code=district_code)
-    t = {}
     start = time.perf_counter()
     units, crs = load_units(source, progress)
-    t["units"] = time.perf_counter() - start
+    result = delineate_units(units, crs, limits)
+    result.timings = {"units": time.perf_counter() - start, **result.timings}
+    return result
+
+
+def delineate_units(
+    units: dict[str, gpd.GeoDataFrame], crs: str, limits: Limits
+) -> DelineateResult:
+    """Delineate preloaded units (metric CRS): the layers of a units.gpkg, or a synthetic street."""
+    t = {}
     buildings = units["buildings"]
     checks = feasibility(buildings, units["compounds"], limits)
     start = time.perf_counter()

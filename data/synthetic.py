@@ -1,0 +1,145 @@
+"""Seeded synthetic streets for tests and benchmarks (labelled synthetic; no real place).
+
+A street is a lattice of square blocks with roads on the block edges (every fourth road
+a main road). Blocks hold rows of east–west slabs, a few point towers, and some parks
+with no homes. The same seed and size always give the same street.
+"""
+
+from __future__ import annotations
+
+import math
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from wangge.geo.blocks import classify_edges, shared_edges
+
+#: A made-up metric CRS (CGCS2000 / 3-degree GK CM 120E) so that lengths are in metres.
+CRS = "EPSG:4549"
+ORIGIN = (400_000.0, 3_500_000.0)
+BLOCK_M = 160.0
+
+
+def synthetic_street(households: int, seed: int = 0) -> dict[str, gpd.GeoDataFrame]:
+    """Generate the atomic units of a synthetic street of about ``households`` households.
+
+    Returns
+    -------
+    dict
+        ``buildings``, ``blocks``, ``adjacency``, ``compounds``, ``roads``, ``barriers`` and
+        ``study_area``, shaped like the layers of ``units.gpkg`` in EPSG:4549.
+    """
+    rng = np.random.default_rng(seed)
+    per_block = 170.0
+    n_blocks = max(4, math.ceil(households / per_block / 0.9))
+    side = math.ceil(math.sqrt(n_blocks))
+    x0, y0 = ORIGIN
+    blocks, rows = [], []
+    for j in range(side):
+        for i in range(side):
+            bx, by = x0 + i * BLOCK_M, y0 + j * BLOCK_M
+            block_id = f"B{j * side + i + 1:05d}"
+            blocks.append(
+                {"block_id": block_id, "geometry": shapely.box(bx, by, bx + BLOCK_M, by + BLOCK_M)}
+            )
+            kind = rng.random()
+            if kind < 0.1:
+                continue  # a park
+            if kind < 0.13:  # a point tower
+                rows.append(
+                    _building(rng, bx + 55, by + 55, 40, 40, int(rng.integers(120, 320)), block_id)
+                )
+                continue
+            n_rows = int(rng.integers(3, 6))
+            for r in range(n_rows):
+                y = by + 15 + r * (BLOCK_M - 30) / n_rows
+                for c in range(2):
+                    x = bx + 12 + c * 72
+                    rows.append(_building(rng, x, y, 62, 11, int(rng.poisson(17)) + 2, block_id))
+    buildings = gpd.GeoDataFrame(rows, crs=CRS)
+    scale = households / max(buildings["households"].sum(), 1)
+    buildings["households"] = np.maximum(np.round(buildings["households"] * scale), 0).astype(int)
+    buildings["population"] = np.round(buildings["households"] * 2.62).astype(int)
+    buildings["building_id"] = [f"s{i + 1}" for i in range(len(buildings))]
+    buildings["compound_id"] = None
+    blocks = gpd.GeoDataFrame(blocks, crs=CRS)
+    hh = buildings.groupby("block_id")["households"].sum()
+    blocks["households"] = hh.reindex(blocks["block_id"]).fillna(0).astype(int).to_numpy()
+    blocks["compound_id"] = None
+    extent = side * BLOCK_M
+    roads = []
+    for k in range(side + 1):
+        rank = 2 if k % 4 == 0 else 5
+        roads.append(
+            {
+                "road_id": f"h{k}",
+                "rank": rank,
+                "cuts_blocks": True,
+                "walk": True,
+                "highway": "primary" if rank == 2 else "residential",
+                "geometry": shapely.LineString(
+                    [(x0, y0 + k * BLOCK_M), (x0 + extent, y0 + k * BLOCK_M)]
+                ),
+            }
+        )
+        roads.append(
+            {
+                "road_id": f"v{k}",
+                "rank": rank,
+                "cuts_blocks": True,
+                "walk": True,
+                "highway": "primary" if rank == 2 else "residential",
+                "geometry": shapely.LineString(
+                    [(x0 + k * BLOCK_M, y0), (x0 + k * BLOCK_M, y0 + extent)]
+                ),
+            }
+        )
+    roads = gpd.GeoDataFrame(roads, crs=CRS)
+    barriers = gpd.GeoDataFrame({"barrier_id": [], "kind": []}, geometry=[], crs=CRS)
+    edges = shared_edges(blocks.geometry)
+    kinds = classify_edges(gpd.GeoSeries(edges["geometry"], crs=CRS), roads, barriers.geometry)
+    adjacency = gpd.GeoDataFrame(
+        {
+            "block_a": blocks["block_id"].to_numpy()[edges["a"]],
+            "block_b": blocks["block_id"].to_numpy()[edges["b"]],
+            "length_m": edges["length_m"].to_numpy(),
+            **kinds,
+        },
+        geometry=edges["geometry"].to_numpy(),
+        crs=CRS,
+    )
+    area = shapely.box(x0, y0, x0 + extent, y0 + extent)
+    return {
+        "buildings": buildings,
+        "blocks": blocks,
+        "adjacency": adjacency,
+        "compounds": gpd.GeoDataFrame({"compound_id": [], "households": []}, geometry=[], crs=CRS),
+        "roads": roads,
+        "barriers": barriers,
+        "study_area": gpd.GeoDataFrame({"area_km2": [area.area / 1e6]}, geometry=[area], crs=CRS),
+    }
+
+
+def _building(rng, x, y, w, h, households, block_id) -> dict:
+    return {
+        "block_id": block_id,
+        "building": "residential",
+        "households": households,
+        "levels": 6.0,
+        "residential": True,
+        "estimated": True,
+        "geometry": shapely.box(x, y, x + w, y + h),
+    }
+
+
+def describe(units: dict[str, gpd.GeoDataFrame]) -> pd.Series:
+    """Counts of a synthetic street, for benchmark tables."""
+    return pd.Series(
+        {
+            "households": int(units["buildings"]["households"].sum()),
+            "buildings": len(units["buildings"]),
+            "blocks": len(units["blocks"]),
+        }
+    )
