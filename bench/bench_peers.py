@@ -134,7 +134,8 @@ def run_azp(cells, k):
 
 def run_gerrychain(cells, k):
     import networkx as nx
-    from gerrychain.tree import recursive_tree_part
+    from gerrychain import Graph
+    from gerrychain.partition import recursive_tree_part
 
     a, b, _ = _graph(cells)
     graph = nx.Graph()
@@ -142,7 +143,7 @@ def run_gerrychain(cells, k):
         graph.add_node(i, households=float(h))
     graph.add_edges_from(zip(a.tolist(), b.tolist(), strict=True))
     total = cells["households"].sum()
-    got = recursive_tree_part(graph, range(k), total / k, "households", 0.25)
+    got = recursive_tree_part(Graph.from_networkx(graph), range(k), total / k, "households", 0.25)
     return np.array([got[i] for i in range(len(cells))])
 
 

@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.sparse import coo_array
-from scipy.sparse.csgraph import connected_components, depth_first_order, minimum_spanning_tree
+from scipy.sparse.csgraph import (
+    breadth_first_order,
+    connected_components,
+    depth_first_order,
+    minimum_spanning_tree,
+)
 
 
 @dataclass(frozen=True)
@@ -460,10 +465,69 @@ def _repair(
             in_a[c] = not in_a[c]
             moved = True
             break
-        if not moved:
+        if not moved and not _path_move(in_a, give_a, w, nbrs, k_a, k, band):
             break
     wa, wb = w[in_a].sum(), w[~in_a].sum()
     return units[in_a], _violation(wa, wb, k_a, k - k_a, band) <= 0
+
+
+def _path_move(
+    in_a: np.ndarray,
+    give_a: bool,
+    w: np.ndarray,
+    nbrs,
+    k_a: int,
+    k: int,
+    band: Band,
+    max_tries: int = 200,
+) -> bool:
+    """Move a chain of donor units, from the cut to a unit with households, to the other side.
+
+    Where the receiving side can only grow through empty cells (a tower walled in by
+    open ground), single moves never help; a path through those cells does. The path is
+    the shortest one (in units) found by a breadth-first search over the donor side, and
+    it moves only if the donor side stays connected and the violation falls.
+    """
+    donor = in_a if give_a else ~in_a
+    idx = np.flatnonzero(donor)
+    if len(idx) < 2:
+        return False
+    wa, wb = w[in_a].sum(), w[~in_a].sum()
+    viol = _violation(wa, wb, k_a, k - k_a, band)
+    pos = np.full(len(w), -1)
+    pos[idx] = np.arange(len(idx))
+    sub = nbrs[idx][:, idx]
+    # a virtual source (last node) joined to every donor unit that touches the receiver
+    touch = np.asarray((nbrs[idx][:, np.flatnonzero(~donor)]).sum(axis=1)).ravel() > 0
+    n = len(idx)
+    src = coo_array(
+        (np.ones(touch.sum()), (np.full(touch.sum(), n), np.flatnonzero(touch))),
+        shape=(n + 1, n + 1),
+    )
+    sub_coo = sub.tocoo()
+    graph = (
+        coo_array((sub_coo.data, (sub_coo.row, sub_coo.col)), shape=(n + 1, n + 1)) + src
+    ).tocsr()
+    order, pred = breadth_first_order(graph, n, directed=False, return_predecessors=True)
+    for v in order[1 : max_tries + 1]:
+        if w[idx[v]] <= 0:
+            continue
+        path = []
+        x = v
+        while x != n and x >= 0:
+            path.append(x)
+            x = pred[x]
+        moved = w[idx[path]].sum()
+        new_wa, new_wb = (wa - moved, wb + moved) if give_a else (wa + moved, wb - moved)
+        if _violation(new_wa, new_wb, k_a, k - k_a, band) >= viol:
+            continue
+        keep = np.ones(n, dtype=bool)
+        keep[path] = False
+        if keep.sum() == 0 or connected_components(sub[keep][:, keep], directed=False)[0] != 1:
+            continue
+        in_a[idx[path]] = not give_a
+        return True
+    return False
 
 
 def _cut_cost(
