@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from wangge.geo.blocks import classify_edges, shared_edges
+from wangge.geo.blocks import block_adjacency
 
 #: A made-up metric CRS (CGCS2000 / 3-degree GK CM 120E) so that lengths are in metres.
 CRS = "EPSG:4549"
@@ -98,18 +98,7 @@ def synthetic_street(households: int, seed: int = 0) -> dict[str, gpd.GeoDataFra
         )
     roads = gpd.GeoDataFrame(roads, crs=CRS)
     barriers = gpd.GeoDataFrame({"barrier_id": [], "kind": []}, geometry=[], crs=CRS)
-    edges = shared_edges(blocks.geometry)
-    kinds = classify_edges(gpd.GeoSeries(edges["geometry"], crs=CRS), roads, barriers.geometry)
-    adjacency = gpd.GeoDataFrame(
-        {
-            "block_a": blocks["block_id"].to_numpy()[edges["a"]],
-            "block_b": blocks["block_id"].to_numpy()[edges["b"]],
-            "length_m": edges["length_m"].to_numpy(),
-            **kinds,
-        },
-        geometry=edges["geometry"].to_numpy(),
-        crs=CRS,
-    )
+    adjacency = block_adjacency(blocks, roads, barriers.geometry)
     area = shapely.box(x0, y0, x0 + extent, y0 + extent)
     return {
         "buildings": buildings,

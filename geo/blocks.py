@@ -243,3 +243,38 @@ def classify_edges(
             "along_share": share.mean().reindex(range(n)).to_numpy(),
         }
     )
+
+
+def block_adjacency(
+    blocks: gpd.GeoDataFrame, roads: gpd.GeoDataFrame, barriers: gpd.GeoSeries
+) -> gpd.GeoDataFrame:
+    """The block adjacency layer: shared edges between blocks and what they run along.
+
+    Parameters
+    ----------
+    blocks
+        Blocks with ``block_id`` (metric CRS).
+    roads
+        Block-cutting roads with ``rank``.
+    barriers
+        Barrier lines.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``block_a``, ``block_b``, ``length_m``, ``along``, ``road_rank``, ``along_share``
+        and the shared line.
+    """
+    edges = shared_edges(blocks.geometry)
+    kinds = classify_edges(gpd.GeoSeries(edges["geometry"], crs=blocks.crs), roads, barriers)
+    ids = blocks["block_id"].to_numpy()
+    return gpd.GeoDataFrame(
+        {
+            "block_a": ids[edges["a"]],
+            "block_b": ids[edges["b"]],
+            "length_m": edges["length_m"].to_numpy(),
+            **kinds,
+        },
+        geometry=edges["geometry"].to_numpy(),
+        crs=blocks.crs,
+    )

@@ -154,21 +154,8 @@ def ingest(
 
     compounds = _compounds(m(extract.compounds), area_geom, buildings, points)
     blocks = _block_attributes(blocks, buildings, compounds)
-    edges = geo_blocks.shared_edges(blocks.geometry)
-    kinds = geo_blocks.classify_edges(
-        gpd.GeoSeries(edges["geometry"], crs=crs),
-        roads[roads["cuts_blocks"].astype(bool)],
-        barriers.geometry,
-    )
-    adjacency = gpd.GeoDataFrame(
-        {
-            "block_a": blocks["block_id"].to_numpy()[edges["a"]],
-            "block_b": blocks["block_id"].to_numpy()[edges["b"]],
-            "length_m": edges["length_m"].to_numpy(),
-            **kinds,
-        },
-        geometry=edges["geometry"].to_numpy(),
-        crs=crs,
+    adjacency = geo_blocks.block_adjacency(
+        blocks, roads[roads["cuts_blocks"].astype(bool)], barriers.geometry
     )
     steps.done("adjacency")
 
