@@ -14,6 +14,7 @@ import pandas as pd
 import shapely
 
 from wangge.errors import InputError
+from wangge.geo._geom import polygonal
 
 ATTRIBUTION = "© OpenStreetMap contributors, ODbL 1.0 (https://www.openstreetmap.org/copyright)"
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".xml")
@@ -201,11 +202,17 @@ class _Collector(osmium.SimpleHandler):
         if not tags:
             return
         hw = tags.get("highway")
-        if hw is not None and tags.get("area") != "yes":
-            line = self._line(w)
-            if line is None:
-                self.stats["roads without geometry"] += 1
-                return
+        is_road = hw is not None and tags.get("area") != "yes"
+        kind = _barrier_kind(tags)
+        is_barrier = kind is not None and not _is_tunnel(tags)
+        is_gate = tags.get("barrier") in ("wall", "fence") and w.is_closed() and len(w.nodes) >= 4
+        if not (is_road or is_barrier or is_gate):
+            return
+        line = self._line(w)  # built once, whatever the way is used for
+        if line is None:
+            self.stats["ways without geometry"] += 1
+            return
+        if is_road:
             tunnel = _is_tunnel(tags)
             self.roads.append(
                 {
@@ -221,29 +228,24 @@ class _Collector(osmium.SimpleHandler):
                     "geometry": line,
                 }
             )
-        kind = _barrier_kind(tags)
-        if kind is not None and not _is_tunnel(tags):
-            line = self._line(w)
-            if line is not None:
-                self.barriers.append(
-                    {
-                        "barrier_id": osm_id("w", w.id),
-                        "kind": kind,
-                        "name": tags.get("name"),
-                        "geometry": line,
-                    }
-                )
-        if tags.get("barrier") in ("wall", "fence") and w.is_closed() and len(w.nodes) >= 4:
-            line = self._line(w)
-            if line is not None and line.is_closed:
-                self.compounds.append(
-                    {
-                        "compound_id": osm_id("w", w.id),
-                        "kind": "gated",
-                        "name": tags.get("name"),
-                        "geometry": shapely.Polygon(line.coords),
-                    }
-                )
+        if is_barrier:
+            self.barriers.append(
+                {
+                    "barrier_id": osm_id("w", w.id),
+                    "kind": kind,
+                    "name": tags.get("name"),
+                    "geometry": line,
+                }
+            )
+        if is_gate and line.is_closed:
+            self.compounds.append(
+                {
+                    "compound_id": osm_id("w", w.id),
+                    "kind": "gated",
+                    "name": tags.get("name"),
+                    "geometry": shapely.Polygon(line.coords),
+                }
+            )
 
     def area(self, a) -> None:
         tags = dict(a.tags)
@@ -268,10 +270,12 @@ class _Collector(osmium.SimpleHandler):
             self.stats["empty areas skipped"] += 1
             return
         if not geom.is_valid:
-            geom = _polygonal(shapely.make_valid(geom))
+            geom = polygonal(shapely.make_valid(geom))
             self.stats["invalid OSM polygons repaired"] += 1
-            if geom is None:
+            if geom.is_empty:
                 return
+            if geom.geom_type == "Polygon":
+                geom = shapely.MultiPolygon([geom])
         if len(geom.geoms) == 1:
             geom = geom.geoms[0]
         oid = osm_id(kind, ident)
@@ -316,16 +320,6 @@ class _Collector(osmium.SimpleHandler):
         fac = _facility_tags(tags)
         if fac is not None:
             self.facilities.append({"facility_id": oid, **fac, "area_m2": np.nan, "geometry": geom})
-
-
-def _polygonal(geom) -> shapely.MultiPolygon | None:
-    polys = [
-        p
-        for g in shapely.get_parts(geom)
-        for p in shapely.get_parts(g)
-        if isinstance(p, shapely.Polygon)
-    ]
-    return shapely.MultiPolygon(polys) if polys else None
 
 
 def _water_polygon(tags: dict) -> bool:

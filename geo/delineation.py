@@ -35,21 +35,10 @@ def unit_graph(cells: gpd.GeoDataFrame, adjacency: pd.DataFrame) -> UnitGraph:
     for row in adjacency.itertuples():
         code = 3 if row.along == "barrier" else (2 if (row.road_rank or 9) <= 3 else 1)
         kind[(row.block_a, row.block_b)] = kind[(row.block_b, row.block_a)] = code
-    along = np.array(
-        [
-            0 if blk[i] == blk[j] else kind.get((blk[i], blk[j]), 1)
-            for i, j in zip(a, b, strict=True)
-        ],
-        dtype=np.int8,
-    )
-    comp = cells["compound_id"].to_numpy()
-    same = np.array(
-        [
-            comp[i] is not None and comp[i] == comp[j] and comp[i] == comp[i]
-            for i, j in zip(a, b, strict=True)
-        ],
-        dtype=bool,
-    )
+    pair = pd.Series(list(zip(blk[a], blk[b], strict=True)), dtype=object)
+    along = np.where(blk[a] == blk[b], 0, pair.map(kind).fillna(1).to_numpy()).astype(np.int8)
+    comp = cells["compound_id"]
+    same = comp.notna().to_numpy()[a] & (comp.to_numpy()[a] == comp.to_numpy()[b])
     geoms = cells.geometry.to_numpy()
     pts = shapely.centroid(geoms)
     return UnitGraph(
@@ -249,9 +238,15 @@ def _vertical_records(
     cols = ["code", "polygon_code", "building_id", "floors", "households", "population"]
     rows = []
     levels = buildings.set_index("building_id")["levels"]
+    # the main (most populous) building of every micro-grid, found in one pass
+    main_of = (
+        cells.assign(code=cell_codes)
+        .sort_values("households", ascending=False)
+        .drop_duplicates("code")
+        .set_index("code")
+    )
     for row in micro[micro["flag"] == "vertical"].itertuples():
-        members = cells[cell_codes == row.code]
-        main = members.sort_values("households", ascending=False).iloc[0]
+        main = main_of.loc[row.code]
         numbers = row.record_codes.split(",")
         k = len(numbers)
         base, extra = divmod(int(row.households), k)

@@ -36,10 +36,18 @@ def load_limits(path: str | Path | None = None, **overrides: Any) -> Limits:
     Keyword overrides are ``seed`` and ``district_code``. Raises
     :class:`wangge.errors.InputError` naming the file and key for bad values.
     """
+    raw = load_layered("limits.toml", path)
+    return limits_from_raw(raw, str(path) if path is not None else "limits.toml", **overrides)
+
+
+def limits_from_raw(raw: dict[str, Any], source: str, **overrides: Any) -> Limits:
+    """Build :class:`Limits` from merged settings (as stored in a plan), checking values.
+
+    ``source`` names where the settings came from in error messages.
+    """
     from wangge.errors import InputError
 
-    raw = load_layered("limits.toml", path)
-    source = str(path) if path is not None else "limits.toml"
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     if overrides.get("seed") is not None:
         raw["solver"]["seed"] = int(overrides["seed"])
     if overrides.get("district_code") is not None:

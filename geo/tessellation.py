@@ -100,7 +100,7 @@ def _hold_buildings_whole(
     order, so the later one keeps the shared part.
     """
     geoms = cells.geometry.to_numpy().copy()
-    row = pd.Series(np.arange(len(cells)), index=cells["building_id"]).dropna()
+    row = pd.Series(np.arange(len(cells)), index=cells["building_id"])
     row = row[row.index.notna()]
     b = buildings.set_index("building_id")
     own = geoms[row.loc[b.index].to_numpy()]

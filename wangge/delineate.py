@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from wangge.errors import InputError
 from wangge.geo import delineation
 from wangge.geo.feasibility import feasibility
 from wangge.geo.households import load_params
-from wangge.geo.limits import Limits, load_limits
+from wangge.geo.limits import Limits, limits_from_raw, load_limits
 from wangge.geo.metrics import road_halo, unit_metrics
 from wangge.geo.tessellation import tessellate
 
@@ -171,26 +172,17 @@ def plan_frames(result: DelineateResult, violations: pd.DataFrame) -> dict[str, 
     frames["feasibility"] = result.feasibility
     frames["meta"] = pd.DataFrame(
         {
-            "key": ["district_code", "metric_crs", "seed", "limits_toml", "attribution"],
+            "key": ["district_code", "metric_crs", "seed", "limits_json", "attribution"],
             "value": [
                 result.limits.district_code,
                 result.crs,
                 str(result.limits.solver.seed),
-                _toml(result.limits.raw),
+                json.dumps(result.limits.raw, ensure_ascii=False),
                 "© OpenStreetMap contributors, ODbL 1.0",
             ],
         }
     )
     return frames
-
-
-def _toml(raw: dict) -> str:
-    lines = []
-    for table, values in raw.items():
-        lines.append(f"[{table}]")
-        for k, v in values.items():
-            lines.append(f"{k} = {v!r}".replace("'", '"'))
-    return "\n".join(lines)
 
 
 def write_plan(result: DelineateResult, violations: pd.DataFrame, out_dir: str | Path) -> Path:
@@ -228,14 +220,13 @@ def write_plan(result: DelineateResult, violations: pd.DataFrame, out_dir: str |
 
 def read_plan(path: str | Path) -> tuple[dict[str, gpd.GeoDataFrame], Limits]:
     """Read a plan.gpkg back into metric layers and the limits it was made with."""
-    import tempfile
-
     path = Path(path)
     have, meta = _open_gpkg(path, (*PLAN_POLYGONS, "buildings"), "plan.gpkg")
-    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False, encoding="utf-8") as f:
-        f.write(meta["limits_toml"])
-    limits = load_limits(f.name)
-    Path(f.name).unlink()
+    try:
+        raw = json.loads(meta["limits_json"])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise InputError("its meta table holds no readable limits_json", path) from exc
+    limits = limits_from_raw(raw, str(path))
     crs = meta["metric_crs"]
     layers = {
         n: gpd.read_file(path, layer=n, engine="pyogrio").to_crs(crs)
