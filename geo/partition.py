@@ -5,14 +5,17 @@ built with crossings of roads and barriers made dear, so whole blocks hang toget
 Cutting one tree edge splits a region into two connected halves, so every part is
 contiguous by construction. Of all the edges, the cut chosen is the one that leaves both
 halves divisible into whole parts within the band, nearest the target. Among near ties,
-it is the cut that runs along roads, stays compact and leaves compounds whole. Every
-search is bounded: a fixed number of trees per split, each scanned in linear time. A
-split that no tree can make is taken at its least violation and reported with the units
-that cause it.
+it is the cut that runs along roads, stays compact and leaves compounds whole. A cut that
+leaves a half no tree can divide is taken back, and the next tree's best cut tried
+(depth first, so the nearest cut is revisited first). Every search is bounded: a fixed
+number of trees per split, each scanned in linear time, and a fixed number of cuts taken
+back per region. A split that no tree can make is taken at its least violation and
+reported with the units that cause it.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -45,6 +48,9 @@ class SolverParams:
     seed: int = 0
     attempts: int = 8
     candidates: int = 12
+    backtracks: int = 48
+    branch: int = 3
+    mend: int = 400
     road_weight: float = 0.6
     compact_weight: float = 0.4
     compound_weight: float = 3.0
@@ -104,7 +110,6 @@ class _Ctx:
     rng: np.random.Generator
     mult: np.ndarray
     issues: list[Issue] = field(default_factory=list)
-    vertical: list[np.ndarray] = field(default_factory=list)
 
 
 def choose_k(total: float, band: Band) -> tuple[int, bool]:
@@ -196,18 +201,10 @@ def partition(
                     ),
                 )
             )
-        parts.extend(Part(p) for p in _split(ctx, comp, comp_edges, k))
-    for region in ctx.vertical:
-        parts.append(
-            Part(
-                region,
-                heavy=True,
-                note=(
-                    f"{weight[region].sum():g} cannot be cut into whole {band.name}s of "
-                    f"{band.lo:g}–{band.hi:g}; divided by floors"
-                ),
-            )
-        )
+        regions = _split(ctx, comp, comp_edges, k)
+        if feasible:
+            regions = _mend(ctx, regions, comp_edges)
+        parts.extend(_finish(ctx, regions, report=feasible))
     return parts, ctx.issues
 
 
@@ -259,11 +256,47 @@ def _feasible_ks(total: float, band: Band) -> list[int]:
 
 
 def _split(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int) -> list[np.ndarray]:
-    """Recursive bisection of a connected region into about ``k`` parts.
+    """Divide a connected region into about ``k`` parts within the band.
+
+    First a strict search that takes cuts back when a half proves indivisible; when its
+    budget runs out without a plan, the greedy split with repair and report.
+    """
+    # the happy path builds one tree per cut, k - 1 in all
+    parts = _solve(ctx, units, edges, k, [2 * k + ctx.params.backtracks])
+    return parts if parts is not None else _split_greedy(ctx, units, edges, k)
+
+
+def _solve(
+    ctx: _Ctx, region: np.ndarray, edges: np.ndarray, k: int, budget: list[int]
+) -> list[np.ndarray] | None:
+    """Strict recursive bisection with backtracking; None if no plan was found.
+
+    ``budget`` (one shared counter) bounds the spanning trees built over the whole region.
+    """
+    total = ctx.weight[region].sum()
+    for alt in [k, *(x for x in _feasible_ks(total, ctx.band) if x != k)]:
+        if alt == 1:
+            return [region]
+        if len(region) < alt:
+            continue
+        cuts = _cuts(ctx, region, edges, alt, budget)
+        for side_a, k_a in itertools.islice(cuts, ctx.params.branch):
+            side_b = np.setdiff1d(region, side_a)
+            left = _solve(ctx, side_a, _edges_within(ctx.g, side_a, edges), k_a, budget)
+            if left is None:
+                continue
+            right = _solve(ctx, side_b, _edges_within(ctx.g, side_b, edges), alt - k_a, budget)
+            if right is not None:
+                return left + right
+    return None
+
+
+def _split_greedy(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int) -> list[np.ndarray]:
+    """Recursive bisection that never gives up: the best compromise where no cut fits.
 
     When no tree offers a cut for ``k`` parts, other counts that fit the band are tried
     (a region of 35 that cannot be halved is one micro-grid); only when none works is
-    the least-bad cut taken and reported.
+    the least-bad cut taken and repaired; a region that repair cannot fix is left whole.
     """
     out: list[np.ndarray] = []
     stack = [(units, edges, k)]
@@ -278,7 +311,7 @@ def _split(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int) -> list[np.n
             if alt == 1:
                 chosen = 1
                 break
-            result = _bisect(ctx, region, region_edges, alt, strict=True)
+            result = next(_cuts(ctx, region, region_edges, alt), None)
             if result is not None:
                 chosen = alt
                 break
@@ -286,14 +319,12 @@ def _split(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int) -> list[np.n
             out.append(region)
             continue
         if result is None:
-            side_a, k_a = _bisect(ctx, region, region_edges, parts, strict=False)
+            side_a, k_a = _least_violation(ctx, region, region_edges, parts)
             side_a, ok = _repair(ctx, region, region_edges, side_a, k_a, parts)
-            if not ok and ctx.band.divisible:
-                # cannot be cut into whole parts: one polygon, several records by floors
-                ctx.vertical.append(region)
-                continue
             if not ok:
-                _report(ctx, region, parts)
+                # left whole, for _mend to re-solve with its neighbours
+                out.append(region)
+                continue
             result, chosen = (side_a, k_a), parts
         side_a, k_a = result
         side_b = np.setdiff1d(region, side_a)
@@ -302,37 +333,67 @@ def _split(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int) -> list[np.n
     return out
 
 
-def _bisect(
-    ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int, strict: bool
-) -> tuple[np.ndarray, int] | None:
-    """Cut a region in two along one spanning-tree edge; None if ``strict`` and none fits."""
-    g, band, p = ctx.g, ctx.band, ctx.params
+#: Trees drawn near the shortest one before random trees take over.
+_NEAR_TREES = 4
+
+
+@dataclass
+class _Tree:
+    """One spanning tree of a region, with the subtree below every unit."""
+
+    order: np.ndarray
+    pos: np.ndarray
+    size: np.ndarray
+    sub: np.ndarray
+
+    def side(self, v: int) -> np.ndarray:
+        return self.order[self.pos[v] : self.pos[v] + self.size[v]]
+
+
+def _trees(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, budget: list[int] | None = None):
+    """Spanning trees of a region, up to ``attempts`` (and while ``budget`` lasts): first
+    the shortest, with crossings of roads and barriers made dear; the next few wander
+    from it; the rest are random."""
+    g = ctx.g
     m = len(units)
     w = ctx.weight[units]
-    total = w.sum()
     lu = np.searchsorted(units, g.eu[edges])
     lv = np.searchsorted(units, g.ev[edges])
     base = np.hypot(*(g.xy[g.eu[edges]] - g.xy[g.ev[edges]]).T) + 1e-3
     base = base * ctx.mult[edges]
-    best = None  # (score, side, k_a)
-    fallback = None  # (violation, side, k_a)
-    for attempt in range(p.attempts):
-        # later trees wander further from the shortest one
-        jitter = 1.0 if attempt == 0 else 1.0 + attempt * 0.25 * ctx.rng.random(len(edges))
-        tree = minimum_spanning_tree(coo_array((base * jitter, (lu, lv)), shape=(m, m)).tocsr())
+    for attempt in range(ctx.params.attempts):
+        if budget is not None:
+            if budget[0] <= 0:
+                return
+            budget[0] -= 1
+        if attempt == 0:
+            weights = base
+        elif attempt < _NEAR_TREES:
+            weights = base * (1.0 + attempt * 0.25 * ctx.rng.random(len(edges)))
+        else:  # random spanning trees, as GerryChain draws them: the widest search
+            weights = ctx.rng.random(len(edges)) + 1e-6
+        tree = minimum_spanning_tree(coo_array((weights, (lu, lv)), shape=(m, m)).tocsr())
         order, pred = depth_first_order(tree, 0, directed=False, return_predecessors=True)
         if len(order) < m:  # not connected: cannot happen for a region cut from a tree
             raise RuntimeError("region to bisect is not connected")
         sub = w.copy()
-        for v in order[:0:-1]:
-            sub[pred[v]] += sub[v]
         size = np.ones(m, dtype=np.int64)
         for v in order[:0:-1]:
+            sub[pred[v]] += sub[v]
             size[pred[v]] += size[v]
         pos = np.empty(m, dtype=np.int64)
         pos[order] = np.arange(m)
-        cand = order[1:]
-        wa = sub[cand]
+        yield _Tree(order, pos, size, sub), lu, lv
+
+
+def _cuts(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int, budget=None):
+    """Cuts of a region into two halves that can each be divided within the band: the
+    best-scored cut of each spanning tree in turn, computed only when asked for."""
+    band, p = ctx.band, ctx.params
+    total = ctx.weight[units].sum()
+    for tree, lu, lv in _trees(ctx, units, edges, budget):
+        cand = tree.order[1:]
+        wa = tree.sub[cand]
         wb = total - wa
         kmin = np.maximum.reduce(
             [
@@ -349,54 +410,114 @@ def _bisect(
             ]
         )
         ka = np.clip(np.round(wa * k / total), kmin, np.maximum(kmin, kmax))
-        feasible = kmin <= kmax
+        idx = np.flatnonzero(kmin <= kmax)
+        if not len(idx):
+            continue
         share = total / k
         dev = np.abs(wa - ka * share) / share + 0.02 * np.abs(ka / k - 0.5)
-        if not feasible.any():
-            ka_any = np.clip(np.round(wa * k / total), 1, k - 1)
-            viol = (
-                np.maximum(0, ka_any * band.lo - wa)
-                + np.maximum(0, wa - ka_any * band.hi)
-                + np.maximum(0, (k - ka_any) * band.lo - wb)
-                + np.maximum(0, wb - (k - ka_any) * band.hi)
-            )
-            i = int(np.argmin(viol))
-            if fallback is None or viol[i] < fallback[0]:
-                v = cand[i]
-                fallback = (viol[i], order[pos[v] : pos[v] + size[v]], int(ka_any[i]))
-            continue
-        idx = np.flatnonzero(feasible)
         idx = idx[np.argsort(dev[idx], kind="stable")[: p.candidates]]
-        for i in idx:
-            v = cand[i]
-            side = order[pos[v] : pos[v] + size[v]]
-            score = dev[i] + _cut_cost(ctx, units, side, edges, lu, lv)
-            if best is None or score < best[0]:
-                best = (score, side, int(ka[i]))
-        if best is not None:
-            break
-    if best is not None:
-        return units[np.sort(best[1])], best[2]
-    if strict:
-        return None
-    assert fallback is not None
-    return units[np.sort(fallback[1])], fallback[2]
+        scores = [
+            dev[i] + _cut_cost(ctx, units, tree.side(cand[i]), edges, lu, lv) for i in idx
+        ]
+        i = idx[int(np.argmin(scores))]
+        yield units[np.sort(tree.side(cand[i]))], int(ka[i])
 
 
-def _report(ctx: _Ctx, region: np.ndarray, k: int) -> None:
-    w = ctx.weight[region]
-    heavy = region[np.argsort(-w)[:3]]
-    b = ctx.band
-    ctx.issues.append(
-        Issue(
-            b.name,
-            heavy,
-            (
-                f"no contiguous split of {w.sum():g} into {k} {b.name}s of {b.lo:g}–{b.hi:g} "
-                f"after {ctx.params.attempts} spanning trees and local repair"
-            ),
+def _least_violation(
+    ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int
+) -> tuple[np.ndarray, int]:
+    """The cut, over all trees, that misses the band by the least."""
+    band = ctx.band
+    total = ctx.weight[units].sum()
+    best = None  # (violation, side, k_a)
+    for tree, _, _ in _trees(ctx, units, edges):
+        cand = tree.order[1:]
+        wa = tree.sub[cand]
+        wb = total - wa
+        ka = np.clip(np.round(wa * k / total), 1, k - 1)
+        viol = (
+            np.maximum(0, ka * band.lo - wa)
+            + np.maximum(0, wa - ka * band.hi)
+            + np.maximum(0, (k - ka) * band.lo - wb)
+            + np.maximum(0, wb - (k - ka) * band.hi)
         )
-    )
+        i = int(np.argmin(viol))
+        if best is None or viol[i] < best[0]:
+            best = (viol[i], tree.side(cand[i]), int(ka[i]))
+    assert best is not None
+    return units[np.sort(best[1])], best[2]
+
+
+def _in_band(w: float, band: Band) -> bool:
+    return band.lo - 1e-9 <= w <= band.hi + 1e-9
+
+
+def _mend(ctx: _Ctx, regions: list[np.ndarray], edges: np.ndarray) -> list[np.ndarray]:
+    """Re-solve each part outside the band together with the parts around it.
+
+    A part that no cut could bring within the band often fits once its neighbours give
+    and take (a tower pressed between two others needs households from beyond them).
+    The part and its neighbours, then their neighbours too, are divided afresh by the
+    strict search, within ``mend`` spanning trees each time.
+    """
+    g, band = ctx.g, ctx.band
+    regions = list(regions)
+    label = np.full(g.n, -1)
+    for i, r in enumerate(regions):
+        label[r] = i
+    u, v = g.eu[edges], g.ev[edges]
+    for i in range(len(regions)):
+        total = ctx.weight[regions[i]].sum()
+        if _in_band(total, band):
+            continue
+        # floors are a fair answer for a heavy micro-grid: a shorter search for those
+        budget = ctx.params.mend // 8 if band.divisible and total > band.hi else ctx.params.mend
+        group = {i}
+        for _ring in range(2):
+            cross = np.isin(label[u], list(group)) | np.isin(label[v], list(group))
+            group |= set(label[u][cross]) | set(label[v][cross])
+            union = np.sort(np.concatenate([regions[j] for j in group]))
+            found = _solve(ctx, union, _edges_within(g, union, edges), len(group), [budget])
+            if found is None:
+                continue
+            # the group's slots take the new parts (one more or fewer at the end)
+            slots = sorted(group)
+            for j, part in zip(slots, found, strict=False):
+                regions[j] = part
+            extra = found[len(slots) :]
+            regions.extend(extra)
+            for j in slots[len(found) :]:
+                regions[j] = regions[j][:0]
+            for j, r in enumerate(regions):
+                label[r] = j
+            break
+    return [r for r in regions if len(r)]
+
+
+def _finish(ctx: _Ctx, regions: list[np.ndarray], report: bool) -> list[Part]:
+    """Parts from the regions; a region still outside the band is divided by floors
+    where the level allows it, and otherwise reported with its heaviest units."""
+    band, out = ctx.band, []
+    for region in regions:
+        w = ctx.weight[region]
+        total = w.sum()
+        if _in_band(total, band):
+            out.append(Part(region))
+        elif band.divisible and total > band.hi:
+            note = (
+                f"{total:g} cannot be cut into whole {band.name}s of "
+                f"{band.lo:g}–{band.hi:g}; divided by floors"
+            )
+            out.append(Part(region, heavy=True, note=note))
+        else:
+            out.append(Part(region))
+            if report:
+                reason = (
+                    f"{band.name} of {total:g} outside {band.lo:g}–{band.hi:g}: no contiguous "
+                    f"arrangement found with its neighbours within the search bounds"
+                )
+                ctx.issues.append(Issue(band.name, region[np.argsort(-w)[:3]], reason))
+    return out
 
 
 def _violation(wa: float, wb: float, ka: int, kb: int, band: Band) -> float:
