@@ -262,16 +262,16 @@ def _split(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int) -> list[np.n
     budget runs out without a plan, the greedy split with repair and report.
     """
     # the happy path builds one tree per cut, k - 1 in all
-    parts = _solve(ctx, units, edges, k, [2 * k + ctx.params.backtracks])
+    parts = _solve(ctx, units, edges, k, _Budget(2 * k + ctx.params.backtracks))
     return parts if parts is not None else _split_greedy(ctx, units, edges, k)
 
 
 def _solve(
-    ctx: _Ctx, region: np.ndarray, edges: np.ndarray, k: int, budget: list[int]
+    ctx: _Ctx, region: np.ndarray, edges: np.ndarray, k: int, budget: _Budget
 ) -> list[np.ndarray] | None:
     """Strict recursive bisection with backtracking; None if no plan was found.
 
-    ``budget`` (one shared counter) bounds the spanning trees built over the whole region.
+    ``budget`` (shared by the whole search) bounds the spanning trees it builds.
     """
     total = ctx.weight[region].sum()
     for alt in [k, *(x for x in _feasible_ks(total, ctx.band) if x != k)]:
@@ -296,7 +296,8 @@ def _split_greedy(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int) -> li
 
     When no tree offers a cut for ``k`` parts, other counts that fit the band are tried
     (a region of 35 that cannot be halved is one micro-grid); only when none works is
-    the least-bad cut taken and repaired; a region that repair cannot fix is left whole.
+    the least-bad cut taken and repaired (at a divisible level, a region that repair cannot
+    fix is left whole instead, for floors).
     """
     out: list[np.ndarray] = []
     stack = [(units, edges, k)]
@@ -321,10 +322,11 @@ def _split_greedy(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int) -> li
         if result is None:
             side_a, k_a = _least_violation(ctx, region, region_edges, parts)
             side_a, ok = _repair(ctx, region, region_edges, side_a, k_a, parts)
-            if not ok:
-                # left whole, for _mend to re-solve with its neighbours
+            if not ok and ctx.band.divisible:
+                # left whole: _mend tries its neighbours, and floors divide what remains
                 out.append(region)
                 continue
+            # the least-bad cut stands; _mend re-solves what it leaves outside the band
             result, chosen = (side_a, k_a), parts
         side_a, k_a = result
         side_b = np.setdiff1d(region, side_a)
@@ -335,6 +337,15 @@ def _split_greedy(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int) -> li
 
 #: Trees drawn near the shortest one before random trees take over.
 _NEAR_TREES = 4
+
+
+@dataclass
+class _Budget:
+    """Spanning trees a search may still build; ``near`` of each region's are drawn near
+    the shortest tree before random ones."""
+
+    trees: int
+    near: int = _NEAR_TREES
 
 
 @dataclass
@@ -350,7 +361,7 @@ class _Tree:
         return self.order[self.pos[v] : self.pos[v] + self.size[v]]
 
 
-def _trees(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, budget: list[int] | None = None):
+def _trees(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, budget: _Budget | None = None):
     """Spanning trees of a region, up to ``attempts`` (and while ``budget`` lasts): first
     the shortest, with crossings of roads and barriers made dear; the next few wander
     from it; the rest are random."""
@@ -361,14 +372,15 @@ def _trees(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, budget: list[int] | 
     lv = np.searchsorted(units, g.ev[edges])
     base = np.hypot(*(g.xy[g.eu[edges]] - g.xy[g.ev[edges]]).T) + 1e-3
     base = base * ctx.mult[edges]
+    near = _NEAR_TREES if budget is None else budget.near
     for attempt in range(ctx.params.attempts):
         if budget is not None:
-            if budget[0] <= 0:
+            if budget.trees <= 0:
                 return
-            budget[0] -= 1
+            budget.trees -= 1
         if attempt == 0:
             weights = base
-        elif attempt < _NEAR_TREES:
+        elif attempt < near:
             weights = base * (1.0 + attempt * 0.25 * ctx.rng.random(len(edges)))
         else:  # random spanning trees, as GerryChain draws them: the widest search
             weights = ctx.rng.random(len(edges)) + 1e-6
@@ -386,7 +398,7 @@ def _trees(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, budget: list[int] | 
         yield _Tree(order, pos, size, sub), lu, lv
 
 
-def _cuts(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int, budget=None):
+def _cuts(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int, budget: _Budget | None = None):
     """Cuts of a region into two halves that can each be divided within the band: the
     best-scored cut of each spanning tree in turn, computed only when asked for."""
     band, p = ctx.band, ctx.params
@@ -416,9 +428,7 @@ def _cuts(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int, budget=None):
         share = total / k
         dev = np.abs(wa - ka * share) / share + 0.02 * np.abs(ka / k - 0.5)
         idx = idx[np.argsort(dev[idx], kind="stable")[: p.candidates]]
-        scores = [
-            dev[i] + _cut_cost(ctx, units, tree.side(cand[i]), edges, lu, lv) for i in idx
-        ]
+        scores = [dev[i] + _cut_cost(ctx, units, tree.side(cand[i]), edges, lu, lv) for i in idx]
         i = idx[int(np.argmin(scores))]
         yield units[np.sort(tree.side(cand[i]))], int(ka[i])
 
@@ -457,8 +467,9 @@ def _mend(ctx: _Ctx, regions: list[np.ndarray], edges: np.ndarray) -> list[np.nd
 
     A part that no cut could bring within the band often fits once its neighbours give
     and take (a tower pressed between two others needs households from beyond them).
-    The part and its neighbours, then their neighbours too, are divided afresh by the
-    strict search, within ``mend`` spanning trees each time.
+    The part and its neighbours are divided afresh by the strict search on random trees,
+    then with their neighbours too, up to three rings, within ``mend`` spanning trees each
+    time.
     """
     g, band = ctx.g, ctx.band
     regions = list(regions)
@@ -473,11 +484,12 @@ def _mend(ctx: _Ctx, regions: list[np.ndarray], edges: np.ndarray) -> list[np.nd
         # floors are a fair answer for a heavy micro-grid: a shorter search for those
         budget = ctx.params.mend // 8 if band.divisible and total > band.hi else ctx.params.mend
         group = {i}
-        for _ring in range(2):
+        for _ring in range(3):
             cross = np.isin(label[u], list(group)) | np.isin(label[v], list(group))
             group |= set(label[u][cross]) | set(label[v][cross])
             union = np.sort(np.concatenate([regions[j] for j in group]))
-            found = _solve(ctx, union, _edges_within(g, union, edges), len(group), [budget])
+            search = _Budget(budget, near=0)  # random trees only: the near ones failed
+            found = _solve(ctx, union, _edges_within(g, union, edges), len(group), search)
             if found is None:
                 continue
             # the group's slots take the new parts (one more or fewer at the end)

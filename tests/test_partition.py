@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -96,6 +98,43 @@ def test_micro_level_divides_by_floors_when_no_cut_fits():
     )
     assert len(parts) == 1 and parts[0].heavy and "floors" in parts[0].note
     assert not issues
+
+
+def tower_cluster() -> UnitGraph:
+    """Cells of one demo community (121 units, 2,834 households) where towers of 293 and
+    266 households touch each other and two more towers (373, 386) but no small homes.
+
+    Cut from the demo's cells (OSM data © OpenStreetMap contributors, ODbL); every cut of
+    the shortest spanning trees leaves the two towers together at 559 > 500.
+    """
+    d = np.load(Path(__file__).parent / "data" / "tower_cluster.npz")
+    names = ("households", "population", "area", "perimeter", "xy")
+    names += ("eu", "ev", "length", "along", "compound")
+    return UnitGraph(*(d[k] for k in names))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tower_pressed_between_towers_is_mended_with_its_neighbours(seed):
+    g = tower_cluster()
+    parts, issues = partition(
+        g, np.arange(g.n), g.households, GRID, SolverParams(seed=seed), np.random.default_rng(seed)
+    )
+    assert not issues
+    sizes = np.array([g.households[p.units].sum() for p in parts])
+    assert ((sizes >= 300) & (sizes <= 500)).all(), sizes
+    assert sizes.sum() == g.households.sum()
+    assert all(_connected(g, p.units) for p in parts)
+
+
+def test_unmendable_part_is_reported_with_its_units():
+    g = lattice(3, 1, 0)
+    g.households[:] = [290, 280, 40]  # 610 fits two grids, but no cut of the row does
+    parts, issues = partition(
+        g, np.arange(g.n), g.households, GRID, SolverParams(), np.random.default_rng(0)
+    )
+    assert sorted(g.households[p.units].sum() for p in parts) == [290, 320]
+    assert len(issues) == 1 and 0 in issues[0].units
+    assert "grid of 290 outside 300–500" in issues[0].reason
 
 
 @pytest.mark.parametrize(
