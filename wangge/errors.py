@@ -18,7 +18,7 @@ class WanggeError(Exception):
         The row, feature or unit inside ``source``, if any.
     """
 
-    #: HTTP status the API maps this error to (see api/errors.py once it exists).
+    #: HTTP status the API maps this error to (api/errors.py reads it, in one place).
     status_code = 400
 
     def __init__(self, problem: str, source: str | Path | None = None, where: str | None = None):
@@ -42,3 +42,21 @@ class InputError(WanggeError):
     """The input cannot be used as it is: missing, empty, truncated, malformed or inconsistent."""
 
     status_code = 422
+
+
+class NotFound(WanggeError):
+    """A layer, plan, version or unit that does not exist (or a point outside the study area)."""
+
+    status_code = 404
+
+
+class VersionConflict(WanggeError):
+    """A save based on a version that is no longer the plan's latest: never a lost update."""
+
+    status_code = 409
+
+
+class TooLarge(WanggeError):
+    """An upload or a batch above the configured limit."""
+
+    status_code = 413
