@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
-from pyproj import CRS
+from pyproj import CRS, Transformer
+
+from wangge.errors import InputError
 
 # Krasovsky 1940 ellipsoid parameters used by the published GCJ-02 obfuscation.
 _A = 6378245.0
@@ -11,6 +15,19 @@ _EE = 0.00669342162296594323
 
 #: Longitude and latitude range inside which GCJ-02 offsets apply (mainland China's bbox).
 CHINA_BBOX = (72.004, 0.8293, 137.8347, 55.8271)
+
+#: CGCS2000 3-degree Gauss-Kruger zones named by central meridian, false easting 500 000 m:
+#: EPSG:4534 is CM 75°E, ..., EPSG:4554 is CM 135°E. Their zone-prefixed twins (EPSG:4513 to
+#: 4533, false easting 25 500 000 m and up) are deliberately not accepted.
+GAUSS_KRUGER_EPSG = range(4534, 4555)
+
+#: What :func:`to_crs_coords` and :func:`from_crs_coords` accept, as they name it in errors.
+ACCEPTED_CRS = (
+    "EPSG:4326 (WGS84)",
+    "EPSG:4490 (CGCS2000)",
+    "EPSG:4534 to EPSG:4554 (CGCS2000 3-degree Gauss-Kruger, CM 75°E to 135°E)",
+    "GCJ02",
+)
 
 
 def metric_crs(lon: float, lat: float) -> CRS:
@@ -31,7 +48,7 @@ def metric_crs(lon: float, lat: float) -> CRS:
     """
     if 73.5 <= lon <= 136.5 and 3.0 <= lat <= 54.0:
         cm = round(lon / 3.0) * 3
-        return CRS.from_epsg(4534 + (cm - 75) // 3)
+        return CRS.from_epsg(GAUSS_KRUGER_EPSG[(cm - 75) // 3])
     zone = int((lon + 180) // 6) + 1
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
@@ -62,7 +79,19 @@ def _offset(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def wgs84_to_gcj02(lon, lat) -> tuple[np.ndarray, np.ndarray]:
-    """Shift WGS84 coordinates to GCJ-02 (points outside China are returned unchanged)."""
+    """Shift WGS84 coordinates to GCJ-02.
+
+    Parameters
+    ----------
+    lon, lat
+        WGS84 coordinates in degrees: scalars or array-likes of one shape.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        GCJ-02 longitude and latitude (0-d arrays for scalar input). Points outside
+        :data:`CHINA_BBOX` are returned unchanged and NaN stays NaN.
+    """
     lon = np.asarray(lon, dtype=float)
     lat = np.asarray(lat, dtype=float)
     dlon, dlat = _offset(lon, lat)
@@ -76,9 +105,16 @@ def gcj02_to_wgs84(lon, lat, tol_deg: float = 1e-9) -> tuple[np.ndarray, np.ndar
     Parameters
     ----------
     lon, lat
-        GCJ-02 coordinates in degrees.
+        GCJ-02 coordinates in degrees: scalars or array-likes of one shape.
     tol_deg
-        Stop once every point moves less than this between iterations.
+        Stop once every point moves less than this between iterations (NaN points,
+        which never converge, do not hold the others up).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        WGS84 longitude and latitude (0-d arrays for scalar input). Points outside
+        :data:`CHINA_BBOX` are returned unchanged and NaN stays NaN.
     """
     glon = np.asarray(lon, dtype=float)
     glat = np.asarray(lat, dtype=float)
@@ -87,6 +123,90 @@ def gcj02_to_wgs84(lon, lat, tol_deg: float = 1e-9) -> tuple[np.ndarray, np.ndar
         flon, flat = wgs84_to_gcj02(wlon, wlat)
         dx, dy = glon - flon, glat - flat
         wlon, wlat = wlon + dx, wlat + dy
-        if np.all(np.abs(dx) < tol_deg) and np.all(np.abs(dy) < tol_deg):
+        if not (np.any(np.abs(dx) >= tol_deg) or np.any(np.abs(dy) >= tol_deg)):
             break
-    return wlon, wlat
+    return np.asarray(wlon), np.asarray(wlat)
+
+
+def _crs_name(crs: str) -> str:
+    """Return ``crs`` as ``"EPSG:<code>"`` or ``"GCJ02"``, or raise for anything not accepted."""
+    name = crs.strip().upper().replace(" ", "") if isinstance(crs, str) else ""
+    if name in ("GCJ02", "GCJ-02"):
+        return "GCJ02"
+    code = name.removeprefix("EPSG:")
+    if code.isdigit() and (int(code) in (4326, 4490) or int(code) in GAUSS_KRUGER_EPSG):
+        return f"EPSG:{int(code)}"
+    problem = f"unknown CRS {crs!r}; accepted: {'; '.join(ACCEPTED_CRS)}"
+    if code.isdigit() and 4513 <= int(code) <= 4533:
+        problem += " (the zone-prefixed Gauss-Kruger variants are not used)"
+    raise InputError(problem, where="crs")
+
+
+@cache
+def _from_wgs84(name: str) -> Transformer:
+    return Transformer.from_crs("EPSG:4326", name, always_xy=True)
+
+
+def to_crs_coords(lon, lat, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    """Convert WGS84 longitude/latitude to coordinates in ``crs``.
+
+    Parameters
+    ----------
+    lon, lat
+        WGS84 coordinates in degrees: scalars or array-likes of one shape.
+    crs
+        ``"EPSG:4326"`` (returned as given), ``"EPSG:4490"`` (CGCS2000 longitude/latitude;
+        PROJ treats it as equal to WGS84, which holds to a few centimetres), one of
+        ``"EPSG:4534"`` to ``"EPSG:4554"`` (CGCS2000 3-degree Gauss-Kruger) or ``"GCJ02"``.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``x, y``: longitude and latitude in degrees, or easting and northing in metres for
+        a Gauss-Kruger zone (always in that order, whatever the EPSG axis order). NaN in,
+        NaN out.
+
+    Raises
+    ------
+    wangge.errors.InputError
+        ``crs`` is none of the above; the message lists what is accepted.
+    """
+    name = _crs_name(crs)
+    lon, lat = np.broadcast_arrays(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
+    if name == "EPSG:4326":
+        return lon.copy(), lat.copy()
+    if name == "GCJ02":
+        return wgs84_to_gcj02(lon, lat)
+    x, y = _from_wgs84(name).transform(lon, lat)
+    return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+
+def from_crs_coords(x, y, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    """Convert coordinates in ``crs`` to WGS84 longitude/latitude (inverts :func:`to_crs_coords`).
+
+    Parameters
+    ----------
+    x, y
+        Longitude and latitude in degrees, or easting and northing in metres for a
+        Gauss-Kruger zone: scalars or array-likes of one shape.
+    crs
+        As for :func:`to_crs_coords`.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        WGS84 longitude and latitude in degrees. NaN in, NaN out.
+
+    Raises
+    ------
+    wangge.errors.InputError
+        ``crs`` is not accepted; the message lists what is.
+    """
+    name = _crs_name(crs)
+    x, y = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+    if name == "EPSG:4326":
+        return x.copy(), y.copy()
+    if name == "GCJ02":
+        return gcj02_to_wgs84(x, y)
+    lon, lat = _from_wgs84(name).transform(x, y, direction="INVERSE")
+    return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)

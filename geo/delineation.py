@@ -165,6 +165,7 @@ def build_layers(
     dissolved = _dissolve_levels(geoms, nested)
     parent_codes = np.full(len(cells), limits.district_code, dtype=object)
     labels_prev = np.zeros(len(cells), dtype=int)
+    names_prev: dict[str, str] = {}
     for level, name in zip(
         geo_codes.LEVELS, ("streets", "communities", "grids", "microgrids"), strict=True
     ):
@@ -196,6 +197,8 @@ def build_layers(
             frame.loc[idx, "record_codes"] = [
                 ",".join(numbers[s : s + c]) for s, c in zip(starts, counts, strict=True)
             ]
+        frame["name"] = _names(frame, level, names_prev)
+        names_prev = dict(zip(frame["code"], frame["name"], strict=True))
         heavy_flag = "vertical" if level == "microgrid" else "oversize"
         frame["flag"] = np.where(is_heavy, heavy_flag, "")
         frame["note"] = [nested.notes[level].get(p, "") for p in frame["part"]]
@@ -225,6 +228,24 @@ def build_layers(
     out_b["grid_code"] = out_b["microgrid_code"].str[:15]
     layers["buildings"] = out_b
     return layers
+
+
+#: Placeholder names until planners give real ones: 街道001, 社区002, 社区002第3网格…
+_NAME_FORMAT = {
+    "street": "街道{nnn}",
+    "community": "社区{nnn}",
+    "grid": "{parent}第{n}网格",
+    "microgrid": "{parent}第{n}微网格",
+}
+
+
+def _names(frame: gpd.GeoDataFrame, level: str, parents: dict[str, str]) -> list[str]:
+    """Placeholder names from the codes, each carrying its parent's name where it helps."""
+    fmt = _NAME_FORMAT[level]
+    return [
+        fmt.format(nnn=code[-3:], n=int(code[-3:]), parent=parents.get(parent, ""))
+        for code, parent in zip(frame["code"], frame["parent_code"], strict=True)
+    ]
 
 
 def _vertical_records(

@@ -300,7 +300,55 @@ CHECKS: dict[str, Check] = {
 }
 
 
+#: Layers a check needs beyond the four polygon levels; without them it is skipped.
+NEEDS = {"cover": ("study_area",), "atomic": ("buildings",), "compound": ("buildings",)}
+#: Columns every polygon layer must carry, and those of one level only.
+REQUIRED = ("code", "parent_code", "households")
+REQUIRED_AT = {"communities": ("population",)}
+
+
+def prepare(layers: Layers) -> tuple[Layers, list[Violation]]:
+    """Check that a plan (perhaps uploaded) has what the checks read, and fill defaults.
+
+    Returns the layers (with ``area_km2`` computed and ``flag``/``note`` empty where
+    absent) and an error per missing layer or column, naming it.
+    """
+    out: list[Violation] = []
+    ready = dict(layers)
+    for name in POLYGON_LAYERS:
+        if name not in layers:
+            out.append(Violation(LEVEL_OF[name], "", "layers", "error", f"no {name} layer"))
+            continue
+        frame = layers[name].copy()
+        for col in (*REQUIRED, *REQUIRED_AT.get(name, ())):
+            if col not in frame:
+                out.append(
+                    Violation(LEVEL_OF[name], "", "layers", "error", f"{name} has no {col} column")
+                )
+        if "area_km2" not in frame:
+            frame["area_km2"] = frame.geometry.area / 1e6
+        for col in ("flag", "note"):
+            frame[col] = frame[col].fillna("") if col in frame else ""
+        if "code" in frame:
+            frame["code"] = frame["code"].astype(str)
+        ready[name] = frame
+    return ready, out
+
+
 def validate(layers: Layers, limits: Limits) -> pd.DataFrame:
-    """Run every check; one row per violation (``level, code, check, severity, reason``)."""
-    rows = [asdict(v) for check in CHECKS.values() for v in check(layers, limits)]
+    """Run every check; one row per violation (``level, code, check, severity, reason``).
+
+    A plan missing a polygon level or a required column gets only those errors; a check
+    whose extra layer is missing (``buildings``, ``study_area``) is skipped with a warning.
+    """
+    layers, found = prepare(layers)
+    if not found:
+        for name, check in CHECKS.items():
+            absent = [n for n in NEEDS.get(name, ()) if n not in layers]
+            if absent:
+                reason = f"skipped: no {', '.join(absent)} layer"
+                found.append(Violation("plan", "", name, "warning", reason))
+                continue
+            found.extend(check(layers, limits))
+    rows = [asdict(v) for v in found]
     return pd.DataFrame(rows, columns=["level", "code", "check", "severity", "reason"])

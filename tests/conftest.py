@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,58 @@ def demo_plan():
     from wangge.delineate import delineate
 
     return delineate(DEMO_OSM)
+
+
+@pytest.fixture(scope="session")
+def demo_plan_frames(demo_plan):
+    """The demo plan's layers as plan.gpkg holds them (WGS84), and its meta."""
+    from wangge.delineate import plan_frames
+    from wangge.geo.validate import validate
+
+    frames = plan_frames(demo_plan, validate(demo_plan.layers, demo_plan.limits))
+    table = frames.pop("meta")
+    return frames, dict(zip(table["key"], table["value"], strict=True))
+
+
+#: The PostGIS the tests use; scripts/ensure_services.sh creates it on a fresh machine.
+PG_URL = os.environ.get(
+    "WANGGE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/wangge_test"
+)
+
+
+def need(service: str, problem: str) -> None:
+    """Skip a test for want of a service, except in CI, where that is a failure."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{service} is required in CI: {problem}")
+    pytest.skip(f"{service} not available: {problem}")
+
+
+@pytest.fixture(scope="session")
+def postgis_store():
+    """A PostGIS store on a clean test database (tables emptied once per session)."""
+    from wangge.data.postgis_store import PostgisStore
+    from wangge.errors import InputError
+
+    try:
+        store = PostgisStore(PG_URL)
+    except InputError as exc:
+        need("PostGIS", str(exc))
+    import sqlalchemy as sa
+
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE wg_features, wg_layers, wg_versions, wg_plans"))
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=["gpkg", "postgis"])
+def store(request, tmp_path):
+    """Each store in turn: a fresh GeoPackage file, and the shared PostGIS test database."""
+    if request.param == "gpkg":
+        from wangge.data.gpkg_store import GpkgStore
+
+        st = GpkgStore(tmp_path / "store.gpkg")
+        yield st
+        st.close()
+    else:
+        yield request.getfixturevalue("postgis_store")

@@ -228,10 +228,127 @@ def validate(
 @app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Output directory")] = Path("out/demo"),
+    store: Annotated[
+        str | None, typer.Option(help="Store to import the plan into (default: out/wangge.gpkg)")
+    ] = None,
 ) -> None:
-    """Run the main job on the bundled Nanjing demo (© OpenStreetMap contributors, ODbL)."""
+    """Run the main job on the bundled Nanjing demo (© OpenStreetMap contributors, ODbL):
+    ingest, delineate, and import the plan into the store that `wangge serve` serves."""
     _run_ingest(DEMO_OSM, out_dir)
     _run_delineate(out_dir / "units.gpkg", out_dir)
+    _run_import(out_dir / "plan.gpkg", store, "demo", "wangge demo", "bundled demo plan")
+
+
+def _settings(store: str | None):
+    """Settings from the environment, with ``--store`` on top when given."""
+    from wangge.api.settings import Settings
+
+    return Settings(store=store) if store else Settings()
+
+
+def _store_target(store: str | None) -> str:
+    return _settings(store).store_target()
+
+
+def _run_import(path: Path, store: str | None, plan_id: str, author: str, comment: str) -> None:
+    from wangge.data.gpkg_store import read_plan_file
+    from wangge.data.store import open_store
+    from wangge.importing import PlanInvalid, save_plan
+
+    target = _store_target(store)
+    if path.is_dir():
+        path = path / "plan.gpkg"
+    try:
+        layers, meta = read_plan_file(path)
+        st = open_store(target)
+        try:
+            version, violations = save_plan(
+                st, layers, meta, str(path), plan_id, None, author, comment
+            )
+        finally:
+            st.close()
+    except PlanInvalid as exc:
+        for row in exc.violations[:20]:
+            err.print(escape(f"  {row['level']} {row['code']}: {row['check']}: {row['reason']}"))
+        _fail(exc)
+    except WanggeError as exc:
+        _fail(exc)
+    out.print(
+        f"imported [bold]{escape(str(path))}[/] as plan [bold]{plan_id}[/] version "
+        f"{version.version} into {escape(target)} ({len(violations)} warnings)"
+    )
+
+
+@app.command(name="import")
+def import_(
+    plan: Annotated[Path, typer.Argument(help="A plan directory or plan.gpkg (wangge delineate)")],
+    store: Annotated[
+        str | None,
+        typer.Option(help="GeoPackage path or postgresql+psycopg:// URL (default: settings)"),
+    ] = None,
+    plan_id: Annotated[str, typer.Option("--plan-id", help="Plan id to save under")] = "demo",
+    author: Annotated[str, typer.Option(help="Who imports it")] = "",
+    comment: Annotated[str, typer.Option(help="Why")] = "",
+) -> None:
+    """Validate a plan and save it into a store as the plan's next version."""
+    _run_import(plan, store, plan_id, author, comment)
+
+
+@app.command()
+def serve(
+    store: Annotated[
+        str | None,
+        typer.Option(help="GeoPackage path or postgresql+psycopg:// URL (env WANGGE_STORE)"),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+) -> None:
+    """Serve the HTTP API (docs at /docs) from a store."""
+    import uvicorn
+
+    from wangge.api.app import create_app
+    from wangge.data.store import open_store
+
+    settings = _settings(store)
+    try:
+        opened = open_store(settings.store_target())
+    except WanggeError as exc:
+        _fail(exc)
+    out.print(f"serving {escape(settings.store_target())} on http://{host}:{port} (docs: /docs)")
+    try:
+        uvicorn.run(create_app(settings, opened), host=host, port=port, log_level="info")
+    finally:
+        opened.close()
+
+
+@app.command()
+def export(
+    layer: Annotated[str, typer.Argument(help="Layer, e.g. grids")],
+    out_file: Annotated[Path, typer.Option("--out", help="File to write")],
+    format: Annotated[str, typer.Option(help="geojson, gpkg or shp (zipped)")] = "geojson",
+    crs: Annotated[str, typer.Option(help="EPSG:4326, EPSG:4490, EPSG:4547…, GCJ02")] = "EPSG:4326",
+    encoding: Annotated[str, typer.Option(help="UTF-8 or GBK (Shapefile)")] = "UTF-8",
+    store: Annotated[str | None, typer.Option(help="Store (default: settings)")] = None,
+    plan_id: Annotated[str | None, typer.Option("--plan-id", help="Plan (default newest)")] = None,
+    version: Annotated[int | None, typer.Option(help="Version (default latest)")] = None,
+) -> None:
+    """Write one layer of a stored plan as GeoJSON, GeoPackage or a zipped Shapefile."""
+    from wangge.data.exports import export_layer
+    from wangge.data.store import open_store
+
+    try:
+        st = open_store(_store_target(store))
+        try:
+            v = st.resolve(plan_id, version)
+            frame = st.query(v.plan_id, v.version, layer).frame
+            result = export_layer(frame, layer, format, crs, encoding)
+        finally:
+            st.close()
+    except WanggeError as exc:
+        _fail(exc)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_bytes(result.content)
+    out.print(f"wrote {escape(str(out_file))} ({len(result.content):,} bytes, {crs}, {format})")
 
 
 def main() -> None:  # pragma: no cover - console entry point

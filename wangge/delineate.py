@@ -222,19 +222,51 @@ def read_plan(path: str | Path) -> tuple[dict[str, gpd.GeoDataFrame], Limits]:
     """Read a plan.gpkg back into metric layers and the limits it was made with."""
     path = Path(path)
     have, meta = _open_gpkg(path, (*PLAN_POLYGONS, "buildings"), "plan.gpkg")
-    try:
-        raw = json.loads(meta["limits_json"])
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise InputError("its meta table holds no readable limits_json", path) from exc
-    limits = limits_from_raw(raw, str(path))
-    crs = meta["metric_crs"]
-    layers = {
-        n: gpd.read_file(path, layer=n, engine="pyogrio").to_crs(crs)
+    frames = {
+        n: gpd.read_file(path, layer=n, engine="pyogrio")
         for n in (*PLAN_POLYGONS, "buildings", "study_area")
         if n in have
     }
+    return metric_plan(frames, dict(meta), str(path))
+
+
+def metric_plan(
+    frames: dict[str, pd.DataFrame], meta: dict, source: str
+) -> tuple[dict[str, gpd.GeoDataFrame], Limits]:
+    """A plan's spatial layers in its metric CRS, and its limits, ready to validate.
+
+    ``meta`` may come from a plan.gpkg, a store version or an upload; what it lacks is
+    filled in: the limits from the defaults (with the district code read off the codes)
+    and the metric CRS from the plan's centre.
+    """
+    from wangge.geo.crs import metric_crs
+
+    layers = {n: f for n, f in frames.items() if isinstance(f, gpd.GeoDataFrame)}
+    for name, frame in layers.items():
+        if frame.crs is None:
+            raise InputError("the layer has no CRS", source, where=name)
+    if "limits_json" in meta:
+        try:
+            raw = json.loads(meta["limits_json"])
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise InputError("its meta holds no readable limits_json", source) from exc
+        limits = limits_from_raw(raw, source)
+    else:
+        code = meta.get("district_code")
+        if code is None and "streets" in layers and len(layers["streets"]):
+            code = str(layers["streets"]["code"].iloc[0])[:6]
+        limits = load_limits(district_code=code) if code else load_limits()
+    crs = meta.get("metric_crs")
+    if not crs:
+        shown = next((f for f in layers.values() if len(f)), None)
+        if shown is None:
+            raise InputError("the plan holds no features", source)
+        centre = shown.to_crs(4326).geometry.union_all().centroid
+        crs = metric_crs(centre.x, centre.y).to_string()
+    layers = {n: f.to_crs(crs) for n, f in layers.items()}
     for name in PLAN_POLYGONS:
-        for col in ("flag", "note", "record_codes"):
-            if col in layers[name]:
-                layers[name][col] = layers[name][col].fillna("")
+        if name in layers:
+            for col in ("flag", "note", "record_codes"):
+                if col in layers[name]:
+                    layers[name][col] = layers[name][col].fillna("")
     return layers, limits

@@ -1,0 +1,59 @@
+"""The FastAPI application: routers by resource, the store opened once at start."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from pydantic import BaseModel
+
+from wangge import __version__
+from wangge.api import collections, coverage, errors, exports, plans
+from wangge.api.settings import Settings
+from wangge.data.store import Store, open_store
+
+
+class Health(BaseModel):
+    status: str
+    store: str
+    plans: int
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    """Build the app. ``store`` (tests) or the settings' store target is used."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        own = store is None
+        app.state.store = store or open_store(settings.store_target())
+        try:
+            yield
+        finally:
+            if own:
+                app.state.store.close()
+
+    app = FastAPI(
+        title="wangge 网格 API",
+        version=__version__,
+        summary="Grid governance plans: collections, coverage lookups, exports.",
+        description=(
+            "Streets, communities, grids and micro-grids of a plan, served in the style of "
+            "OGC API Features. Map data © OpenStreetMap contributors, ODbL 1.0."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    if store is not None:
+        app.state.store = store
+    errors.install(app)
+    for module in (collections, coverage, exports, plans):
+        app.include_router(module.router)
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz(request: Request) -> Health:
+        """Ready when the store answers."""
+        st = request.app.state.store
+        return Health(status="ok", store=type(st).__name__, plans=len(st.plans()))
+
+    return app

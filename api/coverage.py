@@ -1,0 +1,218 @@
+"""Which street, community, grid and micro-grid cover a point, one at a time or in batches."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Annotated, Literal
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from wangge.api.deps import StoreDep, VersionDep
+from wangge.api.errors import ERRORS, ErrorBody
+from wangge.errors import InputError, NotFound, TooLarge
+from wangge.geo.crs import from_crs_coords
+
+router = APIRouter(tags=["coverage"])
+PointCrs = Literal["EPSG:4326", "EPSG:4490", "GCJ02"]
+LEVEL_NAMES = ("street", "community", "grid", "microgrid")
+
+
+class Unit(BaseModel):
+    code: str
+    name: str | None = None
+    households: float | None = None
+    manager: str | None = None
+    phone: str | None = None
+
+
+class PointCoverage(BaseModel):
+    plan: str
+    version: int
+    lon: float = Field(description="WGS84 longitude used for the lookup")
+    lat: float = Field(description="WGS84 latitude used for the lookup")
+    street: Unit
+    community: Unit
+    grid: Unit
+    microgrid: Unit
+
+
+class PointIn(BaseModel):
+    id: str | int | None = None
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+
+
+class PointsIn(BaseModel):
+    crs: PointCrs = "EPSG:4326"
+    points: list[PointIn]
+
+
+class PointOut(BaseModel):
+    id: str | int | None = None
+    lon: float
+    lat: float
+    inside: bool
+    street_code: str | None = None
+    community_code: str | None = None
+    grid_code: str | None = None
+    microgrid_code: str | None = None
+
+
+class PointsOut(BaseModel):
+    plan: str
+    version: int
+    count: int
+    inside: int
+    results: list[PointOut]
+
+
+def _to_wgs84(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    if crs == "EPSG:4326":
+        return lon, lat
+    x, y = from_crs_coords(lon, lat, crs)
+    return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+
+def _unit(row: pd.Series, level: str) -> Unit:
+    def get(attr):
+        value = row.get(f"{level}_{attr}")
+        return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+    return Unit(
+        code=row[f"{level}_code"],
+        name=get("name"),
+        households=get("households"),
+        manager=get("manager"),
+        phone=get("phone"),
+    )
+
+
+@router.get(
+    "/coverage/point",
+    response_model=PointCoverage,
+    responses={**ERRORS, 404: {"model": ErrorBody, "description": "Outside the study area"}},
+)
+def point(
+    store: StoreDep,
+    v: VersionDep,
+    lon: Annotated[float, Query(ge=-180, le=180, description="Longitude")],
+    lat: Annotated[float, Query(ge=-90, le=90, description="Latitude")],
+    crs: Annotated[PointCrs, Query(description="CRS of lon/lat")] = "EPSG:4326",
+) -> PointCoverage:
+    """The units covering one point, with their names, households and manager fields."""
+    wlon, wlat = _to_wgs84(np.array([lon]), np.array([lat]), crs)
+    found = store.cover(v.plan_id, v.version, wlon, wlat)
+    row = found.iloc[0]
+    if not row["inside"]:
+        raise NotFound(
+            f"point ({lon:.6f}, {lat:.6f}) {crs} is outside the study area of plan "
+            f"{v.plan_id} version {v.version}",
+            where="lon,lat",
+        )
+    units = {level: _unit(row, level) for level in LEVEL_NAMES}
+    return PointCoverage(
+        plan=v.plan_id, version=v.version, lon=float(wlon[0]), lat=float(wlat[0]), **units
+    )
+
+
+def _read_csv(text: str) -> tuple[list, np.ndarray, np.ndarray, str]:
+    reader = csv.DictReader(io.StringIO(text))
+    fields = {f.strip().lower(): f for f in reader.fieldnames or []}
+    lon_key = next(
+        (fields[k] for k in ("lon", "lng", "longitude", "x", "经度") if k in fields), None
+    )
+    lat_key = next((fields[k] for k in ("lat", "latitude", "y", "纬度") if k in fields), None)
+    if lon_key is None or lat_key is None:
+        raise InputError("the CSV needs lon and lat columns", "points.csv", where="header")
+    ids, lon, lat = [], [], []
+    for n, row in enumerate(reader, start=2):
+        try:
+            x, y = float(row[lon_key]), float(row[lat_key])
+        except (TypeError, ValueError) as exc:
+            raise InputError("lon and lat must be numbers", "points.csv", f"row {n}") from exc
+        if not (-180 <= x <= 180 and -90 <= y <= 90):
+            raise InputError("lon/lat out of range (swapped?)", "points.csv", f"row {n}")
+        ids.append(row.get(fields.get("id", "id")))
+        lon.append(x)
+        lat.append(y)
+    return ids, np.array(lon, float), np.array(lat, float), "EPSG:4326"
+
+
+@router.post(
+    "/coverage/points",
+    response_model=PointsOut,
+    responses={
+        **ERRORS,
+        413: {"model": ErrorBody, "description": "More points than the batch limit"},
+        200: {"content": {"text/csv": {}}},
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": PointsIn.model_json_schema()},
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "id,lon,lat\n1,118.78,32.04\n",
+                },
+            },
+            "required": True,
+        }
+    },
+)
+async def points(
+    request: Request,
+    store: StoreDep,
+    v: VersionDep,
+    crs: Annotated[PointCrs | None, Query(description="CRS of a CSV batch")] = None,
+    format: Annotated[Literal["json", "csv"], Query(description="Response format")] = "json",
+) -> Response:
+    """Look up to ``max_batch`` points at once, sent as JSON or as CSV (id,lon,lat)."""
+    limit = request.app.state.settings.max_batch
+    body = await request.body()
+    if len(body) > limit * 200 + 10_000:
+        raise TooLarge(f"the batch is larger than {limit:,} points allow", where="body")
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if ctype in ("text/csv", "text/plain"):
+        ids, lon, lat, _ = _read_csv(body.decode("utf-8-sig", errors="replace"))
+        point_crs = crs or "EPSG:4326"
+    elif ctype == "application/json":
+        try:
+            parsed = PointsIn.model_validate_json(body)
+        except ValueError as exc:
+            raise InputError(f"not a valid points batch: {str(exc)[:300]}", where="body") from exc
+        ids = [p.id for p in parsed.points]
+        lon = np.array([p.lon for p in parsed.points], dtype=float)
+        lat = np.array([p.lat for p in parsed.points], dtype=float)
+        point_crs = crs or parsed.crs
+    else:
+        raise InputError(f"send JSON or CSV, not {ctype}", where="content-type")
+    if len(lon) > limit:
+        raise TooLarge(f"{len(lon):,} points; a batch holds at most {limit:,}", where="points")
+    wlon, wlat = _to_wgs84(lon, lat, point_crs)
+    found = store.cover(v.plan_id, v.version, wlon, wlat) if len(lon) else None
+    cols = [f"{lvl}_code" for lvl in LEVEL_NAMES]
+    frame = pd.DataFrame({"id": ids, "lon": lon, "lat": lat})
+    if found is not None:
+        frame["inside"] = found["inside"].to_numpy()
+        for c in cols:
+            frame[c] = found[c].replace("", None).to_numpy()
+    else:
+        frame["inside"] = pd.Series(dtype=bool)
+        for c in cols:
+            frame[c] = pd.Series(dtype=object)
+    if format == "csv":
+        return Response(frame.to_csv(index=False), media_type="text/csv")
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    out = {
+        "plan": v.plan_id,
+        "version": v.version,
+        "count": len(frame),
+        "inside": int(frame["inside"].sum()) if len(frame) else 0,
+        "results": records,
+    }
+    return Response(json.dumps(out, ensure_ascii=False), media_type="application/json")

@@ -1,0 +1,68 @@
+"""Request parsing shared by the routers: the store, the plan version, bbox and paging."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from wangge.data.store import Store, Version
+from wangge.errors import InputError
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def get_version(
+    request: Request,
+    store: StoreDep,
+    plan: Annotated[
+        str | None,
+        Query(description="Plan id (default: the configured plan, else the newest)", max_length=64),
+    ] = None,
+    version: Annotated[
+        int | None, Query(description="Version (default: the latest)", ge=1, le=2**31 - 1)
+    ] = None,
+) -> Version:
+    return store.resolve(plan or request.app.state.settings.plan, version)
+
+
+VersionDep = Annotated[Version, Depends(get_version)]
+
+
+def parse_bbox(
+    bbox: Annotated[
+        str | None,
+        Query(
+            description="minLon,minLat,maxLon,maxLat in WGS84",
+            examples=["118.77,32.03,118.79,32.05"],
+            max_length=200,
+        ),
+    ] = None,
+) -> tuple[float, float, float, float] | None:
+    if bbox is None:
+        return None
+    parts = bbox.split(",")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError as exc:
+        raise InputError(
+            "bbox must be four numbers: minLon,minLat,maxLon,maxLat", where="bbox"
+        ) from exc
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise InputError("bbox must be four numbers: minLon,minLat,maxLon,maxLat", where="bbox")
+    x0, y0, x1, y1 = values
+    if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
+        raise InputError(
+            "bbox must have min ≤ max, longitudes in −180…180 and latitudes in −90…90",
+            where="bbox",
+        )
+    return x0, y0, x1, y1
+
+
+BboxDep = Annotated[tuple[float, float, float, float] | None, Depends(parse_bbox)]

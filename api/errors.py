@@ -1,0 +1,70 @@
+"""One map from wangge's exception family to HTTP status and a JSON body, registered once.
+
+Every error body is ``{"error": ..., "detail": ..., "where": ...}``: what went wrong in
+words, the particulars (a list of violations, the parameters at fault), and the file,
+parameter, row or feature at fault.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from wangge.errors import WanggeError
+
+
+class ErrorBody(BaseModel):
+    """The JSON body of every error response."""
+
+    error: str
+    detail: Any = None
+    where: str | None = None
+
+
+def error_response(status: int, error: str, detail: Any = None, where: str | None = None):
+    body = ErrorBody(error=error, detail=detail, where=where).model_dump()
+    return JSONResponse(body, status_code=status)
+
+
+def _wangge(request: Request, exc: WanggeError) -> JSONResponse:
+    detail = getattr(exc, "violations", None)
+    return error_response(exc.status_code, exc.message, detail, exc.where)
+
+
+def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = []
+    for e in exc.errors():
+        loc = [str(x) for x in e.get("loc", ()) if x not in ("query", "path", "body")]
+        problems.append({"where": ".".join(loc), "problem": e.get("msg", "invalid")})
+    where = problems[0]["where"] if problems else None
+    text = "; ".join(f"{p['where']}: {p['problem']}" for p in problems) or "invalid request"
+    return error_response(422, text, problems, where)
+
+
+def _http(request: Request, exc: HTTPException) -> JSONResponse:
+    return error_response(exc.status_code, str(exc.detail), None, request.url.path)
+
+
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # a bug, not bad input: say so without leaking internals
+    return error_response(500, f"internal error ({type(exc).__name__}); please report it")
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(WanggeError, _wangge)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+#: Error responses to document on every route that can give them.
+ERRORS = {
+    404: {"model": ErrorBody, "description": "Unknown plan, version, layer or code"},
+    422: {"model": ErrorBody, "description": "A parameter or the input is invalid"},
+}

@@ -1,0 +1,120 @@
+"""Plans and their versions: list them, and upload a plan that the validator accepts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel
+
+from wangge.api.deps import StoreDep
+from wangge.api.errors import ERRORS, ErrorBody
+from wangge.data.store import Version
+from wangge.errors import InputError, TooLarge
+from wangge.importing import read_plan_bytes, save_plan
+
+router = APIRouter(tags=["plans"])
+PlanId = Annotated[str, Path(description="Plan id", max_length=64)]
+
+
+class VersionOut(BaseModel):
+    plan: str
+    version: int
+    created_at: str
+    author: str
+    comment: str
+    district_code: str | None = None
+
+
+class ViolationOut(BaseModel):
+    level: str
+    code: str
+    check: str
+    severity: str
+    reason: str
+
+
+class Saved(BaseModel):
+    version: VersionOut
+    violations: list[ViolationOut]
+
+
+def version_out(v: Version) -> VersionOut:
+    return VersionOut(
+        plan=v.plan_id,
+        version=v.version,
+        created_at=v.created_at,
+        author=v.author,
+        comment=v.comment,
+        district_code=v.meta.get("district_code"),
+    )
+
+
+@router.get("/plans", response_model=list[VersionOut], responses=ERRORS)
+def plans(store: StoreDep) -> list[VersionOut]:
+    """Every plan with its latest version, newest first."""
+    return [version_out(v) for v in store.plans()]
+
+
+@router.get("/plans/{plan_id}/versions", response_model=list[VersionOut], responses=ERRORS)
+def versions(store: StoreDep, plan_id: PlanId) -> list[VersionOut]:
+    """Every version of one plan, oldest first."""
+    store.resolve(plan_id)
+    return [version_out(v) for v in store.versions(plan_id)]
+
+
+@router.post(
+    "/plans",
+    response_model=Saved,
+    status_code=201,
+    responses={
+        **ERRORS,
+        409: {"model": ErrorBody, "description": "base_version is not the latest"},
+        413: {"model": ErrorBody, "description": "Upload larger than the limit"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/geo+json": {"schema": {"type": "object"}},
+                "application/geopackage+sqlite3": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+            },
+            "required": True,
+        }
+    },
+)
+async def upload(
+    request: Request,
+    store: StoreDep,
+    plan: Annotated[str, Query(description="Plan id to save under", max_length=64)],
+    base_version: Annotated[
+        int | None, Query(ge=0, le=2**31 - 1, description="Version the upload replaces")
+    ] = None,
+    author: Annotated[str, Query(max_length=200)] = "",
+    comment: Annotated[str, Query(max_length=2000)] = "",
+) -> Saved:
+    """Upload a plan (GeoPackage as written by ``wangge delineate``, or a GeoJSON
+    FeatureCollection with a ``level`` per feature). It is validated first; errors come
+    back as a list and nothing is saved."""
+    limit = int(request.app.state.settings.max_upload_mb * 1024 * 1024)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"upload of {int(declared):,} bytes; the limit is {limit:,}", where="body")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"upload larger than the limit of {limit:,} bytes", where="body")
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    if not data:
+        raise InputError("the upload is empty", where="body")
+    layers, meta = read_plan_bytes(data, f"upload to {plan}")
+    version, violations = save_plan(
+        store, layers, meta, f"upload to {plan}", plan, base_version, author, comment
+    )
+    return Saved(
+        version=version_out(version),
+        violations=[ViolationOut(**r) for r in violations.to_dict("records")],
+    )

@@ -1,0 +1,36 @@
+"""Settings from the environment (prefix ``WANGGE_``), in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """What a deployment sets; every field reads ``WANGGE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="WANGGE_", extra="ignore")
+
+    #: A PostGIS URL (``postgresql+psycopg://user@host/db``); when set, the shared store.
+    database_url: str | None = None
+    #: A GeoPackage path or a database URL; overrides ``database_url`` (``--store``).
+    store: str | None = None
+    #: Where the embedded GeoPackage store lives when neither of the above is set.
+    data_dir: Path = Path("out")
+    #: The plan served when a request names none (default: the newest).
+    plan: str | None = None
+    #: Largest upload accepted by ``POST /plans``, in megabytes.
+    max_upload_mb: float = 50.0
+    #: Most points in one ``POST /coverage/points`` batch.
+    max_batch: int = 10_000
+    #: Most features in one page of items.
+    max_limit: int = 10_000
+
+    def store_target(self) -> str:
+        """The store to open: ``store``, else ``database_url``, else the data dir's file."""
+        if self.store:
+            return self.store
+        if self.database_url:
+            return self.database_url
+        return str(self.data_dir / "wangge.gpkg")

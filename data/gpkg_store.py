@@ -1,0 +1,402 @@
+"""The embedded store: plans kept in one GeoPackage file, with no server to run.
+
+The file is a valid GeoPackage 1.4: its ``wg_features`` table is a feature layer with
+an R-tree spatial index that QGIS or GDAL open as they are; the ``wg_`` tables beside it
+hold plans, versions and layer schemas. Every save is one SQLite transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS
+
+from wangge.data.store import (
+    SCHEMA_VERSION,
+    LayerInfo,
+    Page,
+    Store,
+    Version,
+    check_plan_id,
+    flatten,
+    now,
+    unflatten,
+)
+from wangge.errors import InputError, VersionConflict
+
+_GPKG_APPLICATION_ID = 0x47504B47  # "GPKG"
+_GPKG_USER_VERSION = 10400  # 1.4.0
+_ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS gpkg_spatial_ref_sys (
+    srs_name TEXT NOT NULL, srs_id INTEGER PRIMARY KEY, organization TEXT NOT NULL,
+    organization_coordsys_id INTEGER NOT NULL, definition TEXT NOT NULL, description TEXT);
+CREATE TABLE IF NOT EXISTS gpkg_contents (
+    table_name TEXT NOT NULL PRIMARY KEY, data_type TEXT NOT NULL, identifier TEXT UNIQUE,
+    description TEXT DEFAULT '',
+    last_change DATETIME NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+    min_x DOUBLE, min_y DOUBLE, max_x DOUBLE, max_y DOUBLE,
+    srs_id INTEGER REFERENCES gpkg_spatial_ref_sys(srs_id));
+CREATE TABLE IF NOT EXISTS gpkg_geometry_columns (
+    table_name TEXT NOT NULL, column_name TEXT NOT NULL, geometry_type_name TEXT NOT NULL,
+    srs_id INTEGER NOT NULL, z TINYINT NOT NULL, m TINYINT NOT NULL,
+    PRIMARY KEY (table_name, column_name));
+CREATE TABLE IF NOT EXISTS gpkg_extensions (
+    table_name TEXT, column_name TEXT, extension_name TEXT NOT NULL,
+    definition TEXT NOT NULL, scope TEXT NOT NULL,
+    UNIQUE (table_name, column_name, extension_name));
+CREATE TABLE IF NOT EXISTS wg_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS wg_plans (
+    plan_id TEXT PRIMARY KEY, latest INTEGER NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS wg_versions (
+    plan_id TEXT NOT NULL, version INTEGER NOT NULL, created_at TEXT NOT NULL,
+    author TEXT NOT NULL, comment TEXT NOT NULL, meta TEXT NOT NULL,
+    PRIMARY KEY (plan_id, version));
+CREATE TABLE IF NOT EXISTS wg_layers (
+    plan_id TEXT NOT NULL, version INTEGER NOT NULL, layer TEXT NOT NULL,
+    count INTEGER NOT NULL, geometry_type TEXT, bbox TEXT, columns TEXT NOT NULL,
+    dtypes TEXT NOT NULL, PRIMARY KEY (plan_id, version, layer));
+CREATE TABLE IF NOT EXISTS wg_features (
+    fid INTEGER PRIMARY KEY AUTOINCREMENT, plan_id TEXT NOT NULL, version INTEGER NOT NULL,
+    layer TEXT NOT NULL, code TEXT, parent_code TEXT, properties TEXT NOT NULL, geom GEOMETRY);
+CREATE INDEX IF NOT EXISTS wg_features_key ON wg_features (plan_id, version, layer, code);
+CREATE VIRTUAL TABLE IF NOT EXISTS rtree_wg_features_geom
+    USING rtree(id, minx, maxx, miny, maxy);
+"""
+
+
+def encode_geometry(wkb: bytes | None, bbox: tuple | None, srs_id: int = 4326) -> bytes | None:
+    """A GeoPackage geometry blob: 'GP', version 0, little-endian with an xy envelope."""
+    if wkb is None:
+        return None
+    minx, miny, maxx, maxy = bbox
+    return b"GP\x00\x03" + struct.pack("<i4d", srs_id, minx, maxx, miny, maxy) + wkb
+
+
+def decode_geometries(blobs: list[bytes | None]) -> np.ndarray:
+    """Shapely geometries from GeoPackage blobs (None stays None)."""
+    wkbs: list[bytes | None] = []
+    for blob in blobs:
+        if blob is None:
+            wkbs.append(None)
+            continue
+        flags = blob[3]
+        envelope = _ENVELOPE_BYTES.get((flags >> 1) & 0x07)
+        if blob[:2] != b"GP" or envelope is None:
+            raise InputError("not a GeoPackage geometry blob", where="wg_features.geom")
+        wkbs.append(bytes(blob[8 + envelope :]))
+    return shapely.from_wkb(np.array(wkbs, dtype=object))
+
+
+class GpkgStore(Store):
+    """Plans in one GeoPackage file (created on first open)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.url = str(self.path)
+        self._local = threading.local()
+        self._cover_cache: dict[tuple[str, int], tuple[shapely.STRtree, np.ndarray]] = {}
+        if self.path.exists() and self.path.stat().st_size and not _is_sqlite(self.path):
+            raise InputError("not a GeoPackage (SQLite) file", self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    # connections ------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA foreign_keys = OFF")
+            conn.execute("PRAGMA busy_timeout = 10000")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _migrate(self) -> None:
+        try:
+            with self._write() as conn:
+                conn.execute(f"PRAGMA application_id = {_GPKG_APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {_GPKG_USER_VERSION}")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                _register(conn)
+                row = conn.execute("SELECT value FROM wg_meta WHERE key='schema'").fetchone()
+                have = int(row[0]) if row else 0
+                if have > SCHEMA_VERSION:
+                    raise InputError(
+                        f"store schema {have} is newer than this wangge ({SCHEMA_VERSION})",
+                        self.path,
+                    )
+                conn.execute(
+                    "INSERT OR REPLACE INTO wg_meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                )
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"cannot open as a GeoPackage store: {exc}", self.path) from exc
+
+    # the contract -----------------------------------------------------------------------
+
+    def save(
+        self,
+        plan_id: str,
+        layers: dict[str, pd.DataFrame],
+        meta: dict[str, Any] | None = None,
+        base_version: int | None = None,
+        author: str = "",
+        comment: str = "",
+    ) -> Version:
+        check_plan_id(plan_id)
+        flat = {name: flatten(name, frame) for name, frame in layers.items()}
+        created = now()
+        meta_json = json.dumps(meta or {}, ensure_ascii=False)
+        with self._write() as conn:
+            row = conn.execute("SELECT latest FROM wg_plans WHERE plan_id=?", (plan_id,)).fetchone()
+            latest = row[0] if row else 0
+            if base_version is not None and base_version != latest:
+                raise VersionConflict(
+                    f"based on version {base_version}, but the latest is {latest}; "
+                    "reload and redo the change",
+                    plan_id,
+                    where="base_version",
+                )
+            version = latest + 1
+            if row:
+                conn.execute("UPDATE wg_plans SET latest=? WHERE plan_id=?", (version, plan_id))
+            else:
+                conn.execute("INSERT INTO wg_plans VALUES (?, ?, ?)", (plan_id, version, created))
+            conn.execute(
+                "INSERT INTO wg_versions VALUES (?, ?, ?, ?, ?, ?)",
+                (plan_id, version, created, author, comment, meta_json),
+            )
+            for name, rows in flat.items():
+                info = rows.info
+                conn.execute(
+                    "INSERT INTO wg_layers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        plan_id,
+                        version,
+                        name,
+                        info.count,
+                        info.geometry_type,
+                        json.dumps(info.bbox),
+                        json.dumps(list(info.columns), ensure_ascii=False),
+                        json.dumps(rows.dtypes),
+                    ),
+                )
+                for code, parent, props, wkb, box in rows.records:
+                    cur = conn.execute(
+                        "INSERT INTO wg_features (plan_id, version, layer, code, parent_code,"
+                        " properties, geom) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (plan_id, version, name, code, parent, props, encode_geometry(wkb, box)),
+                    )
+                    if box is not None:
+                        conn.execute(
+                            "INSERT INTO rtree_wg_features_geom VALUES (?, ?, ?, ?, ?)",
+                            (cur.lastrowid, box[0], box[2], box[1], box[3]),
+                        )
+            _update_extent(conn)
+        return Version(plan_id, version, created, author, comment, meta or {})
+
+    def plans(self) -> list[Version]:
+        rows = self._conn().execute(
+            "SELECT v.plan_id, v.version, v.created_at, v.author, v.comment, v.meta"
+            " FROM wg_plans p JOIN wg_versions v ON v.plan_id=p.plan_id AND v.version=p.latest"
+            " ORDER BY v.created_at DESC, v.plan_id"
+        )
+        return [_version(r) for r in rows]
+
+    def versions(self, plan_id: str) -> list[Version]:
+        rows = self._conn().execute(
+            "SELECT plan_id, version, created_at, author, comment, meta FROM wg_versions"
+            " WHERE plan_id=? ORDER BY version",
+            (plan_id,),
+        )
+        return [_version(r) for r in rows]
+
+    def layers(self, plan_id: str, version: int) -> list[LayerInfo]:
+        rows = self._conn().execute(
+            "SELECT layer, count, geometry_type, bbox, columns FROM wg_layers"
+            " WHERE plan_id=? AND version=? ORDER BY rowid",
+            (plan_id, version),
+        )
+        return [
+            LayerInfo(
+                r[0],
+                r[1],
+                r[2],
+                tuple(json.loads(r[3])) if json.loads(r[3]) else None,
+                tuple(json.loads(r[4])),
+            )
+            for r in rows
+        ]
+
+    def query(
+        self,
+        plan_id: str,
+        version: int,
+        layer: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        codes: list[str] | None = None,
+    ) -> Page:
+        info = self._check_layer(plan_id, version, layer)
+        dtypes = self._dtypes(plan_id, version, layer)
+        conn = self._conn()
+        where = "f.plan_id=? AND f.version=? AND f.layer=?"
+        args: list[Any] = [plan_id, version, layer]
+        if codes is not None:
+            where += f" AND f.code IN ({','.join('?' * len(codes))})"
+            args += list(codes)
+        select = "SELECT f.code, f.parent_code, f.properties, f.geom FROM wg_features f"
+        if bbox is None:
+            (matched,) = conn.execute(f"SELECT count(*) FROM wg_features f WHERE {where}", args)
+            page = f" LIMIT {int(limit) if limit is not None else -1} OFFSET {int(offset)}"
+            rows = conn.execute(f"{select} WHERE {where} ORDER BY f.code, f.fid{page}", args)
+            rows = rows.fetchall()
+            geoms = decode_geometries([r[3] for r in rows])
+            return Page(unflatten(info, dtypes, rows, list(geoms)), int(matched[0]))
+        minx, miny, maxx, maxy = bbox
+        rows = conn.execute(
+            f"{select} JOIN rtree_wg_features_geom r ON r.id = f.fid"
+            " AND r.maxx >= ? AND r.minx <= ? AND r.maxy >= ? AND r.miny <= ?"
+            f" WHERE {where} ORDER BY f.code, f.fid",
+            [minx, maxx, miny, maxy, *args],
+        ).fetchall()
+        geoms = decode_geometries([r[3] for r in rows])
+        hit = shapely.intersects(geoms, shapely.box(minx, miny, maxx, maxy))
+        rows = [r for r, h in zip(rows, hit, strict=True) if h]
+        geoms = geoms[hit]
+        end = None if limit is None else offset + limit
+        frame = unflatten(info, dtypes, rows[offset:end], list(geoms[offset:end]))
+        return Page(frame, len(rows))
+
+    def _dtypes(self, plan_id: str, version: int, layer: str) -> dict[str, str]:
+        (raw,) = (
+            self._conn()
+            .execute(
+                "SELECT dtypes FROM wg_layers WHERE plan_id=? AND version=? AND layer=?",
+                (plan_id, version, layer),
+            )
+            .fetchone()
+        )
+        return json.loads(raw)
+
+    def _cover_codes(
+        self, plan_id: str, version: int, lon: np.ndarray, lat: np.ndarray
+    ) -> np.ndarray:
+        key = (plan_id, version)
+        if key not in self._cover_cache:  # versions never change once saved
+            micro = self.query(plan_id, version, "microgrids").frame
+            geoms = micro.geometry.to_numpy()
+            self._cover_cache[key] = (shapely.STRtree(geoms), micro["code"].to_numpy())
+        tree, codes = self._cover_cache[key]
+        out = np.full(len(lon), "", dtype=object)
+        pts, hits = tree.query(shapely.points(lon, lat), predicate="intersects")
+        # a point on a shared edge touches two: the first code wins, as in PostGIS
+        order = np.lexsort((codes[hits], pts))
+        pts, hits = pts[order], hits[order]
+        first = np.r_[True, pts[1:] != pts[:-1]] if len(pts) else np.array([], bool)
+        out[pts[first]] = codes[hits[first]]
+        return out
+
+
+def _is_sqlite(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(16) == b"SQLite format 3\x00"
+
+
+def _version(row) -> Version:
+    return Version(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]))
+
+
+def _register(conn: sqlite3.Connection) -> None:
+    """The GeoPackage rows that make ``wg_features`` a layer other GIS tools can open."""
+    wgs84 = CRS.from_epsg(4326).to_wkt("WKT1_GDAL")
+    srs = [
+        ("Undefined cartesian SRS", -1, "NONE", -1, "undefined", "undefined cartesian"),
+        ("Undefined geographic SRS", 0, "NONE", 0, "undefined", "undefined geographic"),
+        ("WGS 84 geodetic", 4326, "EPSG", 4326, wgs84, "longitude/latitude on WGS 84"),
+    ]
+    conn.executemany("INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES (?, ?, ?, ?, ?, ?)", srs)
+    conn.execute(
+        "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, description,"
+        " srs_id) VALUES ('wg_features', 'features', 'wg_features',"
+        " 'wangge plan layers, every version', 4326)"
+    )
+    for table in ("wg_plans", "wg_versions", "wg_layers", "wg_meta"):
+        conn.execute(
+            "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier)"
+            " VALUES (?, 'attributes', ?)",
+            (table, table),
+        )
+    conn.execute(
+        "INSERT OR IGNORE INTO gpkg_geometry_columns VALUES"
+        " ('wg_features', 'geom', 'GEOMETRY', 4326, 0, 0)"
+    )
+    conn.execute(
+        "INSERT OR IGNORE INTO gpkg_extensions VALUES ('wg_features', 'geom',"
+        " 'gpkg_rtree_index', 'http://www.geopackage.org/spec120/#extension_rtree',"
+        " 'write-only')"
+    )
+
+
+def _update_extent(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "UPDATE gpkg_contents SET (min_x, min_y, max_x, max_y, last_change) ="
+        " (SELECT min(minx), min(miny), max(maxx), max(maxy),"
+        " strftime('%Y-%m-%dT%H:%M:%fZ','now') FROM rtree_wg_features_geom)"
+        " WHERE table_name='wg_features'"
+    )
+
+
+def read_plan_file(path: Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Layers and meta of a plan written by ``wangge delineate`` (plan.gpkg)."""
+    import pyogrio
+
+    path = Path(path)
+    try:
+        names = [n for n, _ in pyogrio.list_layers(path)]
+    except Exception as exc:  # pyogrio raises its own DataSourceError family
+        raise InputError(f"cannot read as a GeoPackage: {exc}", path) from exc
+    layers: dict[str, pd.DataFrame] = {}
+    meta: dict[str, Any] = {}
+    for name in names:
+        frame = pyogrio.read_dataframe(path, layer=name)
+        if name == "meta":
+            meta = dict(zip(frame["key"], frame["value"], strict=True))
+            continue
+        if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.notna().any():
+            layers[name] = frame
+        else:
+            layers[name] = pd.DataFrame(frame.drop(columns="geometry", errors="ignore"))
+    return layers, meta

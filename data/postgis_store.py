@@ -1,0 +1,312 @@
+"""The shared store: plans kept in PostGIS, through SQLAlchemy 2 and GeoAlchemy2.
+
+Chosen when ``WANGGE_DATABASE_URL`` (``postgresql+psycopg://…``) is set. The schema is
+created, or migrated, when the store opens; features carry a GiST index on their
+geometry. A save runs in one transaction that locks the plan's row, so two planners
+saving on the same base version cannot both win.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shapely
+import sqlalchemy as sa
+from geoalchemy2 import Geometry
+from sqlalchemy.dialects.postgresql import JSONB, insert
+
+from wangge.data.store import (
+    SCHEMA_VERSION,
+    LayerInfo,
+    Page,
+    Store,
+    Version,
+    check_plan_id,
+    flatten,
+    now,
+    unflatten,
+)
+from wangge.errors import InputError, VersionConflict
+
+metadata = sa.MetaData()
+meta_table = sa.Table(
+    "wg_meta",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+plans_table = sa.Table(
+    "wg_plans",
+    metadata,
+    sa.Column("plan_id", sa.Text, primary_key=True),
+    sa.Column("latest", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Text, nullable=False),
+)
+versions_table = sa.Table(
+    "wg_versions",
+    metadata,
+    sa.Column("plan_id", sa.Text, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("author", sa.Text, nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("meta", JSONB, nullable=False),
+)
+layers_table = sa.Table(
+    "wg_layers",
+    metadata,
+    sa.Column("plan_id", sa.Text, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("layer", sa.Text, primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("geometry_type", sa.Text),
+    sa.Column("bbox", JSONB),
+    sa.Column("columns", JSONB, nullable=False),
+    sa.Column("dtypes", JSONB, nullable=False),
+)
+features_table = sa.Table(
+    "wg_features",
+    metadata,
+    sa.Column("fid", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("plan_id", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("layer", sa.Text, nullable=False),
+    sa.Column("code", sa.Text),
+    sa.Column("parent_code", sa.Text),
+    sa.Column("properties", JSONB, nullable=False),
+    sa.Column("geom", Geometry("GEOMETRY", srid=4326, spatial_index=False)),
+    sa.Index("wg_features_key", "plan_id", "version", "layer", "code"),
+    sa.Index("wg_features_geom", "geom", postgresql_using="gist"),
+)
+
+
+class PostgisStore(Store):
+    """Plans in a PostGIS database."""
+
+    def __init__(self, url: str):
+        self.url = url
+        try:
+            self.engine = sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=16)
+            self._migrate()
+        except sa.exc.OperationalError as exc:
+            raise InputError(
+                f"cannot reach the database: {exc.orig}".strip(), _safe_url(url)
+            ) from exc
+        except sa.exc.NoSuchModuleError as exc:
+            raise InputError(f"not a database URL wangge knows: {exc}", _safe_url(url)) from exc
+
+    def _migrate(self) -> None:
+        with self.engine.begin() as conn:
+            try:
+                conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
+            except sa.exc.DBAPIError as exc:
+                raise InputError(
+                    "PostGIS is not available in this database (install postgresql-15-postgis-3"
+                    f" and allow CREATE EXTENSION): {exc.orig}",
+                    _safe_url(self.url),
+                ) from exc
+            # one migration at a time, even when several API workers start together
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(20260421)"))
+            metadata.create_all(conn)
+            have = conn.execute(
+                sa.select(meta_table.c.value).where(meta_table.c.key == "schema")
+            ).scalar()
+            if have is not None and int(have) > SCHEMA_VERSION:
+                raise InputError(
+                    f"store schema {have} is newer than this wangge ({SCHEMA_VERSION})",
+                    _safe_url(self.url),
+                )
+            stmt = insert(meta_table).values(key="schema", value=str(SCHEMA_VERSION))
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["key"], set_={"value": stmt.excluded.value}
+                )
+            )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def save(
+        self,
+        plan_id: str,
+        layers: dict[str, pd.DataFrame],
+        meta: dict[str, Any] | None = None,
+        base_version: int | None = None,
+        author: str = "",
+        comment: str = "",
+    ) -> Version:
+        check_plan_id(plan_id)
+        flat = {name: flatten(name, frame) for name, frame in layers.items()}
+        created = now()
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(plans_table)
+                .values(plan_id=plan_id, latest=0, created_at=created)
+                .on_conflict_do_nothing()
+            )
+            latest = conn.execute(
+                sa.select(plans_table.c.latest)
+                .where(plans_table.c.plan_id == plan_id)
+                .with_for_update()
+            ).scalar_one()
+            if base_version is not None and base_version != latest:
+                raise VersionConflict(
+                    f"based on version {base_version}, but the latest is {latest}; "
+                    "reload and redo the change",
+                    plan_id,
+                    where="base_version",
+                )
+            version = latest + 1
+            conn.execute(
+                plans_table.update().where(plans_table.c.plan_id == plan_id).values(latest=version)
+            )
+            conn.execute(
+                versions_table.insert().values(
+                    plan_id=plan_id,
+                    version=version,
+                    created_at=created,
+                    author=author,
+                    comment=comment,
+                    meta=meta or {},
+                )
+            )
+            for position, (name, rows) in enumerate(flat.items()):
+                info = rows.info
+                conn.execute(
+                    layers_table.insert().values(
+                        plan_id=plan_id,
+                        version=version,
+                        layer=name,
+                        position=position,
+                        count=info.count,
+                        geometry_type=info.geometry_type,
+                        bbox=list(info.bbox) if info.bbox else None,
+                        columns=list(info.columns),
+                        dtypes=rows.dtypes,
+                    )
+                )
+                if not rows.records:
+                    continue
+                stmt = features_table.insert().values(
+                    plan_id=plan_id,
+                    version=version,
+                    layer=name,
+                    code=sa.bindparam("c"),
+                    parent_code=sa.bindparam("p"),
+                    properties=sa.cast(sa.bindparam("j", type_=sa.Text), JSONB),
+                    geom=sa.func.ST_GeomFromWKB(sa.bindparam("w", type_=sa.LargeBinary), 4326),
+                )
+                conn.execute(
+                    stmt,
+                    [{"c": c, "p": p, "j": j, "w": w} for c, p, j, w, _ in rows.records],
+                )
+        return Version(plan_id, version, created, author, comment, meta or {})
+
+    def plans(self) -> list[Version]:
+        v, p = versions_table, plans_table
+        stmt = (
+            sa.select(v.c.plan_id, v.c.version, v.c.created_at, v.c.author, v.c.comment, v.c.meta)
+            .join(p, (p.c.plan_id == v.c.plan_id) & (p.c.latest == v.c.version))
+            .order_by(v.c.created_at.desc(), v.c.plan_id)
+        )
+        with self.engine.connect() as conn:
+            return [Version(*row) for row in conn.execute(stmt)]
+
+    def versions(self, plan_id: str) -> list[Version]:
+        v = versions_table
+        stmt = (
+            sa.select(v.c.plan_id, v.c.version, v.c.created_at, v.c.author, v.c.comment, v.c.meta)
+            .where(v.c.plan_id == plan_id)
+            .order_by(v.c.version)
+        )
+        with self.engine.connect() as conn:
+            return [Version(*row) for row in conn.execute(stmt)]
+
+    def layers(self, plan_id: str, version: int) -> list[LayerInfo]:
+        t = layers_table
+        stmt = (
+            sa.select(t.c.layer, t.c.count, t.c.geometry_type, t.c.bbox, t.c.columns)
+            .where((t.c.plan_id == plan_id) & (t.c.version == version))
+            .order_by(t.c.position)
+        )
+        with self.engine.connect() as conn:
+            return [
+                LayerInfo(r[0], r[1], r[2], tuple(r[3]) if r[3] else None, tuple(r[4]))
+                for r in conn.execute(stmt)
+            ]
+
+    def query(
+        self,
+        plan_id: str,
+        version: int,
+        layer: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        codes: list[str] | None = None,
+    ) -> Page:
+        info = self._check_layer(plan_id, version, layer)
+        f = features_table
+        cond = (f.c.plan_id == plan_id) & (f.c.version == version) & (f.c.layer == layer)
+        if codes is not None:
+            cond &= f.c.code.in_(codes)
+        if bbox is not None:
+            env = sa.func.ST_MakeEnvelope(*bbox, 4326)
+            cond &= f.c.geom.op("&&")(env) & sa.func.ST_Intersects(f.c.geom, env)
+        stmt = (
+            sa.select(
+                f.c.code,
+                f.c.parent_code,
+                sa.cast(f.c.properties, sa.Text),
+                sa.func.ST_AsBinary(f.c.geom),
+            )
+            .where(cond)
+            .order_by(f.c.code, f.c.fid)
+            .offset(offset)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            matched = conn.execute(sa.select(sa.func.count()).where(cond)).scalar_one()
+            rows = conn.execute(stmt).fetchall()
+            dtypes = conn.execute(
+                sa.select(layers_table.c.dtypes).where(
+                    (layers_table.c.plan_id == plan_id)
+                    & (layers_table.c.version == version)
+                    & (layers_table.c.layer == layer)
+                )
+            ).scalar_one()
+        wkbs = np.array([None if r[3] is None else bytes(r[3]) for r in rows], dtype=object)
+        geoms = shapely.from_wkb(wkbs) if len(rows) else []
+        return Page(unflatten(info, dtypes, rows, list(geoms)), int(matched))
+
+    def _cover_codes(
+        self, plan_id: str, version: int, lon: np.ndarray, lat: np.ndarray
+    ) -> np.ndarray:
+        stmt = sa.text(
+            """
+            SELECT p.i, min(f.code)
+            FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[]))
+                 WITH ORDINALITY AS p(lon, lat, i)
+            JOIN wg_features f
+              ON f.plan_id = :plan AND f.version = :version AND f.layer = 'microgrids'
+             AND ST_Intersects(f.geom, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326))
+            GROUP BY p.i
+            """
+        )
+        out = np.full(len(lon), "", dtype=object)
+        args = {"lon": lon.tolist(), "lat": lat.tolist(), "plan": plan_id, "version": version}
+        with self.engine.connect() as conn:
+            for i, code in conn.execute(stmt, args):
+                out[int(i) - 1] = code
+        return out
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "the database URL"

@@ -1,0 +1,367 @@
+"""Where plans are kept: one contract, a GeoPackage file by default and PostGIS by URL.
+
+A plan is a series of versions. Saving writes a new version with all its layers in one
+transaction, so a crash mid-save leaves the last committed version as it was, and a
+save based on a stale version is refused (:class:`~wangge.errors.VersionConflict`),
+never silently lost. Every layer is kept as features: a code, a parent code, the other
+attributes as JSON and a WGS84 geometry (NULL for plain tables such as violations).
+
+Both stores pass the same contract tests (tests/test_store_contract.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from wangge.errors import InputError, NotFound
+
+#: Schema version written by this code; older stores are migrated at open.
+SCHEMA_VERSION = 1
+#: Levels from the top, with their plan layer and code length.
+LEVELS = (
+    ("street", "streets", 9),
+    ("community", "communities", 12),
+    ("grid", "grids", 15),
+    ("microgrid", "microgrids", 18),
+)
+_PLAN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Version:
+    """One saved version of a plan."""
+
+    plan_id: str
+    version: int
+    created_at: str
+    author: str = ""
+    comment: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What a version holds in one layer."""
+
+    name: str
+    count: int
+    geometry_type: str | None
+    bbox: tuple[float, float, float, float] | None
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of features from a layer: the frame and how many match in all."""
+
+    frame: gpd.GeoDataFrame
+    number_matched: int
+
+
+class Store(ABC):
+    """The contract both stores keep. Geometries go in and come out in WGS84."""
+
+    url: str
+
+    @abstractmethod
+    def save(
+        self,
+        plan_id: str,
+        layers: dict[str, pd.DataFrame],
+        meta: dict[str, Any] | None = None,
+        base_version: int | None = None,
+        author: str = "",
+        comment: str = "",
+    ) -> Version:
+        """Save ``layers`` as the plan's next version, all in one transaction.
+
+        Parameters
+        ----------
+        plan_id
+            The plan's name (letters, digits, ``_.-``); created on its first save.
+        layers
+            Frames by layer name; GeoDataFrames in any CRS (stored in WGS84), plain
+            DataFrames as tables.
+        meta
+            Facts about the version (district code, limits, metric CRS, attribution).
+        base_version
+            The version the caller's change is based on. When given and no longer the
+            latest, nothing is written and :class:`VersionConflict` is raised. ``None``
+            appends without the check (imports).
+        author, comment
+            Who saved it and why.
+        """
+
+    @abstractmethod
+    def plans(self) -> list[Version]:
+        """The latest version of every plan, newest first."""
+
+    @abstractmethod
+    def versions(self, plan_id: str) -> list[Version]:
+        """Every version of a plan, oldest first."""
+
+    @abstractmethod
+    def layers(self, plan_id: str, version: int) -> list[LayerInfo]:
+        """The layers one version holds."""
+
+    @abstractmethod
+    def query(
+        self,
+        plan_id: str,
+        version: int,
+        layer: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        codes: list[str] | None = None,
+    ) -> Page:
+        """Features of a layer intersecting ``bbox`` (lon/lat), in code order, paged."""
+
+    @abstractmethod
+    def _cover_codes(
+        self, plan_id: str, version: int, lon: np.ndarray, lat: np.ndarray
+    ) -> np.ndarray:
+        """Code of the micro-grid covering each point ('' where none does)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    # shared behaviour on top of the primitives ---------------------------------------
+
+    def resolve(self, plan_id: str | None = None, version: int | None = None) -> Version:
+        """The version asked for; by default the latest of the newest plan."""
+        if plan_id is None:
+            plans = self.plans()
+            if not plans:
+                raise NotFound("the store holds no plan yet; import one", self.url)
+            plan_id = plans[0].plan_id
+        versions = self.versions(plan_id)
+        if not versions:
+            raise NotFound(f"no plan named {plan_id!r}", self.url, where="plan")
+        if version is None:
+            return versions[-1]
+        for v in versions:
+            if v.version == version:
+                return v
+        raise NotFound(
+            f"plan {plan_id!r} has versions 1–{versions[-1].version}, not {version}",
+            self.url,
+            where="version",
+        )
+
+    def load(self, plan_id: str, version: int | None = None) -> dict[str, pd.DataFrame]:
+        """Every layer of a version (the latest by default), as saved."""
+        v = self.resolve(plan_id, version)
+        out: dict[str, pd.DataFrame] = {}
+        for info in self.layers(plan_id, v.version):
+            frame = self.query(plan_id, v.version, info.name).frame
+            out[info.name] = (
+                frame if info.geometry_type else pd.DataFrame(frame.drop(columns="geometry"))
+            )
+        return out
+
+    def item(self, plan_id: str, version: int, layer: str, code: str) -> gpd.GeoDataFrame:
+        """The feature with ``code`` in ``layer``; NotFound if there is none."""
+        self._check_layer(plan_id, version, layer)
+        page = self.query(plan_id, version, layer, codes=[code])
+        if not len(page.frame):
+            raise NotFound(f"no feature with code {code!r}", layer, where="code")
+        return page.frame
+
+    def cover(self, plan_id: str, version: int, lon: np.ndarray, lat: np.ndarray) -> pd.DataFrame:
+        """The street, community, grid and micro-grid covering each point.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per point, in order: ``inside`` and per level ``<level>_code``,
+            ``<level>_name``, ``<level>_households`` and, where set, the grid manager's
+            fields (``<level>_manager``, ``<level>_phone``). Codes are '' outside.
+        """
+        lon = np.asarray(lon, dtype=float)
+        lat = np.asarray(lat, dtype=float)
+        micro = self._cover_codes(plan_id, version, lon, lat)
+        out = pd.DataFrame({"inside": micro != ""})
+        for level, layer, length in LEVELS:
+            codes = np.array([c[:length] if c else "" for c in micro], dtype=object)
+            out[f"{level}_code"] = codes
+            wanted = sorted({c for c in codes if c})
+            frame = self.query(plan_id, version, layer, codes=wanted).frame if wanted else None
+            for attr in ("name", "households", "manager", "phone"):
+                col = f"{level}_{attr}"
+                if frame is not None and attr in frame:
+                    values = frame.set_index("code")[attr]
+                    out[col] = pd.Series(codes).map(values).to_numpy()
+                elif attr in ("name", "households"):
+                    out[col] = None
+        return out
+
+    def _check_layer(self, plan_id: str, version: int, layer: str) -> LayerInfo:
+        for info in self.layers(plan_id, version):
+            if info.name == layer:
+                return info
+        names = ", ".join(i.name for i in self.layers(plan_id, version))
+        raise NotFound(f"no layer {layer!r}; this plan has: {names}", where="layer")
+
+
+def open_store(target: str | Path) -> Store:
+    """Open (creating or migrating as needed) the store at a path or database URL."""
+    text = str(target)
+    if text.startswith(("postgresql", "postgres://")):
+        from wangge.data.postgis_store import PostgisStore
+
+        return PostgisStore(text)
+    from wangge.data.gpkg_store import GpkgStore
+
+    return GpkgStore(Path(text))
+
+
+# encoding shared by both stores --------------------------------------------------------
+
+
+def check_plan_id(plan_id: str) -> str:
+    if not isinstance(plan_id, str) or not _PLAN_ID.match(plan_id):
+        raise InputError(
+            "a plan id is 1–64 letters, digits, '_', '.' or '-'", where=f"plan {plan_id!r}"
+        )
+    return plan_id
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready Python value from a pandas/numpy cell (NaN and NaT become None)."""
+    if value is None:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, pd.Timestamp | datetime):
+        return None if pd.isna(value) else value.isoformat()
+    if value is pd.NaT or value is pd.NA:
+        return None
+    return value
+
+
+@dataclass
+class Rows:
+    """A layer flattened for storage: one tuple per feature, plus its schema."""
+
+    info: LayerInfo
+    dtypes: dict[str, str]
+    records: list[tuple[str | None, str | None, str, bytes | None, tuple | None]]
+
+
+def flatten(name: str, frame: pd.DataFrame) -> Rows:
+    """Flatten a frame into (code, parent_code, properties JSON, WKB, bbox) rows."""
+    if not isinstance(name, str) or not re.match(r"^[a-z][a-z0-9_]{0,62}$", name):
+        raise InputError("a layer name is lower-case letters, digits and '_'", where=name)
+    geoms = None
+    if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame:
+        if frame.crs is None and len(frame):
+            raise InputError("the layer has no CRS", where=name)
+        wgs = frame.to_crs(4326) if frame.crs is not None else frame
+        geoms = wgs.geometry.to_numpy()
+        data = pd.DataFrame(wgs.drop(columns=wgs.geometry.name))
+    else:
+        data = pd.DataFrame(frame)
+    data.columns = [str(c) for c in data.columns]
+    columns = tuple(data.columns)
+    props_cols = [c for c in columns if c not in ("code", "parent_code")]
+    code = data["code"].astype(object) if "code" in data else pd.Series([None] * len(data))
+    parent = (
+        data["parent_code"].astype(object)
+        if "parent_code" in data
+        else pd.Series([None] * len(data))
+    )
+    values = data[props_cols].astype(object).to_numpy()
+    records = []
+    bbox_all = None
+    gtype = None
+    if geoms is not None:
+        valid = ~shapely.is_missing(geoms)
+        types = set(shapely.get_type_id(geoms[valid]).tolist())
+        gtype = _geometry_type(types)
+        wkbs = shapely.to_wkb(geoms, byte_order=1)
+        bounds = shapely.bounds(geoms)
+        if valid.any():
+            b = bounds[valid]
+            bbox_all = (
+                float(np.nanmin(b[:, 0])),
+                float(np.nanmin(b[:, 1])),
+                float(np.nanmax(b[:, 2])),
+                float(np.nanmax(b[:, 3])),
+            )
+    for i in range(len(data)):
+        props = {c: _plain(v) for c, v in zip(props_cols, values[i], strict=True)}
+        c, p = _plain(code.iat[i]), _plain(parent.iat[i])
+        wkb = box = None
+        if geoms is not None and geoms[i] is not None and not shapely.is_empty(geoms[i]):
+            wkb = wkbs[i]
+            box = tuple(float(x) for x in bounds[i])
+        records.append(
+            (
+                None if c is None else str(c),
+                None if p is None else str(p),
+                json.dumps(props, ensure_ascii=False, allow_nan=False),
+                wkb,
+                box,
+            )
+        )
+    dtypes = {c: str(data[c].dtype) for c in columns}
+    info = LayerInfo(name, len(data), gtype, bbox_all, columns)
+    return Rows(info, dtypes, records)
+
+
+def _geometry_type(type_ids: set[int]) -> str:
+    names = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint", 5: "MultiLineString"}
+    names |= {6: "MultiPolygon", 7: "GeometryCollection"}
+    found = {names.get(t, "Geometry") for t in type_ids}
+    if found <= {"Polygon", "MultiPolygon"} and found:
+        return "MultiPolygon" if "MultiPolygon" in found else "Polygon"
+    if len(found) == 1:
+        return found.pop()
+    return "Geometry"
+
+
+def unflatten(
+    info: LayerInfo,
+    dtypes: dict[str, str],
+    rows: list[tuple[str | None, str | None, str, Any]],
+    geoms: list,
+) -> gpd.GeoDataFrame:
+    """Rebuild a frame from stored rows (code, parent_code, properties JSON, _) and
+    decoded geometries, with the saved columns in their saved order and types."""
+    props = [json.loads(r[2]) for r in rows]
+    data: dict[str, Any] = {}
+    for col in info.columns:
+        if col == "code":
+            data[col] = [r[0] for r in rows]
+        elif col == "parent_code":
+            data[col] = [r[1] for r in rows]
+        else:
+            data[col] = [p.get(col) for p in props]
+    frame = pd.DataFrame(data, columns=list(info.columns))
+    for col, dtype in dtypes.items():
+        if col in frame and dtype != "object":
+            # an int column that now holds nulls keeps floats
+            with contextlib.suppress(TypeError, ValueError):
+                frame[col] = frame[col].astype(dtype)
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=4326), crs=4326)
