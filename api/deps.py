@@ -42,6 +42,7 @@ def parse_bbox(
             description="minLon,minLat,maxLon,maxLat in WGS84",
             examples=["118.77,32.03,118.79,32.05"],
             max_length=200,
+            pattern=r"^\s*[-+]?[0-9.eE+-]+(\s*,\s*[-+]?[0-9.eE+-]+){3}\s*$",
         ),
     ] = None,
 ) -> tuple[float, float, float, float] | None:

@@ -26,9 +26,15 @@ class ErrorBody(BaseModel):
     where: str | None = None
 
 
-def error_response(status: int, error: str, detail: Any = None, where: str | None = None):
+def error_response(
+    status: int,
+    error: str,
+    detail: Any = None,
+    where: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     body = ErrorBody(error=error, detail=detail, where=where).model_dump()
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _wangge(request: Request, exc: WanggeError) -> JSONResponse:
@@ -47,7 +53,9 @@ def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
 
 
 def _http(request: Request, exc: HTTPException) -> JSONResponse:
-    return error_response(exc.status_code, str(exc.detail), None, request.url.path)
+    # keep the headers a status needs (Allow on 405)
+    headers = getattr(exc, "headers", None)
+    return error_response(exc.status_code, str(exc.detail), None, request.url.path, headers)
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -425,8 +425,30 @@ def _check_dbf_text(frame: gpd.GeoDataFrame, layer: str, encoding: str) -> None:
                 )
 
 
+def compact_codes(text: str | None) -> str | None:
+    """Consecutive codes as a range, so that they fit a DBF field.
+
+    ``"…001,…002,…003"`` becomes ``"…001-003"``; a list that is not one run of codes
+    sharing a prefix is left as it is (and, if too long, refused by the DBF check).
+    """
+    if not text or "," not in text:
+        return text
+    codes = text.split(",")
+    first, last = codes[0], codes[-1]
+    run = all(c.isdigit() and len(c) == len(first) for c in codes) and [
+        int(c) for c in codes
+    ] == list(range(int(first), int(first) + len(codes)))
+    if not run:
+        return text
+    common = len(first) - 3
+    return f"{first}-{last[common:]}" if first[:common] == last[:common] else text
+
+
 def _shapefile_zip(frame: gpd.GeoDataFrame, layer: str, crs_key: str, encoding: str) -> bytes:
     has_geometry = _check_shapefile_geometry(frame, layer)
+    if "record_codes" in frame:
+        # a vertical micro-grid lists up to dozens of 18-digit codes: too long for a DBF
+        frame = frame.assign(record_codes=frame["record_codes"].map(compact_codes))
     _check_dbf_text(frame, layer, encoding)
     geom_col = frame.geometry.name
     names = dbf_field_names([c for c in frame.columns if c != geom_col], encoding)

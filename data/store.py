@@ -195,20 +195,37 @@ class Store(ABC):
         lon = np.asarray(lon, dtype=float)
         lat = np.asarray(lat, dtype=float)
         micro = self._cover_codes(plan_id, version, lon, lat)
+        units = self._units(plan_id, version)
         out = pd.DataFrame({"inside": micro != ""})
         for level, layer, length in LEVELS:
-            codes = np.array([c[:length] if c else "" for c in micro], dtype=object)
-            out[f"{level}_code"] = codes
-            wanted = sorted({c for c in codes if c})
-            frame = self.query(plan_id, version, layer, codes=wanted).frame if wanted else None
+            codes = pd.Series([c[:length] if c else "" for c in micro], dtype=object)
+            out[f"{level}_code"] = codes.to_numpy()
+            table = units.get(layer)
             for attr in ("name", "households", "manager", "phone"):
                 col = f"{level}_{attr}"
-                if frame is not None and attr in frame:
-                    values = frame.set_index("code")[attr]
-                    out[col] = pd.Series(codes).map(values).to_numpy()
+                if table is not None and attr in table:
+                    out[col] = codes.map(table[attr]).to_numpy()
                 elif attr in ("name", "households"):
                     out[col] = None
         return out
+
+    def _units(self, plan_id: str, version: int) -> dict[str, pd.DataFrame]:
+        """Attributes of the four levels by code, read once per version (versions never
+        change once saved, so the cache needs no invalidation)."""
+        cache = self.__dict__.setdefault("_units_cache", {})
+        key = (plan_id, version)
+        if key not in cache:
+            if len(cache) >= 8:
+                cache.pop(next(iter(cache)))
+            have = {i.name for i in self.layers(plan_id, version)}
+            cache[key] = {
+                layer: pd.DataFrame(
+                    self.query(plan_id, version, layer).frame.drop(columns="geometry")
+                ).set_index("code")
+                for _, layer, _ in LEVELS
+                if layer in have
+            }
+        return cache[key]
 
     def _check_layer(self, plan_id: str, version: int, layer: str) -> LayerInfo:
         for info in self.layers(plan_id, version):

@@ -116,6 +116,9 @@ def cover(layers: Layers, limits: Limits) -> list[Violation]:
             targets = dict(
                 zip(layers[parent_name]["code"], layers[parent_name].geometry, strict=True)
             )
+        for pc in sorted(set(targets) - set(child["parent_code"])):
+            reason = f"{pc} has no {name} at all"
+            out.append(Violation(level, str(pc), "cover", "error", reason))
         for pc, group in child.groupby("parent_code"):
             if pc not in targets:
                 continue
@@ -301,7 +304,7 @@ CHECKS: dict[str, Check] = {
 
 
 #: Layers a check needs beyond the four polygon levels; without them it is skipped.
-NEEDS = {"cover": ("study_area",), "atomic": ("buildings",), "compound": ("buildings",)}
+NEEDS = {"atomic": ("buildings",), "compound": ("buildings",)}
 #: Columns every polygon layer must carry, and those of one level only.
 REQUIRED = ("code", "parent_code", "households")
 REQUIRED_AT = {"communities": ("population",)}
@@ -339,7 +342,8 @@ def validate(layers: Layers, limits: Limits) -> pd.DataFrame:
     """Run every check; one row per violation (``level, code, check, severity, reason``).
 
     A plan missing a polygon level or a required column gets only those errors; a check
-    whose extra layer is missing (``buildings``, ``study_area``) is skipped with a warning.
+    whose extra layer is missing (``buildings``) is skipped with a warning, and without a
+    ``study_area`` the streets are not checked against it.
     """
     layers, found = prepare(layers)
     if not found:

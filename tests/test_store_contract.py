@@ -58,7 +58,8 @@ def test_save_load_round_trip_keeps_codes_counts_types_and_order(store, demo_pla
             if "households" in frame:
                 assert (a["households"].to_numpy() == b["households"].to_numpy()).all(), name
                 assert a["households"].dtype == b["households"].dtype
-    grids, back_grids = frames["grids"], back["grids"].set_index("code").loc[frames["grids"]["code"]]
+    grids = frames["grids"]
+    back_grids = back["grids"].set_index("code").loc[grids["code"]]
     assert shapely.equals_exact(
         grids.geometry.to_numpy(), back_grids.geometry.to_numpy(), tolerance=1e-12
     ).all()

@@ -1,0 +1,310 @@
+"""The HTTP API over a real store holding the demo plan: collections, coverage, exports, uploads."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import zipfile
+
+import geopandas as gpd
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from wangge.api.app import create_app
+from wangge.api.settings import Settings
+from wangge.geo.crs import wgs84_to_gcj02
+
+
+@pytest.fixture(scope="module", params=["gpkg", "postgis"])
+def served(request, tmp_path_factory, demo_plan_frames):
+    """A client on each store, holding the demo plan as plan 'demo' version 1."""
+    frames, meta = demo_plan_frames
+    if request.param == "gpkg":
+        from wangge.data.gpkg_store import GpkgStore
+
+        store = GpkgStore(tmp_path_factory.mktemp("api") / "store.gpkg")
+    else:
+        store = request.getfixturevalue("postgis_store")
+    plan = f"demo{request.param}"
+    if not store.versions(plan):
+        store.save(plan, frames, meta, author="tests")
+    app = create_app(Settings(plan=plan, max_upload_mb=5, max_batch=10_000), store)
+    with TestClient(app) as client:
+        yield client, frames, plan
+
+
+def test_health_and_docs(served):
+    client, _, _ = served
+    assert client.get("/healthz").json()["status"] == "ok"
+    schema = client.get("/openapi.json").json()
+    assert {"/collections/{layer}/items", "/coverage/point", "/export/{layer}"} <= set(
+        schema["paths"]
+    )
+    assert client.get("/docs").status_code == 200
+
+
+def test_collections_list_every_layer_with_counts(served):
+    client, frames, plan = served
+    body = client.get("/collections").json()
+    assert body["plan"] == plan and "OpenStreetMap" in body["attribution"]
+    got = {c["id"]: c for c in body["collections"]}
+    assert got["grids"]["itemCount"] == len(frames["grids"])
+    assert got["grids"]["geometryType"] in ("Polygon", "MultiPolygon")
+    assert len(got["grids"]["extent"]["spatial"]["bbox"][0]) == 4
+
+
+def test_items_page_with_counts_and_links(served):
+    client, frames, _ = served
+    n = len(frames["microgrids"])
+    r = client.get("/collections/microgrids/items", params={"limit": 50, "offset": 100})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/geo+json")
+    body = r.json()
+    assert body["numberMatched"] == n and body["numberReturned"] == 50
+    rels = {link["rel"]: link["href"] for link in body["links"]}
+    assert "offset=150" in rels["next"] and "offset=50" in rels["prev"]
+    codes = [f["id"] for f in body["features"]]
+    assert codes == sorted(frames["microgrids"]["code"])[100:150]
+    last = client.get("/collections/microgrids/items", params={"limit": 50, "offset": n - 10})
+    assert last.json()["numberReturned"] == 10
+    assert "next" not in {link["rel"] for link in last.json()["links"]}
+
+
+def test_items_bbox_matches_a_geopandas_filter(served):
+    client, frames, _ = served
+    grids = frames["grids"]
+    bbox = (118.775, 32.035, 118.785, 32.045)
+    want = grids.cx[bbox[0] : bbox[2], bbox[1] : bbox[3]]
+    body = client.get(
+        "/collections/grids/items", params={"bbox": ",".join(map(str, bbox)), "limit": 1000}
+    ).json()
+    assert body["numberMatched"] == len(want) > 0
+    assert sorted(f["id"] for f in body["features"]) == sorted(want["code"])
+
+
+def test_properties_select_and_item_by_code(served):
+    client, frames, _ = served
+    body = client.get(
+        "/collections/grids/items", params={"properties": "households,name", "limit": 3}
+    ).json()
+    assert set(body["features"][0]["properties"]) == {"code", "households", "name"}
+    code = frames["grids"]["code"].iloc[5]
+    one = client.get(f"/collections/grids/items/{code}").json()
+    assert one["id"] == code and one["type"] == "Feature"
+    assert one["properties"]["households"] == frames["grids"]["households"].iloc[5]
+    assert one["geometry"]["type"] in ("Polygon", "MultiPolygon")
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "where"),
+    [
+        ("/collections/nope/items", 404, "layer"),
+        ("/collections/grids/items/000", 404, "code"),
+        ("/collections/grids/items?bbox=1,2,3", 422, "bbox"),
+        ("/collections/grids/items?bbox=a,b,c,d", 422, "bbox"),
+        ("/collections/grids/items?bbox=10,10,0,0", 422, "bbox"),
+        ("/collections/grids/items?limit=0", 422, "limit"),
+        ("/collections/grids/items?properties=nope", 422, "properties"),
+        ("/collections?plan=nope", 404, "plan"),
+        ("/collections?version=9", 404, "version"),
+        ("/coverage/point?lon=200&lat=32", 422, "lon"),
+        ("/coverage/point?lon=118.78", 422, "lat"),
+        ("/export/grids?format=dwg", 422, "format"),
+        ("/export/grids?crs=EPSG:999999", 422, "crs"),
+        ("/export/grids?format=geojson&encoding=GBK", 422, "encoding"),
+    ],
+)
+def test_errors_are_json_with_status_and_where(served, url, status, where):
+    client, _, _ = served
+    r = client.get(url)
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error", "detail", "where"}
+    assert where in (body["where"] or ""), body
+
+
+def test_point_lookup_gives_every_level(served):
+    client, frames, plan = served
+    micro = frames["microgrids"].iloc[10]
+    pt = micro.geometry.representative_point()
+    body = client.get("/coverage/point", params={"lon": pt.x, "lat": pt.y}).json()
+    assert body["microgrid"]["code"] == micro["code"] and body["plan"] == plan
+    assert body["grid"]["code"] == micro["code"][:15]
+    assert body["community"]["code"] == micro["code"][:12]
+    assert body["street"]["code"] == micro["code"][:9]
+    assert body["grid"]["name"] and body["grid"]["households"] > 0
+    glon, glat = wgs84_to_gcj02(pt.x, pt.y)
+    shifted = client.get(
+        "/coverage/point", params={"lon": float(glon), "lat": float(glat), "crs": "GCJ02"}
+    ).json()
+    assert shifted["microgrid"]["code"] == micro["code"]
+    assert abs(shifted["lon"] - pt.x) < 1e-7
+
+
+def test_point_outside_is_404_with_the_reason(served):
+    client, _, _ = served
+    r = client.get("/coverage/point", params={"lon": 116.4, "lat": 39.9})
+    assert r.status_code == 404 and "outside the study area" in r.json()["error"]
+
+
+def test_point_lookup_agrees_with_a_geopandas_spatial_join(served):
+    client, frames, _ = served
+    micro = frames["microgrids"]
+    x0, y0, x1, y1 = micro.total_bounds
+    rng = np.random.default_rng(42)
+    lon, lat = rng.uniform(x0, x1, 10_000), rng.uniform(y0, y1, 10_000)
+    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=4326)
+    joined = gpd.sjoin(pts, micro[["code", "geometry"]], predicate="intersects", how="left")
+    want = joined.groupby(level=0)["code"].min().reindex(range(len(pts)))
+    body = client.post(
+        "/coverage/points",
+        json={
+            "points": [
+                {"id": i, "lon": a, "lat": b} for i, (a, b) in enumerate(zip(lon, lat, strict=True))
+            ]
+        },
+    ).json()
+    got = pd.Series([r["microgrid_code"] for r in body["results"]])
+    assert body["count"] == 10_000 and body["inside"] == int(want.notna().sum())
+    assert (got.fillna("") == want.fillna("")).all()
+    # and /coverage/point, called once per point, agrees on every one of them
+    codes = asyncio.run(_point_lookups(client.app, lon, lat))
+    assert codes == want.fillna("").tolist()
+
+
+async def _point_lookups(app, lon, lat) -> list[str]:
+    """The micro-grid code /coverage/point gives for each point ('' for a 404)."""
+    out = []
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        for x, y in zip(lon, lat, strict=True):
+            r = await http.get("/coverage/point", params={"lon": x, "lat": y})
+            assert r.status_code in (200, 404), r.text
+            out.append(r.json()["microgrid"]["code"] if r.status_code == 200 else "")
+    return out
+
+
+def test_batch_as_csv_and_its_limits(served):
+    client, frames, _ = served
+    pt = frames["grids"].geometry.iloc[0].representative_point()
+    csv_text = f"id,lon,lat\na,{pt.x},{pt.y}\nb,116.4,39.9\n"
+    r = client.post(
+        "/coverage/points?format=csv", content=csv_text, headers={"content-type": "text/csv"}
+    )
+    back = pd.read_csv(io.StringIO(r.text), dtype=str)
+    assert back["grid_code"].iloc[0] == frames["grids"]["code"].iloc[0]
+    assert back["inside"].tolist() == ["True", "False"]
+    bad = client.post(
+        "/coverage/points", content="id,lon,lat\n1,x,32\n", headers={"content-type": "text/csv"}
+    )
+    assert bad.status_code == 422 and bad.json()["where"] == "row 2"
+    many = {"points": [{"lon": 118.78, "lat": 32.04}] * 10_001}
+    assert client.post("/coverage/points", json=many).status_code == 413
+    assert client.post("/coverage/points", json={"points": "x"}).status_code == 422
+
+
+def test_gbk_shapefile_export_keeps_chinese_names(served):
+    client, frames, _ = served
+    r = client.get("/export/grids", params={"format": "shp", "encoding": "GBK", "crs": "EPSG:4549"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        cpg = next(n for n in z.namelist() if n.endswith(".cpg"))
+        assert z.read(cpg).decode().strip() == "GBK"
+        dbf = z.read(next(n for n in z.namelist() if n.endswith(".dbf")))
+        assert frames["grids"]["name"].iloc[0].encode("gbk") in dbf
+    back = gpd.read_file(io.BytesIO(r.content), engine="pyogrio", encoding="GBK")
+    assert back.crs.to_epsg() == 4549
+    merged = frames["grids"].merge(back, on="code")
+    assert len(merged) == len(frames["grids"])
+    assert (merged["name_x"] == merged["name_y"]).all()
+    assert (merged["households"] == merged["hh"]).all()
+
+
+def test_gpkg_export_in_cgcs2000_reads_back_with_that_crs(served):
+    client, frames, _ = served
+    r = client.get("/export/microgrids", params={"format": "gpkg", "crs": "EPSG:4490"})
+    back = gpd.read_file(io.BytesIO(r.content), engine="pyogrio")
+    assert back.crs.to_epsg() == 4490
+    assert sorted(back["code"]) == sorted(frames["microgrids"]["code"])
+    assert back["households"].sum() == frames["microgrids"]["households"].sum()
+
+
+def test_microgrids_export_as_shapefile(served):
+    client, frames, _ = served
+    r = client.get("/export/microgrids", params={"format": "shp"})
+    assert r.status_code == 200, r.text
+    back = gpd.read_file(io.BytesIO(r.content), engine="pyogrio")
+    assert len(back) == len(frames["microgrids"])
+
+
+def _plan_bytes(frames: dict) -> bytes:
+    features = []
+    for layer, level in (
+        ("streets", "street"),
+        ("communities", "community"),
+        ("grids", "grid"),
+        ("microgrids", "microgrid"),
+    ):
+        frame = frames[layer].assign(level=level)
+        features += json.loads(frame.to_json())["features"]
+    return json.dumps({"type": "FeatureCollection", "features": features}).encode()
+
+
+def test_upload_geojson_plan_validates_and_saves_then_conflicts(served):
+    client, frames, _ = served
+    data = _plan_bytes(frames)
+    plan = f"up{np.random.default_rng().integers(1e9)}"
+    r = client.post(f"/plans?plan={plan}&author=t", content=data)
+    assert r.status_code == 201, r.text
+    assert r.json()["version"]["version"] == 1
+    assert any(v["check"] == "atomic" for v in r.json()["violations"])  # skipped: no buildings
+    assert client.post(f"/plans?plan={plan}&base_version=1", content=data).status_code == 201
+    stale = client.post(f"/plans?plan={plan}&base_version=1", content=data)
+    assert stale.status_code == 409 and stale.json()["where"] == "base_version"
+    versions = client.get(f"/plans/{plan}/versions").json()
+    assert [v["version"] for v in versions] == [1, 2]
+
+
+def test_upload_with_a_gap_comes_back_as_a_list_of_errors(served):
+    client, frames, _ = served
+    broken = dict(frames)
+    broken["microgrids"] = frames["microgrids"].iloc[1:]  # a hole in the cover
+    plan = f"bad{np.random.default_rng().integers(1e9)}"
+    r = client.post(f"/plans?plan={plan}", content=_plan_bytes(broken))
+    assert r.status_code == 422
+    body = r.json()
+    assert isinstance(body["detail"], list) and body["detail"]
+    assert {"cover"} <= {v["check"] for v in body["detail"]}
+    assert client.get(f"/plans/{plan}/versions").status_code == 404  # nothing saved
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "needle"),
+    [
+        (b"", 422, "empty"),
+        (b"{not json", 422, "neither a GeoPackage nor GeoJSON"),
+        (b'{"type": "Feature"}', 422, "FeatureCollection"),
+        (b"SQLite format 3\x00" + b"\x00" * 100, 422, "GeoPackage"),
+        (b"x" * (5 * 1024 * 1024 + 1), 413, "limit"),
+    ],
+)
+def test_bad_uploads(served, content, status, needle):
+    client, _, _ = served
+    r = client.post("/plans?plan=badupload", content=content)
+    assert r.status_code == status, r.text
+    assert needle in r.json()["error"]
+
+
+def test_upload_feature_without_a_level_or_geometry_is_named(served):
+    client, frames, _ = served
+    doc = json.loads(_plan_bytes(frames))
+    doc["features"][3]["properties"]["level"] = "district"
+    r = client.post("/plans?plan=badlevel", content=json.dumps(doc).encode())
+    assert r.status_code == 422 and "unknown level 'district'" in r.json()["error"]
+    doc = json.loads(_plan_bytes(frames))
+    doc["features"][2]["geometry"] = None
+    r = client.post("/plans?plan=badgeom", content=json.dumps(doc).encode())
+    assert r.status_code == 422 and "no geometry" in r.json()["error"]
