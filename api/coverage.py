@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from wangge.api.deps import StoreDep, VersionDep
@@ -194,7 +195,9 @@ async def points(
     if len(lon) > limit:
         raise TooLarge(f"{len(lon):,} points; a batch holds at most {limit:,}", where="points")
     wlon, wlat = _to_wgs84(lon, lat, point_crs)
-    found = store.cover(v.plan_id, v.version, wlon, wlat) if len(lon) else None
+    found = (
+        await run_in_threadpool(store.cover, v.plan_id, v.version, wlon, wlat) if len(lon) else None
+    )
     cols = [f"{lvl}_code" for lvl in LEVEL_NAMES]
     frame = pd.DataFrame({"id": ids, "lon": lon, "lat": lat})
     if found is not None:

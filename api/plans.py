@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from wangge.api.deps import StoreDep
@@ -110,9 +111,10 @@ async def upload(
     data = b"".join(chunks)
     if not data:
         raise InputError("the upload is empty", where="body")
-    layers, meta = read_plan_bytes(data, f"upload to {plan}")
-    version, violations = save_plan(
-        store, layers, meta, f"upload to {plan}", plan, base_version, author, comment
+    source = f"upload to {plan}"
+    layers, meta = await run_in_threadpool(read_plan_bytes, data, source)
+    version, violations = await run_in_threadpool(
+        save_plan, store, layers, meta, source, plan, base_version, author, comment
     )
     return Saved(
         version=version_out(version),

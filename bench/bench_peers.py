@@ -41,7 +41,12 @@ def units_for(size: str) -> gpd.GeoDataFrame:
     else:
         from wangge.data.synthetic import synthetic_street
 
-        layers = synthetic_street(int(int(size) * 17), seed=1)  # ~17 households per cell
+        # households per cell vary with the generator's mix: one correction step lands
+        # the cell count within a few per cent of the size asked for
+        want = int(size)
+        layers = synthetic_street(want * 17, seed=1)
+        per_cell = layers["buildings"]["households"].sum() / len(layers["buildings"])
+        layers = synthetic_street(int(want * per_cell), seed=1)
     cells = tessellate(layers["blocks"], layers["buildings"])
     hh = layers["buildings"].set_index("building_id")["households"]
     cells["households"] = hh.reindex(cells["building_id"]).fillna(0).to_numpy()

@@ -79,7 +79,12 @@ features_table = sa.Table(
     sa.Column("properties", JSONB, nullable=False),
     sa.Column("geom", Geometry("GEOMETRY", srid=4326, spatial_index=False)),
     sa.Index("wg_features_key", "plan_id", "version", "layer", "code"),
-    sa.Index("wg_features_geom", "geom", postgresql_using="gist"),
+    # one GiST over the version's key and the geometry (btree_gist): a lookup narrows to
+    # one layer of one version and to the point in a single index scan, however many
+    # versions of the same streets the table holds
+    sa.Index(
+        "wg_features_version_geom", "plan_id", "version", "layer", "geom", postgresql_using="gist"
+    ),
 )
 
 
@@ -102,10 +107,11 @@ class PostgisStore(Store):
         with self.engine.begin() as conn:
             try:
                 conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
+                conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
             except sa.exc.DBAPIError as exc:
                 raise InputError(
-                    "PostGIS is not available in this database (install postgresql-15-postgis-3"
-                    f" and allow CREATE EXTENSION): {exc.orig}",
+                    "PostGIS or btree_gist is not available in this database (install"
+                    f" postgresql-15-postgis-3 and allow CREATE EXTENSION): {exc.orig}",
                     _safe_url(self.url),
                 ) from exc
             # one migration at a time, even when several API workers start together
@@ -203,7 +209,22 @@ class PostgisStore(Store):
                     stmt,
                     [{"c": c, "p": p, "j": j, "w": w} for c, p, j, w, _ in rows.records],
                 )
+        self._analyze_if_stale(sum(len(r.records) for r in flat.values()))
         return Version(plan_id, version, created, author, comment, meta or {})
+
+    def _analyze_if_stale(self, added: int) -> None:
+        """Refresh the planner's statistics when a save adds a fifth or more to the table.
+
+        Without them the planner takes a fresh table for empty and answers a point lookup
+        by testing every micro-grid (0.9 s for 10,000 points on the demo, 0.2 s with).
+        Autovacuum would get there too, but only after a minute or more.
+        """
+        # reltuples is the row count at the last ANALYZE (-1 before the first)
+        rows = sa.text("SELECT reltuples FROM pg_class WHERE oid = 'wg_features'::regclass")
+        with self.engine.begin() as conn:
+            seen = conn.execute(rows).scalar()
+            if seen < 0 or added > 0.2 * seen:
+                conn.execute(sa.text("ANALYZE wg_features"))
 
     def plans(self) -> list[Version]:
         v, p = versions_table, plans_table

@@ -130,7 +130,8 @@ def test_utf8_shapefile_has_short_unique_fields_and_a_field_table(grids, tmp_pat
     back = gpd.read_file(folder / "microgrids.shp").rename(columns={v: k for k, v in table.items()})
     assert back["name"].tolist() == NAMES
     assert back["社区名称很长的字段"].tolist() == ["甲", "乙", "丙"]
-    assert back["record_codes"].iloc[0] == "320106001001001001,320106001001001002"
+    # consecutive record codes shrink to a range that fits the DBF's 254 bytes
+    assert back["record_codes"].iloc[0] == "320106001001001001-002"
     assert back["a_very_long_column_one"].tolist() == [1, 1, 1]
     assert back["a_very_long_column_two"].tolist() == [2, 2, 2]
 
@@ -377,3 +378,15 @@ def test_layer_name_must_be_safe_for_a_file_name(grids):
     with pytest.raises(InputError) as err:
         export_layer(grids, "../grids")
     assert err.value.where == "layer"
+
+
+def test_compact_codes_only_shortens_one_run_of_codes():
+    from wangge.data.exports import compact_codes
+
+    run = ",".join(f"320102001004004{i:03d}" for i in range(1, 16))
+    assert compact_codes(run) == "320102001004004001-015"
+    assert compact_codes("320102001004004001,320102001004004003") == (
+        "320102001004004001,320102001004004003"
+    )
+    assert compact_codes("320102001004004001") == "320102001004004001"
+    assert compact_codes("") == "" and compact_codes(None) is None
