@@ -45,6 +45,20 @@ def demo_plan():
 
 
 @pytest.fixture(scope="session")
+def plan_dir(demo_result, tmp_path_factory):
+    """A directory with the demo's units.gpkg and the plan `wangge delineate` made of it."""
+    from clitools import run
+
+    from wangge.ingest import write_units
+
+    d = tmp_path_factory.mktemp("plan")
+    units = write_units(demo_result, d)
+    res = run("delineate", units, "--out", d, "--seed", 7)
+    assert res.returncode == 0, res.stderr
+    return d
+
+
+@pytest.fixture(scope="session")
 def demo_plan_frames(demo_plan):
     """The demo plan's layers as plan.gpkg holds them (WGS84), and its meta."""
     from wangge.delineate import plan_frames

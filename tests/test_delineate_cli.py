@@ -2,32 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pyogrio
 import pytest
-
-from wangge.ingest import write_units
-
-_BESIDE = Path(sys.executable).parent / "wangge"
-WANGGE = str(_BESIDE) if _BESIDE.exists() else shutil.which("wangge")
-
-
-def run(*args):
-    assert WANGGE, "the wangge console script is not installed"
-    return subprocess.run([WANGGE, *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def plan_dir(demo_result, tmp_path_factory):
-    d = tmp_path_factory.mktemp("plan")
-    units = write_units(demo_result, d)
-    res = run("delineate", units, "--out", d, "--seed", 7)
-    assert res.returncode == 0, res.stderr
-    return d
+from clitools import run
 
 
 def test_delineate_writes_every_layer_and_the_map(plan_dir):

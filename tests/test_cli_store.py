@@ -1,0 +1,85 @@
+"""`wangge import`, `wangge export` and `wangge serve` as a user runs them: real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import geopandas as gpd
+import pytest
+from clitools import WANGGE, run
+
+
+@pytest.fixture(scope="module")
+def imported(plan_dir, tmp_path_factory):
+    store = tmp_path_factory.mktemp("store") / "wangge.gpkg"
+    res = run("import", plan_dir, "--store", store, "--plan-id", "xw", "--author", "测试")
+    assert res.returncode == 0, res.stderr
+    assert "plan xw version 1" in res.stdout
+    return store
+
+
+def test_import_twice_makes_two_versions_and_a_bad_file_fails_cleanly(imported, plan_dir, tmp_path):
+    res = run("import", plan_dir / "plan.gpkg", "--store", imported, "--plan-id", "xw")
+    assert res.returncode == 0 and "version 2" in res.stdout
+    bad = tmp_path / "bad.gpkg"
+    bad.write_bytes(b"SQLite format 3\x00 but cut short")
+    res = run("import", bad, "--store", imported)
+    assert res.returncode == 2 and "bad.gpkg" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_export_writes_a_gbk_shapefile(imported, tmp_path):
+    out = tmp_path / "grids.zip"
+    res = run(
+        "export", "grids", "--store", imported, "--format", "shp", "--encoding", "GBK",
+        "--crs", "EPSG:4549", "--out", out,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    back = gpd.read_file(out, engine="pyogrio", encoding="GBK")
+    assert back.crs.to_epsg() == 4549 and back["name"].str.contains("网格").all()
+    res = run("export", "nope", "--store", imported, "--out", tmp_path / "x")
+    assert res.returncode == 2 and "no layer 'nope'" in res.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_answers_over_http(imported):
+    port = _free_port()
+    env = {**os.environ, "WANGGE_PLAN": "xw"}
+    proc = subprocess.Popen(
+        [WANGGE, "serve", "--store", str(imported), "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1) as r:
+                    assert json.load(r)["status"] == "ok"
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert proc.poll() is None, proc.stdout.read()
+                time.sleep(0.1)
+        else:
+            pytest.fail("wangge serve did not answer /healthz within 15 s")
+        with urllib.request.urlopen(f"{base}/collections/grids/items?limit=2") as r:
+            body = json.load(r)
+        assert body["plan"] == "xw" and body["numberReturned"] == 2
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"{base}/collections/nope/items")
+        assert info.value.code == 404 and json.load(info.value)["where"] == "layer"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
