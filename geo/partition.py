@@ -46,13 +46,14 @@ class SolverParams:
     """Search bounds and cut costs (the ``[solver]`` table of ``limits.toml``)."""
 
     seed: int = 0
-    attempts: int = 8
+    attempts: int = 16
     candidates: int = 12
     backtracks: int = 48
     branch: int = 3
     mend: int = 400
+    pool: int = 6
     road_weight: float = 0.6
-    compact_weight: float = 0.4
+    compact_weight: float = 1.0
     compound_weight: float = 3.0
     cross_minor_road: float = 3.0
     cross_major_road: float = 6.0
@@ -110,6 +111,8 @@ class _Ctx:
     rng: np.random.Generator
     mult: np.ndarray
     issues: list[Issue] = field(default_factory=list)
+    #: Trees compared per cut (``params.pool`` at the levels that pool, else 1).
+    pool: int = 6
 
 
 def choose_k(total: float, band: Band) -> tuple[int, bool]:
@@ -172,6 +175,7 @@ def partition(
     mult[g.along == 3] = params.cross_barrier
     mult[g.compound] *= 0.5
     ctx = _Ctx(g, weight, band, params, rng, mult)
+    ctx.pool = params.pool if band.name in POOL_LEVELS else 1
     units = np.sort(np.asarray(units))
     edges = _edges_within(g, units, np.arange(len(g.eu)))
     heavy = units[weight[units] > band.hi]
@@ -204,6 +208,13 @@ def partition(
         regions = _split(ctx, comp, comp_edges, k)
         if feasible:
             regions = _mend(ctx, regions, comp_edges)
+            if ctx.pool > 1 and not band.divisible and _outside(ctx, regions):
+                # compact cuts can corner a tower; the first fitting cut of each tree may not
+                pooled, ctx.pool = ctx.pool, 1
+                retry = _mend(ctx, _split(ctx, comp, comp_edges, k), comp_edges)
+                ctx.pool = pooled
+                if _outside(ctx, retry) < _outside(ctx, regions):
+                    regions = retry
         parts.extend(_finish(ctx, regions, report=feasible))
     return parts, ctx.issues
 
@@ -261,8 +272,8 @@ def _split(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int) -> list[np.n
     First a strict search that takes cuts back when a half proves indivisible; when its
     budget runs out without a plan, the greedy split with repair and report.
     """
-    # the happy path builds one tree per cut, k - 1 in all
-    parts = _solve(ctx, units, edges, k, _Budget(2 * k + ctx.params.backtracks))
+    # the happy path builds `pool` trees per cut, k - 1 cuts in all
+    parts = _solve(ctx, units, edges, k, _Budget((ctx.params.pool + 1) * k + ctx.params.backtracks))
     return parts if parts is not None else _split_greedy(ctx, units, edges, k)
 
 
@@ -337,6 +348,9 @@ def _split_greedy(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int) -> li
 
 #: Trees drawn near the shortest one before random trees take over.
 _NEAR_TREES = 4
+#: Levels whose cuts are chosen from a pool of trees; communities take the first tree's,
+#: which leaves grids more room (a compact community can corner a cluster of towers).
+POOL_LEVELS = ("grid", "microgrid")
 
 
 @dataclass
@@ -346,6 +360,8 @@ class _Budget:
 
     trees: int
     near: int = _NEAR_TREES
+    #: Trees whose best cuts are compared before the first is tried (None: the params').
+    pool: int | None = None
 
 
 @dataclass
@@ -403,6 +419,8 @@ def _cuts(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int, budget: _Budg
     best-scored cut of each spanning tree in turn, computed only when asked for."""
     band, p = ctx.band, ctx.params
     total = ctx.weight[units].sum()
+    pool: list[tuple[float, np.ndarray, int]] = []
+    size = ctx.pool if budget is None or budget.pool is None else budget.pool
     for tree, lu, lv in _trees(ctx, units, edges, budget):
         cand = tree.order[1:]
         wa = tree.sub[cand]
@@ -429,8 +447,17 @@ def _cuts(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int, budget: _Budg
         dev = np.abs(wa - ka * share) / share + 0.02 * np.abs(ka / k - 0.5)
         idx = idx[np.argsort(dev[idx], kind="stable")[: p.candidates]]
         scores = [dev[i] + _cut_cost(ctx, units, tree.side(cand[i]), edges, lu, lv) for i in idx]
-        i = idx[int(np.argmin(scores))]
-        yield units[np.sort(tree.side(cand[i]))], int(ka[i])
+        best = int(np.argmin(scores))
+        i = idx[best]
+        pool.append((scores[best], units[np.sort(tree.side(cand[i]))], int(ka[i])))
+        if len(pool) >= size:
+            pool.sort(key=lambda c: c[0])
+            for _, side, k_a in pool:
+                yield side, k_a
+            pool = []
+    pool.sort(key=lambda c: c[0])
+    for _, side, k_a in pool:
+        yield side, k_a
 
 
 def _least_violation(
@@ -462,6 +489,11 @@ def _in_band(w: float, band: Band) -> bool:
     return band.lo - 1e-9 <= w <= band.hi + 1e-9
 
 
+def _outside(ctx: _Ctx, regions: list[np.ndarray]) -> int:
+    """How many regions miss the band, counting those floors may divide."""
+    return sum(not _in_band(ctx.weight[r].sum(), ctx.band) for r in regions)
+
+
 def _mend(ctx: _Ctx, regions: list[np.ndarray], edges: np.ndarray) -> list[np.ndarray]:
     """Re-solve each part outside the band together with the parts around it.
 
@@ -488,7 +520,8 @@ def _mend(ctx: _Ctx, regions: list[np.ndarray], edges: np.ndarray) -> list[np.nd
             cross = np.isin(label[u], list(group)) | np.isin(label[v], list(group))
             group |= set(label[u][cross]) | set(label[v][cross])
             union = np.sort(np.concatenate([regions[j] for j in group]))
-            search = _Budget(budget, near=0)  # random trees only: the near ones failed
+            # random trees only (the near ones failed), and any cut that fits will do
+            search = _Budget(budget, near=0, pool=1)
             found = _solve(ctx, union, _edges_within(g, union, edges), len(group), search)
             if found is None:
                 continue
