@@ -96,7 +96,7 @@ def collections(request: Request, store: StoreDep, v: VersionDep) -> Collections
     base = str(request.base_url).rstrip("/")
     out = []
     for info in store.layers(v.plan_id, v.version):
-        props = [c for c in info.columns]
+        props = list(info.columns)
         extent = {"spatial": {"bbox": [list(info.bbox)], "crs": "OGC:CRS84"}} if info.bbox else None
         items = f"{base}/collections/{info.name}/items"
         out.append(

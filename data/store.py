@@ -176,7 +176,6 @@ class Store(ABC):
 
     def item(self, plan_id: str, version: int, layer: str, code: str) -> gpd.GeoDataFrame:
         """The feature with ``code`` in ``layer``; NotFound if there is none."""
-        self._check_layer(plan_id, version, layer)
         page = self.query(plan_id, version, layer, codes=[code])
         if not len(page.frame):
             raise NotFound(f"no feature with code {code!r}", layer, where="code")
