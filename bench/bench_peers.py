@@ -11,7 +11,9 @@ for grids of 300–500 households (target 400):
 - spopt Skater and AZP: as many regions as wangge made (Skater's floor counts units);
 - GerryChain recursive_tree_part: the same count, population target W/k, epsilon 0.25
   (so that 400 ± 25 % is exactly 300–500).
-Each tool runs in its own process with a time limit; one that runs out is reported.
+Each tool runs in its own process with a time limit; one that runs out is reported. The
+processes are spawned, not forked: a child forked from a parent that has started threads
+(BLAS, GDAL) can deadlock, which showed as a timeout of every tool on 10,000 units.
 """
 
 from __future__ import annotations
@@ -173,8 +175,8 @@ def _child(name, cells, k, queue):
 
 
 def measure(name, cells, k, timeout):
-    queue = mp.get_context("fork").Queue()
-    proc = mp.get_context("fork").Process(target=_child, args=(name, cells, k, queue))
+    queue = mp.get_context("spawn").Queue()
+    proc = mp.get_context("spawn").Process(target=_child, args=(name, cells, k, queue))
     proc.start()
     proc.join(timeout)
     if proc.is_alive():
