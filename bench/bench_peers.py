@@ -12,8 +12,9 @@ for grids of 300–500 households (target 400):
 - GerryChain recursive_tree_part: the same count, population target W/k, epsilon 0.25
   (so that 400 ± 25 % is exactly 300–500).
 Each tool runs in its own process with a time limit; one that runs out is reported. The
-processes are spawned, not forked: a child forked from a parent that has started threads
-(BLAS, GDAL) can deadlock, which showed as a timeout of every tool on 10,000 units.
+answer is read before the process is joined: a child whose labels outgrow the pipe's buffer
+cannot exit before they are read, which once showed as a timeout of every tool on 10,000
+units. The processes are spawned, so that no child inherits a parent's threads.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import math
 import multiprocessing as mp
 import time
+from queue import Empty
 
 import geopandas as gpd
 import numpy as np
@@ -178,11 +180,14 @@ def measure(name, cells, k, timeout):
     queue = mp.get_context("spawn").Queue()
     proc = mp.get_context("spawn").Process(target=_child, args=(name, cells, k, queue))
     proc.start()
-    proc.join(timeout)
-    if proc.is_alive():
+    # read before joining: a child whose answer is larger than the pipe's buffer (the
+    # labels of 10,000 units) cannot exit until it has been read
+    try:
+        status, seconds, labels = queue.get(timeout=timeout)
+    except Empty:
         proc.kill()
         return {"tool": name, "status": f"timeout > {timeout:g} s", "seconds": np.nan}
-    status, seconds, labels = queue.get()
+    proc.join()
     row = {"tool": name, "status": status, "seconds": seconds}
     if labels is not None:
         row.update(score(cells, labels))
