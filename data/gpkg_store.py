@@ -26,14 +26,14 @@ from wangge.data.store import (
     SCHEMA_VERSION,
     LayerInfo,
     Page,
+    Rows,
     Store,
     Version,
-    check_plan_id,
-    flatten,
-    now,
+    check_schema,
+    next_version,
     unflatten,
 )
-from wangge.errors import InputError, VersionConflict
+from wangge.errors import InputError
 
 _GPKG_APPLICATION_ID = 0x47504B47  # "GPKG"
 _GPKG_USER_VERSION = 10400  # 1.4.0
@@ -151,12 +151,7 @@ class GpkgStore(Store):
                         conn.execute(statement)
                 _register(conn)
                 row = conn.execute("SELECT value FROM wg_meta WHERE key='schema'").fetchone()
-                have = int(row[0]) if row else 0
-                if have > SCHEMA_VERSION:
-                    raise InputError(
-                        f"store schema {have} is newer than this wangge ({SCHEMA_VERSION})",
-                        self.path,
-                    )
+                check_schema(int(row[0]) if row else None, str(self.path))
                 conn.execute(
                     "INSERT OR REPLACE INTO wg_meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
                 )
@@ -165,37 +160,23 @@ class GpkgStore(Store):
 
     # the contract -----------------------------------------------------------------------
 
-    def save(
-        self,
-        plan_id: str,
-        layers: dict[str, pd.DataFrame],
-        meta: dict[str, Any] | None = None,
-        base_version: int | None = None,
-        author: str = "",
-        comment: str = "",
-    ) -> Version:
-        check_plan_id(plan_id)
-        flat = {name: flatten(name, frame) for name, frame in layers.items()}
-        created = now()
-        meta_json = json.dumps(meta or {}, ensure_ascii=False)
+    def _commit_version(
+        self, draft: Version, flat: dict[str, Rows], base_version: int | None
+    ) -> int:
+        plan_id = draft.plan_id
+        meta_json = json.dumps(draft.meta, ensure_ascii=False)
         with self._write() as conn:
             row = conn.execute("SELECT latest FROM wg_plans WHERE plan_id=?", (plan_id,)).fetchone()
-            latest = row[0] if row else 0
-            if base_version is not None and base_version != latest:
-                raise VersionConflict(
-                    f"based on version {base_version}, but the latest is {latest}; "
-                    "reload and redo the change",
-                    plan_id,
-                    where="base_version",
-                )
-            version = latest + 1
+            version = next_version(plan_id, row[0] if row else 0, base_version)
             if row:
                 conn.execute("UPDATE wg_plans SET latest=? WHERE plan_id=?", (version, plan_id))
             else:
-                conn.execute("INSERT INTO wg_plans VALUES (?, ?, ?)", (plan_id, version, created))
+                conn.execute(
+                    "INSERT INTO wg_plans VALUES (?, ?, ?)", (plan_id, version, draft.created_at)
+                )
             conn.execute(
                 "INSERT INTO wg_versions VALUES (?, ?, ?, ?, ?, ?)",
-                (plan_id, version, created, author, comment, meta_json),
+                (plan_id, version, draft.created_at, draft.author, draft.comment, meta_json),
             )
             for name, rows in flat.items():
                 info = rows.info
@@ -224,7 +205,7 @@ class GpkgStore(Store):
                             (cur.lastrowid, box[0], box[2], box[1], box[3]),
                         )
             _update_extent(conn)
-        return Version(plan_id, version, created, author, comment, meta or {})
+        return version
 
     def plans(self) -> list[Version]:
         rows = self._conn().execute(

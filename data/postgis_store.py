@@ -8,10 +8,7 @@ saving on the same base version cannot both win.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-import pandas as pd
 import shapely
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
@@ -21,14 +18,14 @@ from wangge.data.store import (
     SCHEMA_VERSION,
     LayerInfo,
     Page,
+    Rows,
     Store,
     Version,
-    check_plan_id,
-    flatten,
-    now,
+    check_schema,
+    next_version,
     unflatten,
 )
-from wangge.errors import InputError, VersionConflict
+from wangge.errors import InputError
 
 metadata = sa.MetaData()
 meta_table = sa.Table(
@@ -120,11 +117,7 @@ class PostgisStore(Store):
             have = conn.execute(
                 sa.select(meta_table.c.value).where(meta_table.c.key == "schema")
             ).scalar()
-            if have is not None and int(have) > SCHEMA_VERSION:
-                raise InputError(
-                    f"store schema {have} is newer than this wangge ({SCHEMA_VERSION})",
-                    _safe_url(self.url),
-                )
+            check_schema(have, _safe_url(self.url))
             stmt = insert(meta_table).values(key="schema", value=str(SCHEMA_VERSION))
             conn.execute(
                 stmt.on_conflict_do_update(
@@ -135,22 +128,14 @@ class PostgisStore(Store):
     def close(self) -> None:
         self.engine.dispose()
 
-    def save(
-        self,
-        plan_id: str,
-        layers: dict[str, pd.DataFrame],
-        meta: dict[str, Any] | None = None,
-        base_version: int | None = None,
-        author: str = "",
-        comment: str = "",
-    ) -> Version:
-        check_plan_id(plan_id)
-        flat = {name: flatten(name, frame) for name, frame in layers.items()}
-        created = now()
+    def _commit_version(
+        self, draft: Version, flat: dict[str, Rows], base_version: int | None
+    ) -> int:
+        plan_id = draft.plan_id
         with self.engine.begin() as conn:
             conn.execute(
                 insert(plans_table)
-                .values(plan_id=plan_id, latest=0, created_at=created)
+                .values(plan_id=plan_id, latest=0, created_at=draft.created_at)
                 .on_conflict_do_nothing()
             )
             latest = conn.execute(
@@ -158,14 +143,7 @@ class PostgisStore(Store):
                 .where(plans_table.c.plan_id == plan_id)
                 .with_for_update()
             ).scalar_one()
-            if base_version is not None and base_version != latest:
-                raise VersionConflict(
-                    f"based on version {base_version}, but the latest is {latest}; "
-                    "reload and redo the change",
-                    plan_id,
-                    where="base_version",
-                )
-            version = latest + 1
+            version = next_version(plan_id, latest, base_version)
             conn.execute(
                 plans_table.update().where(plans_table.c.plan_id == plan_id).values(latest=version)
             )
@@ -173,10 +151,10 @@ class PostgisStore(Store):
                 versions_table.insert().values(
                     plan_id=plan_id,
                     version=version,
-                    created_at=created,
-                    author=author,
-                    comment=comment,
-                    meta=meta or {},
+                    created_at=draft.created_at,
+                    author=draft.author,
+                    comment=draft.comment,
+                    meta=draft.meta,
                 )
             )
             for position, (name, rows) in enumerate(flat.items()):
@@ -210,7 +188,7 @@ class PostgisStore(Store):
                     [{"c": c, "p": p, "j": j, "w": w} for c, p, j, w, _ in rows.records],
                 )
         self._analyze_if_stale(sum(len(r.records) for r in flat.values()))
-        return Version(plan_id, version, created, author, comment, meta or {})
+        return version
 
     def _analyze_if_stale(self, added: int) -> None:
         """Refresh the planner's statistics when a save adds a fifth or more to the table.

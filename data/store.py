@@ -16,7 +16,7 @@ import json
 import math
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from wangge.errors import InputError, NotFound
+from wangge.errors import InputError, NotFound, VersionConflict
 
 #: Schema version written by this code; older stores are migrated at open.
 SCHEMA_VERSION = 1
@@ -76,7 +76,6 @@ class Store(ABC):
 
     url: str
 
-    @abstractmethod
     def save(
         self,
         plan_id: str,
@@ -104,6 +103,18 @@ class Store(ABC):
         author, comment
             Who saved it and why.
         """
+        check_plan_id(plan_id)
+        flat = {name: flatten(name, frame) for name, frame in layers.items()}
+        draft = Version(plan_id, 0, now(), author, comment, meta or {})
+        number = self._commit_version(draft, flat, base_version)
+        return replace(draft, version=number)
+
+    @abstractmethod
+    def _commit_version(
+        self, draft: Version, flat: dict[str, Rows], base_version: int | None
+    ) -> int:
+        """Write ``draft`` (its number still 0) and its layers in one transaction; the
+        number comes from :func:`next_version` on the plan's latest, read under a lock."""
 
     @abstractmethod
     def plans(self) -> list[Version]:
@@ -247,6 +258,26 @@ def open_store(target: str | Path) -> Store:
 
 
 # encoding shared by both stores --------------------------------------------------------
+
+
+def next_version(plan_id: str, latest: int, base_version: int | None) -> int:
+    """The number of the version a save writes, or VersionConflict if its base is stale."""
+    if base_version is not None and base_version != latest:
+        raise VersionConflict(
+            f"based on version {base_version}, but the latest is {latest}; "
+            "reload and redo the change",
+            plan_id,
+            where="base_version",
+        )
+    return latest + 1
+
+
+def check_schema(have: int | None, source: str) -> None:
+    """Refuse a store written by a newer wangge, whose schema this code cannot know."""
+    if have is not None and int(have) > SCHEMA_VERSION:
+        raise InputError(
+            f"store schema {have} is newer than this wangge ({SCHEMA_VERSION})", source
+        )
 
 
 def check_plan_id(plan_id: str) -> str:

@@ -79,7 +79,7 @@ def need(service: str, problem: str) -> None:
     """Skip a test for want of a service, except in CI, where that is a failure."""
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{service} is required in CI: {problem}")
-    pytest.skip(f"{service} not available: {problem}")
+    pytest.skip(f"{service} not available (with CI=true this fails instead): {problem}")
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import shapely
 
-from wangge.data import gpkg_store, postgis_store
+from wangge.data import gpkg_store
+from wangge.data import store as store_module
 from wangge.data.store import Rows
 from wangge.errors import InputError, NotFound, VersionConflict
 
@@ -93,8 +94,7 @@ def test_stale_base_version_is_a_conflict_and_writes_nothing(store, small):
 def test_a_crash_mid_save_leaves_the_last_version_intact(store, small, monkeypatch):
     plan = pid()
     store.save(plan, small)
-    module = gpkg_store if isinstance(store, gpkg_store.GpkgStore) else postgis_store
-    real = module.flatten
+    real = store_module.flatten
 
     class Exploding(list):
         def __iter__(self):
@@ -105,7 +105,7 @@ def test_a_crash_mid_save_leaves_the_last_version_intact(store, small, monkeypat
         rows = real(name, frame)
         return Rows(rows.info, rows.dtypes, Exploding(rows.records))
 
-    monkeypatch.setattr(module, "flatten", failing)
+    monkeypatch.setattr(store_module, "flatten", failing)
     with pytest.raises(OSError):
         store.save(plan, small, base_version=1)
     monkeypatch.undo()
