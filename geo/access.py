@@ -1,26 +1,24 @@
 """Walking distance from every building to the nearest facility of each type.
 
-The walking network (``geo/network.walk_network``) becomes a sparse graph. Buildings and
-facilities snap to their nearest network node with a KD-tree, and the snap distance is
-added at both ends. Each facility type is one Dijkstra run (``scipy.sparse.csgraph``)
-from a virtual source joined to the type's facility nodes by their snap distances, which
-is exactly a multi-source search with offsets. Where the network is missing (a building
+The walking network (``geo/network.walk_network``) becomes a sparse graph, its edges
+followed along their lines in pieces of at most 25 m. Buildings and facilities snap to
+their nearest node with a KD-tree, and the snap distance is added at both ends. Each
+facility type is one multi-source Dijkstra (``geo/_dijkstra.py``, compiled, GIL-free so
+types run on threads side by side) that starts every facility at its snap distance and
+records which facility each node is nearest to. Where the network is missing (a building
 or facility farther than ``max_snap_m`` from any node, or a component with no facility of
 the type) the straight-line distance times a detour factor is used and flagged.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import shapely
 from scipy import sparse
-from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 
@@ -54,18 +52,25 @@ def graph_from_arrays(
     means the same to any shortest-path code that reads it.
     """
     xy = np.asarray(xy, dtype=float)
+    n = len(xy)
     u = np.asarray(u, dtype=np.int64)
     v = np.asarray(v, dtype=np.int64)
     length = np.asarray(length, dtype=float)
     keep = u != v
-    a, b = np.minimum(u, v)[keep], np.maximum(u, v)[keep]
-    w = length[keep]
-    order = np.lexsort((w, b, a))
-    a, b, w = a[order], b[order], w[order]
-    first = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]
-    a, b, w = a[first], b[first], w[first]
-    n = len(xy)
-    csr = sparse.csr_matrix((np.r_[w, w], (np.r_[a, b], np.r_[b, a])), shape=(n, n))
+    # both directions of every edge, sorted by (tail, head); one sort builds the CSR
+    tail = np.r_[u[keep], v[keep]]
+    head = np.r_[v[keep], u[keep]]
+    w = np.r_[length[keep], length[keep]]
+    key = tail * max(n, 1) + head
+    order = np.argsort(key, kind="stable")
+    key, w = key[order], w[order]
+    first = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, dtype=bool)
+    starts = np.flatnonzero(first)
+    w = np.minimum.reduceat(w, starts) if len(starts) else w
+    key = key[starts]
+    tail, head = key // max(n, 1), key % max(n, 1)
+    indptr = np.r_[0, np.cumsum(np.bincount(tail, minlength=n))]
+    csr = sparse.csr_matrix((w, head.astype(np.int32), indptr.astype(np.int32)), shape=(n, n))
     return WalkGraph(csr=csr, xy=xy, tree=cKDTree(xy) if n else None)
 
 
@@ -128,60 +133,29 @@ def snap_targets(graph: WalkGraph, xy: np.ndarray, max_snap_m: float) -> Snapped
     return Snapped(np.asarray(xy, dtype=float), node, snap_m, snap_m <= max_snap_m)
 
 
-def _augmented(graph: WalkGraph, node: np.ndarray, snap_m: np.ndarray) -> sparse.csr_matrix:
-    """The graph plus one virtual node (index n) with an arc to each source node whose
-    weight is the smallest snap distance of the facilities at that node."""
-    n = graph.n
-    order = np.lexsort((snap_m, node))
-    node, snap_m = node[order], snap_m[order]
-    first = np.r_[True, node[1:] != node[:-1]] if len(node) else np.zeros(0, dtype=bool)
-    node, snap_m = node[first], snap_m[first]
-    # a zero weight would read as "no arc" in a sparse matrix
-    snap_m = np.maximum(snap_m, 1e-9)
-    coo = graph.csr.tocoo()
-    rows = np.r_[coo.row, np.full(len(node), n)]
-    cols = np.r_[coo.col, node]
-    data = np.r_[coo.data, snap_m]
-    return sparse.csr_matrix((data, (rows, cols)), shape=(n + 1, n + 1))
-
-
-def _root(pred: np.ndarray, virtual: int) -> np.ndarray:
-    """For each node, the first node on its shortest path from the virtual source (-1 if
-    unreached), by pointer doubling over the predecessor array."""
-    parent = pred.astype(np.int64).copy()
-    roots = parent == virtual
-    unreached = parent < 0
-    parent[roots | unreached] = np.flatnonzero(roots | unreached)
-    while True:
-        nxt = parent[parent]
-        if np.array_equal(nxt, parent):
-            break
-        parent = nxt
-    parent[unreached] = -1
-    return parent
-
-
 def node_distances(
     graph: WalkGraph,
     source_node: np.ndarray,
     source_snap: np.ndarray,
     horizon: float | None = None,
-    want_source: bool = False,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Network distance from every node to the nearest source (with its snap offset).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Network distance from every node to the nearest source, with its snap offset.
 
-    Returns the distances (inf where unreachable or beyond ``horizon``) and, when
-    ``want_source``, the node each shortest path starts from (-1 where none).
+    Returns the distances (inf where unreachable or beyond ``horizon``) and, per node,
+    the position in ``source_node`` of the source its shortest path starts from (-1
+    where none).
     """
-    aug = _augmented(graph, np.asarray(source_node), np.asarray(source_snap, dtype=float))
-    limit = np.inf if horizon is None else float(horizon)
-    if want_source:
-        dist, pred = dijkstra(
-            aug, directed=True, indices=graph.n, limit=limit, return_predecessors=True
-        )
-        return dist[: graph.n], _root(pred, graph.n)[: graph.n]
-    dist = dijkstra(aug, directed=True, indices=graph.n, limit=limit)
-    return dist[: graph.n], None
+    from wangge.geo._dijkstra import multi_source
+
+    csr = graph.csr
+    return multi_source(
+        csr.indptr,
+        csr.indices,
+        csr.data,
+        np.asarray(source_node, dtype=np.int64),
+        np.asarray(source_snap, dtype=float),
+        np.inf if horizon is None else float(horizon),
+    )
 
 
 def nearest(
@@ -191,7 +165,6 @@ def nearest(
     max_snap_m: float,
     detour: float,
     horizon: float | None = None,
-    want_facility: bool = False,
 ) -> Nearest:
     """Distance from each snapped target to the nearest of ``facilities_xy``.
 
@@ -208,17 +181,12 @@ def nearest(
     dist = np.full(m, np.inf)
     which = np.full(m, -1)
     if f_on.any() and targets.on_network.any():
-        dn, root = node_distances(graph, f_node[f_on], f_snap[f_on], horizon, want_facility)
+        on_idx = np.flatnonzero(f_on)
+        dn, origin = node_distances(graph, f_node[on_idx], f_snap[on_idx], horizon)
         t = np.flatnonzero(targets.on_network)
         dist[t] = dn[targets.node[t]] + targets.snap_m[t]
-        if want_facility:
-            # the facility at each root node with the smallest snap distance
-            on_idx = np.flatnonzero(f_on)
-            order = np.lexsort((f_snap[on_idx], f_node[on_idx]))
-            best = pd.Series(on_idx[order], index=f_node[on_idx][order])
-            best = best[~best.index.duplicated()]
-            r = root[targets.node[t]]
-            which[t] = np.where(r >= 0, best.reindex(r).fillna(-1).to_numpy(), -1)
+        o = origin[targets.node[t]]
+        which[t] = np.where(o >= 0, on_idx[np.maximum(o, 0)], -1)
     straight = np.zeros(m, dtype=bool)
     # straight line: targets off the network or unreached, and facilities off the network
     need = ~np.isfinite(dist)
@@ -241,15 +209,6 @@ def nearest(
     return Nearest(dist, straight, which)
 
 
-_SHARED: dict = {}
-
-
-def _nearest_job(args):
-    key, fac_xy, want = args
-    g, targets, max_snap_m, detour, horizon = _SHARED["job"]
-    return key, nearest(g, targets, fac_xy, max_snap_m, detour, horizon, want)
-
-
 def nearest_all(
     graph: WalkGraph,
     targets: Snapped,
@@ -257,19 +216,16 @@ def nearest_all(
     max_snap_m: float,
     detour: float,
     horizon: float | None = None,
-    want_facility: set[str] | frozenset = frozenset(),
     workers: int = 1,
 ) -> dict[str, Nearest]:
-    """:func:`nearest` for every facility type; ``workers`` > 1 forks processes that
-    share the graph copy-on-write (Dijkstra in scipy holds the GIL, so threads do not
-    help)."""
-    jobs = [(k, xy, k in want_facility) for k, xy in facilities.items()]
-    if workers <= 1 or len(jobs) < 2 or "fork" not in mp.get_all_start_methods():
-        return {k: nearest(graph, targets, xy, max_snap_m, detour, horizon, w) for k, xy, w in jobs}
-    _SHARED["job"] = (graph, targets, max_snap_m, detour, horizon)
-    try:
-        ctx = mp.get_context("fork")
-        with ProcessPoolExecutor(min(workers, len(jobs), os.cpu_count() or 1), ctx) as ex:
-            return dict(ex.map(_nearest_job, jobs))
-    finally:
-        _SHARED.pop("job", None)
+    """:func:`nearest` for every facility type, ``workers`` types at a time on threads
+    (the compiled search releases the GIL)."""
+
+    def one(item):
+        key, xy = item
+        return key, nearest(graph, targets, xy, max_snap_m, detour, horizon)
+
+    if workers <= 1 or len(facilities) < 2:
+        return dict(map(one, facilities.items()))
+    with ThreadPoolExecutor(workers) as ex:
+        return dict(ex.map(one, facilities.items()))

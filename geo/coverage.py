@@ -52,14 +52,12 @@ def building_access(
     fxy = _xy(facilities.geometry.to_numpy()) if len(facilities) else np.zeros((0, 2))
     ftype = facilities["type"].to_numpy() if len(facilities) else np.array([])
     by_type = {key: fxy[ftype == key] for key in rules.facilities}
-    shelters = {k for k, t in rules.facilities.items() if t.is_shelter or t.m2_per_100_households}
     found = nearest_all(
         graph,
         snapped,
         by_type,
         rules.max_snap_m,
         rules.detour,
-        want_facility=shelters,
         workers=workers,
     )
     cols = ["building_id", "grid_code", "microgrid_code", "households", "population"]
@@ -78,6 +76,8 @@ def building_access(
     # map facility positions within each type back to the facilities frame's rows
     for key, res in found.items():
         rows = np.flatnonzero(ftype == key)
+        if not len(rows):
+            continue
         res.facility = np.where(res.facility >= 0, rows[np.maximum(res.facility, 0)], -1)
     out = gpd.GeoDataFrame(access, geometry=shapely.points(xy), crs=buildings.crs)
     return out, found, snapped

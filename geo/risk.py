@@ -40,7 +40,9 @@ def score(frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
         [r >= m["red"], r >= m["orange"], r >= m["yellow"]], ["red", "orange", "yellow"], "blue"
     )
     level_l = np.select(
-        [d > lec["red"], d > lec["orange"], d > lec["yellow"]], ["red", "orange", "yellow"], "blue"
+        [d > lec["red"], d >= lec["orange"], d >= lec["yellow"]],
+        ["red", "orange", "yellow"],
+        "blue",
     )
     out["method"] = np.where(is_matrix, "matrix", "lec")
     out["score"] = np.where(is_matrix, r, d)

@@ -225,6 +225,122 @@ def validate(
         raise typer.Exit(code=1)
 
 
+def _print_job(title: str, result, seconds: float) -> None:
+    from wangge.data.osm import ATTRIBUTION
+
+    table = Table(title=title, show_header=False)
+    for key, value in result.summary.items():
+        table.add_row(escape(key), escape(f"{value:,}" if isinstance(value, int) else str(value)))
+    out.print(table)
+    written = ", ".join(str(p) for p in result.maps)
+    out.print(
+        f"added {', '.join(result.layers)} to plan.gpkg; maps: {escape(written)} in {seconds:.2f} s"
+    )
+    if result.summary.get("sample data") == "yes":
+        out.print(
+            "[bold yellow]样例数据 SAMPLE DATA[/]: the risk register and extra facilities "
+            "are generated samples (data/samples.py), not real records"
+        )
+    out.print(f"OSM data {ATTRIBUTION}", style="dim")
+
+
+def _run_overlay(plan: Path, risks: Path, **kwargs) -> None:
+    from wangge.overlay import overlay as run
+
+    start = time.perf_counter()
+    try:
+        result = run(plan, risks, progress=sys.stderr.isatty(), **kwargs)
+    except WanggeError as exc:
+        _fail(exc)
+    _print_job("wangge overlay: risk", result, time.perf_counter() - start)
+
+
+def _run_coverage(plan: Path, **kwargs) -> None:
+    from wangge.overlay import coverage as run
+
+    start = time.perf_counter()
+    try:
+        result = run(plan, progress=sys.stderr.isatty(), **kwargs)
+    except WanggeError as exc:
+        _fail(exc)
+    _print_job(
+        "wangge coverage: walking distance to facilities", result, time.perf_counter() - start
+    )
+
+
+_PLAN_ARG = typer.Argument(help="A plan directory or plan.gpkg (wangge delineate)")
+_UNITS_OPT = typer.Option(help="units.gpkg or the OSM file (default: units.gpkg beside the plan)")
+_RULES_OPT = typer.Option(help="TOML overriding geo/rules.toml")
+
+
+@app.command()
+def overlay(
+    plan: Annotated[Path, _PLAN_ARG],
+    risks: Annotated[Path, typer.Option(help="Risk register: CSV, XLSX or GeoJSON points")],
+    zones: Annotated[Path | None, typer.Option(help="Risk zones: GeoJSON/GPKG polygons")] = None,
+    facilities: Annotated[
+        list[Path] | None, typer.Option(help="Facility file (type, capacity, area); repeatable")
+    ] = None,
+    vulnerable: Annotated[
+        Path | None, typer.Option(help="Vulnerable-person counts per building or point")
+    ] = None,
+    rules: Annotated[Path | None, _RULES_OPT] = None,
+    units: Annotated[Path | None, _UNITS_OPT] = None,
+    encoding: Annotated[
+        str, typer.Option(help="Text encoding of CSV files (utf-8, gbk)")
+    ] = "utf-8",
+    gcj02: Annotated[
+        bool, typer.Option(help="Table coordinates are GCJ-02 (AMap, Tencent)")
+    ] = False,
+) -> None:
+    """Score a risk register (L×S or LEC, four colours) onto a plan: per-grid risk,
+    exposure and Gi* hot spots; writes layers into plan.gpkg and risk maps beside it."""
+    _run_overlay(
+        plan,
+        risks,
+        zones=zones,
+        facilities=facilities,
+        vulnerable=vulnerable,
+        rules_path=rules,
+        units=units,
+        encoding=encoding,
+        gcj02=gcj02,
+    )
+
+
+@app.command()
+def coverage(
+    plan: Annotated[Path, _PLAN_ARG],
+    type: Annotated[
+        list[str] | None, typer.Option("--type", help="Facility type to analyse; repeatable")
+    ] = None,
+    facilities: Annotated[
+        list[Path] | None, typer.Option(help="Extra facility file; repeatable")
+    ] = None,
+    candidates: Annotated[
+        Path | None, typer.Option(help="Candidate sites (default: block centroids)")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=100, help="Sites to suggest per type")] = 5,
+    rules: Annotated[Path | None, _RULES_OPT] = None,
+    units: Annotated[Path | None, _UNITS_OPT] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of CSV files")] = "utf-8",
+    gcj02: Annotated[bool, typer.Option(help="Table coordinates are GCJ-02")] = False,
+) -> None:
+    """Walking distance from every building to each facility type: coverage per grid,
+    shelter load, the gaps layer and the k best new sites; writes gaps_map.html."""
+    _run_coverage(
+        plan,
+        types=type,
+        facilities=facilities,
+        candidates=candidates,
+        k=k,
+        rules_path=rules,
+        units=units,
+        encoding=encoding,
+        gcj02=gcj02,
+    )
+
+
 @app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Output directory")] = Path("out/demo"),
@@ -233,9 +349,23 @@ def demo(
     ] = None,
 ) -> None:
     """Run the main job on the bundled Nanjing demo (© OpenStreetMap contributors, ODbL):
-    ingest, delineate, and import the plan into the store that `wangge serve` serves."""
+    ingest, delineate, overlay a SAMPLE risk register and sample facilities, measure
+    coverage, and import the plan into the store that `wangge serve` serves."""
+    from wangge.data.samples import write_samples
+
     _run_ingest(DEMO_OSM, out_dir)
     _run_delineate(out_dir / "units.gpkg", out_dir)
+    samples = write_samples(out_dir, seed=0)
+    names = ", ".join(p.name for p in samples.values())
+    out.print(f"wrote sample data (样例数据, seed 0): {escape(names)}")
+    _run_overlay(
+        out_dir,
+        samples["risks"],
+        zones=samples["zones"],
+        facilities=[samples["facilities"]],
+        vulnerable=samples["vulnerable"],
+    )
+    _run_coverage(out_dir)
     _run_import(out_dir / "plan.gpkg", store, "demo", "wangge demo", "bundled demo plan")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from wangge.geo import blocks as geo_blocks
 from wangge.geo import households as geo_households
 from wangge.geo.crs import metric_crs
 from wangge.geo.network import walk_network
+from wangge.steps import Steps
 
 #: Layers of units.gpkg, in the order they are written.
 LAYERS = (
@@ -47,31 +47,6 @@ class IngestResult:
     rules: pd.DataFrame
     notes: Counter = field(default_factory=Counter)
     timings: dict[str, float] = field(default_factory=dict)
-
-
-class _Steps:
-    """Time the steps of the job and show them on a progress bar."""
-
-    def __init__(self, names: list[str], show: bool):
-        self.names, self.timings = names, {}
-        self.bar = None
-        if show:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=len(names), desc="ingest", unit="step", leave=False)
-        self._t = time.perf_counter()
-
-    def done(self, name: str) -> None:
-        now = time.perf_counter()
-        self.timings[name] = now - self._t
-        self._t = now
-        if self.bar is not None:
-            self.bar.set_postfix_str(name)
-            self.bar.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def ingest(
@@ -102,7 +77,7 @@ def ingest(
     progress
         Show a progress bar.
     """
-    steps = _Steps(
+    steps = Steps(
         ["read OSM", "study area", "households", "blocks", "adjacency", "network", "finish"],
         progress,
     )
