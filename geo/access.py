@@ -100,6 +100,10 @@ def walk_graph(nodes, edges, step_m: float | None = 25.0) -> WalkGraph:
     node_of = np.full(len(coords), -1, dtype=np.int64)
     node_of[starts] = u[part[starts]]
     node_of[ends] = v[part[ends]]
+    # a junction sits where its lines end (the nodes layer rounds it to the millimetre)
+    xy = xy.copy()
+    xy[node_of[starts]] = coords[starts]
+    xy[node_of[ends]] = coords[ends]
     inner = node_of < 0
     node_of[inner] = len(xy) + np.arange(int(inner.sum()))
     xy = np.vstack([xy, coords[inner]])

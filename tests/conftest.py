@@ -59,6 +59,31 @@ def plan_dir(demo_result, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def risk_plan_dir(plan_dir, tmp_path_factory):
+    """A copy of ``plan_dir`` with the seeded sample register overlaid and coverage
+    measured, as `wangge demo` does: plan.gpkg holds the risk and coverage layers, and
+    the maps are beside it."""
+    import shutil
+
+    from wangge.data.samples import write_samples
+    from wangge.overlay import coverage, overlay
+
+    d = tmp_path_factory.mktemp("risk") / "plan"
+    shutil.copytree(plan_dir, d)
+    samples = write_samples(d, seed=0)
+    overlay(
+        d,
+        samples["risks"],
+        zones=samples["zones"],
+        facilities=[samples["facilities"]],
+        vulnerable=samples["vulnerable"],
+        progress=False,
+    )
+    coverage(d, progress=False)
+    return d
+
+
+@pytest.fixture(scope="session")
 def demo_plan_frames(demo_plan):
     """The demo plan's layers as plan.gpkg holds them (WGS84), and its meta."""
     from wangge.delineate import plan_frames
