@@ -3,7 +3,7 @@
 Run:  python bench/bench_siting.py [--demand 20000] [--candidates 1000] [--k 10 25 50]
           [--long 60]
 
-A seeded synthetic city (data/synthetic.synthetic_network, 40,000 nodes, 80 m blocks);
+A seeded synthetic city (data/synthetic.synthetic_network, 10,000 nodes, 80 m blocks, 64 km²);
 demand points are household points with 1–60 households; a candidate covers a point
 within 500 m of walking (geo/siting.coverage_matrix). For each k, wangge's greedy plus
 swap runs with a 1 s limit; HiGHS (scipy.optimize.milp) then solves the same MILP with
@@ -26,7 +26,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--demand", type=int, default=20_000)
     ap.add_argument("--candidates", type=int, default=1_000)
-    ap.add_argument("--nodes", type=int, default=40_000)
+    ap.add_argument("--nodes", type=int, default=10_000)
     ap.add_argument("--reach", type=float, default=500.0)
     ap.add_argument("--k", type=int, nargs="+", default=[10, 25, 50])
     ap.add_argument("--long", type=float, default=60.0)

@@ -37,7 +37,7 @@ def multi_source(indptr, indices, data, source, offset, limit):  # pragma: no co
     dist = np.full(n, np.inf)
     origin = np.full(n, -1, dtype=np.int64)
     hk = np.empty(len(source) + len(indices) + 1)
-    hv = np.empty(len(source) + len(indices) + 1, dtype=np.int64)
+    hv = np.empty(len(source) + len(indices) + 1, dtype=np.int32)
     size = 0
     for i in range(len(source)):
         s = source[i]
@@ -45,7 +45,6 @@ def multi_source(indptr, indices, data, source, offset, limit):  # pragma: no co
             dist[s] = offset[i]
             origin[s] = i
             size = _push(hk, hv, size, offset[i], s)
-    done = np.zeros(n, dtype=np.bool_)
     while size > 0:
         d = hk[0]
         u = hv[0]
@@ -67,9 +66,8 @@ def multi_source(indptr, indices, data, source, offset, limit):  # pragma: no co
         if size > 0:
             hk[j] = last_k
             hv[j] = last_v
-        if done[u]:
-            continue
-        done[u] = True
+        if d > dist[u]:
+            continue  # a stale entry: u was reached shorter since
         for e in range(indptr[u], indptr[u + 1]):
             v = indices[e]
             nd = d + data[e]

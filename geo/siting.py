@@ -99,12 +99,17 @@ def greedy_swap(
     """
     start = time.perf_counter()
     a = sparse.csc_matrix(cover, dtype=np.float64)
+    a.sum_duplicates()
     at = a.T.tocsr()
     w = np.asarray(weight, dtype=float)
     n_cand = a.shape[1]
+
+    def col(j: int) -> np.ndarray:
+        return a.indices[a.indptr[j] : a.indptr[j + 1]]
+
     reachable = np.asarray(a.sum(axis=1)).ravel() > 0
     total = float(w[reachable].sum())
-    count = np.zeros(a.shape[0])
+    count = np.zeros(a.shape[0], dtype=np.int64)
     chosen: list[int] = []
     for _ in range(min(k, n_cand)):
         gain = at @ (w * (count == 0))
@@ -113,7 +118,7 @@ def greedy_swap(
         if gain[j] <= 0:
             break
         chosen.append(j)
-        count += a[:, j].toarray().ravel()
+        count[col(j)] += 1
     swaps = 0
     improved = True
     while (
@@ -124,37 +129,40 @@ def greedy_swap(
         improved = False
         for pos in range(len(chosen)):
             s = chosen[pos]
-            col = a[:, s].toarray().ravel()
-            without = count - col
-            loss = float(w @ ((without == 0) & (col > 0)))
-            gain = at @ (w * (without == 0))
+            rows = col(s)
+            count[rows] -= 1
+            lost = rows[count[rows] == 0]
+            loss = float(w[lost].sum())
+            gain = at @ (w * (count == 0))
             gain[chosen] = -1
             j = int(np.argmax(gain))
             if gain[j] > loss + 1e-9:
                 chosen[pos] = j
-                count = without + a[:, j].toarray().ravel()
                 swaps += 1
                 improved = True
+            count[col(chosen[pos])] += 1
             if time_limit is not None and time.perf_counter() - start >= time_limit:
                 break
-    chosen_arr, gains = _order_by_gain(a, w, chosen)
-    covered = float(w @ (count > 0))
-    return Siting(chosen_arr, gains, covered, total, time.perf_counter() - start, swaps)
-
-
-def _order_by_gain(a: sparse.csc_matrix, w: np.ndarray, chosen: list[int]):
-    """The chosen sites re-ordered greedily, with each one's marginal households."""
-    left = list(chosen)
-    count = np.zeros(a.shape[0])
     order, gains = [], []
+    seen = np.zeros(a.shape[0], dtype=bool)
+    left = list(chosen)
     while left:
-        g = [float(w @ ((count == 0) & (a[:, j].toarray().ravel() > 0))) for j in left]
+        # the chosen sites again in greedy order, each with the households it adds
+        g = [float(w[col(j)][~seen[col(j)]].sum()) for j in left]
         best = int(np.argmax(g))
         j = left.pop(best)
         order.append(j)
         gains.append(g[best])
-        count += a[:, j].toarray().ravel()
-    return np.asarray(order, dtype=np.int64), np.asarray(gains)
+        seen[col(j)] = True
+    covered = float(w @ (count > 0))
+    return Siting(
+        np.asarray(order, dtype=np.int64),
+        np.asarray(gains),
+        covered,
+        total,
+        time.perf_counter() - start,
+        swaps,
+    )
 
 
 def exact_highs(
