@@ -256,7 +256,7 @@ def _suggest(request: Request, store: Store, v: Version, ftype: str, k: int):
     key = (v.plan_id, v.version)
     if key not in cache:
         have = {i.name for i in store.layers(v.plan_id, v.version)}
-        names = ("network_nodes", "network_edges", "access", "candidates")
+        names = ("network_nodes", "network_edges", "access", "candidates", "facilities")
         if len(cache) >= 4:
             cache.pop(next(iter(cache)))
         cache[key] = {n: store.query(v.plan_id, v.version, n).frame for n in names if n in have}

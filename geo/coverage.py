@@ -216,7 +216,7 @@ def gaps(
     hh = pd.to_numeric(access["households"], errors="coerce").fillna(0).to_numpy()
     pop = pd.to_numeric(access["population"], errors="coerce").fillna(0).to_numpy()
     straight_sets = [set(s.split(",")) if s else set() for s in access["straight"]]
-    sample_fac = _sample_types(facilities)
+    sample_fac = sample_types(facilities)
     for key, t in rules.facilities.items():
         d = access[f"d_{key}"].to_numpy()
         beyond = np.flatnonzero(~(d <= t.reach_m) & (hh > 0))
@@ -314,6 +314,8 @@ def gaps(
         hit = exposed_buildings(buildings, zones)
         vul = buildings.reindex(columns=list(VULNERABLE)).fillna(0).to_numpy().sum(axis=1)
         zone_sample = bool(zones["sample"].any()) if "sample" in zones else False
+        if "vulnerable_sample" in buildings:
+            zone_sample |= bool(buildings["vulnerable_sample"].astype(bool).any())
         for i in np.flatnonzero(hit & (vul > 0)):
             b = buildings.iloc[i]
             parts = [f"{int(b.get(c, 0) or 0)} {c}" for c in VULNERABLE]
@@ -367,7 +369,7 @@ def _gap(
     }
 
 
-def _sample_types(facilities: gpd.GeoDataFrame) -> set[str]:
+def sample_types(facilities: gpd.GeoDataFrame) -> set[str]:
     """Types for which some facility is sample data: their gaps depend on it."""
     if "sample" not in facilities or not len(facilities):
         return set()

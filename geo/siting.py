@@ -34,6 +34,7 @@ class Siting:
     exact: float | None = None  # HiGHS's best solution, when run
     bound: float | None = None  # HiGHS's upper bound on the optimum, when run
     exact_status: str = ""
+    method: str = "greedy+swap"
 
     @property
     def gap(self) -> float | None:
@@ -105,7 +106,7 @@ def greedy_swap(
     n_cand = a.shape[1]
 
     def col(j: int) -> np.ndarray:
-        return a.indices[a.indptr[j] : a.indptr[j + 1]]
+        return _col(a, j)
 
     reachable = np.asarray(a.sum(axis=1)).ravel() > 0
     total = float(w[reachable].sum())
@@ -143,26 +144,28 @@ def greedy_swap(
             count[col(chosen[pos])] += 1
             if time_limit is not None and time.perf_counter() - start >= time_limit:
                 break
+    order, gains = ordered(a, w, chosen)
+    covered = float(w @ (count > 0))
+    return Siting(order, gains, covered, total, time.perf_counter() - start, swaps)
+
+
+def ordered(a: sparse.csc_matrix, w: np.ndarray, chosen) -> tuple[np.ndarray, np.ndarray]:
+    """The chosen sites in greedy order, each with the households it adds to those before."""
     order, gains = [], []
     seen = np.zeros(a.shape[0], dtype=bool)
-    left = list(chosen)
+    left = [int(j) for j in chosen]
     while left:
-        # the chosen sites again in greedy order, each with the households it adds
-        g = [float(w[col(j)][~seen[col(j)]].sum()) for j in left]
+        g = [float(w[_col(a, j)][~seen[_col(a, j)]].sum()) for j in left]
         best = int(np.argmax(g))
         j = left.pop(best)
         order.append(j)
         gains.append(g[best])
-        seen[col(j)] = True
-    covered = float(w @ (count > 0))
-    return Siting(
-        np.asarray(order, dtype=np.int64),
-        np.asarray(gains),
-        covered,
-        total,
-        time.perf_counter() - start,
-        swaps,
-    )
+        seen[_col(a, j)] = True
+    return np.asarray(order, dtype=np.int64), np.asarray(gains)
+
+
+def _col(a: sparse.csc_matrix, j: int) -> np.ndarray:
+    return a.indices[a.indptr[j] : a.indptr[j + 1]]
 
 
 def exact_highs(
@@ -216,6 +219,12 @@ def suggest(
     in ``cover``) HiGHS's optimum or bound for the gap."""
     result = greedy_swap(cover, weight, k, time_limit)
     if sparse.csr_matrix(cover).nnz < exact_below and len(result.chosen):
-        best, bound, status, _ = exact_highs(cover, weight, k, exact_time)
+        best, bound, status, chosen = exact_highs(cover, weight, k, exact_time)
         result.exact, result.bound, result.exact_status = best, bound, status
+        if best is not None and best > result.covered + 1e-9:
+            # HiGHS found a better cover: suggest its sites
+            a = sparse.csc_matrix(cover, dtype=np.float64)
+            result.chosen, result.gains = ordered(a, np.asarray(weight, dtype=float), chosen)
+            result.covered = best
+            result.method = "highs"
     return result

@@ -234,24 +234,25 @@ def aed_only(risk_plan_dir, tmp_path_factory) -> tuple[Path, object]:
     return d, run("coverage", d, "--type", "aed", "--k", 3)
 
 
-def test_coverage_of_one_type_suggests_only_that_type(aed_only):
+def test_coverage_of_one_type_sites_only_that_type(aed_only, risk_plan_dir):
     d, res = aed_only
     assert res.returncode == 0, res.stderr
     sites = _read(d, "suggestions")
-    assert set(sites["type"]) == {"aed"} and 1 <= len(sites) <= 3
-    assert sites["rank"].tolist() == list(range(1, len(sites) + 1))
+    aed = sites[sites["type"] == "aed"]
+    assert 1 <= len(aed) <= 3
+    assert aed["rank"].tolist() == list(range(1, len(aed) + 1))
+    # the other types keep the sites the full run suggested
+    before = _read(risk_plan_dir, "suggestions")
+    others = before[before["type"] != "aed"]
+    assert sorted(sites.loc[sites["type"] != "aed", "candidate_id"]) == sorted(
+        others["candidate_id"]
+    )
+    # every layer stays whole: the other types' gaps and distances are still there
     gaps = _read(d, "gaps")
-    assert set(gaps["type"]) - {""} == {"aed"}
+    assert set(gaps["type"]) - {""} == set(_read(risk_plan_dir, "gaps")["type"]) - {""}
+    assert set(_read(d, "siting")["type"]) == set(load_rules().facilities)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `wangge coverage --type aed` rewrites the plan's facilities layer with "
-    "the aed facilities only (overlay.coverage filters fac to the types asked for and "
-    "writes it back as 'facilities'), so the other types' OSM, user and sample "
-    "facilities are lost; a later full `wangge coverage` reads the stored layer and "
-    "cannot get them back",
-)
 def test_coverage_of_one_type_keeps_the_other_facilities(aed_only, risk_plan_dir):
     d, res = aed_only
     assert res.returncode == 0, res.stderr

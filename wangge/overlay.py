@@ -22,7 +22,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
-from wangge.errors import InputError
+from wangge.errors import InputError, NotFound
 from wangge.geo import coverage as geo_coverage
 from wangge.geo import risk as geo_risk
 from wangge.geo.access import snap_targets, walk_graph
@@ -298,7 +298,8 @@ def overlay(
     steps.done("score")
     grid_risk = geo_risk.grid_risk(data.layers["grids"], points, zone_frame, buildings, rules)
     any_sample = bool(points["sample"].any() or (len(zone_frame) and zone_frame["sample"].any()))
-    grid_risk["sample"] = any_sample
+    grid_risk["sample"] = any_sample or vul_sample
+    buildings["vulnerable_sample"] = vul_sample
     steps.done("grid risk")
     layers = {
         "risk_points": points,
@@ -383,11 +384,6 @@ def coverage(
                 f"{', '.join(rules.facilities)}",
                 where="--type",
             )
-        rules = replace(
-            rules,
-            facilities={t: rules.facilities[t] for t in types},
-            required={lvl: tuple(t for t in r if t in types) for lvl, r in rules.required.items()},
-        )
     units_data = read_units(data, units)
     if "facilities" in data.layers and "type" in data.layers["facilities"]:
         fac = data.layers["facilities"][[*FACILITY_COLUMNS, "geometry"]]
@@ -413,7 +409,17 @@ def coverage(
         buildings, access, grid_cov, data.layers["communities"], fac, zones, rules
     )
     steps.done("gaps")
-    sites, siting = _siting(graph, snapped, access, cand, rules, k)
+    sites, siting = _siting(graph, snapped, access, cand, rules, k, types=types)
+    sample_types = geo_coverage.sample_types(fac)
+    sites["sample"] = sites["type"].isin(sample_types)
+    if types:
+        # only the types asked for are sited again; the others' earlier answers stay
+        sites = _keep_others(data.layers.get("suggestions"), sites, types, data.crs)
+        have = {n for n, _ in pyogrio.list_layers(data.path)}
+        old = pyogrio.read_dataframe(data.path, layer="siting") if "siting" in have else None
+        if old is not None:
+            old = pd.DataFrame(old.drop(columns="geometry", errors="ignore"))
+        siting = _keep_others(old, siting, types, None)
     steps.done("siting")
     nodes, edges = units_data["network_nodes"], units_data["network_edges"]
     layers = {
@@ -452,6 +458,8 @@ def coverage(
     hh = access["households"].sum()
     summary = {"buildings": len(access), "facilities": len(fac)}
     for key, t in rules.facilities.items():
+        if types and key not in types:
+            continue
         unc = int(grid_cov[f"unc_{key}"].sum())
         summary[f"{t.zh} {t.en} ≤ {t.reach_m:,.0f} m"] = (
             f"{int(hh) - unc:,} covered, {unc:,} uncovered households"
@@ -460,6 +468,15 @@ def coverage(
     summary["gaps"] = len(gap_frame)
     summary["shelters over capacity"] = int(fac["over_capacity"].sum())
     return JobResult(layers, written, summary, steps.timings)
+
+
+def _keep_others(old, new, types, crs):
+    """``new`` rows plus the rows of ``old`` for types not in ``types``."""
+    if old is None or "type" not in old:
+        return new
+    kept = old[~old["type"].isin(types)]
+    frame = pd.concat([kept[new.columns.intersection(kept.columns)], new], ignore_index=True)
+    return gpd.GeoDataFrame(frame, geometry="geometry", crs=crs) if crs else frame
 
 
 def _candidates(path, units_data, data: PlanData) -> gpd.GeoDataFrame:
@@ -536,6 +553,7 @@ def _siting(graph, snapped, access, cand, rules: Rules, k: int, types=None, exac
                 "bound_households": None if result.bound is None else round(result.bound, 1),
                 "gap": None if result.gap is None else round(result.gap, 4),
                 "exact_status": result.exact_status,
+                "method": result.method,
                 "swaps": result.swaps,
                 "seconds": round(result.seconds, 4),
             }
@@ -571,7 +589,7 @@ def suggest_sites(
     need = ("network_nodes", "network_edges", "access", "candidates")
     missing = [n for n in need if n not in layers]
     if missing:
-        raise InputError(
+        raise NotFound(
             f"the plan has no {', '.join(missing)} layer; run wangge coverage on it and import it",
             where="plan",
         )
@@ -584,4 +602,6 @@ def suggest_sites(
         graph, shapely.get_coordinates(access.geometry.to_numpy()), rules.max_snap_m
     )
     sites, summary = _siting(graph, snapped, access, m["candidates"], rules, k, types={ftype})
+    fac = layers.get("facilities")
+    sites["sample"] = fac is not None and ftype in geo_coverage.sample_types(fac)
     return sites.to_crs(4326), summary.iloc[0].to_dict()
