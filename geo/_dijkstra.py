@@ -15,7 +15,7 @@ from numba import njit
 def _push(hk, hv, size, key, val):
     j = size
     while j > 0:
-        p = (j - 1) >> 1
+        p = (j - 1) >> 2
         if hk[p] <= key:
             break
         hk[j] = hk[p]
@@ -31,11 +31,11 @@ def multi_source(indptr, indices, data, source, offset, limit):  # pragma: no co
     """Distance from every node to the nearest source, and that source's position.
 
     ``source[i]`` starts at distance ``offset[i]``; nodes farther than ``limit`` stay at
-    infinity with origin -1. A binary heap with lazy deletion over the CSR arrays.
+    infinity with origin -1. A 4-ary heap (shallower, fewer cache misses than binary) with lazy deletion over the CSR arrays.
     """
     n = len(indptr) - 1
     dist = np.full(n, np.inf)
-    origin = np.full(n, -1, dtype=np.int64)
+    origin = np.full(n, -1, dtype=np.int32)
     hk = np.empty(len(source) + len(indices) + 1)
     hv = np.empty(len(source) + len(indices) + 1, dtype=np.int32)
     size = 0
@@ -53,11 +53,14 @@ def multi_source(indptr, indices, data, source, offset, limit):  # pragma: no co
         last_v = hv[size]
         j = 0
         while True:
-            c = 2 * j + 1
-            if c >= size:
+            first = 4 * j + 1
+            if first >= size:
                 break
-            if c + 1 < size and hk[c + 1] < hk[c]:
-                c += 1
+            c = first
+            end = min(first + 4, size)
+            for q in range(first + 1, end):
+                if hk[q] < hk[c]:
+                    c = q
             if hk[c] >= last_k:
                 break
             hk[j] = hk[c]
