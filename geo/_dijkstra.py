@@ -31,7 +31,8 @@ def multi_source(indptr, indices, data, source, offset, limit):  # pragma: no co
     """Distance from every node to the nearest source, and that source's position.
 
     ``source[i]`` starts at distance ``offset[i]``; nodes farther than ``limit`` stay at
-    infinity with origin -1. A 4-ary heap (shallower, fewer cache misses than binary) with lazy deletion over the CSR arrays.
+    infinity with origin -1. A 4-ary heap (shallower than a binary one, so fewer cache
+    misses) with lazy deletion, over the CSR arrays.
     """
     n = len(indptr) - 1
     dist = np.full(n, np.inf)
