@@ -54,6 +54,26 @@ BEYOND, MISSING, OVER, FACILITY, VULNERABLE = "#d7301f", "#6a3d9a", "#c51b7d", "
 EXPOSED = "exposed_vulnerable"
 
 
+def _grid_outlines(grids, vp, stroke: str) -> list[str]:
+    """Unfilled grid outlines with a tooltip giving code and households."""
+    out = []
+    for row, geom in _records(grids):
+        text = f"网格 grid {row.get('code', '')} · {fmt(row.get('households'))} 户 households"
+        out.append(
+            polygon(
+                geom,
+                vp,
+                text,
+                class_="grid",
+                fill="#ffffff",
+                fill_opacity=0,
+                stroke=stroke,
+                stroke_width=1,
+            )
+        )
+    return out
+
+
 def _records(frame: gpd.GeoDataFrame | None) -> list[tuple[dict, object]]:
     """``(attributes, geometry)`` of each row; none for a missing or empty frame."""
     if frame is None or not len(frame):
@@ -443,20 +463,7 @@ def heatmap_html(
                 stroke_dasharray="4 3",
             )
         )
-    for row, geom in _records(grids):
-        text = f"网格 grid {row.get('code', '')} · {fmt(row.get('households'))} 户 households"
-        parts.append(
-            polygon(
-                geom,
-                vp,
-                text,
-                class_="grid",
-                fill="#ffffff",
-                fill_opacity=0,
-                stroke="#333",
-                stroke_width=1,
-            )
-        )
+    parts.extend(_grid_outlines(grids, vp, "#333"))
     for row, geom in pts:
         ((x, y),) = vp(np.array([[geom.x, geom.y]]))
         parts.append(
@@ -619,20 +626,7 @@ def gap_maps_html(
     vp = Viewport.fit(union_bounds(grids, buildings), width, pad=12)
     b_path = "".join(path_d(g, vp) for _, g in _records(buildings))
     base = [f'<path class="buildings" d="{b_path}" fill="#d0d0d0" stroke="none"/>']
-    for row, geom in _records(grids):
-        text = f"网格 grid {row.get('code', '')} · {fmt(row.get('households'))} 户 households"
-        base.append(
-            polygon(
-                geom,
-                vp,
-                text,
-                class_="grid",
-                fill="#ffffff",
-                fill_opacity=0,
-                stroke="#666",
-                stroke_width=1,
-            )
-        )
+    base.extend(_grid_outlines(grids, vp, "#666"))
     total_hh = _num(buildings, "households") or _num(grids, "households")
 
     groups, buttons, rows = [], [], []
