@@ -250,19 +250,21 @@ def _plain(d: dict) -> dict:
 
 def _suggest(request: Request, store: Store, v: Version, ftype: str, k: int):
     from wangge.geo.rules import load_rules, rules_from_raw
-    from wangge.overlay import suggest_sites
+    from wangge.overlay import prepare_siting, suggest_prepared
 
-    cache = request.app.state.__dict__.setdefault("siting_layers", {})
-    key = (v.plan_id, v.version)
-    if key not in cache:
-        have = {i.name for i in store.layers(v.plan_id, v.version)}
-        names = ("network_nodes", "network_edges", "access", "candidates", "facilities")
-        if len(cache) >= 4:
-            cache.pop(next(iter(cache)))
-        cache[key] = {n: store.query(v.plan_id, v.version, n).frame for n in names if n in have}
     raw = v.meta.get("rules_json")
     rules = rules_from_raw(json.loads(raw), "plan meta") if raw else load_rules()
-    crs = v.meta.get("metric_crs")
-    if not crs:
-        raise InputError("the plan's meta has no metric_crs", where="plan")
-    return suggest_sites(cache[key], crs, rules, ftype, k)
+    # the graph and snapped buildings are built once per version (versions never change)
+    cache = request.app.state.__dict__.setdefault("siting_inputs", {})
+    key = (v.plan_id, v.version)
+    if key not in cache:
+        crs = v.meta.get("metric_crs")
+        if not crs:
+            raise InputError("the plan's meta has no metric_crs", where="plan")
+        have = {i.name for i in store.layers(v.plan_id, v.version)}
+        names = ("network_nodes", "network_edges", "access", "candidates", "facilities")
+        layers = {n: store.query(v.plan_id, v.version, n).frame for n in names if n in have}
+        if len(cache) >= 4:
+            cache.pop(next(iter(cache)))
+        cache[key] = prepare_siting(layers, crs, rules)
+    return suggest_prepared(cache[key], rules, ftype, k)

@@ -18,6 +18,7 @@ from wangge.data.userfiles import (
     COLUMN_NAMES,
     MAX_SNAP_M,
     TABLE_SUFFIXES,
+    building_at,
     read_table,
     read_vector,
     table_points,
@@ -490,15 +491,7 @@ def _building_of_rows(src: _Source, buildings: gpd.GeoDataFrame) -> np.ndarray:
             _duplicates(src, ids, "building ids")
             return np.where(known, ids, None)
     pts = gpd.GeoSeries(src.points().to_numpy(), crs=4326).to_crs(buildings.crs)
-    pts = pts.representative_point().to_numpy()
-    tree = shapely.STRtree(buildings.geometry.to_numpy())
-    where = np.full(len(pts), -1)
-    p, b = tree.query(pts, predicate="within")
-    where[p] = b
-    rest = np.flatnonzero(where < 0)
-    if len(rest):
-        near = tree.query_nearest(pts[rest], max_distance=MAX_SNAP_M)
-        where[rest[near[0]]] = near[1]
+    where = building_at(pts.representative_point().to_numpy(), buildings)
     matched = where >= 0
     if not matched.any():
         raise InputError(

@@ -191,6 +191,20 @@ def table_points(frame: pd.DataFrame, path: Path, gcj02: bool = False) -> gpd.Ge
     return gpd.GeoDataFrame(frame, geometry=shapely.points(lon, lat), crs=4326)
 
 
+def building_at(points: np.ndarray, buildings: gpd.GeoDataFrame) -> np.ndarray:
+    """Row of the building each point lies in, else of one within :data:`MAX_SNAP_M`
+    metres (points and buildings in the same metric CRS); -1 where there is none."""
+    tree = shapely.STRtree(buildings.geometry.to_numpy())
+    where = np.full(len(points), -1)
+    p, b = tree.query(points, predicate="within")
+    where[p] = b
+    rest = np.flatnonzero(where < 0)
+    if len(rest):
+        near = tree.query_nearest(points[rest], max_distance=MAX_SNAP_M)
+        where[rest[near[0]]] = near[1]
+    return where
+
+
 def _has_location(frame: pd.DataFrame, is_table: bool) -> bool:
     if not is_table:
         return True
@@ -288,15 +302,7 @@ def read_households(
     else:
         pts = table_points(frame, path, gcj02) if is_table else frame.copy()
         pts = gpd.GeoSeries(pts.geometry.to_numpy(), crs=4326).to_crs(buildings.crs)
-        pts = pts.representative_point()
-        tree = shapely.STRtree(buildings.geometry.to_numpy())
-        where = np.full(len(pts), -1)
-        p, b = tree.query(pts.to_numpy(), predicate="within")
-        where[p] = b
-        rest = np.flatnonzero(where < 0)
-        if len(rest):
-            near = tree.query_nearest(pts.to_numpy()[rest], max_distance=MAX_SNAP_M)
-            where[rest[near[0]]] = near[1]
+        where = building_at(pts.representative_point().to_numpy(), buildings)
         matched = where >= 0
         if not matched.any():
             raise InputError(

@@ -244,28 +244,26 @@ def _print_job(title: str, result, seconds: float) -> None:
     out.print(f"OSM data {ATTRIBUTION}", style="dim")
 
 
-def _run_overlay(plan: Path, risks: Path, **kwargs) -> None:
-    from wangge.overlay import overlay as run
-
+def _run_job(title: str, job, *args, **kwargs) -> None:
+    """Run the overlay or coverage job, print its summary, exit 2 on a WanggeError."""
     start = time.perf_counter()
     try:
-        result = run(plan, risks, progress=sys.stderr.isatty(), **kwargs)
+        result = job(*args, progress=sys.stderr.isatty(), **kwargs)
     except WanggeError as exc:
         _fail(exc)
-    _print_job("wangge overlay: risk", result, time.perf_counter() - start)
+    _print_job(title, result, time.perf_counter() - start)
+
+
+def _run_overlay(plan: Path, risks: Path, **kwargs) -> None:
+    from wangge.overlay import overlay as job
+
+    _run_job("wangge overlay: risk", job, plan, risks, **kwargs)
 
 
 def _run_coverage(plan: Path, **kwargs) -> None:
-    from wangge.overlay import coverage as run
+    from wangge.overlay import coverage as job
 
-    start = time.perf_counter()
-    try:
-        result = run(plan, progress=sys.stderr.isatty(), **kwargs)
-    except WanggeError as exc:
-        _fail(exc)
-    _print_job(
-        "wangge coverage: walking distance to facilities", result, time.perf_counter() - start
-    )
+    _run_job("wangge coverage: walking distance to facilities", job, plan, **kwargs)
 
 
 _PLAN_ARG = typer.Argument(help="A plan directory or plan.gpkg (wangge delineate)")

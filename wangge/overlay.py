@@ -206,9 +206,12 @@ def _user_facilities(paths, rules, plan, encoding, gcj02) -> list[gpd.GeoDataFra
     return out
 
 
-def read_units(plan: PlanData, units: str | Path | None) -> dict[str, gpd.GeoDataFrame]:
-    """Network, OSM facilities and blocks from units.gpkg (default: beside the plan) or
-    straight from an OSM file (the same one the plan was made from)."""
+def read_units(
+    plan: PlanData, units: str | Path | None, network: bool = True
+) -> dict[str, gpd.GeoDataFrame]:
+    """OSM facilities, and with ``network`` the walking network and blocks, from
+    units.gpkg (default: beside the plan) or straight from an OSM file (the same one the
+    plan was made from)."""
     source = Path(units) if units else plan.path.with_name("units.gpkg")
     if not source.exists():
         raise InputError(
@@ -217,27 +220,23 @@ def read_units(plan: PlanData, units: str | Path | None) -> dict[str, gpd.GeoDat
         )
     if source.suffix.lower() == ".gpkg":
         have = {n for n, _ in pyogrio.list_layers(source)}
-        need = ("network_nodes", "network_edges", "facilities")
+        need = ("network_nodes", "network_edges", "facilities") if network else ("facilities",)
         missing = [n for n in need if n not in have]
         if missing:
             raise InputError(f"is not a units.gpkg: missing {', '.join(missing)}", source)
+        wanted = (*need, "blocks") if network else need
         out = {
-            n: pyogrio.read_dataframe(source, layer=n).to_crs(plan.crs)
-            for n in (*need, "blocks")
-            if n in have
+            n: pyogrio.read_dataframe(source, layer=n).to_crs(plan.crs) for n in wanted if n in have
         }
     else:
         from wangge.data.osm import read_osm
         from wangge.geo.network import walk_network
 
         extract = read_osm(source)
-        roads = extract.roads.to_crs(plan.crs)
-        nodes, edges = walk_network(roads)
-        out = {
-            "network_nodes": nodes,
-            "network_edges": edges,
-            "facilities": extract.facilities.to_crs(plan.crs),
-        }
+        out = {"facilities": extract.facilities.to_crs(plan.crs)}
+        if network:
+            nodes, edges = walk_network(extract.roads.to_crs(plan.crs))
+            out |= {"network_nodes": nodes, "network_edges": edges}
     out["crs"] = plan.crs
     return out
 
@@ -287,7 +286,7 @@ def overlay(
         for col in geo_risk.VULNERABLE:
             if col in joined:
                 buildings[col] = joined[col].astype(int).to_numpy()
-    units_data = read_units(data, units)
+    units_data = read_units(data, units, network=False)
     fac = [_typed_osm_facilities(units_data, rules)]
     fac += _user_facilities(facilities, rules, data, encoding, gcj02)
     fac_frame = gpd.GeoDataFrame(pd.concat(fac, ignore_index=True), crs=data.crs)
@@ -573,19 +572,23 @@ def _siting(graph, snapped, access, cand, rules: Rules, k: int, types=None, exac
     return sites, pd.DataFrame(summary)
 
 
-def suggest_sites(
-    layers: dict[str, gpd.GeoDataFrame], crs: str, rules: Rules, ftype: str, k: int
-) -> tuple[gpd.GeoDataFrame, dict]:
-    """Suggest ``k`` sites for ``ftype`` from a stored plan's coverage layers.
+@dataclass
+class SitingInputs:
+    """What siting needs from a stored plan, built once per plan version."""
 
-    ``layers`` holds ``network_nodes``, ``network_edges``, ``access`` and ``candidates``
-    (any CRS; they are taken to ``crs``). Returns the sites (WGS84) and the summary.
+    graph: object
+    snapped: object
+    access: gpd.GeoDataFrame
+    candidates: gpd.GeoDataFrame
+    sample_types: set[str]
+
+
+def prepare_siting(layers: dict[str, gpd.GeoDataFrame], crs: str, rules: Rules) -> SitingInputs:
+    """The walking graph and snapped buildings from a stored plan's coverage layers.
+
+    ``layers`` holds ``network_nodes``, ``network_edges``, ``access``, ``candidates`` and
+    optionally ``facilities`` (any CRS; they are taken to ``crs``).
     """
-    if ftype not in rules.facilities:
-        raise InputError(
-            f"unknown facility type {ftype!r}; use one of {', '.join(rules.facilities)}",
-            where="type",
-        )
     need = ("network_nodes", "network_edges", "access", "candidates")
     missing = [n for n in need if n not in layers]
     if missing:
@@ -595,13 +598,37 @@ def suggest_sites(
         )
     m = {n: layers[n].to_crs(crs) for n in need}
     graph = walk_graph(m["network_nodes"], m["network_edges"])
-    access = m["access"]
-    if f"d_{ftype}" not in access:
-        raise InputError(f"the plan's coverage did not measure {ftype!r}", where="type")
-    snapped = snap_targets(
-        graph, shapely.get_coordinates(access.geometry.to_numpy()), rules.max_snap_m
-    )
-    sites, summary = _siting(graph, snapped, access, m["candidates"], rules, k, types={ftype})
+    points = shapely.get_coordinates(m["access"].geometry.to_numpy())
     fac = layers.get("facilities")
-    sites["sample"] = fac is not None and ftype in geo_coverage.sample_types(fac)
+    return SitingInputs(
+        graph,
+        snap_targets(graph, points, rules.max_snap_m),
+        m["access"],
+        m["candidates"],
+        geo_coverage.sample_types(fac) if fac is not None else set(),
+    )
+
+
+def suggest_prepared(
+    inputs: SitingInputs, rules: Rules, ftype: str, k: int
+) -> tuple[gpd.GeoDataFrame, dict]:
+    """Suggest ``k`` sites for ``ftype``; returns the sites (WGS84) and the summary."""
+    if ftype not in rules.facilities:
+        raise InputError(
+            f"unknown facility type {ftype!r}; use one of {', '.join(rules.facilities)}",
+            where="type",
+        )
+    if f"d_{ftype}" not in inputs.access:
+        raise InputError(f"the plan's coverage did not measure {ftype!r}", where="type")
+    sites, summary = _siting(
+        inputs.graph, inputs.snapped, inputs.access, inputs.candidates, rules, k, types={ftype}
+    )
+    sites["sample"] = ftype in inputs.sample_types
     return sites.to_crs(4326), summary.iloc[0].to_dict()
+
+
+def suggest_sites(
+    layers: dict[str, gpd.GeoDataFrame], crs: str, rules: Rules, ftype: str, k: int
+) -> tuple[gpd.GeoDataFrame, dict]:
+    """:func:`suggest_prepared` straight from a stored plan's layers."""
+    return suggest_prepared(prepare_siting(layers, crs, rules), rules, ftype, k)
