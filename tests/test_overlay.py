@@ -269,3 +269,20 @@ def test_coverage_of_an_unknown_type_names_the_known_ones(plan_copy):
     for key in load_rules().facilities:
         assert key in res.stderr, key
     assert _sha(plan_copy / "plan.gpkg") == before
+
+
+def test_bad_candidate_file_and_rules_leave_the_plan_as_it_was(plan_copy):
+    """The coverage job's own inputs: a candidate table without coordinates, and a rules
+    file with a zero reach, are errors naming the file; nothing is written."""
+    before = _sha(plan_copy / "plan.gpkg")
+    bad_sites = plan_copy / "sites.csv"
+    bad_sites.write_text("name,note\nA,no coordinates\n", "utf-8")
+    res = run("coverage", plan_copy, "--candidates", bad_sites)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "sites.csv" in res.stderr and "lon/lat" in res.stderr, res.stderr
+    bad_rules = plan_copy / "rules.toml"
+    bad_rules.write_text("[facilities.aed]\nreach_m = 0\n", "utf-8")
+    res = run("coverage", plan_copy, "--rules", bad_rules)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "rules.toml" in res.stderr and "reach_m" in res.stderr, res.stderr
+    assert _sha(plan_copy / "plan.gpkg") == before
