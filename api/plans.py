@@ -25,6 +25,10 @@ class VersionOut(BaseModel):
     author: str
     comment: str
     district_code: str | None = None
+    name: str = ""
+    kind: str = ""
+    moves: int | None = None
+    base: int | None = None
 
 
 class ViolationOut(BaseModel):
@@ -48,6 +52,10 @@ def version_out(v: Version) -> VersionOut:
         author=v.author,
         comment=v.comment,
         district_code=v.meta.get("district_code"),
+        name=v.meta.get("name") or "",
+        kind=v.meta.get("kind") or "import",
+        moves=v.meta.get("moves"),
+        base=v.meta.get("base"),
     )
 
 

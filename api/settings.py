@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     max_batch: int = 10_000
     #: Most features in one page of items.
     max_limit: int = 10_000
+    #: Memory for encoded vector tiles, in megabytes (0 turns the tile cache off).
+    tile_cache_mb: float = 256.0
+    #: Most features one layer puts in one tile; beyond it the largest are kept.
+    tile_max_features: int = 20_000
 
     def store_target(self) -> str:
         """The store to open: ``store``, else ``database_url``, else the data dir's file."""

@@ -30,10 +30,12 @@ from wangge.data.store import (
     Store,
     Version,
     check_schema,
+    kept_layers,
     next_version,
     unflatten,
 )
-from wangge.errors import InputError
+from wangge.data.tiles import MemoryLayer, MemoryTiles, TileRequest, tile_fields
+from wangge.errors import InputError, NotFound
 
 _GPKG_APPLICATION_ID = 0x47504B47  # "GPKG"
 _GPKG_USER_VERSION = 10400  # 1.4.0
@@ -67,7 +69,7 @@ CREATE TABLE IF NOT EXISTS wg_versions (
 CREATE TABLE IF NOT EXISTS wg_layers (
     plan_id TEXT NOT NULL, version INTEGER NOT NULL, layer TEXT NOT NULL,
     count INTEGER NOT NULL, geometry_type TEXT, bbox TEXT, columns TEXT NOT NULL,
-    dtypes TEXT NOT NULL, PRIMARY KEY (plan_id, version, layer));
+    dtypes TEXT NOT NULL, source INTEGER, PRIMARY KEY (plan_id, version, layer));
 CREATE TABLE IF NOT EXISTS wg_features (
     fid INTEGER PRIMARY KEY AUTOINCREMENT, plan_id TEXT NOT NULL, version INTEGER NOT NULL,
     layer TEXT NOT NULL, code TEXT, parent_code TEXT, properties TEXT NOT NULL, geom GEOMETRY);
@@ -108,6 +110,7 @@ class GpkgStore(Store):
         self.url = str(self.path)
         self._local = threading.local()
         self._cover_cache: dict[tuple[str, int], tuple[shapely.STRtree, np.ndarray]] = {}
+        self._tiles = MemoryTiles()
         if self.path.exists() and self.path.stat().st_size and not _is_sqlite(self.path):
             raise InputError("not a GeoPackage (SQLite) file", self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +155,9 @@ class GpkgStore(Store):
                 _register(conn)
                 row = conn.execute("SELECT value FROM wg_meta WHERE key='schema'").fetchone()
                 check_schema(int(row[0]) if row else None, str(self.path))
+                columns = {r[1] for r in conn.execute("PRAGMA table_info(wg_layers)")}
+                if "source" not in columns:  # schema 1 → 2
+                    conn.execute("ALTER TABLE wg_layers ADD COLUMN source INTEGER")
                 conn.execute(
                     "INSERT OR REPLACE INTO wg_meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
                 )
@@ -161,7 +167,11 @@ class GpkgStore(Store):
     # the contract -----------------------------------------------------------------------
 
     def _commit_version(
-        self, draft: Version, flat: dict[str, Rows], base_version: int | None
+        self,
+        draft: Version,
+        flat: dict[str, Rows],
+        base_version: int | None,
+        keep: tuple[str, ...] = (),
     ) -> int:
         plan_id = draft.plan_id
         meta_json = json.dumps(draft.meta, ensure_ascii=False)
@@ -178,10 +188,19 @@ class GpkgStore(Store):
                 "INSERT INTO wg_versions VALUES (?, ?, ?, ?, ?, ?)",
                 (plan_id, version, draft.created_at, draft.author, draft.comment, meta_json),
             )
+            if keep:
+                base = self.layers(plan_id, base_version)
+                for info in kept_layers(base, base_version, keep, plan_id):
+                    conn.execute(
+                        "INSERT INTO wg_layers SELECT plan_id, ?, layer, count, geometry_type,"
+                        " bbox, columns, dtypes, ? FROM wg_layers"
+                        " WHERE plan_id=? AND version=? AND layer=?",
+                        (version, info.source, plan_id, base_version, info.name),
+                    )
             for name, rows in flat.items():
                 info = rows.info
                 conn.execute(
-                    "INSERT INTO wg_layers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO wg_layers VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
                     (
                         plan_id,
                         version,
@@ -193,17 +212,27 @@ class GpkgStore(Store):
                         json.dumps(rows.dtypes),
                     ),
                 )
-                for code, parent, props, wkb, box in rows.records:
-                    cur = conn.execute(
-                        "INSERT INTO wg_features (plan_id, version, layer, code, parent_code,"
-                        " properties, geom) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (plan_id, version, name, code, parent, props, encode_geometry(wkb, box)),
-                    )
-                    if box is not None:
-                        conn.execute(
-                            "INSERT INTO rtree_wg_features_geom VALUES (?, ?, ?, ?, ?)",
-                            (cur.lastrowid, box[0], box[2], box[1], box[3]),
-                        )
+                # explicit fids (after the highest ever given) let both inserts run batched
+                (start,) = conn.execute(
+                    "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name='wg_features'"
+                ).fetchone()
+                fids = range(start + 1, start + 1 + len(rows.records))
+                conn.executemany(
+                    "INSERT INTO wg_features (fid, plan_id, version, layer, code, parent_code,"
+                    " properties, geom) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        (fid, plan_id, version, name, c, p, j, encode_geometry(w, b))
+                        for fid, (c, p, j, w, b) in zip(fids, rows.records, strict=True)
+                    ),
+                )
+                conn.executemany(
+                    "INSERT INTO rtree_wg_features_geom VALUES (?, ?, ?, ?, ?)",
+                    (
+                        (fid, b[0], b[2], b[1], b[3])
+                        for fid, (_, _, _, _, b) in zip(fids, rows.records, strict=True)
+                        if b is not None
+                    ),
+                )
             _update_extent(conn)
         return version
 
@@ -225,7 +254,7 @@ class GpkgStore(Store):
 
     def layers(self, plan_id: str, version: int) -> list[LayerInfo]:
         rows = self._conn().execute(
-            "SELECT layer, count, geometry_type, bbox, columns FROM wg_layers"
+            "SELECT layer, count, geometry_type, bbox, columns, source FROM wg_layers"
             " WHERE plan_id=? AND version=? ORDER BY rowid",
             (plan_id, version),
         )
@@ -236,6 +265,7 @@ class GpkgStore(Store):
                 r[2],
                 tuple(json.loads(r[3])) if json.loads(r[3]) else None,
                 tuple(json.loads(r[4])),
+                r[5],
             )
             for r in rows
         ]
@@ -254,7 +284,7 @@ class GpkgStore(Store):
         dtypes = self._dtypes(plan_id, version, layer)
         conn = self._conn()
         where = "f.plan_id=? AND f.version=? AND f.layer=?"
-        args: list[Any] = [plan_id, version, layer]
+        args: list[Any] = [plan_id, info.stored_in(version), layer]
         if codes is not None:
             where += f" AND f.code IN ({','.join('?' * len(codes))})"
             args += list(codes)
@@ -280,6 +310,27 @@ class GpkgStore(Store):
         end = None if limit is None else offset + limit
         frame = unflatten(info, dtypes, rows[offset:end], list(geoms[offset:end]))
         return Page(frame, len(rows))
+
+    def tile(self, plan_id: str, version: int, req: TileRequest) -> bytes:
+        """Cut from the layer held in memory (Web Mercator, STRtree), built on first use."""
+        info = self._check_layer(plan_id, version, req.layer)
+
+        def build() -> MemoryLayer:
+            dtypes = self._dtypes(plan_id, version, req.layer)
+            fields = tile_fields(req.layer, info.columns, dtypes)
+            if not info.geometry_type:
+                raise NotFound(f"layer {req.layer!r} has no geometry to tile", where="layer")
+            return MemoryLayer(self.query(plan_id, version, req.layer).frame, fields)
+
+        return self._tiles.get((plan_id, info.stored_in(version), req.layer), build).render(req)
+
+    def latest(self, plan_id: str) -> int | None:
+        row = (
+            self._conn()
+            .execute("SELECT latest FROM wg_plans WHERE plan_id=?", (plan_id,))
+            .fetchone()
+        )
+        return row[0] if row else None
 
     def _dtypes(self, plan_id: str, version: int, layer: str) -> dict[str, str]:
         (raw,) = (

@@ -22,10 +22,13 @@ from wangge.data.store import (
     Store,
     Version,
     check_schema,
+    kept_layers,
     next_version,
     unflatten,
 )
-from wangge.errors import InputError
+from wangge.data.tiles import TileRequest, tile_fields
+from wangge.errors import InputError, NotFound
+from wangge.maps.mvt import simplify_tolerance
 
 metadata = sa.MetaData()
 meta_table = sa.Table(
@@ -63,6 +66,7 @@ layers_table = sa.Table(
     sa.Column("bbox", JSONB),
     sa.Column("columns", JSONB, nullable=False),
     sa.Column("dtypes", JSONB, nullable=False),
+    sa.Column("source", sa.Integer),
 )
 features_table = sa.Table(
     "wg_features",
@@ -118,6 +122,8 @@ class PostgisStore(Store):
                 sa.select(meta_table.c.value).where(meta_table.c.key == "schema")
             ).scalar()
             check_schema(have, _safe_url(self.url))
+            # schema 1 → 2: a layer may be kept from an earlier version
+            conn.execute(sa.text("ALTER TABLE wg_layers ADD COLUMN IF NOT EXISTS source integer"))
             stmt = insert(meta_table).values(key="schema", value=str(SCHEMA_VERSION))
             conn.execute(
                 stmt.on_conflict_do_update(
@@ -129,7 +135,11 @@ class PostgisStore(Store):
         self.engine.dispose()
 
     def _commit_version(
-        self, draft: Version, flat: dict[str, Rows], base_version: int | None
+        self,
+        draft: Version,
+        flat: dict[str, Rows],
+        base_version: int | None,
+        keep: tuple[str, ...] = (),
     ) -> int:
         plan_id = draft.plan_id
         with self.engine.begin() as conn:
@@ -157,7 +167,23 @@ class PostgisStore(Store):
                     meta=draft.meta,
                 )
             )
-            for position, (name, rows) in enumerate(flat.items()):
+            t = layers_table
+            kept = kept_layers(
+                self._layers(conn, plan_id, base_version), base_version, keep, plan_id
+            )
+            for info in kept:
+                cols = [c for c in t.c if c.name not in ("version", "source")]
+                conn.execute(
+                    t.insert().from_select(
+                        [*(c.name for c in cols), "version", "source"],
+                        sa.select(*cols, sa.literal(version), sa.literal(info.source)).where(
+                            (t.c.plan_id == plan_id)
+                            & (t.c.version == base_version)
+                            & (t.c.layer == info.name)
+                        ),
+                    )
+                )
+            for position, (name, rows) in enumerate(flat.items(), start=len(kept)):
                 info = rows.info
                 conn.execute(
                     layers_table.insert().values(
@@ -225,17 +251,21 @@ class PostgisStore(Store):
             return [Version(*row) for row in conn.execute(stmt)]
 
     def layers(self, plan_id: str, version: int) -> list[LayerInfo]:
+        with self.engine.connect() as conn:
+            return self._layers(conn, plan_id, version)
+
+    @staticmethod
+    def _layers(conn: sa.Connection, plan_id: str, version: int | None) -> list[LayerInfo]:
         t = layers_table
         stmt = (
-            sa.select(t.c.layer, t.c.count, t.c.geometry_type, t.c.bbox, t.c.columns)
+            sa.select(t.c.layer, t.c.count, t.c.geometry_type, t.c.bbox, t.c.columns, t.c.source)
             .where((t.c.plan_id == plan_id) & (t.c.version == version))
             .order_by(t.c.position)
         )
-        with self.engine.connect() as conn:
-            return [
-                LayerInfo(r[0], r[1], r[2], tuple(r[3]) if r[3] else None, tuple(r[4]))
-                for r in conn.execute(stmt)
-            ]
+        return [
+            LayerInfo(r[0], r[1], r[2], tuple(r[3]) if r[3] else None, tuple(r[4]), r[5])
+            for r in conn.execute(stmt)
+        ]
 
     def query(
         self,
@@ -249,7 +279,8 @@ class PostgisStore(Store):
     ) -> Page:
         info = self._check_layer(plan_id, version, layer)
         f = features_table
-        cond = (f.c.plan_id == plan_id) & (f.c.version == version) & (f.c.layer == layer)
+        stored = info.stored_in(version)
+        cond = (f.c.plan_id == plan_id) & (f.c.version == stored) & (f.c.layer == layer)
         if codes is not None:
             cond &= f.c.code.in_(codes)
         if bbox is not None:
@@ -281,6 +312,60 @@ class PostgisStore(Store):
         geoms = shapely.from_wkb(wkbs) if len(rows) else []
         return Page(unflatten(info, dtypes, rows, list(geoms)), int(matched))
 
+    def latest(self, plan_id: str) -> int | None:
+        stmt = sa.select(plans_table.c.latest).where(plans_table.c.plan_id == plan_id)
+        with self.engine.connect() as conn:
+            return conn.execute(stmt).scalar()
+
+    def tile(self, plan_id: str, version: int, req: TileRequest) -> bytes:
+        """ST_TileEnvelope → ST_AsMVTGeom → ST_AsMVT in one query, on the GiST index of
+        the layer's version (the statement is built from GeoAlchemy2's functions)."""
+        info = self._check_layer(plan_id, version, req.layer)
+        fields = tile_fields(req.layer, info.columns, self._dtypes(plan_id, version, req.layer))
+        if not info.geometry_type:
+            raise NotFound(f"layer {req.layer!r} has no geometry to tile", where="layer")
+        f = features_table
+        env = sa.func.ST_TileEnvelope(req.z, req.x, req.y)
+        grown = sa.func.ST_TileEnvelope(req.z, req.x, req.y, _WORLD, req.buffer / req.extent)
+        merc = sa.func.ST_Transform(f.c.geom, 3857)
+        tolerance = simplify_tolerance(req.z, req.extent)
+        if tolerance > 0:
+            merc = sa.func.ST_Simplify(merc, tolerance, True)
+        columns = [
+            sa.func.ST_AsMVTGeom(merc, env, req.extent, req.buffer, True).label("geom"),
+            *(_tile_value(f, name, kind).label(name) for name, kind in fields),
+        ]
+        rows = (
+            sa.select(*columns)
+            .where(
+                (f.c.plan_id == plan_id)
+                & (f.c.version == info.stored_in(version))
+                & (f.c.layer == req.layer)
+                & f.c.geom.op("&&")(sa.func.ST_Transform(grown, 4326))
+            )
+            .order_by(sa.func.ST_Area(f.c.geom).desc(), f.c.fid)
+            .limit(req.max_features)
+            .subquery("t")
+        )
+        stmt = sa.select(
+            sa.func.ST_AsMVT(sa.literal_column("t"), req.layer, req.extent, "geom")
+        ).where(rows.c.geom.is_not(None))
+        with self.engine.connect() as conn:
+            data = conn.execute(stmt).scalar()
+        return bytes(data) if data else b""
+
+    def _dtypes(self, plan_id: str, version: int, layer: str) -> dict[str, str]:
+        key = (plan_id, version, layer)
+        cache = self.__dict__.setdefault("_dtype_cache", {})
+        if key not in cache:  # versions never change once saved
+            t = layers_table
+            stmt = sa.select(t.c.dtypes).where(
+                (t.c.plan_id == plan_id) & (t.c.version == version) & (t.c.layer == layer)
+            )
+            with self.engine.connect() as conn:
+                cache[key] = conn.execute(stmt).scalar_one()
+        return cache[key]
+
     def _cover_codes(
         self, plan_id: str, version: int, lon: np.ndarray, lat: np.ndarray
     ) -> np.ndarray:
@@ -296,11 +381,32 @@ class PostgisStore(Store):
             """
         )
         out = np.full(len(lon), "", dtype=object)
+        version = self._check_layer(plan_id, version, "microgrids").stored_in(version)
         args = {"lon": lon.tolist(), "lat": lat.tolist(), "plan": plan_id, "version": version}
         with self.engine.connect() as conn:
             for i, code in conn.execute(stmt, args):
                 out[int(i) - 1] = code
         return out
+
+
+#: The Web Mercator square ST_TileEnvelope divides (its default, given to pass a margin).
+_WORLD = sa.func.ST_MakeEnvelope(
+    -20037508.342789244, -20037508.342789244, 20037508.342789244, 20037508.342789244, 3857
+)
+
+
+def _tile_value(f: sa.Table, name: str, kind: str) -> sa.ColumnElement:
+    """A tile attribute: the code columns as they are, the rest read from the JSON."""
+    if name in ("code", "parent_code"):
+        return f.c[name]
+    text = f.c.properties.op("->>")(name)
+    if kind == "int":
+        return sa.cast(sa.func.round(sa.cast(text, sa.Float)), sa.BigInteger)
+    if kind == "float":
+        return sa.cast(text, sa.Float)
+    if kind == "bool":
+        return sa.cast(text, sa.Boolean)
+    return text
 
 
 def _safe_url(url: str) -> str:

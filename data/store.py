@@ -19,17 +19,22 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from pyproj import CRS
 
 from wangge.errors import InputError, NotFound, VersionConflict
 
+if TYPE_CHECKING:
+    from wangge.data.tiles import TileRequest
+
 #: Schema version written by this code; older stores are migrated at open.
-SCHEMA_VERSION = 1
+#: 2: ``wg_layers.source``, so a version can share a layer's rows with an earlier one.
+SCHEMA_VERSION = 2
 #: Levels from the top, with their plan layer and code length.
 LEVELS = (
     ("street", "streets", 9),
@@ -37,6 +42,7 @@ LEVELS = (
     ("grid", "grids", 15),
     ("microgrid", "microgrids", 18),
 )
+WGS84 = CRS.from_epsg(4326)
 _PLAN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -61,6 +67,11 @@ class LayerInfo:
     geometry_type: str | None
     bbox: tuple[float, float, float, float] | None
     columns: tuple[str, ...]
+    #: The version whose rows hold this layer: itself, or an earlier one it was kept from.
+    source: int | None = None
+
+    def stored_in(self, version: int) -> int:
+        return self.source or version
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,7 @@ class Store(ABC):
         base_version: int | None = None,
         author: str = "",
         comment: str = "",
+        keep: tuple[str, ...] = (),
     ) -> Version:
         """Save ``layers`` as the plan's next version, all in one transaction.
 
@@ -102,19 +114,32 @@ class Store(ABC):
             appends without the check (imports).
         author, comment
             Who saved it and why.
+        keep
+            Layers of ``base_version`` the new version shares unchanged: no rows are
+            copied, so an edit writes only what it changed.
         """
         check_plan_id(plan_id)
+        if keep and base_version is None:
+            raise InputError("keeping layers needs the base version", where="keep")
         flat = {name: flatten(name, frame) for name, frame in layers.items()}
+        overlap = set(flat) & set(keep)
+        if overlap:
+            raise InputError(f"layers both given and kept: {sorted(overlap)}", where="keep")
         draft = Version(plan_id, 0, now(), author, comment, meta or {})
-        number = self._commit_version(draft, flat, base_version)
+        number = self._commit_version(draft, flat, base_version, tuple(keep))
         return replace(draft, version=number)
 
     @abstractmethod
     def _commit_version(
-        self, draft: Version, flat: dict[str, Rows], base_version: int | None
+        self,
+        draft: Version,
+        flat: dict[str, Rows],
+        base_version: int | None,
+        keep: tuple[str, ...] = (),
     ) -> int:
         """Write ``draft`` (its number still 0) and its layers in one transaction; the
-        number comes from :func:`next_version` on the plan's latest, read under a lock."""
+        number comes from :func:`next_version` on the plan's latest, read under a lock.
+        Layers in ``keep`` point at the base version's rows (:func:`kept_layers`)."""
 
     @abstractmethod
     def plans(self) -> list[Version]:
@@ -146,6 +171,15 @@ class Store(ABC):
         self, plan_id: str, version: int, lon: np.ndarray, lat: np.ndarray
     ) -> np.ndarray:
         """Code of the micro-grid covering each point ('' where none does)."""
+
+    @abstractmethod
+    def tile(self, plan_id: str, version: int, req: TileRequest) -> bytes:
+        """One Mapbox Vector Tile of a layer (b"" when nothing is in it), carrying the
+        attributes :data:`wangge.data.tiles.TILE_FIELDS` lists and nothing else."""
+
+    @abstractmethod
+    def latest(self, plan_id: str) -> int | None:
+        """The plan's latest version number (one quick read), None if there is no plan."""
 
     @abstractmethod
     def close(self) -> None:
@@ -272,6 +306,19 @@ def next_version(plan_id: str, latest: int, base_version: int | None) -> int:
     return latest + 1
 
 
+def kept_layers(
+    base: list[LayerInfo], base_version: int, keep: tuple[str, ...], plan_id: str
+) -> list[LayerInfo]:
+    """The base version's ``keep`` layers, each pointing at the rows it is stored in."""
+    by_name = {info.name: info for info in base}
+    missing = [name for name in keep if name not in by_name]
+    if missing:
+        raise InputError(
+            f"version {base_version} has no layer {', '.join(missing)} to keep", plan_id
+        )
+    return [replace(by_name[n], source=by_name[n].stored_in(base_version)) for n in keep]
+
+
 def check_schema(have: int | None, source: str) -> None:
     """Refuse a store written by a newer wangge, whose schema this code cannot know."""
     if have is not None and int(have) > SCHEMA_VERSION:
@@ -290,6 +337,21 @@ def check_plan_id(plan_id: str) -> str:
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _plain_column(column: pd.Series) -> list[Any]:
+    """A column as JSON-ready Python values (NaN, NaT and NA become None), fast for
+    numeric columns and cell by cell only for object columns."""
+    kind = column.dtype.kind if isinstance(column.dtype, np.dtype) else "O"
+    if kind in "iub":
+        return column.to_numpy().tolist()
+    if kind == "f":
+        arr = column.to_numpy()
+        out = arr.tolist()
+        for i in np.flatnonzero(~np.isfinite(arr)):
+            out[i] = None
+        return out
+    return [_plain(v) for v in column.to_numpy(dtype=object)]
 
 
 def _plain(value: Any) -> Any:
@@ -324,7 +386,7 @@ def flatten(name: str, frame: pd.DataFrame) -> Rows:
     if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame:
         if frame.crs is None and len(frame):
             raise InputError("the layer has no CRS", where=name)
-        wgs = frame.to_crs(4326) if frame.crs is not None else frame
+        wgs = frame if frame.crs is None or frame.crs.equals(WGS84) else frame.to_crs(4326)
         geoms = wgs.geometry.to_numpy()
         data = pd.DataFrame(wgs.drop(columns=wgs.geometry.name))
     else:
@@ -332,22 +394,22 @@ def flatten(name: str, frame: pd.DataFrame) -> Rows:
     data.columns = [str(c) for c in data.columns]
     columns = tuple(data.columns)
     props_cols = [c for c in columns if c not in ("code", "parent_code")]
-    code = data["code"].astype(object) if "code" in data else pd.Series([None] * len(data))
-    parent = (
-        data["parent_code"].astype(object)
-        if "parent_code" in data
-        else pd.Series([None] * len(data))
-    )
-    values = data[props_cols].astype(object).to_numpy()
+    n = len(data)
+    code = _plain_column(data["code"]) if "code" in data else [None] * n
+    parent = _plain_column(data["parent_code"]) if "parent_code" in data else [None] * n
+    values = [_plain_column(data[c]) for c in props_cols]
     records = []
     bbox_all = None
     gtype = None
+    wkbs = boxes = None
     if geoms is not None:
         valid = ~shapely.is_missing(geoms)
         types = set(shapely.get_type_id(geoms[valid]).tolist())
         gtype = _geometry_type(types)
-        wkbs = shapely.to_wkb(geoms, byte_order=1)
+        present = valid & ~shapely.is_empty(geoms)
+        wkbs = np.where(present, shapely.to_wkb(geoms, byte_order=1), None).tolist()
         bounds = shapely.bounds(geoms)
+        boxes = [tuple(b) if ok else None for b, ok in zip(bounds.tolist(), present, strict=True)]
         if valid.any():
             b = bounds[valid]
             bbox_all = (
@@ -356,20 +418,16 @@ def flatten(name: str, frame: pd.DataFrame) -> Rows:
                 float(np.nanmax(b[:, 2])),
                 float(np.nanmax(b[:, 3])),
             )
-    for i in range(len(data)):
-        props = {c: _plain(v) for c, v in zip(props_cols, values[i], strict=True)}
-        c, p = _plain(code.iat[i]), _plain(parent.iat[i])
-        wkb = box = None
-        if geoms is not None and geoms[i] is not None and not shapely.is_empty(geoms[i]):
-            wkb = wkbs[i]
-            box = tuple(float(x) for x in bounds[i])
+    dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+    for i, row in enumerate(zip(*values, strict=True) if values else [()] * n):
+        c, p = code[i], parent[i]
         records.append(
             (
                 None if c is None else str(c),
                 None if p is None else str(p),
-                json.dumps(props, ensure_ascii=False, allow_nan=False),
-                wkb,
-                box,
+                dumps(dict(zip(props_cols, row, strict=True))),
+                None if wkbs is None else wkbs[i],
+                None if boxes is None else boxes[i],
             )
         )
     dtypes = {c: str(data[c].dtype) for c in columns}

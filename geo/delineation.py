@@ -104,7 +104,7 @@ def solve(g: UnitGraph, limits: Limits) -> Nested:
     )
 
 
-def _union(geoms: np.ndarray) -> shapely.Geometry:
+def union_parts(geoms: np.ndarray) -> shapely.Geometry:
     """Union of adjacent cells. (GEOS's coverage union is faster but silently drops
     pieces when cells are not exactly noded, as clipped Voronoi cells are not.)"""
     return drop_slivers(shapely.union_all(geoms, grid_size=GRID_M))
@@ -118,7 +118,7 @@ def _dissolve(geoms: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, list]:
     out = []
     for i in range(len(ids)):
         members = geoms[order[bounds[i] : bounds[i + 1]]]
-        out.append(members[0] if len(members) == 1 else _union(members))
+        out.append(members[0] if len(members) == 1 else union_parts(members))
     return ids, out
 
 
@@ -153,8 +153,8 @@ def build_layers(
     dict
         ``streets``, ``communities``, ``grids``, ``microgrids`` (polygons with ``code``,
         ``parent_code``, ``households``, ``population``, ``area_km2``, ``flag``, ``note``),
-        ``vertical_microgrids`` (records without geometry of their own) and ``buildings``
-        with ``microgrid_code``.
+        ``vertical_microgrids`` (records without geometry of their own), ``buildings``
+        with ``microgrid_code`` and the ``units`` (:func:`unit_layer`).
     """
     crs = cells.crs
     geoms = cells.geometry.to_numpy()
@@ -227,7 +227,53 @@ def build_layers(
         out_b.loc[lost, "microgrid_code"] = code_of["microgrid"][tree.nearest(pts)]
     out_b["grid_code"] = out_b["microgrid_code"].str[:15]
     layers["buildings"] = out_b
+    layers["units"] = unit_layer(cells, code_of["microgrid"])
     return layers
+
+
+def unit_layer(cells: gpd.GeoDataFrame, microgrid_codes: np.ndarray) -> gpd.GeoDataFrame:
+    """The atomic units of a plan: one cell per building (or empty block), each with its
+    micro-grid as ``parent_code``. A plan version is the assignment of these units; every
+    polygon above them is their dissolve (wangge/editing.py).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``code`` (the unit id), ``parent_code`` (micro-grid), ``grid_code``,
+        ``community_code``, ``building_id``, ``block_id``, ``compound_id``,
+        ``households``, ``population``.
+    """
+    micro = pd.Series(microgrid_codes, dtype=object).astype(str)
+    return gpd.GeoDataFrame(
+        {
+            "code": cells["cell_id"].astype(int).astype(str).to_numpy(),
+            "parent_code": micro.to_numpy(),
+            "grid_code": micro.str[:15].to_numpy(),
+            "community_code": micro.str[:12].to_numpy(),
+            "building_id": cells["building_id"].to_numpy(),
+            "block_id": cells["block_id"].to_numpy(),
+            "compound_id": cells["compound_id"].to_numpy(),
+            "households": cells["households"].to_numpy(dtype=float),
+            "population": cells["population"].to_numpy(dtype=float),
+        },
+        geometry=cells.geometry.to_numpy(),
+        crs=cells.crs,
+    )
+
+
+def unit_edge_table(g: UnitGraph) -> pd.DataFrame:
+    """The unit graph's edges as a table (positions in the units layer, shared length,
+    what they run along, whether inside one compound), kept with the plan so an edit can
+    rebuild the graph without the blocks."""
+    return pd.DataFrame(
+        {
+            "a": g.eu.astype(np.int64),
+            "b": g.ev.astype(np.int64),
+            "length_m": g.length.astype(float),
+            "along": g.along.astype(np.int64),
+            "compound": g.compound.astype(bool),
+        }
+    )
 
 
 #: Placeholder names until planners give real ones: 街道001, 社区002, 社区002第3网格…
@@ -239,11 +285,15 @@ _NAME_FORMAT = {
 }
 
 
+def placeholder_name(level: str, code: str, parent_name: str = "") -> str:
+    """The placeholder name of a part from its code (and its parent's name)."""
+    return _NAME_FORMAT[level].format(nnn=code[-3:], n=int(code[-3:]), parent=parent_name)
+
+
 def _names(frame: gpd.GeoDataFrame, level: str, parents: dict[str, str]) -> list[str]:
     """Placeholder names from the codes, each carrying its parent's name where it helps."""
-    fmt = _NAME_FORMAT[level]
     return [
-        fmt.format(nnn=code[-3:], n=int(code[-3:]), parent=parents.get(parent, ""))
+        placeholder_name(level, code, parents.get(parent, ""))
         for code, parent in zip(frame["code"], frame["parent_code"], strict=True)
     ]
 

@@ -130,6 +130,7 @@ def delineate_units(
     for name, target in targets.items():
         layers[name] = layers[name].join(unit_metrics(layers[name], target, halo, outline))
     layers["cells"] = cells
+    layers["unit_edges"] = delineation.unit_edge_table(graph)
     layers.update({k: units[k] for k in ("roads", "barriers", "compounds", "study_area", "blocks")})
     t["polygons"] = time.perf_counter() - start
     return DelineateResult(
@@ -168,6 +169,10 @@ def plan_frames(result: DelineateResult, violations: pd.DataFrame) -> dict[str, 
     frames["buildings"] = result.layers["buildings"][cols].to_crs(4326)
     frames["study_area"] = result.layers["study_area"].to_crs(4326)
     frames["vertical_microgrids"] = result.layers["vertical_microgrids"]
+    # the atomic units and their adjacency: what an edit reassigns (wangge/editing.py)
+    if "units" in result.layers:
+        frames["units"] = result.layers["units"].to_crs(4326)
+        frames["unit_edges"] = result.layers["unit_edges"]
     frames["violations"] = violations
     frames["feasibility"] = result.feasibility
     frames["meta"] = pd.DataFrame(

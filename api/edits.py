@@ -1,0 +1,209 @@
+"""Planner edits: move units, complete, restore, compare versions; each write a new version.
+
+Every write names the version it is based on and gets 409 if that is no longer the
+latest, so a stale edit is never a lost update. The answer carries the validator's
+findings for the new assignment, the grids it changed, and the time each step took.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from wangge.api.deps import StoreDep
+from wangge.api.errors import ERRORS, ErrorBody
+from wangge.api.plans import VersionOut, version_out
+from wangge.api.tiles import get_tiler
+from wangge.editing import Editor, EditResult
+
+router = APIRouter(tags=["edits"])
+PlanId = Annotated[str, Path(description="Plan id", max_length=64)]
+CONFLICT = {409: {"model": ErrorBody, "description": "base_version is not the latest"}}
+Code = Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class MoveIn(BaseModel):
+    unit: Code = Field(description="Unit id (the `code` of the units layer)")
+    to: Code = Field(description="Grid code (15 digits) or micro-grid code (18 digits)")
+
+
+class EditIn(BaseModel):
+    base_version: int = Field(ge=1, le=2**31 - 1)
+    moves: list[MoveIn] = Field(default_factory=list, max_length=10_000)
+    locks: list[Code] | None = Field(
+        default=None, max_length=10_000, description="Locked grids after the edit"
+    )
+    author: str = Field(default="", max_length=200)
+    comment: str = Field(default="", max_length=2000)
+    name: str = Field(default="", max_length=200, description="Name the new version")
+    dry_run: bool = Field(default=False, description="Check only; save nothing")
+
+
+class CompleteIn(BaseModel):
+    base_version: int = Field(ge=1, le=2**31 - 1)
+    locks: list[Code] | None = Field(default=None, max_length=10_000)
+    grids: list[Code] | None = Field(
+        default=None, max_length=10_000, description="Edited grids (default: since last)"
+    )
+    author: str = Field(default="", max_length=200)
+    comment: str = Field(default="", max_length=2000)
+
+
+class RestoreIn(BaseModel):
+    base_version: int = Field(ge=1, le=2**31 - 1)
+    version: int = Field(ge=1, le=2**31 - 1, description="The version to bring back")
+    author: str = Field(default="", max_length=200)
+    comment: str = Field(default="", max_length=2000)
+
+
+class EditOut(BaseModel):
+    version: VersionOut
+    saved: bool
+    moved: list[dict[str, Any]]
+    violations: list[dict[str, Any]]
+    grids: list[dict[str, Any]]
+    locks: list[str]
+    timings: dict[str, float]
+    tiles: dict[str, Any] = Field(default_factory=dict)
+    completion: dict[str, Any] = Field(default_factory=dict)
+
+
+def get_editor(request: Request) -> Editor:
+    state = request.app.state
+    editor = getattr(state, "editor", None)
+    if editor is None or editor.store is not state.store:
+        editor = Editor(state.store)
+        state.editor = editor
+    return editor
+
+
+def _answer(request: Request, result: EditResult) -> EditOut:
+    tiles: dict[str, Any] = {}
+    if result.saved:
+        tiles = _refresh_tiles(request, result)
+    return EditOut(
+        version=version_out(result.version),
+        saved=result.saved,
+        moved=[{"unit": m.unit, "from": m.before, "to": m.after} for m in result.moves],
+        violations=result.violations,
+        grids=result.grids,
+        locks=result.locks,
+        timings=result.timings,
+        tiles=tiles,
+        completion=result.extra,
+    )
+
+
+def _refresh_tiles(request: Request, result: EditResult) -> dict[str, Any]:
+    """Carry the cached tiles of rewritten layers to the new version, but for those a
+    changed feature touches; report how many of each."""
+    tiler = get_tiler(request)
+    v = result.version
+    tiler.saw(v.plan_id, v.version)
+    base = v.meta.get("base")
+    if base is None:
+        return {}
+    old = {i.name: i for i in tiler.store.layers(v.plan_id, base)}
+    out = {}
+    for info in tiler.store.layers(v.plan_id, v.version):
+        if info.name not in old or info.stored_in(v.version) != v.version:
+            continue
+        carried, dropped = tiler.cache.carry(
+            v.plan_id,
+            info.name,
+            old[info.name].stored_in(base),
+            v.version,
+            result.touched.get(info.name, []),
+        )
+        out[info.name] = {"carried": carried, "dropped": dropped}
+    return out
+
+
+@router.get("/plans/{plan_id}/state", responses=ERRORS)
+def state(
+    request: Request, store: StoreDep, plan_id: PlanId, version: int | None = None
+) -> dict[str, Any]:
+    """What the editor shows: limits, households per grid with neighbours and locks,
+    communities and the violations of the version (the latest by default)."""
+    return get_editor(request).overview(plan_id, version)
+
+
+@router.post(
+    "/plans/{plan_id}/edits",
+    response_model=EditOut,
+    status_code=201,
+    responses={**ERRORS, **CONFLICT},
+)
+async def edits(request: Request, plan_id: PlanId, body: EditIn) -> EditOut:
+    """Move units to a neighbouring grid (or a given micro-grid), set locks, or name the
+    version (``moves: []`` with ``name``). The new assignment is checked and saved as
+    the next version; ``dry_run`` checks without saving."""
+    result = await run_in_threadpool(
+        get_editor(request).edit,
+        plan_id,
+        body.base_version,
+        [(m.unit, m.to) for m in body.moves],
+        body.locks,
+        body.author,
+        body.comment,
+        body.name,
+        body.dry_run,
+    )
+    return _answer(request, result)
+
+
+@router.post(
+    "/plans/{plan_id}/complete",
+    response_model=EditOut,
+    status_code=201,
+    responses={**ERRORS, **CONFLICT},
+)
+async def complete(request: Request, plan_id: PlanId, body: CompleteIn) -> EditOut:
+    """Hold the edited grids as drawn and re-solve their unlocked neighbours until the
+    plan is valid again (up to three rings out); report what moved."""
+    result = await run_in_threadpool(
+        get_editor(request).complete,
+        plan_id,
+        body.base_version,
+        body.locks,
+        body.grids,
+        body.author,
+        body.comment,
+    )
+    return _answer(request, result)
+
+
+@router.post(
+    "/plans/{plan_id}/restore",
+    response_model=EditOut,
+    status_code=201,
+    responses={**ERRORS, **CONFLICT},
+)
+async def restore(request: Request, plan_id: PlanId, body: RestoreIn) -> EditOut:
+    """A new version with the assignment and locks of an earlier one."""
+    result = await run_in_threadpool(
+        get_editor(request).restore,
+        plan_id,
+        body.base_version,
+        body.version,
+        body.author,
+        body.comment,
+    )
+    return _answer(request, result)
+
+
+@router.get("/plans/{plan_id}/versions/{a}/diff/{b}", responses=ERRORS)
+def diff(
+    request: Request,
+    plan_id: PlanId,
+    a: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    b: Annotated[int, Path(ge=1, le=2**31 - 1)],
+) -> dict[str, Any]:
+    """The units whose micro-grid differs between versions ``a`` and ``b``, and the
+    grids that changed."""
+    moved = get_editor(request).diff(plan_id, a, b)
+    grids = sorted({m["from"][:15] for m in moved} | {m["to"][:15] for m in moved})
+    return {"plan": plan_id, "a": a, "b": b, "count": len(moved), "moved": moved, "grids": grids}

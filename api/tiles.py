@@ -1,0 +1,325 @@
+"""Vector tiles of every plan layer, with TileJSON, strong ETags and an in-memory cache.
+
+A tile is cut by the store (ST_AsMVT in PostGIS, :mod:`wangge.maps.mvt` over an
+in-memory spatial index on the GeoPackage store) once, then served from the cache. The
+cache is keyed by the version that holds the layer's rows, so a layer an edit kept is
+shared by both versions; for a layer the edit rewrote, the cached tiles that no changed
+feature touches are carried over, and only the touched ones are cut again. The ETag is a
+hash of the tile's bytes: it changes exactly when the tile does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from wangge.api.errors import ERRORS
+from wangge.data.store import LayerInfo, Store
+from wangge.data.tiles import TILE_FIELDS, TileRequest, kind_of
+from wangge.errors import InputError, NotFound
+from wangge.maps.mvt import tile_bounds
+
+router = APIRouter(tags=["tiles"])
+MVT = "application/vnd.mapbox-vector-tile"
+ATTRIBUTION = "© OpenStreetMap contributors (ODbL 1.0)"
+#: How long a worker trusts its idea of a plan's latest version (edits in this worker
+#: update it at once; another worker's edit is seen within this time).
+LATEST_TTL_S = 0.5
+MAX_ZOOM = 22
+
+
+class TileCache:
+    """Encoded tiles by (plan, version holding the layer, layer, z, x, y), bounded in bytes."""
+
+    def __init__(self, max_bytes: int = 256 * 1024 * 1024):
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._tiles: OrderedDict[tuple, tuple[bytes, str]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple) -> tuple[bytes, str] | None:
+        with self._lock:
+            found = self._tiles.get(key)
+            if found is not None:
+                self._tiles.move_to_end(key)
+                self.hits += 1
+            else:
+                self.misses += 1
+            return found
+
+    def put(self, key: tuple, data: bytes, etag: str) -> None:
+        with self._lock:
+            old = self._tiles.pop(key, None)
+            if old is not None:
+                self.size -= len(old[0])
+            self._tiles[key] = (data, etag)
+            self.size += len(data)
+            while self.size > self.max_bytes and self._tiles:
+                _, (gone, _) = self._tiles.popitem(last=False)
+                self.size -= len(gone)
+
+    def carry(
+        self,
+        plan_id: str,
+        layer: str,
+        old_source: int,
+        new_source: int,
+        touched: list[tuple[float, float, float, float]],
+    ) -> tuple[int, int]:
+        """Copy the cached tiles of a rewritten layer to its new version, except those a
+        changed feature touches (WGS84 boxes). Returns (carried, dropped)."""
+        boxes = [_merc_box(b) for b in touched]
+        carried = dropped = 0
+        with self._lock:
+            items = [
+                (k, v)
+                for k, v in self._tiles.items()
+                if k[0] == plan_id and k[1] == old_source and k[2] == layer
+            ]
+        for key, (data, etag) in items:
+            x0, y0, x1, y1 = _grown_bounds(*key[3:])
+            if any(
+                bx0 <= x1 and bx1 >= x0 and by0 <= y1 and by1 >= y0 for bx0, by0, bx1, by1 in boxes
+            ):
+                dropped += 1
+                continue
+            self.put((plan_id, new_source, layer, *key[3:]), data, etag)
+            carried += 1
+        return carried, dropped
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "tiles": len(self._tiles),
+            "bytes": self.size,
+            "hits": self.hits,
+            "misses": self.misses,
+        }
+
+
+def _grown_bounds(z: int, x: int, y: int, buffer: float = 64 / 4096) -> tuple:
+    x0, y0, x1, y1 = tile_bounds(z, x, y)
+    pad = (x1 - x0) * buffer
+    return x0 - pad, y0 - pad, x1 + pad, y1 + pad
+
+
+def _merc_box(b: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    import math
+
+    def merc(lon: float, lat: float) -> tuple[float, float]:
+        lat = max(min(lat, 85.06), -85.06)
+        r = 6378137.0
+        return r * math.radians(lon), r * math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+
+    x0, y0 = merc(b[0], b[1])
+    x1, y1 = merc(b[2], b[3])
+    return x0, y0, x1, y1
+
+
+class Tiler:
+    """Resolves plan versions and layers quickly and serves tiles through the cache."""
+
+    def __init__(self, store: Store, cache: TileCache, enabled: bool = True):
+        self.store = store
+        self.cache = cache
+        self.enabled = enabled
+        self._latest: dict[str, tuple[int, float]] = {}
+        self._layers: dict[tuple[str, int], dict[str, LayerInfo]] = {}
+        self._default: str | None = None
+
+    def latest(self, plan_id: str) -> int:
+        now = time.monotonic()
+        seen = self._latest.get(plan_id)
+        if seen and now - seen[1] < LATEST_TTL_S:
+            return seen[0]
+        number = self.store.latest(plan_id)
+        if number is None:
+            raise NotFound(f"no plan named {plan_id!r}", where="plan")
+        self._latest[plan_id] = (number, now)
+        return number
+
+    def saw(self, plan_id: str, version: int) -> None:
+        """A version this worker just saved is the latest from now on."""
+        self._latest[plan_id] = (version, time.monotonic())
+
+    def layer(self, plan_id: str, version: int, name: str) -> LayerInfo:
+        key = (plan_id, version)
+        if key not in self._layers:  # versions never change once saved
+            infos = {i.name: i for i in self.store.layers(plan_id, version)}
+            if not infos:
+                self.store.resolve(plan_id, version)  # NotFound naming what exists
+            self._layers[key] = infos
+        infos = self._layers[key]
+        if name not in infos or name not in TILE_FIELDS or not infos[name].geometry_type:
+            have = sorted(n for n, i in infos.items() if n in TILE_FIELDS and i.geometry_type)
+            raise NotFound(
+                f"no tiled layer {name!r} in this version; these are: {', '.join(have)}",
+                where="layer",
+            )
+        return infos[name]
+
+    def tiled_layers(self, plan_id: str, version: int) -> list[LayerInfo]:
+        infos = self.store.layers(plan_id, version)
+        return [i for i in infos if i.name in TILE_FIELDS and i.geometry_type]
+
+    def plan_id(self, request: Request, plan: str | None) -> str:
+        if plan:
+            return plan
+        configured = request.app.state.settings.plan
+        if configured:
+            return configured
+        return self.store.resolve().plan_id
+
+    def cached(self, key: tuple) -> tuple[bytes, str] | None:
+        return self.cache.get(key) if self.enabled else None
+
+    def render(self, key: tuple, plan_id: str, version: int, req: TileRequest) -> tuple:
+        data = self.store.tile(plan_id, version, req)
+        etag = '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
+        if self.enabled:
+            self.cache.put(key, data, etag)
+        return data, etag
+
+
+def get_tiler(request: Request) -> Tiler:
+    state = request.app.state
+    tiler = getattr(state, "tiler", None)
+    if tiler is None or tiler.store is not state.store:
+        settings = state.settings
+        cache = TileCache(int(settings.tile_cache_mb * 1024 * 1024))
+        tiler = Tiler(state.store, cache, enabled=settings.tile_cache_mb > 0)
+        state.tiler = tiler
+    return tiler
+
+
+def _check_tile(z: int, x: int, y: int) -> None:
+    n = 1 << z
+    if not (0 <= x < n and 0 <= y < n):
+        raise InputError(f"tile {z}/{x}/{y} does not exist: x and y run 0–{n - 1}", where="tile")
+
+
+def _matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    return header.strip() == "*" or etag in [t.strip() for t in header.split(",")]
+
+
+@router.get(
+    "/tiles/{layer}/{z}/{x}/{y}.mvt",
+    responses={
+        **ERRORS,
+        200: {"content": {MVT: {}}, "description": "A Mapbox Vector Tile (empty when bare)"},
+        304: {"description": "The tile is unchanged (If-None-Match)"},
+    },
+    response_class=Response,
+)
+async def tile(
+    request: Request,
+    layer: Annotated[str, Path(max_length=64)],
+    z: Annotated[int, Path(ge=0, le=MAX_ZOOM)],
+    x: Annotated[int, Path(ge=0)],
+    y: Annotated[int, Path(ge=0)],
+    plan: Annotated[str | None, Query(max_length=64)] = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> Response:
+    """One vector tile of a layer: one MVT layer named after it, attributes codes and
+    counts only. With ``version`` the tile never changes (cached for a year); without,
+    it is the latest version's, revalidated by its ETag."""
+    _check_tile(z, x, y)
+    tiler = get_tiler(request)
+    plan_id = tiler.plan_id(request, plan)
+    number = version if version is not None else tiler.latest(plan_id)
+    info = tiler.layer(plan_id, number, layer)
+    key = (plan_id, info.stored_in(number), layer, z, x, y)
+    found = tiler.cached(key)
+    if found is None:
+        req = TileRequest(layer, z, x, y, max_features=request.app.state.settings.tile_max_features)
+        found = await run_in_threadpool(tiler.render, key, plan_id, number, req)
+    data, etag = found
+    headers = {
+        "ETag": etag,
+        "Cache-Control": "public, max-age=31536000, immutable"
+        if version is not None
+        else "public, no-cache",
+        "Access-Control-Allow-Origin": "*",
+    }
+    if _matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type=MVT, headers=headers)
+
+
+@router.get("/tiles/{layer}.json", responses=ERRORS)
+def tilejson(
+    request: Request,
+    layer: Annotated[str, Path(max_length=64)],
+    plan: Annotated[str | None, Query(max_length=64)] = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> dict[str, Any]:
+    """TileJSON 3.0.0 for a layer: the tile URL, its bounds and its fields."""
+    tiler = get_tiler(request)
+    plan_id = tiler.plan_id(request, plan)
+    v = tiler.store.resolve(plan_id, version)
+    info = tiler.layer(plan_id, v.version, layer)
+    dtypes = _dtypes(tiler.store, plan_id, v.version, layer, info)
+    fields = {
+        c: _field_type(dtypes.get(c, "object")) for c in TILE_FIELDS[layer] if c in info.columns
+    }
+    query = f"plan={plan_id}" + (f"&version={version}" if version is not None else "")
+    base = str(request.base_url).rstrip("/")
+    bounds = list(info.bbox) if info.bbox else [-180, -85.05, 180, 85.05]
+    centre = [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2, 14]
+    return {
+        "tilejson": "3.0.0",
+        "name": f"{plan_id} {layer}",
+        "version": "1.0.0",
+        "scheme": "xyz",
+        "tiles": [f"{base}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt?{query}"],
+        "minzoom": 0,
+        "maxzoom": MAX_ZOOM,
+        "bounds": bounds,
+        "center": centre,
+        "attribution": ATTRIBUTION,
+        "vector_layers": [{"id": layer, "fields": fields, "minzoom": 0, "maxzoom": MAX_ZOOM}],
+        "wangge": {"plan": plan_id, "version": v.version, "features": info.count},
+    }
+
+
+@router.get("/tiles", responses=ERRORS)
+def tile_layers(
+    request: Request,
+    plan: Annotated[str | None, Query(max_length=64)] = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> dict[str, Any]:
+    """The layers served as tiles, each with its TileJSON link."""
+    tiler = get_tiler(request)
+    v = tiler.store.resolve(tiler.plan_id(request, plan), version)
+    base = str(request.base_url).rstrip("/")
+    layers = tiler.tiled_layers(v.plan_id, v.version)
+    return {
+        "plan": v.plan_id,
+        "version": v.version,
+        "layers": [
+            {
+                "id": i.name,
+                "features": i.count,
+                "tilejson": f"{base}/tiles/{i.name}.json?plan={v.plan_id}",
+            }
+            for i in layers
+        ],
+        "cache": tiler.cache.stats(),
+    }
+
+
+def _dtypes(store: Store, plan_id: str, version: int, layer: str, info: LayerInfo) -> dict:
+    page = store.query(plan_id, version, layer, limit=1).frame
+    return {c: str(page[c].dtype) for c in info.columns if c in page}
+
+
+def _field_type(dtype: str) -> str:
+    return {"int": "Number", "float": "Number", "bool": "Boolean"}.get(kind_of(dtype), "String")

@@ -1,0 +1,501 @@
+"""A plan as the assignment of atomic units to micro-grids: moves, live checks and completion.
+
+A version of a plan is one micro-grid code per unit; the grid, community and street of a
+unit are prefixes of that code, so nesting holds by construction, and the polygons are
+dissolves of the units, so no edit can open a gap or an overlap. What an edit can break
+is what the checks here look at, on the unit graph alone (fast enough to run on every
+move): households and population against each level's limits, contiguity, and compounds
+split across grids. :func:`complete` re-solves the unlocked neighbours of edited grids
+with the same partitioner that drew the plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from wangge.errors import InputError
+from wangge.geo.codes import LENGTHS
+from wangge.geo.limits import Limits
+from wangge.geo.partition import Band, UnitGraph, partition
+from wangge.geo.validate import Violation
+
+LEVEL_LAYERS = {
+    "street": "streets",
+    "community": "communities",
+    "grid": "grids",
+    "microgrid": "microgrids",
+}
+
+
+@dataclass
+class Units:
+    """The atomic units of a plan and their adjacency (these never change between edits)."""
+
+    codes: np.ndarray  # unit ids, str
+    households: np.ndarray
+    population: np.ndarray
+    area: np.ndarray  # m²
+    compound: np.ndarray  # object: compound id or None
+    graph: UnitGraph
+    index: dict[str, int] = field(init=False)
+    indptr: np.ndarray = field(init=False)
+    nbrs: np.ndarray = field(init=False)
+    nbr_len: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.index = {c: i for i, c in enumerate(self.codes)}
+        n = len(self.codes)
+        g = self.graph
+        rows = np.r_[g.eu, g.ev]
+        cols = np.r_[g.ev, g.eu]
+        lens = np.r_[g.length, g.length]
+        m = sparse.csr_matrix((lens, (rows, cols)), shape=(n, n))
+        self.indptr, self.nbrs, self.nbr_len = m.indptr, m.indices, m.data
+
+    @property
+    def n(self) -> int:
+        return len(self.codes)
+
+    def neighbours(self, i: int) -> np.ndarray:
+        return self.nbrs[self.indptr[i] : self.indptr[i + 1]]
+
+    def position(self, code: str) -> int:
+        try:
+            return self.index[str(code)]
+        except KeyError:
+            raise InputError(f"no unit {code!r} in this plan", where="moves.unit") from None
+
+
+def units_from_tables(units: pd.DataFrame, edges: pd.DataFrame, metric_geoms) -> Units:
+    """Build :class:`Units` from a plan's ``units`` layer (any order of rows matching
+    ``metric_geoms``) and its ``unit_edges`` table."""
+    import shapely
+
+    geoms = np.asarray(metric_geoms)
+    pts = shapely.centroid(geoms)
+    g = UnitGraph(
+        households=units["households"].to_numpy(dtype=float),
+        population=units["population"].to_numpy(dtype=float),
+        area=shapely.area(geoms),
+        perimeter=shapely.length(geoms),
+        xy=np.column_stack([shapely.get_x(pts), shapely.get_y(pts)]),
+        eu=edges["a"].to_numpy(dtype=np.int64),
+        ev=edges["b"].to_numpy(dtype=np.int64),
+        length=edges["length_m"].to_numpy(dtype=float),
+        along=edges["along"].to_numpy(dtype=np.int8),
+        compound=edges["compound"].to_numpy(dtype=bool),
+    )
+    compound = units["compound_id"].astype(object).where(units["compound_id"].notna(), None)
+    return Units(
+        codes=units["code"].astype(str).to_numpy(),
+        households=g.households,
+        population=g.population,
+        area=g.area,
+        compound=compound.to_numpy(),
+        graph=g,
+    )
+
+
+def level_codes(micro: np.ndarray, level: str) -> np.ndarray:
+    """Each unit's code at ``level`` (a prefix of its micro-grid code)."""
+    n = LENGTHS[level]
+    return np.asarray([c[:n] for c in micro], dtype=object)
+
+
+@dataclass(frozen=True)
+class Move:
+    """One unit that changed micro-grid."""
+
+    unit: str
+    before: str
+    after: str
+
+
+def apply_moves(
+    units: Units,
+    micro: np.ndarray,
+    moves: list[tuple[str, str]],
+    locks: set[str] = frozenset(),
+) -> tuple[np.ndarray, list[Move]]:
+    """Move units to a grid (15 digits) or a micro-grid (18 digits).
+
+    A unit moved to a grid joins the micro-grid of that grid it shares the longest
+    boundary with (counting units moved before it, so a group joins piece by piece); a
+    unit touching none of that grid's micro-grids joins its nearest one. Moves into or
+    out of a locked grid are refused.
+
+    Returns
+    -------
+    (new assignment, the moves that changed something)
+    """
+    out = micro.copy()
+    known = set(micro)
+    grids = {c[:15] for c in known}
+    pending: list[tuple[int, str]] = []
+    for unit, to in moves:
+        i = units.position(unit)
+        to = str(to)
+        if len(to) == 18 and to not in known:
+            raise InputError(f"no micro-grid {to}", where="moves.to")
+        if len(to) == 15 and to not in grids:
+            raise InputError(f"no grid {to}", where="moves.to")
+        if len(to) not in (15, 18):
+            raise InputError(
+                f"{to!r} is neither a grid code (15 digits) nor a micro-grid code (18)",
+                where="moves.to",
+            )
+        for grid in {micro[i][:15], to[:15]} & set(locks):
+            if micro[i][:15] != to[:15]:
+                raise InputError(f"grid {grid} is locked; unlock it to move {unit}", where=grid)
+        pending.append((i, to))
+    # settle the moves that touch their target first, so a group attaches piece by piece
+    while pending:
+        rest = []
+        for i, to in pending:
+            target = to if len(to) == 18 else _touching_micro(units, out, i, to)
+            if target is None:
+                rest.append((i, to))
+            else:
+                out[i] = target
+        if len(rest) == len(pending):  # none of these touches its grid: nearest micro-grid
+            i, to = rest.pop(0)
+            out[i] = _nearest_micro(units, out, i, to)
+        pending = rest
+    changed = np.flatnonzero(out != micro)
+    return out, [Move(units.codes[i], micro[i], out[i]) for i in changed]
+
+
+def _touching_micro(units: Units, micro: np.ndarray, i: int, grid: str) -> str | None:
+    if micro[i][:15] == grid:
+        return micro[i]
+    lo, hi = units.indptr[i], units.indptr[i + 1]
+    shared: dict[str, float] = {}
+    for j, length in zip(units.nbrs[lo:hi], units.nbr_len[lo:hi], strict=True):
+        if micro[j][:15] == grid:
+            shared[micro[j]] = shared.get(micro[j], 0.0) + float(length)
+    if not shared:
+        return None
+    return max(sorted(shared), key=shared.__getitem__)
+
+
+def _nearest_micro(units: Units, micro: np.ndarray, i: int, grid: str) -> str:
+    members = np.flatnonzero(np.char.startswith(micro.astype(str), grid))
+    d = np.hypot(*(units.graph.xy[members] - units.graph.xy[i]).T)
+    return micro[members[int(np.argmin(d))]]
+
+
+# checks ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Flags:
+    """What the delineation said about special units: vertical micro-grids (records per
+    polygon) and oversize grids, with their notes; they warn instead of erring."""
+
+    records: dict[str, int] = field(default_factory=dict)
+    flag: dict[str, str] = field(default_factory=dict)
+    note: dict[str, str] = field(default_factory=dict)
+
+
+def summary(units: Units, micro: np.ndarray, level: str) -> pd.DataFrame:
+    """Households, population, area (m²) and unit count per code at ``level``."""
+    codes = level_codes(micro, level)
+    frame = pd.DataFrame(
+        {
+            "code": codes,
+            "households": units.households,
+            "population": units.population,
+            "area_m2": units.area,
+            "units": 1,
+        }
+    )
+    return frame.groupby("code", sort=True).sum()
+
+
+def pieces(units: Units, micro: np.ndarray, level: str) -> pd.Series:
+    """Number of connected pieces of each code at ``level``, on the unit graph."""
+    codes = level_codes(micro, level)
+    g = units.graph
+    same = codes[g.eu] == codes[g.ev]
+    n = units.n
+    m = sparse.coo_matrix((np.ones(same.sum()), (g.eu[same], g.ev[same])), shape=(n, n))
+    _, label = connected_components(m, directed=False)
+    frame = pd.DataFrame({"code": codes, "label": label})
+    return frame.groupby("code", sort=True)["label"].nunique()
+
+
+def check(
+    units: Units,
+    micro: np.ndarray,
+    limits: Limits,
+    flags: Flags | None = None,
+    levels: tuple[str, ...] = ("street", "community", "grid", "microgrid"),
+) -> list[Violation]:
+    """The checks an edit can fail, as the polygon validator words them
+    (:mod:`wangge.geo.validate`): limits per level, contiguity, split compounds.
+
+    Cover, overlap, nesting and atomic buildings hold by construction here.
+    """
+    flags = flags or Flags()
+    out: list[Violation] = []
+    for level in levels:
+        table = summary(units, micro, level)
+        out.extend(_limits(level, table, limits, flags))
+        for code, n in pieces(units, micro, level).items():
+            if n > 1:
+                out.append(
+                    Violation(level, code, "contiguity", "warning", f"in {n} pieces (islands)")
+                )
+    if "grid" in levels:
+        out.extend(_compounds(units, micro, limits))
+    return out
+
+
+def _limits(level: str, table: pd.DataFrame, limits: Limits, flags: Flags) -> list[Violation]:
+    out = []
+    if level == "street":
+        for code, m2 in table["area_m2"].items():
+            if m2 / 1e6 > limits.street_max_km2:
+                out.append(
+                    Violation(
+                        level,
+                        code,
+                        "limits",
+                        "error",
+                        f"{m2 / 1e6:.2f} km² > {limits.street_max_km2:g} km²",
+                    )
+                )
+        return out
+    if level == "community":
+        for code, row in table.iterrows():
+            if row.households > limits.community.hi:
+                out.append(
+                    Violation(
+                        level,
+                        code,
+                        "limits",
+                        "error",
+                        f"{row.households:g} households > {limits.community.hi:g}",
+                    )
+                )
+            if row.population > limits.community_max_population:
+                out.append(
+                    Violation(
+                        level,
+                        code,
+                        "limits",
+                        "error",
+                        f"{row.population:g} people > {limits.community_max_population:g}",
+                    )
+                )
+        return out
+    band: Band = getattr(limits, level)
+    for code, hh in table["households"].items():
+        per = hh / flags.records.get(code, 1)
+        if band.lo <= per <= band.hi:
+            continue
+        flag = flags.flag.get(code, "")
+        if flag:
+            out.append(
+                Violation(level, code, "limits", "warning", f"{flag}: {flags.note.get(code, '')}")
+            )
+            continue
+        side, bound = ("<", band.lo) if per < band.lo else (">", band.hi)
+        out.append(
+            Violation(level, code, "limits", "error", f"{per:g} households {side} {bound:g}")
+        )
+    return out
+
+
+def _compounds(units: Units, micro: np.ndarray, limits: Limits) -> list[Violation]:
+    out = []
+    has = np.flatnonzero(pd.notna(units.compound))
+    if not len(has):
+        return out
+    frame = pd.DataFrame(
+        {
+            "compound": units.compound[has].astype(str),
+            "grid": level_codes(micro[has], "grid"),
+            "households": units.households[has],
+        }
+    )
+    for cid, group in frame.groupby("compound", sort=True):
+        grids = sorted(group["grid"].unique())
+        hh = group["households"].sum()
+        if len(grids) > 1 and hh <= limits.grid.hi:
+            out.append(
+                Violation(
+                    "compound",
+                    str(cid),
+                    "compound",
+                    "warning",
+                    f"{hh:g} households fit one grid but lie in {len(grids)}: {', '.join(grids)}",
+                )
+            )
+    return out
+
+
+def diff(units: Units, a: np.ndarray, b: np.ndarray) -> list[Move]:
+    """The units whose micro-grid differs between two assignments of the same units."""
+    return [Move(units.codes[i], a[i], b[i]) for i in np.flatnonzero(a != b)]
+
+
+def grid_neighbours(units: Units, micro: np.ndarray) -> dict[str, list[str]]:
+    """For every grid, the grids it shares a boundary with."""
+    grid = level_codes(micro, "grid")
+    g = units.graph
+    cross = grid[g.eu] != grid[g.ev]
+    pairs = pd.DataFrame({"a": grid[g.eu][cross], "b": grid[g.ev][cross]})
+    both = pd.concat([pairs, pairs.rename(columns={"a": "b", "b": "a"})]).drop_duplicates()
+    out = {c: [] for c in sorted(set(grid))}
+    for a, group in both.groupby("a", sort=True):
+        out[a] = sorted(group["b"])
+    return out
+
+
+# completion --------------------------------------------------------------------------
+
+
+@dataclass
+class Completion:
+    """What :func:`complete` did."""
+
+    micro: np.ndarray
+    moves: list[Move]
+    resolved: list[str]  # the grids re-solved
+    locked: list[str]  # the grids held fixed
+    rings: int
+    errors_before: int
+    errors_after: int
+
+
+def _errors(units: Units, micro: np.ndarray, limits: Limits, flags: Flags, grids: set[str]):
+    """Errors at grid and micro-grid level among ``grids`` (and their micro-grids)."""
+    found = check(units, micro, limits, flags, levels=("grid", "microgrid"))
+    return [v for v in found if v.severity == "error" and v.code[:15] in grids]
+
+
+def complete(
+    units: Units,
+    micro: np.ndarray,
+    edited: set[str],
+    locks: set[str],
+    limits: Limits,
+    flags: Flags | None = None,
+    max_rings: int = 3,
+) -> Completion:
+    """Re-solve the unlocked neighbours of the edited grids until they are valid again.
+
+    The grids that received the planner's units hold their shape (they are locked with
+    the planner's own locks); the grids around them that are out of their band, and
+    their unlocked neighbours, are divided again into grids and micro-grids by
+    :func:`~wangge.geo.partition.partition`, one community at a time. If errors remain,
+    one more ring of neighbours joins, up to ``max_rings``. Codes are kept where a new
+    part overlaps an old one most, so grids that did not change keep their numbers.
+    """
+    flags = flags or Flags()
+    fixed = set(locks)
+    nbrs = grid_neighbours(units, micro)
+    all_grids = set(nbrs)
+    edited = {g for g in edited if g in all_grids}
+    # the region: edited grids that are out of band themselves, plus their neighbours
+    region = {n for g in edited for n in nbrs.get(g, [])} | edited
+    start_errors = _errors(units, micro, limits, flags, all_grids)
+    bad = {v.code[:15] for v in start_errors}
+    # an edited grid that is valid is held as the planner drew it
+    fixed |= {g for g in edited if g not in bad}
+    current = micro.copy()
+    rings = 0
+    resolved: set[str] = set()
+    rng = np.random.default_rng(limits.solver.seed)
+    while bad & region - fixed:
+        rings += 1
+        todo = region - fixed
+        before = level_codes(current, "grid")
+        current = _resolve(units, current, todo, limits, rng)
+        # the parts may carry new numbers: they belong to the region too
+        region |= set(level_codes(current[np.isin(before, list(todo))], "grid"))
+        resolved |= todo
+        errors = _errors(units, current, limits, flags, all_grids)
+        bad = {v.code[:15] for v in errors}
+        if rings >= max_rings:
+            break
+        nbrs = grid_neighbours(units, current)
+        grown = {n for g in bad & region for n in nbrs.get(g, [])}
+        if grown <= region:
+            break
+        region |= grown
+    return Completion(
+        micro=current,
+        moves=diff(units, micro, current),
+        resolved=sorted(resolved),
+        locked=sorted(fixed),
+        rings=rings,
+        errors_before=len(start_errors),
+        errors_after=len(_errors(units, current, limits, flags, all_grids)),
+    )
+
+
+def _resolve(units: Units, micro: np.ndarray, grids: set[str], limits: Limits, rng) -> np.ndarray:
+    """Divide the units of ``grids`` again, per community, into grids then micro-grids."""
+    out = micro.copy()
+    grid_of = level_codes(micro, "grid")
+    in_region = np.isin(grid_of, list(grids))
+    for community in sorted({g[:12] for g in grids}):
+        members = np.flatnonzero(in_region & (level_codes(micro, "community") == community))
+        if not len(members):
+            continue
+        parts, _ = partition(
+            units.graph, members, units.households, limits.grid, limits.solver, rng
+        )
+        old = sorted({grid_of[i] for i in members})
+        used = set(grid_of) - set(old)
+        new_grids = _keep_codes([p.units for p in parts], grid_of, old, community, used, 15)
+        for part, code in zip(parts, new_grids, strict=True):
+            sub, _ = partition(
+                units.graph, part.units, units.households, limits.microgrid, limits.solver, rng
+            )
+            olds = sorted({micro[i] for i in part.units if micro[i][:15] == code})
+            taken = {c for c in micro if c[:15] == code} - set(olds)
+            micro_codes = _keep_codes([s.units for s in sub], micro, olds, code, taken, 18)
+            for s, mcode in zip(sub, micro_codes, strict=True):
+                out[s.units] = mcode
+    return out
+
+
+def _keep_codes(
+    parts: list[np.ndarray],
+    labels: np.ndarray,
+    old: list[str],
+    parent: str,
+    taken: set[str],
+    length: int,
+) -> list[str]:
+    """Give each new part the old code it overlaps most (each old code once), and the
+    lowest free numbers under ``parent`` to the rest."""
+    overlap = []
+    for p, members in enumerate(parts):
+        counts = pd.Series(labels[members]).value_counts()
+        for code, n in counts.items():
+            if code in old:
+                overlap.append((-int(n), p, code))
+    overlap.sort()
+    out: list[str | None] = [None] * len(parts)
+    used: set[str] = set()
+    for _, p, code in overlap:
+        if out[p] is None and code not in used:
+            out[p] = code
+            used.add(code)
+    free = (
+        f"{parent}{k:03d}"
+        for k in range(1, 1000)
+        if f"{parent}{k:03d}" not in taken | used | set(old)
+    )
+    width = length - len(parent)
+    assert width == 3, (parent, length)
+    return [c if c is not None else next(free) for c in out]
