@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
 from wangge import __version__
-from wangge.api import collections, coverage, edits, editor, errors, exports, plans, risk, tiles
+from wangge.api import collections, coverage, editor, edits, errors, exports, plans, risk, tiles
 from wangge.api.settings import Settings
 from wangge.data.store import Store, open_store
 

@@ -21,7 +21,7 @@ from scipy.sparse.csgraph import connected_components
 from wangge.errors import InputError
 from wangge.geo.codes import LENGTHS
 from wangge.geo.limits import Limits
-from wangge.geo.partition import Band, UnitGraph, partition
+from wangge.geo.partition import Band, UnitGraph, choose_k, partition
 from wangge.geo.validate import Violation
 
 LEVEL_LAYERS = {
@@ -200,6 +200,7 @@ class Flags:
     records: dict[str, int] = field(default_factory=dict)
     flag: dict[str, str] = field(default_factory=dict)
     note: dict[str, str] = field(default_factory=dict)
+    record_codes: dict[str, str] = field(default_factory=dict)
 
 
 def summary(units: Units, micro: np.ndarray, level: str) -> pd.DataFrame:
@@ -367,6 +368,7 @@ class Completion:
 
     micro: np.ndarray
     moves: list[Move]
+    flags: Flags  # with the special parts the re-solve made
     resolved: list[str]  # the grids re-solved
     locked: list[str]  # the grids held fixed
     rings: int
@@ -399,6 +401,7 @@ def complete(
     part overlaps an old one most, so grids that did not change keep their numbers.
     """
     flags = flags or Flags()
+    flags = Flags(dict(flags.records), dict(flags.flag), dict(flags.note), dict(flags.record_codes))
     fixed = set(locks)
     nbrs = grid_neighbours(units, micro)
     all_grids = set(nbrs)
@@ -417,7 +420,7 @@ def complete(
         rings += 1
         todo = region - fixed
         before = level_codes(current, "grid")
-        current = _resolve(units, current, todo, limits, rng)
+        current = _resolve(units, current, todo, limits, rng, flags)
         # the parts may carry new numbers: they belong to the region too
         region |= set(level_codes(current[np.isin(before, list(todo))], "grid"))
         resolved |= todo
@@ -433,6 +436,7 @@ def complete(
     return Completion(
         micro=current,
         moves=diff(units, micro, current),
+        flags=flags,
         resolved=sorted(resolved),
         locked=sorted(fixed),
         rings=rings,
@@ -441,8 +445,11 @@ def complete(
     )
 
 
-def _resolve(units: Units, micro: np.ndarray, grids: set[str], limits: Limits, rng) -> np.ndarray:
-    """Divide the units of ``grids`` again, per community, into grids then micro-grids."""
+def _resolve(
+    units: Units, micro: np.ndarray, grids: set[str], limits: Limits, rng, flags: Flags
+) -> np.ndarray:
+    """Divide the units of ``grids`` again, per community, into grids then micro-grids;
+    ``flags`` learns the oversize grids and vertical micro-grids this makes."""
     out = micro.copy()
     grid_of = level_codes(micro, "grid")
     in_region = np.isin(grid_of, list(grids))
@@ -457,15 +464,41 @@ def _resolve(units: Units, micro: np.ndarray, grids: set[str], limits: Limits, r
         used = set(grid_of) - set(old)
         new_grids = _keep_codes([p.units for p in parts], grid_of, old, community, used, 15)
         for part, code in zip(parts, new_grids, strict=True):
+            _mark(flags, code, "oversize" if part.heavy else "", part.note)
             sub, _ = partition(
                 units.graph, part.units, units.households, limits.microgrid, limits.solver, rng
             )
             olds = sorted({micro[i] for i in part.units if micro[i][:15] == code})
             taken = {c for c in micro if c[:15] == code} - set(olds)
+            taken |= {
+                r for m, rc in flags.record_codes.items() if m[:15] == code for r in rc.split(",")
+            }
             micro_codes = _keep_codes([s.units for s in sub], micro, olds, code, taken, 18)
+            spare = _free_codes(code, taken | set(micro_codes) | set(olds))
             for s, mcode in zip(sub, micro_codes, strict=True):
                 out[s.units] = mcode
+                _mark(flags, mcode, "vertical" if s.heavy else "", s.note)
+                if s.heavy:  # one footprint, several micro-grid records (floor ranges)
+                    k = choose_k(float(units.households[s.units].sum()), limits.microgrid)[0]
+                    records = [mcode, *(next(spare) for _ in range(k - 1))]
+                    flags.records[mcode] = k
+                    flags.record_codes[mcode] = ",".join(records)
     return out
+
+
+def _mark(flags: Flags, code: str, flag: str, note: str | None) -> None:
+    flags.records.pop(code, None)
+    flags.record_codes.pop(code, None)
+    if flag:
+        flags.flag[code] = flag
+        flags.note[code] = note or ""
+    else:
+        flags.flag.pop(code, None)
+        flags.note.pop(code, None)
+
+
+def _free_codes(parent: str, taken: set[str]):
+    return (f"{parent}{k:03d}" for k in range(1, 1000) if f"{parent}{k:03d}" not in taken)
 
 
 def _keep_codes(

@@ -266,6 +266,7 @@ class Editor:
             comment or f"complete: re-solved {len(done.resolved)} grids",
             False,
             {"solve": time.perf_counter() - t0},
+            done.flags,
         )
         result.extra = {
             "resolved": done.resolved,
@@ -294,6 +295,7 @@ class Editor:
             comment or f"restore version {version}",
             False,
             {},
+            old.flags,
         )
 
     def _base(self, plan_id: str, base_version: int, dry_run: bool) -> PlanState:
@@ -318,12 +320,14 @@ class Editor:
         comment: str,
         dry_run: bool,
         timings: dict[str, float],
+        flags: ge.Flags | None = None,
     ) -> EditResult:
+        flags = flags or base.flags
         t0 = time.perf_counter()
-        found = ge.check(base.units, micro, base.limits, base.flags)
+        found = ge.check(base.units, micro, base.limits, flags)
         timings["check"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        changed_layers, touched = _derive(base, micro, moved)
+        changed_layers, touched = _derive(base, micro, moved, flags)
         layers = {**base.layers, **changed_layers}
         timings["derive"] = time.perf_counter() - t0
         nbrs = ge.grid_neighbours(base.units, micro)
@@ -404,7 +408,7 @@ def _box(b) -> list[float]:
 
 
 def _flags(layers: dict[str, gpd.GeoDataFrame]) -> ge.Flags:
-    records, flag, note = {}, {}, {}
+    records, flag, note, record_codes = {}, {}, {}, {}
     for name in ("grids", "microgrids"):
         frame = layers[name]
         for r in frame.itertuples():
@@ -414,7 +418,8 @@ def _flags(layers: dict[str, gpd.GeoDataFrame]) -> ge.Flags:
             rc = getattr(r, "record_codes", "") or ""
             if rc and "," in rc:
                 records[r.code] = rc.count(",") + 1
-    return ge.Flags(records, flag, note)
+                record_codes[r.code] = rc
+    return ge.Flags(records, flag, note, record_codes)
 
 
 def _building_unit(units: gpd.GeoDataFrame) -> dict[str, int]:
@@ -477,7 +482,7 @@ def _with_boxes(
 
 
 def _derive(
-    s: PlanState, micro: np.ndarray, moved: list[ge.Move]
+    s: PlanState, micro: np.ndarray, moved: list[ge.Move], flags: ge.Flags
 ) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, list[tuple]]]:
     """The polygon layers and buildings of a new assignment: only the parts a move
     touched are dissolved again; the rest are the base's rows as they were."""
@@ -513,7 +518,7 @@ def _derive(
                 kids = sorted(set(child[codes == code]))
                 geom = union_parts(_metric_parts(s, kids, new_metric, _child(level)))
             new_metric[code] = geom
-            rows.append(_part_row(level, code, geom, summary.loc[code], by_code, s))
+            rows.append(_part_row(level, code, geom, summary.loc[code], by_code, s, flags))
         metric_frame = gpd.GeoDataFrame(rows, geometry="geometry", crs=s.crs)
         fresh = metric_frame.to_crs(4326) if len(metric_frame) else metric_frame
         keep = old[~old["code"].isin(hit)]
@@ -563,6 +568,7 @@ def _part_row(
     summary: pd.Series,
     old: pd.DataFrame,
     s: PlanState,
+    flags: ge.Flags,
 ) -> dict[str, Any]:
     """Attributes of one re-dissolved part: counts and metrics afresh, name, flag and
     note carried over (road share needs the roads, so it is left empty until the plan is
@@ -574,7 +580,7 @@ def _part_row(
     area = shapely.area(geom)
     perim = shapely.length(geom)
     band = getattr(s.limits, level) if level in TARGET_OF else None
-    records = s.flags.records.get(code, 1)
+    records = flags.records.get(code, 1)
     row = {
         "code": code,
         "parent_code": code[: LENGTHS[level] - 3],
@@ -582,15 +588,15 @@ def _part_row(
         "population": float(summary.population),
         "area_km2": area / 1e6,
         "name": old["name"].get(code) if exists else placeholder_name(level, code),
-        "flag": old["flag"].get(code, "") if exists and "flag" in old else "",
-        "note": old["note"].get(code, "") if exists and "note" in old else "",
+        "flag": flags.flag.get(code, ""),
+        "note": flags.note.get(code, ""),
         "deviation_pct": (hh / records - band.target) / band.target * 100 if band else None,
         "polsby_popper": 4 * math.pi * area / max(perim, 1e-9) ** 2,
         "road_share": None,
         "geometry": geom,
     }
     if level == "microgrid":
-        row["record_codes"] = old["record_codes"].get(code, code) if exists else code
+        row["record_codes"] = flags.record_codes.get(code, code)
     return row
 
 
