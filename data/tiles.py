@@ -193,7 +193,10 @@ def _values(values: np.ndarray, kind: str) -> np.ndarray:
         )
     if kind == "bool":
         return np.array([None if v is None else bool(v) for v in out], dtype=object)
-    return np.array([None if v is None else str(v) for v in out], dtype=object)
+    return np.array(
+        [None if v is None or (isinstance(v, float) and v != v) else str(v) for v in out],
+        dtype=object,
+    )
 
 
 class MemoryTiles:
