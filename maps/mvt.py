@@ -26,7 +26,10 @@ import numpy as np
 import shapely
 
 __all__ = [
+    "LINESTRING",
     "ORIGIN_SHIFT",
+    "POINT",
+    "POLYGON",
     "Layer",
     "LayerStats",
     "encode",
