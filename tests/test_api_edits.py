@@ -139,6 +139,7 @@ def test_locks_refuse_moves_and_persist(edit_client):
     pick = boundary_unit(client, plan)
     r = client.post(f"/plans/{plan}/edits", json={"base_version": 1, "locks": [pick["dst"]]})
     assert r.status_code == 201 and r.json()["locks"] == [pick["dst"]]
+    assert store.resolve(plan).meta["locks"] == [pick["dst"]]
     state = client.get(f"/plans/{plan}/state").json()
     assert state["locks"] == [pick["dst"]]
     assert {g["code"]: g["locked"] for g in state["grids"]}[pick["dst"]] is True

@@ -8,8 +8,8 @@ import math
 import uuid
 
 import mapbox_vector_tile
-import pytest
 import numpy as np
+import pytest
 import shapely
 from fastapi.testclient import TestClient
 
