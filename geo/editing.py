@@ -203,31 +203,38 @@ class Flags:
     record_codes: dict[str, str] = field(default_factory=dict)
 
 
+def _labels(micro: np.ndarray, level: str) -> tuple[np.ndarray, np.ndarray]:
+    """The codes at ``level`` (sorted) and each unit's index into them."""
+    uniq, inv = np.unique(level_codes(micro, level).astype(str), return_inverse=True)
+    return uniq.astype(object), inv
+
+
 def summary(units: Units, micro: np.ndarray, level: str) -> pd.DataFrame:
     """Households, population, area (m²) and unit count per code at ``level``."""
-    codes = level_codes(micro, level)
-    frame = pd.DataFrame(
+    uniq, inv = _labels(micro, level)
+    k = len(uniq)
+    return pd.DataFrame(
         {
-            "code": codes,
-            "households": units.households,
-            "population": units.population,
-            "area_m2": units.area,
-            "units": 1,
-        }
+            "households": np.bincount(inv, units.households, k),
+            "population": np.bincount(inv, units.population, k),
+            "area_m2": np.bincount(inv, units.area, k),
+            "units": np.bincount(inv, minlength=k),
+        },
+        index=pd.Index(uniq, name="code"),
     )
-    return frame.groupby("code", sort=True).sum()
 
 
 def pieces(units: Units, micro: np.ndarray, level: str) -> pd.Series:
     """Number of connected pieces of each code at ``level``, on the unit graph."""
-    codes = level_codes(micro, level)
+    uniq, inv = _labels(micro, level)
     g = units.graph
-    same = codes[g.eu] == codes[g.ev]
+    same = inv[g.eu] == inv[g.ev]
     n = units.n
     m = sparse.coo_matrix((np.ones(same.sum()), (g.eu[same], g.ev[same])), shape=(n, n))
     _, label = connected_components(m, directed=False)
-    frame = pd.DataFrame({"code": codes, "label": label})
-    return frame.groupby("code", sort=True)["label"].nunique()
+    # components never span two codes (edges join only units of one code)
+    first = np.unique(label, return_index=True)[1]
+    return pd.Series(np.bincount(inv[first], minlength=len(uniq)), index=uniq)
 
 
 def check(
@@ -273,7 +280,8 @@ def _limits(level: str, table: pd.DataFrame, limits: Limits, flags: Flags) -> li
                 )
         return out
     if level == "community":
-        for code, row in table.iterrows():
+        for row in table.itertuples():
+            code = row.Index
             if row.households > limits.community.hi:
                 out.append(
                     Violation(

@@ -170,16 +170,19 @@ ensure_postgis() {
 }
 
 # --- Chromium ---------------------------------------------------------------------------
+# a CJK font, so that the editor's Chinese text renders in screenshots (not as boxes)
+has_cjk_font() { [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; }
+
 ensure_chromium() {
-    if [ -x /usr/bin/chromium ]; then
+    if [ -x /usr/bin/chromium ] && has_cjk_font; then
         say "chromium: /usr/bin/chromium"
         return 0
     fi
     if ! can_admin; then
-        warn "/usr/bin/chromium is missing and installing it needs root: browser tests will be skipped (or fail with CI=true)"
+        warn "/usr/bin/chromium or a CJK font is missing and installing them needs root: browser tests will be skipped (or fail with CI=true)"
         return 0
     fi
-    apt_install chromium fonts-liberation
+    apt_install chromium fonts-liberation fonts-wqy-microhei
     [ -x /usr/bin/chromium ] || die "apt installed chromium but /usr/bin/chromium is missing"
     say "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo /usr/bin/chromium)"
 }

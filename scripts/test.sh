@@ -24,5 +24,9 @@ if [ "${WANGGE_SKIP_SERVICES:-0}" != 1 ]; then
     bash scripts/ensure_services.sh
 fi
 
+# the editor's MapLibre, vendored from npm at build time (the page fetches nothing outside)
+echo "== vendoring the editor's assets"
+bash scripts/vendor.sh
+
 echo "== pytest"
 "$PYTHON" -m pytest "$@"

@@ -326,10 +326,13 @@ class Editor:
         t0 = time.perf_counter()
         found = ge.check(base.units, micro, base.limits, flags)
         timings["check"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        changed_layers, touched = _derive(base, micro, moved, flags)
+        changed_layers: dict[str, gpd.GeoDataFrame] = {}
+        touched: dict[str, list[tuple]] = {}
+        if not dry_run:  # a check alone needs no polygons
+            t0 = time.perf_counter()
+            changed_layers, touched = _derive(base, micro, moved, flags)
+            timings["derive"] = time.perf_counter() - t0
         layers = {**base.layers, **changed_layers}
-        timings["derive"] = time.perf_counter() - t0
         nbrs = ge.grid_neighbours(base.units, micro)
         changed = {m.before[:15] for m in moved} | {m.after[:15] for m in moved}
         rows = _grid_rows(base, micro, layers["grids"], nbrs, locks)
