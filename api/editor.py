@@ -99,8 +99,17 @@ def editor_page(
             {"missing": [str(VENDOR_DIR / name) for name in missing], "run": VENDOR_COMMAND},
             "maps/static/vendor",
         )
+    index = EDITOR_DIR / "index.html"
+    if not index.is_file():
+        return error_response(
+            503,
+            f"the editor's files are not installed: no {index} "
+            "(install wangge with its package data, or from the repository with pip install -e .)",
+            None,
+            "maps/editor",
+        )
     root = request.scope.get("root_path", "").rstrip("/")
-    page = (EDITOR_DIR / "index.html").read_text(encoding="utf-8")
+    page = index.read_text(encoding="utf-8")
     page = page.replace("__ROOT__", html.escape(root, quote=True))
     page = page.replace("__LANG__", "en" if lang == "en" else "zh-CN")
     return HTMLResponse(page, headers={"Cache-Control": NO_CACHE})
