@@ -272,11 +272,25 @@ class Store(ABC):
         return cache[key]
 
     def _check_layer(self, plan_id: str, version: int, layer: str) -> LayerInfo:
-        for info in self.layers(plan_id, version):
-            if info.name == layer:
-                return info
-        names = ", ".join(i.name for i in self.layers(plan_id, version))
+        infos = self._layer_infos(plan_id, version)
+        if layer in infos:
+            return infos[layer]
+        names = ", ".join(infos)
         raise NotFound(f"no layer {layer!r}; this plan has: {names}", where="layer")
+
+    def _layer_infos(self, plan_id: str, version: int) -> dict[str, LayerInfo]:
+        """The layers of a version by name, read once (a saved version never changes)."""
+        cache = self.__dict__.setdefault("_layer_cache", {})
+        key = (plan_id, version)
+        found = cache.get(key)
+        if found is None:
+            found = {i.name: i for i in self.layers(plan_id, version)}
+            if not found:
+                return found  # not saved yet, or no such plan: ask again next time
+            if len(cache) >= 256:
+                cache.pop(next(iter(cache)), None)
+            cache[key] = found
+        return found
 
 
 def open_store(target: str | Path) -> Store:
