@@ -100,6 +100,8 @@ class PostgisStore(Store):
             self.engine = sa.create_engine(
                 url, pool_pre_ping=False, pool_recycle=300, pool_size=8, max_overflow=16
             )
+            # reads that need no transaction (tiles): the same pool, in autocommit
+            self._reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
             self._migrate()
         except sa.exc.OperationalError as exc:
             raise InputError(
@@ -323,45 +325,32 @@ class PostgisStore(Store):
 
     def tile(self, plan_id: str, version: int, req: TileRequest) -> bytes:
         """ST_TileEnvelope → ST_AsMVTGeom → ST_AsMVT in one query, on the GiST index of
-        the layer's version (the statement is built from GeoAlchemy2's functions)."""
+        the layer's version. The statement is built from GeoAlchemy2's functions once per
+        layer shape and kept, so it is compiled once and psycopg prepares it; it runs on an
+        autocommit connection (no BEGIN and ROLLBACK round trips for a read)."""
         info = self._check_layer(plan_id, version, req.layer)
-        fields = tile_fields(req.layer, info.columns, self._dtypes(plan_id, version, req.layer))
         if not info.geometry_type:
             raise NotFound(f"layer {req.layer!r} has no geometry to tile", where="layer")
-        f = features_table
-        env = sa.func.ST_TileEnvelope(req.z, req.x, req.y)
-        grown = sa.func.ST_TileEnvelope(req.z, req.x, req.y, _WORLD, req.buffer / req.extent)
-        merc = sa.func.ST_Transform(f.c.geom, 3857)
-        tolerance = simplify_tolerance(req.z, req.extent)
-        if tolerance > 0:
-            merc = sa.func.ST_Simplify(merc, tolerance, True)
-        columns = [
-            sa.func.ST_AsMVTGeom(merc, env, req.extent, req.buffer, True).label("geom"),
-            *(_tile_value(f, name, kind).label(name) for name, kind in fields),
-        ]
-        rows = (
-            sa.select(*columns)
-            .where(
-                (f.c.plan_id == plan_id)
-                & (f.c.version == info.stored_in(version))
-                & (f.c.layer == req.layer)
-                & f.c.geom.op("&&")(sa.func.ST_Transform(grown, 4326))
-            )
-            .subquery("t")
-        )
-        if info.count > req.max_features:  # only a layer that can overflow pays the sort
-            rows = (
-                sa.select(rows)
-                .where(rows.c.geom.is_not(None))
-                .order_by(sa.func.ST_Area(rows.c.geom).desc())
-                .limit(req.max_features)
-                .subquery("c")
-            )
-        stmt = sa.select(
-            sa.func.ST_AsMVT(sa.literal_column(rows.name), req.layer, req.extent, "geom")
-        ).where(rows.c.geom.is_not(None))
-        with self.engine.connect() as conn:
-            data = conn.execute(stmt).scalar()
+        fields = tile_fields(req.layer, info.columns, self._dtypes(plan_id, version, req.layer))
+        capped = info.count > req.max_features
+        simplified = simplify_tolerance(req.z, req.extent) > 0
+        key = (req.layer, tuple(fields), capped, simplified, req.extent, req.buffer)
+        cache = self.__dict__.setdefault("_tile_sql", {})
+        if key not in cache:
+            cache[key] = _tile_statement(req.layer, fields, capped, simplified, req)
+        args = {
+            "z": req.z,
+            "x": req.x,
+            "y": req.y,
+            "plan": plan_id,
+            "version": info.stored_in(version),
+            "layer": req.layer,
+            "margin": req.buffer / req.extent,
+            "tolerance": simplify_tolerance(req.z, req.extent),
+            "cap": req.max_features,
+        }
+        with self._reads.connect() as conn:
+            data = conn.execute(cache[key], args).scalar()
         return bytes(data) if data else b""
 
     def _dtypes(self, plan_id: str, version: int, layer: str) -> dict[str, str]:
@@ -397,6 +386,50 @@ class PostgisStore(Store):
             for i, code in conn.execute(stmt, args):
                 out[int(i) - 1] = code
         return out
+
+
+def _tile_statement(
+    layer: str, fields: list[tuple[str, str]], capped: bool, simplified: bool, req: TileRequest
+) -> sa.Select:
+    """The tile query for one layer shape, with bind parameters for the tile, plan and
+    version: built once, compiled once (SQLAlchemy's cache), prepared by psycopg."""
+    f = features_table
+    z, x, y = (
+        sa.bindparam("z", type_=sa.Integer),
+        sa.bindparam("x", type_=sa.Integer),
+        sa.bindparam("y", type_=sa.Integer),
+    )
+    env = sa.func.ST_TileEnvelope(z, x, y)
+    grown = sa.func.ST_TileEnvelope(z, x, y, _WORLD, sa.bindparam("margin", type_=sa.Float))
+    merc = sa.func.ST_Transform(f.c.geom, 3857)
+    if simplified:
+        merc = sa.func.ST_Simplify(merc, sa.bindparam("tolerance", type_=sa.Float), True)
+    columns = [
+        sa.func.ST_AsMVTGeom(merc, env, req.extent, req.buffer, True).label("geom"),
+        *(_tile_value(f, name, kind).label(name) for name, kind in fields),
+    ]
+    rows = (
+        sa.select(*columns)
+        .where(
+            (f.c.plan_id == sa.bindparam("plan"))
+            & (f.c.version == sa.bindparam("version", type_=sa.Integer))
+            & (f.c.layer == sa.bindparam("layer"))
+            & f.c.geom.op("&&")(sa.func.ST_Transform(grown, 4326))
+        )
+        .subquery("t")
+    )
+    if capped:  # only a layer that can overflow pays the sort (nulls first dropped)
+        rows = (
+            sa.select(rows)
+            .where(rows.c.geom.is_not(None))
+            .order_by(sa.func.ST_Area(rows.c.geom).desc())
+            .limit(sa.bindparam("cap", type_=sa.Integer))
+            .subquery("c")
+        )
+    stmt = sa.select(
+        sa.func.ST_AsMVT(sa.literal_column(rows.name), layer, req.extent, "geom")
+    ).where(rows.c.geom.is_not(None))
+    return stmt
 
 
 #: The Web Mercator square ST_TileEnvelope divides (its default, given to pass a margin).
