@@ -22,7 +22,7 @@ from wangge.errors import InputError
 from wangge.geo.codes import LENGTHS
 from wangge.geo.limits import Limits
 from wangge.geo.partition import Band, UnitGraph, choose_k, partition
-from wangge.geo.validate import Violation
+from wangge.geo.validate import Violation, split_compounds
 
 LEVEL_LAYERS = {
     "street": "streets",
@@ -322,31 +322,13 @@ def _limits(level: str, table: pd.DataFrame, limits: Limits, flags: Flags) -> li
 
 
 def _compounds(units: Units, micro: np.ndarray, limits: Limits) -> list[Violation]:
-    out = []
     has = np.flatnonzero(pd.notna(units.compound))
-    if not len(has):
-        return out
-    frame = pd.DataFrame(
-        {
-            "compound": units.compound[has].astype(str),
-            "grid": level_codes(micro[has], "grid"),
-            "households": units.households[has],
-        }
+    return split_compounds(
+        units.compound[has].astype(str),
+        level_codes(micro[has], "grid"),
+        units.households[has],
+        limits,
     )
-    for cid, group in frame.groupby("compound", sort=True):
-        grids = sorted(group["grid"].unique())
-        hh = group["households"].sum()
-        if len(grids) > 1 and hh <= limits.grid.hi:
-            out.append(
-                Violation(
-                    "compound",
-                    str(cid),
-                    "compound",
-                    "warning",
-                    f"{hh:g} households fit one grid but lie in {len(grids)}: {', '.join(grids)}",
-                )
-            )
-    return out
 
 
 def diff(units: Units, a: np.ndarray, b: np.ndarray) -> list[Move]:

@@ -274,18 +274,37 @@ def compounds_whole(layers: Layers, limits: Limits) -> list[Violation]:
     if "compound_id" not in b:
         return out
     has = b[b["compound_id"].notna() & b["microgrid_code"].notna()]
-    for cid, group in has.groupby("compound_id"):
-        grids = group["microgrid_code"].str[:15].unique()
+    return split_compounds(
+        has["compound_id"].astype(str).to_numpy(),
+        has["microgrid_code"].str[:15].to_numpy(),
+        has["households"].to_numpy(dtype=float),
+        limits,
+    )
+
+
+def split_compounds(
+    compounds: np.ndarray, grids: np.ndarray, households: np.ndarray, limits: Limits
+) -> list[Violation]:
+    """A warning for each compound small enough for one grid that lies in several.
+
+    Parameters
+    ----------
+    compounds, grids, households
+        Per building (or unit): its compound id, its grid code and its households.
+    """
+    out = []
+    frame = pd.DataFrame({"compound": compounds, "grid": grids, "households": households})
+    for cid, group in frame.groupby("compound", sort=True):
+        found = sorted(group["grid"].unique())
         hh = group["households"].sum()
-        if len(grids) > 1 and hh <= limits.grid.hi:
+        if len(found) > 1 and hh <= limits.grid.hi:
             out.append(
                 Violation(
                     "compound",
                     str(cid),
                     "compound",
                     "warning",
-                    f"{hh:g} households fit one grid but lie in {len(grids)}: "
-                    f"{', '.join(sorted(grids))}",
+                    f"{hh:g} households fit one grid but lie in {len(found)}: {', '.join(found)}",
                 )
             )
     return out

@@ -319,7 +319,8 @@ def test_attributes_round_trip_by_type():
 
 
 def test_dates_become_iso_strings_and_pandas_missing_values_are_left_out():
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     geoms = [metres(Point(10, 10)), metres(Point(20, 20))]
     properties = {
         "surveyed": np.array(["2024-05-01", "NaT"], dtype="datetime64[ns]"),
