@@ -106,9 +106,9 @@ def _refresh_tiles(request: Request, result: EditResult) -> dict[str, Any]:
     base = v.meta.get("base")
     if base is None:
         return {}
-    old = {i.name: i for i in tiler.store.layers(v.plan_id, base)}
+    old = tiler.store.layer_infos(v.plan_id, base)
     out = {}
-    for info in tiler.store.layers(v.plan_id, v.version):
+    for info in tiler.store.layer_infos(v.plan_id, v.version).values():
         if info.name not in old or info.stored_in(v.version) != v.version:
             continue
         carried, dropped = tiler.cache.carry(

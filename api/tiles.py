@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from pyproj import Transformer
 
 from wangge.api.errors import ERRORS
 from wangge.data.store import LayerInfo, Store
@@ -109,16 +110,12 @@ def _grown_bounds(z: int, x: int, y: int, buffer: float = 64 / 4096) -> tuple:
     return x0 - pad, y0 - pad, x1 + pad, y1 + pad
 
 
+_TO_MERCATOR = Transformer.from_crs(4326, 3857, always_xy=True)
+
+
 def _merc_box(b: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-    import math
-
-    def merc(lon: float, lat: float) -> tuple[float, float]:
-        lat = max(min(lat, 85.06), -85.06)
-        r = 6378137.0
-        return r * math.radians(lon), r * math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
-
-    x0, y0 = merc(b[0], b[1])
-    x1, y1 = merc(b[2], b[3])
+    """A WGS84 box in Web Mercator (lon/lat boxes stay boxes: both axes are monotonic)."""
+    (x0, x1), (y0, y1) = _TO_MERCATOR.transform([b[0], b[2]], [b[1], b[3]])
     return x0, y0, x1, y1
 
 
@@ -130,8 +127,6 @@ class Tiler:
         self.cache = cache
         self.enabled = enabled
         self._latest: dict[str, tuple[int, float]] = {}
-        self._layers: dict[tuple[str, int], dict[str, LayerInfo]] = {}
-        self._default: str | None = None
 
     def latest(self, plan_id: str) -> int:
         now = time.monotonic()
@@ -149,13 +144,9 @@ class Tiler:
         self._latest[plan_id] = (version, time.monotonic())
 
     def layer(self, plan_id: str, version: int, name: str) -> LayerInfo:
-        key = (plan_id, version)
-        if key not in self._layers:  # versions never change once saved
-            infos = {i.name: i for i in self.store.layers(plan_id, version)}
-            if not infos:
-                self.store.resolve(plan_id, version)  # NotFound naming what exists
-            self._layers[key] = infos
-        infos = self._layers[key]
+        infos = self.store.layer_infos(plan_id, version)
+        if not infos:
+            self.store.resolve(plan_id, version)  # NotFound naming what exists
         if name not in infos or name not in TILE_FIELDS or not infos[name].geometry_type:
             have = sorted(n for n, i in infos.items() if n in TILE_FIELDS and i.geometry_type)
             raise NotFound(
@@ -165,7 +156,7 @@ class Tiler:
         return infos[name]
 
     def tiled_layers(self, plan_id: str, version: int) -> list[LayerInfo]:
-        infos = self.store.layers(plan_id, version)
+        infos = self.store.layer_infos(plan_id, version).values()
         return [i for i in infos if i.name in TILE_FIELDS and i.geometry_type]
 
     def plan_id(self, request: Request, plan: str | None) -> str:
@@ -266,7 +257,7 @@ def tilejson(
     plan_id = tiler.plan_id(request, plan)
     v = tiler.store.resolve(plan_id, version)
     info = tiler.layer(plan_id, v.version, layer)
-    dtypes = _dtypes(tiler.store, plan_id, v.version, layer, info)
+    dtypes = tiler.store.dtypes(plan_id, v.version, layer)
     fields = {
         c: _field_type(dtypes.get(c, "object")) for c in TILE_FIELDS[layer] if c in info.columns
     }
@@ -314,11 +305,6 @@ def tile_layers(
         ],
         "cache": tiler.cache.stats(),
     }
-
-
-def _dtypes(store: Store, plan_id: str, version: int, layer: str, info: LayerInfo) -> dict:
-    page = store.query(plan_id, version, layer, limit=1).frame
-    return {c: str(page[c].dtype) for c in info.columns if c in page}
 
 
 def _field_type(dtype: str) -> str:

@@ -281,7 +281,7 @@ class GpkgStore(Store):
         codes: list[str] | None = None,
     ) -> Page:
         info = self._check_layer(plan_id, version, layer)
-        dtypes = self._dtypes(plan_id, version, layer)
+        dtypes = self.dtypes(plan_id, version, layer)
         conn = self._conn()
         where = "f.plan_id=? AND f.version=? AND f.layer=?"
         args: list[Any] = [plan_id, info.stored_in(version), layer]
@@ -316,7 +316,7 @@ class GpkgStore(Store):
         info = self._check_layer(plan_id, version, req.layer)
 
         def build() -> MemoryLayer:
-            dtypes = self._dtypes(plan_id, version, req.layer)
+            dtypes = self.dtypes(plan_id, version, req.layer)
             fields = tile_fields(req.layer, info.columns, dtypes)
             if not info.geometry_type:
                 raise NotFound(f"layer {req.layer!r} has no geometry to tile", where="layer")
@@ -332,7 +332,7 @@ class GpkgStore(Store):
         )
         return row[0] if row else None
 
-    def _dtypes(self, plan_id: str, version: int, layer: str) -> dict[str, str]:
+    def dtypes(self, plan_id: str, version: int, layer: str) -> dict[str, str]:
         (raw,) = (
             self._conn()
             .execute(

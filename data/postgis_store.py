@@ -307,13 +307,7 @@ class PostgisStore(Store):
         with self.engine.connect() as conn:
             matched = conn.execute(sa.select(sa.func.count()).where(cond)).scalar_one()
             rows = conn.execute(stmt).fetchall()
-            dtypes = conn.execute(
-                sa.select(layers_table.c.dtypes).where(
-                    (layers_table.c.plan_id == plan_id)
-                    & (layers_table.c.version == version)
-                    & (layers_table.c.layer == layer)
-                )
-            ).scalar_one()
+        dtypes = self.dtypes(plan_id, version, layer)
         wkbs = np.array([None if r[3] is None else bytes(r[3]) for r in rows], dtype=object)
         geoms = shapely.from_wkb(wkbs) if len(rows) else []
         return Page(unflatten(info, dtypes, rows, list(geoms)), int(matched))
@@ -331,7 +325,7 @@ class PostgisStore(Store):
         info = self._check_layer(plan_id, version, req.layer)
         if not info.geometry_type:
             raise NotFound(f"layer {req.layer!r} has no geometry to tile", where="layer")
-        fields = tile_fields(req.layer, info.columns, self._dtypes(plan_id, version, req.layer))
+        fields = tile_fields(req.layer, info.columns, self.dtypes(plan_id, version, req.layer))
         capped = info.count > req.max_features
         simplified = simplify_tolerance(req.z, req.extent) > 0
         key = (req.layer, tuple(fields), capped, simplified, req.extent, req.buffer)
@@ -353,7 +347,7 @@ class PostgisStore(Store):
             data = conn.execute(cache[key], args).scalar()
         return bytes(data) if data else b""
 
-    def _dtypes(self, plan_id: str, version: int, layer: str) -> dict[str, str]:
+    def dtypes(self, plan_id: str, version: int, layer: str) -> dict[str, str]:
         key = (plan_id, version, layer)
         cache = self.__dict__.setdefault("_dtype_cache", {})
         if key not in cache:  # versions never change once saved

@@ -178,6 +178,10 @@ class Store(ABC):
         attributes :data:`wangge.data.tiles.TILE_FIELDS` lists and nothing else."""
 
     @abstractmethod
+    def dtypes(self, plan_id: str, version: int, layer: str) -> dict[str, str]:
+        """The saved column dtypes of a layer (a saved version never changes)."""
+
+    @abstractmethod
     def latest(self, plan_id: str) -> int | None:
         """The plan's latest version number (one quick read), None if there is no plan."""
 
@@ -272,13 +276,13 @@ class Store(ABC):
         return cache[key]
 
     def _check_layer(self, plan_id: str, version: int, layer: str) -> LayerInfo:
-        infos = self._layer_infos(plan_id, version)
+        infos = self.layer_infos(plan_id, version)
         if layer in infos:
             return infos[layer]
         names = ", ".join(infos)
         raise NotFound(f"no layer {layer!r}; this plan has: {names}", where="layer")
 
-    def _layer_infos(self, plan_id: str, version: int) -> dict[str, LayerInfo]:
+    def layer_infos(self, plan_id: str, version: int) -> dict[str, LayerInfo]:
         """The layers of a version by name, read once (a saved version never changes)."""
         cache = self.__dict__.setdefault("_layer_cache", {})
         key = (plan_id, version)

@@ -452,7 +452,7 @@ def _resolve(
         )
         old = sorted({grid_of[i] for i in members})
         used = set(grid_of) - set(old)
-        new_grids = _keep_codes([p.units for p in parts], grid_of, old, community, used, 15)
+        new_grids = _keep_codes([p.units for p in parts], grid_of, old, community, used)
         for part, code in zip(parts, new_grids, strict=True):
             _mark(flags, code, "oversize" if part.heavy else "", part.note)
             sub, _ = partition(
@@ -463,7 +463,7 @@ def _resolve(
             taken |= {
                 r for m, rc in flags.record_codes.items() if m[:15] == code for r in rc.split(",")
             }
-            micro_codes = _keep_codes([s.units for s in sub], micro, olds, code, taken, 18)
+            micro_codes = _keep_codes([s.units for s in sub], micro, olds, code, taken)
             spare = _free_codes(code, taken | set(micro_codes) | set(olds))
             for s, mcode in zip(sub, micro_codes, strict=True):
                 out[s.units] = mcode
@@ -497,10 +497,9 @@ def _keep_codes(
     old: list[str],
     parent: str,
     taken: set[str],
-    length: int,
 ) -> list[str]:
     """Give each new part the old code it overlaps most (each old code once), and the
-    lowest free numbers under ``parent`` to the rest."""
+    lowest free numbers under ``parent`` to the rest (retired codes are not reused)."""
     overlap = []
     for p, members in enumerate(parts):
         counts = pd.Series(labels[members]).value_counts()
@@ -514,11 +513,5 @@ def _keep_codes(
         if out[p] is None and code not in used:
             out[p] = code
             used.add(code)
-    free = (
-        f"{parent}{k:03d}"
-        for k in range(1, 1000)
-        if f"{parent}{k:03d}" not in taken | used | set(old)
-    )
-    width = length - len(parent)
-    assert width == 3, (parent, length)
+    free = _free_codes(parent, taken | used | set(old))
     return [c if c is not None else next(free) for c in out]

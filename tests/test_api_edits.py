@@ -131,6 +131,14 @@ def test_bad_moves_name_the_problem_and_save_nothing(edit_client):
         assert r.json()["where"] == where, r.json()
     r = client.post(f"/plans/{plan}/edits", json={"base_version": 1, "moves": [{"unit": 1}]})
     assert r.status_code == 422
+    for path, body, where in (
+        ("complete", {"grids": ["320102999999999"]}, "grids"),
+        ("complete", {"locks": ["320102999999999"]}, "locks"),
+        ("restore", {"version": 99}, "version"),
+    ):
+        r = client.post(f"/plans/{plan}/{path}", json={"base_version": 1, **body})
+        assert r.status_code in (404, 422), r.text
+        assert r.json()["where"] == where, r.json()
     assert [v.version for v in store.versions(plan)] == [1]
 
 

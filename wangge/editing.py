@@ -32,7 +32,6 @@ from wangge.geo.validate import Violation
 POLYGONS = ("streets", "communities", "grids", "microgrids")
 #: Layers holding per-grid results of the overlay and coverage jobs: kept, marked stale.
 GRID_RESULTS = ("grid_risk", "grid_coverage", "access", "gaps", "facilities", "risk_points")
-TARGET_OF = {"community": "community", "grid": "grid", "microgrid": "microgrid"}
 
 
 @dataclass
@@ -49,7 +48,6 @@ class PlanState:
     flags: ge.Flags
     locks: set[str]
     layers: dict[str, gpd.GeoDataFrame]  # POLYGONS and buildings, WGS84
-    building_unit: dict[str, int]  # building id → unit position
 
     @property
     def plan_id(self) -> str:
@@ -139,7 +137,6 @@ class Editor:
             flags=_flags(layers),
             locks=set(v.meta.get("locks") or []),
             layers=layers,
-            building_unit=_building_unit(unit_frame),
         )
 
     # reading ----------------------------------------------------------------------------
@@ -217,10 +214,7 @@ class Editor:
         """Move units and save the result as the plan's next version (409 if stale)."""
         base = self._base(plan_id, base_version, dry_run)
         t0 = time.perf_counter()
-        new_locks = set(base.locks if locks is None else locks)
-        unknown = new_locks - {c[:15] for c in base.micro}
-        if unknown:
-            raise InputError(f"no grid {sorted(unknown)[0]} to lock", plan_id, where="locks")
+        new_locks = _known_grids(base, base.locks if locks is None else locks, "locks")
         micro, moved = ge.apply_moves(base.units, base.micro, moves, base.locks | new_locks)
         t1 = time.perf_counter()
         targets = {m.after[:15] for m in moved}
@@ -245,8 +239,11 @@ class Editor:
     ) -> EditResult:
         """Re-solve the unlocked neighbours of the edited grids until they are valid."""
         base = self._base(plan_id, base_version, False)
-        new_locks = set(base.locks if locks is None else locks)
-        edited = set(grids if grids is not None else base.version.meta.get("edited") or [])
+        new_locks = _known_grids(base, base.locks if locks is None else locks, "locks")
+        if grids is not None:
+            edited = _known_grids(base, grids, "grids")
+        else:  # the grids edited since the last completion
+            edited = set(base.version.meta.get("edited") or [])
         t0 = time.perf_counter()
         done = ge.complete(base.units, base.micro, edited, new_locks, base.limits, base.flags)
         meta = {
@@ -410,6 +407,15 @@ def _box(b) -> list[float]:
     return [round(float(x), 7) for x in b]
 
 
+def _known_grids(s: PlanState, codes, where: str) -> set[str]:
+    """``codes`` as a set, each checked to be a grid of the version."""
+    codes = set(codes)
+    unknown = codes - {c[:15] for c in s.micro}
+    if unknown:
+        raise InputError(f"no grid {sorted(unknown)[0]} in this version", s.plan_id, where=where)
+    return codes
+
+
 def _flags(layers: dict[str, gpd.GeoDataFrame]) -> ge.Flags:
     records, flag, note, record_codes = {}, {}, {}, {}
     for name in ("grids", "microgrids"):
@@ -423,11 +429,6 @@ def _flags(layers: dict[str, gpd.GeoDataFrame]) -> ge.Flags:
                 records[r.code] = rc.count(",") + 1
                 record_codes[r.code] = rc
     return ge.Flags(records, flag, note, record_codes)
-
-
-def _building_unit(units: gpd.GeoDataFrame) -> dict[str, int]:
-    ids = units["building_id"]
-    return {str(b): i for i, b in enumerate(ids) if b is not None and not pd.isna(b)}
 
 
 def _grid_rows(
@@ -582,7 +583,7 @@ def _part_row(
     hh = float(summary.households)
     area = shapely.area(geom)
     perim = shapely.length(geom)
-    band = getattr(s.limits, level) if level in TARGET_OF else None
+    band = None if level == "street" else getattr(s.limits, level)
     records = flags.records.get(code, 1)
     row = {
         "code": code,
@@ -622,5 +623,4 @@ def _next_state(
         flags=_flags(merged),
         locks=set(locks),
         layers=merged,
-        building_unit=base.building_unit,
     )
