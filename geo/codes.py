@@ -40,6 +40,21 @@ def child_codes(parent: str, n: int, level: str) -> list[str]:
     return [f"{parent}{i:0{width}d}" for i in range(1, n + 1)]
 
 
+def free_codes(parent: str, n: int, level: str, taken: set[str], start: int = 1) -> list[str]:
+    """``n`` codes ``parent + start …`` at ``level`` in order, skipping those in ``taken``."""
+    width = WIDTHS[level]
+    out = []
+    i = start
+    while len(out) < n:
+        if i >= 10**width:
+            raise ValueError(f"more {level}s than fit in {width} digits under {parent}")
+        code = f"{parent}{i:0{width}d}"
+        if code not in taken:
+            out.append(code)
+        i += 1
+    return out
+
+
 def check_code(code: str, level: str, parent: str | None) -> str | None:
     """Return what is wrong with ``code`` at ``level`` (None if it is well formed)."""
     if not isinstance(code, str) or not re.fullmatch(r"\d+", code or ""):

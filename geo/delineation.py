@@ -57,7 +57,13 @@ def unit_graph(cells: gpd.GeoDataFrame, adjacency: pd.DataFrame) -> UnitGraph:
 
 @dataclass
 class Nested:
-    """Part index per unit at every level, and notes on special parts."""
+    """Part index per unit at every level, and notes on special parts.
+
+    ``flags`` holds, per level, the flag of each special part that is not ``heavy``:
+    ``given`` (a unit taken from the user's boundary file), ``empty`` (no households, kept
+    only because a given boundary makes it so) or ``infeasible`` (its parent's total fits no
+    whole number of parts). ``given`` maps a part to its row in the given units' table.
+    """
 
     street: np.ndarray
     community: np.ndarray
@@ -66,16 +72,144 @@ class Nested:
     notes: dict[str, dict[int, str]] = field(default_factory=dict)
     heavy: dict[str, set[int]] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
+    flags: dict[str, dict[int, str]] = field(default_factory=dict)
+    given: dict[str, dict[int, int]] = field(default_factory=dict)
 
 
-def solve(g: UnitGraph, limits: Limits) -> Nested:
+def bridge(g: UnitGraph, groups: list[np.ndarray], k: int = 12) -> int:
+    """Join the detached pieces of each group of units with bridge edges (``along`` 4).
+
+    Land that touches nothing (a cluster of buildings far from the rest, a community in
+    two pieces) would otherwise be solved on its own and become a street, a community and
+    a grid of its own, however small. Each piece is joined to its nearest piece by the
+    shortest link between unit centres (Kruskal over the candidate links), so the solver
+    sees one connected region; bridges are cut first (see ``cross_gap``), so a piece big
+    enough for its level stands alone, and a smaller one joins its nearest neighbour as an
+    exclave (飞地) that the contiguity check reports.
+
+    Parameters
+    ----------
+    g
+        The unit graph; bridge edges are appended to it in place (length 0).
+    groups
+        Sorted unit indices of each region to connect.
+    k
+        Nearest neighbours tried per unit before the exact search between pieces.
+
+    Returns
+    -------
+    int
+        The number of bridges added.
+    """
+    from wangge.geo.partition import _components, _edges_within
+
+    added: list[tuple[int, int]] = []
+    everything = np.arange(len(g.eu))
+    for units in groups:
+        if len(units) >= 2:
+            comps = _components(g, units, _edges_within(g, units, everything))
+            if len(comps) >= 2:
+                added.extend(_bridge_pieces(g.xy, units, comps, k))
+    if added:
+        u, v = np.asarray(added, dtype=g.eu.dtype).T
+        g.eu, g.ev = np.concatenate([g.eu, u]), np.concatenate([g.ev, v])
+        g.length = np.concatenate([g.length, np.zeros(len(u))])
+        g.along = np.concatenate([g.along, np.full(len(u), 4, dtype=g.along.dtype)])
+        g.compound = np.concatenate([g.compound, np.zeros(len(u), dtype=bool)])
+    return len(added)
+
+
+def _bridge_pieces(
+    xy_all: np.ndarray, units: np.ndarray, comps: list[np.ndarray], k: int
+) -> list[tuple[int, int]]:
+    """Shortest links (between unit centres) that join ``comps`` into one piece."""
+    from scipy.spatial import cKDTree
+
+    comp = np.empty(len(xy_all), dtype=np.int64)
+    for i, c in enumerate(comps):
+        comp[c] = i
+    parent = list(range(len(comps)))
+    links: list[tuple[int, int]] = []
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def join(d: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+        for i in np.argsort(d, kind="stable"):
+            ra, rb = find(comp[a[i]]), find(comp[b[i]])
+            if ra != rb:
+                parent[ra] = rb
+                links.append((int(min(a[i], b[i])), int(max(a[i], b[i]))))
+
+    xy = xy_all[units]
+    dist, nb = cKDTree(xy).query(xy, k=min(k, len(units)))
+    join(dist.ravel(), np.repeat(units, dist.shape[1]), units[nb.ravel()])
+    while True:  # pieces still apart: the exact nearest unit outside each one
+        roots = np.array([find(comp[u]) for u in units])
+        labels = np.unique(roots)
+        if len(labels) < 2:
+            return links
+        ds, as_, bs = [], [], []
+        for lab in labels:
+            inside = roots == lab
+            d, j = cKDTree(xy[~inside]).query(xy[inside])
+            best = int(np.argmin(d))
+            ds.append(d[best])
+            as_.append(units[inside][best])
+            bs.append(units[~inside][j[best]])
+        join(np.asarray(ds), np.asarray(as_), np.asarray(bs))
+
+
+def _absorb_empty(g: UnitGraph, parts: list, households: np.ndarray) -> list:
+    """Merge parts that hold no households into the sibling they share the most edge
+    with (a bridge counts a little): an empty part exists only where a given boundary
+    makes it so. A sole part is kept as it is."""
+    while len(parts) > 1:
+        totals = [households[p.units].sum() for p in parts]
+        empty = [i for i, t in enumerate(totals) if t <= 0 and not parts[i].heavy]
+        if not empty:
+            break
+        i = empty[0]
+        label = np.full(g.n, -1)
+        for j, p in enumerate(parts):
+            label[p.units] = j
+        lu, lv = label[g.eu], label[g.ev]
+        touch = ((lu == i) & (lv >= 0) & (lv != i)) | ((lv == i) & (lu >= 0) & (lu != i))
+        if not touch.any():
+            break
+        other = np.where(lu[touch] == i, lv[touch], lu[touch])
+        score = np.bincount(other, g.length[touch] + 1e-3, minlength=len(parts))
+        j = int(np.argmax(score))
+        parts[j].units = np.union1d(parts[j].units, parts[i].units)
+        del parts[i]
+    return parts
+
+
+def solve(g: UnitGraph, limits: Limits, given: dict[str, np.ndarray] | None = None) -> Nested:
     """Streets, then communities in each street, grids in each community, micro-grids in
     each grid: one nested run, each level solved inside its parent.
+
+    Parameters
+    ----------
+    g
+        The unit graph (bridges across open land are added to it).
+    limits
+        The bands.
+    given
+        For levels taken from the user's boundary files (``street``, ``community``): the
+        row of the given unit holding each unit. Those levels are kept exactly as given and
+        every level below is solved inside them.
     """
+    given = given or {}
     rng = np.random.default_rng(limits.solver.seed)
     n = g.n
     out = {lvl: np.full(n, -1) for lvl in geo_codes.LEVELS}
     notes: dict[str, dict[int, str]] = {lvl: {} for lvl in geo_codes.LEVELS}
+    flags: dict[str, dict[int, str]] = {lvl: {} for lvl in geo_codes.LEVELS}
+    given_of: dict[str, dict[int, int]] = {lvl: {} for lvl in geo_codes.LEVELS}
     heavy: dict[str, set[int]] = {lvl: set() for lvl in geo_codes.LEVELS}
     issues: list[Issue] = []
     bands = {
@@ -85,22 +219,53 @@ def solve(g: UnitGraph, limits: Limits) -> Nested:
         "microgrid": limits.microgrid,
     }
     regions = [np.arange(n)]
+    bridge(g, regions)
     for level in geo_codes.LEVELS:
-        weight = g.area if level == "street" else g.households
         next_regions = []
+        if level in given:
+            labels = np.asarray(given[level])
+            for region in regions:
+                for row in np.unique(labels[region]):
+                    part = region[labels[region] == row]
+                    pid = len(next_regions)
+                    out[level][part] = pid
+                    flags[level][pid] = "given"
+                    given_of[level][pid] = int(row)
+                    if g.households[part].sum() <= 0:
+                        notes[level][pid] = "holds no households (as given)"
+                    next_regions.append(part)
+            bridge(g, next_regions)
+            regions = next_regions
+            continue
+        weight = g.area if level == "street" else g.households
         for region in regions:
             parts, found = partition(g, region, weight, bands[level], limits.solver, rng)
             issues.extend(found)
+            parts = _absorb_empty(g, parts, g.households)
             for part in parts:
                 pid = len(next_regions)
                 out[level][part.units] = pid
                 if part.heavy:
                     heavy[level].add(pid)
                     notes[level][pid] = part.note or ""
+                elif part.flag:
+                    flags[level][pid] = part.flag
+                    notes[level][pid] = part.note or ""
+                if g.households[part.units].sum() <= 0 and not part.heavy:
+                    flags[level][pid] = "empty"
+                    notes[level][pid] = "no households in its parent"
                 next_regions.append(np.sort(part.units))
         regions = next_regions
     return Nested(
-        out["street"], out["community"], out["grid"], out["microgrid"], notes, heavy, issues
+        out["street"],
+        out["community"],
+        out["grid"],
+        out["microgrid"],
+        notes,
+        heavy,
+        issues,
+        flags,
+        given_of,
     )
 
 
@@ -145,8 +310,12 @@ def build_layers(
     nested: Nested,
     limits: Limits,
     persons_per_household: float,
+    given: dict[str, pd.DataFrame] | None = None,
 ) -> dict[str, gpd.GeoDataFrame]:
     """Dissolve cells into polygons at every level, number them and list vertical parts.
+
+    ``given`` holds the user's street and community tables (``code``, ``name``), indexed
+    by the rows that :attr:`Nested.given` names: those units keep their codes and names.
 
     Returns
     -------
@@ -186,22 +355,30 @@ def build_layers(
                 choose_k(h, limits.microgrid)[0] for h in frame.loc[is_heavy, "households"]
             ]
         frame["records"] = records
-        frame["code"] = ""
-        frame["record_codes"] = ""
-        for parent, group in frame.groupby("parent_code", sort=True):
-            idx = group.index[geo_codes.reading_order(group.geometry)]
-            counts = frame.loc[idx, "records"].to_numpy()
-            numbers = geo_codes.child_codes(parent, int(counts.sum()), level)
-            starts = np.r_[0, np.cumsum(counts)[:-1]]
-            frame.loc[idx, "code"] = [numbers[s] for s in starts]
-            frame.loc[idx, "record_codes"] = [
-                ",".join(numbers[s : s + c]) for s, c in zip(starts, counts, strict=True)
-            ]
-        frame["name"] = _names(frame, level, names_prev)
-        names_prev = dict(zip(frame["code"], frame["name"], strict=True))
+        flags = nested.flags.get(level, {})
         heavy_flag = "vertical" if level == "microgrid" else "oversize"
-        frame["flag"] = np.where(is_heavy, heavy_flag, "")
+        frame["flag"] = [
+            heavy_flag if h else flags.get(p, "")
+            for p, h in zip(frame["part"], is_heavy, strict=True)
+        ]
         frame["note"] = [nested.notes[level].get(p, "") for p in frame["part"]]
+        rows = nested.given.get(level, {})
+        table = (given or {}).get(level)
+        given_codes = {
+            p: _given_code(table, rows[p], level) for p in frame["part"] if p in rows
+        }
+        if level == "street":  # a given street sits under the district its code names
+            frame["parent_code"] = [
+                given_codes[p][:6] if given_codes.get(p) else pc
+                for p, pc in zip(frame["part"], frame["parent_code"], strict=True)
+            ]
+        _number(frame, level, given_codes)
+        frame["name"] = _names(frame, level, names_prev)
+        if table is not None and "name" in table:
+            for i, p in enumerate(frame["part"]):
+                if p in rows and isinstance(table["name"].iat[rows[p]], str):
+                    frame.loc[frame.index[i], "name"] = table["name"].iat[rows[p]]
+        names_prev = dict(zip(frame["code"], frame["name"], strict=True))
         code_map = dict(zip(frame["part"], frame["code"], strict=True))
         code_of[level] = np.array([code_map[x] for x in labels], dtype=object)
         parent_codes = code_of[level]
@@ -216,19 +393,56 @@ def build_layers(
         layers["microgrids"], cells, buildings, code_of["microgrid"], persons_per_household
     )
     layers["vertical_microgrids"] = vertical
-    cell_code = pd.Series(code_of["microgrid"], index=cells["building_id"].to_numpy())
-    cell_code = cell_code[cell_code.index.notna()]
-    out_b = buildings.copy()
-    out_b["microgrid_code"] = cell_code.reindex(out_b["building_id"]).to_numpy()
-    lost = out_b["microgrid_code"].isna().to_numpy()
-    if lost.any():  # buildings without a cell of their own: the cell holding their centre
-        pts = out_b.geometry[lost].representative_point().to_numpy()
-        tree = shapely.STRtree(geoms)
-        out_b.loc[lost, "microgrid_code"] = code_of["microgrid"][tree.nearest(pts)]
+    out_b = buildings.drop(columns="cell")
+    # the cell that counts the building's households (tessellation.cell_of), so the sums
+    # over buildings and over micro-grids are the same numbers
+    out_b["microgrid_code"] = code_of["microgrid"][buildings["cell"].to_numpy()]
     out_b["grid_code"] = out_b["microgrid_code"].str[:15]
     layers["buildings"] = out_b
     layers["units"] = unit_layer(cells, code_of["microgrid"])
     return layers
+
+
+#: Dedicated grids (专属网格) are numbered from here within their community, apart from the
+#: basic grids (001 up), so a grid's code says its type (DB6101/T 3185-2024 keeps the two
+#: types apart; the range is wangge's choice).
+DEDICATED_START = 901
+
+
+def _given_code(table: pd.DataFrame | None, row: int, level: str) -> str | None:
+    """The given unit's code when it is a well-formed code of ``level``, else None."""
+    if table is None or "code" not in table:
+        return None
+    code = table["code"].iat[row]
+    if not isinstance(code, str) or geo_codes.check_code(code, level, None) is not None:
+        return None
+    return code
+
+
+def _number(frame: gpd.GeoDataFrame, level: str, given_codes: dict[int, str | None]) -> None:
+    """Set ``code`` and ``record_codes`` within each parent: given codes are kept, basic
+    parts are numbered 001 up and dedicated grids from :data:`DEDICATED_START`, each in
+    reading order, skipping codes already taken."""
+    frame["code"] = ""
+    frame["record_codes"] = ""
+    for parent, group in frame.groupby("parent_code", sort=True):
+        taken = {c for p in group["part"] if (c := given_codes.get(p))}
+        order = group.index[geo_codes.reading_order(group.geometry)]
+        kept = [i for i in order if given_codes.get(frame.at[i, "part"])]
+        for i in kept:
+            frame.at[i, "code"] = frame.at[i, "record_codes"] = given_codes[frame.at[i, "part"]]
+        dedicated = [i for i in order if frame.at[i, "flag"] == "dedicated"]
+        basic = [i for i in order if i not in set(kept) | set(dedicated)]
+        for idx, start in ((basic, 1), (dedicated, DEDICATED_START)):
+            if not idx:
+                continue
+            counts = frame.loc[idx, "records"].to_numpy()
+            numbers = geo_codes.free_codes(parent, int(counts.sum()), level, taken, start)
+            starts = np.r_[0, np.cumsum(counts)[:-1]].astype(int)
+            for i, s0, c in zip(idx, starts, counts, strict=True):
+                frame.at[i, "code"] = numbers[s0]
+                frame.at[i, "record_codes"] = ",".join(numbers[s0 : s0 + c])
+            taken |= set(numbers)
 
 
 def unit_layer(cells: gpd.GeoDataFrame, microgrid_codes: np.ndarray) -> gpd.GeoDataFrame:

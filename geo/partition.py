@@ -58,6 +58,7 @@ class SolverParams:
     cross_minor_road: float = 3.0
     cross_major_road: float = 6.0
     cross_barrier: float = 8.0
+    cross_gap: float = 16.0
 
 
 @dataclass
@@ -65,7 +66,8 @@ class UnitGraph:
     """Units (cells) and their rook adjacency, all as flat arrays.
 
     ``along`` is 0 for an edge inside a block, 1 along a minor road, 2 along a major road
-    (rank ≤ 3) and 3 along a barrier; ``compound`` marks edges inside one compound.
+    (rank ≤ 3), 3 along a barrier and 4 for a bridge across open land between detached
+    pieces (:func:`wangge.geo.delineation.bridge`); ``compound`` marks edges inside one compound.
     """
 
     households: np.ndarray
@@ -91,6 +93,9 @@ class Part:
     units: np.ndarray
     heavy: bool = False
     note: str | None = None
+    #: Why a part outside the band is accepted: ``infeasible`` when its region's total
+    #: fits no whole number of parts (a given community of 200 households).
+    flag: str = ""
 
 
 @dataclass
@@ -173,6 +178,7 @@ def partition(
     mult[g.along == 1] = params.cross_minor_road
     mult[g.along == 2] = params.cross_major_road
     mult[g.along == 3] = params.cross_barrier
+    mult[g.along == 4] = params.cross_gap
     mult[g.compound] *= 0.5
     ctx = _Ctx(g, weight, band, params, rng, mult)
     ctx.pool = params.pool if band.name in POOL_LEVELS else 1
@@ -215,7 +221,8 @@ def partition(
                 ctx.pool = pooled
                 if _outside(ctx, retry) < _outside(ctx, regions):
                     regions = retry
-        parts.extend(_finish(ctx, regions, report=feasible))
+        why = None if feasible else ctx.issues[-1].reason
+        parts.extend(_finish(ctx, regions, report=feasible, why=why))
     return parts, ctx.issues
 
 
@@ -539,9 +546,12 @@ def _mend(ctx: _Ctx, regions: list[np.ndarray], edges: np.ndarray) -> list[np.nd
     return [r for r in regions if len(r)]
 
 
-def _finish(ctx: _Ctx, regions: list[np.ndarray], report: bool) -> list[Part]:
+def _finish(
+    ctx: _Ctx, regions: list[np.ndarray], report: bool, why: str | None = None
+) -> list[Part]:
     """Parts from the regions; a region still outside the band is divided by floors
-    where the level allows it, and otherwise reported with its heaviest units."""
+    where the level allows it, and otherwise reported with its heaviest units (or, when
+    its whole region could never fit, flagged ``infeasible`` with ``why``)."""
     band, out = ctx.band, []
     for region in regions:
         w = ctx.weight[region]
@@ -555,7 +565,7 @@ def _finish(ctx: _Ctx, regions: list[np.ndarray], report: bool) -> list[Part]:
             )
             out.append(Part(region, heavy=True, note=note))
         else:
-            out.append(Part(region))
+            out.append(Part(region, note=why, flag="" if why is None else "infeasible"))
             if report:
                 reason = (
                     f"{band.name} of {total:g} outside {band.lo:g}–{band.hi:g}: no contiguous "

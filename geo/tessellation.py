@@ -102,7 +102,10 @@ def _hold_buildings_whole(
     geoms = cells.geometry.to_numpy().copy()
     row = pd.Series(np.arange(len(cells)), index=cells["building_id"])
     row = row[row.index.notna()]
+    # a building can be left without a cell of its own (its outline points all coincide
+    # with another's, or its block was merged away): cell_of() accounts for it later
     b = buildings.set_index("building_id")
+    b = b[b.index.isin(row.index)]
     own = geoms[row.loc[b.index].to_numpy()]
     share = shapely.area(shapely.intersection(b.geometry.to_numpy(), own)) / b.area.to_numpy()
     todo = np.flatnonzero(share < 0.99)
@@ -125,3 +128,35 @@ def _hold_buildings_whole(
     out = out[~shapely.is_empty(geoms) & (shapely.area(geoms) > 0)].reset_index(drop=True)
     out["cell_id"] = np.arange(len(out))
     return out
+
+
+def cell_of(cells: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame) -> np.ndarray:
+    """Position of the cell that counts each building's households: exactly one per building.
+
+    A building's own cell where it has one; otherwise (a building drawn inside another, or
+    one whose outline coincides with a neighbour's) the cell holding most of its footprint,
+    else the nearest cell. So every household is counted in exactly one unit.
+
+    Returns
+    -------
+    numpy.ndarray
+        One cell position per row of ``buildings``.
+    """
+    own = pd.Series(np.arange(len(cells)), index=cells["building_id"])
+    own = own[own.index.notna() & ~own.index.duplicated()]
+    out = own.reindex(buildings["building_id"]).to_numpy(dtype=float, copy=True)
+    missing = np.flatnonzero(np.isnan(out))
+    if len(missing):
+        geoms = cells.geometry.to_numpy()
+        bgeoms = buildings.geometry.to_numpy()[missing]
+        tree = shapely.STRtree(geoms)
+        bi, ci = tree.query(bgeoms, predicate="intersects")
+        overlap = shapely.area(shapely.intersection(bgeoms[bi], geoms[ci]))
+        order = np.lexsort((-overlap, bi))
+        bi, ci = bi[order], ci[order]
+        first = np.unique(bi, return_index=True)[1]
+        out[missing[bi[first]]] = ci[first]
+        rest = missing[np.isnan(out[missing])]
+        if len(rest):
+            out[rest] = tree.nearest(buildings.geometry.to_numpy()[rest])
+    return out.astype(int)

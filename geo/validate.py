@@ -310,6 +310,54 @@ def split_compounds(
     return out
 
 
+def household_sums(layers: Layers, limits: Limits) -> list[Violation]:
+    """Every household is counted once: each unit's households equal the sum of its
+    children's, and each micro-grid's equal the sum of its buildings' (where the plan has
+    buildings). A difference is an error naming the unit and both figures."""
+    out = []
+    for name, parent_name in PARENT.items():
+        child, parent = layers[name], layers[parent_name]
+        sums = child.groupby("parent_code")["households"].sum()
+        have = parent.set_index("code")["households"]
+        got = sums.reindex(have.index).fillna(0)
+        for code in have.index[(got - have).abs().to_numpy() > 0.5]:
+            out.append(
+                Violation(
+                    LEVEL_OF[parent_name],
+                    str(code),
+                    "households",
+                    "error",
+                    f"holds {have[code]:g} households but its {name} hold {got[code]:g}",
+                )
+            )
+    if "buildings" in layers and "households" in layers["buildings"]:
+        b = layers["buildings"]
+        micro = layers["microgrids"].set_index("code")["households"]
+        sums = b.groupby("microgrid_code")["households"].sum().reindex(micro.index).fillna(0)
+        for code in micro.index[(sums - micro).abs().to_numpy() > 0.5]:
+            out.append(
+                Violation(
+                    "microgrid",
+                    str(code),
+                    "households",
+                    "error",
+                    f"holds {micro[code]:g} households but its buildings hold {sums[code]:g}",
+                )
+            )
+        lost = b.loc[~b["microgrid_code"].isin(micro.index), "households"].sum()
+        if lost > 0:
+            out.append(
+                Violation(
+                    "plan",
+                    "",
+                    "households",
+                    "error",
+                    f"{lost:g} households of buildings are counted in no micro-grid",
+                )
+            )
+    return out
+
+
 CHECKS: dict[str, Check] = {
     "code": codes,
     "nesting": nesting,
@@ -319,6 +367,7 @@ CHECKS: dict[str, Check] = {
     "limits": limits_check,
     "atomic": buildings_whole,
     "compound": compounds_whole,
+    "households": household_sums,
 }
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
@@ -18,7 +19,7 @@ from wangge.geo.feasibility import feasibility
 from wangge.geo.households import load_params
 from wangge.geo.limits import Limits, limits_from_raw, load_limits
 from wangge.geo.metrics import road_halo, unit_metrics
-from wangge.geo.tessellation import tessellate
+from wangge.geo.tessellation import cell_of, tessellate
 
 UNIT_LAYERS = ("buildings", "blocks", "adjacency", "compounds", "roads", "barriers", "study_area")
 
@@ -90,10 +91,14 @@ def delineate_units(
     checks = feasibility(buildings, units["compounds"], limits)
     start = time.perf_counter()
     cells = tessellate(units["blocks"], buildings)
+    # every building's households land in exactly one cell (its own, or the one that holds it)
+    where = cell_of(cells, buildings)
+    buildings = buildings.assign(cell=where)
+    n = len(cells)
+    cells["households"] = np.bincount(where, buildings["households"].to_numpy(float), n)
+    cells["population"] = np.bincount(where, buildings["population"].to_numpy(float), n)
     per_b = buildings.set_index("building_id")
     ids = cells["building_id"]
-    cells["households"] = per_b["households"].reindex(ids).fillna(0).to_numpy()
-    cells["population"] = per_b["population"].reindex(ids).fillna(0).to_numpy()
     block_comp = units["blocks"].set_index("block_id")["compound_id"]
     comp = per_b["compound_id"].reindex(ids).to_numpy()
     cells["compound_id"] = pd.Series(comp).where(
