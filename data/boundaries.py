@@ -1,0 +1,1067 @@
+"""Read given street and community boundary files, and clean their overlaps, gaps and slivers."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS, Transformer
+
+from wangge.data.userfiles import TABLE_SUFFIXES, VECTOR_SUFFIXES, _check_file, read_table
+from wangge.errors import InputError
+from wangge.geo._geom import polygonal
+from wangge.geo.crs import CHINA_BBOX, metric_crs, unshift
+
+LEVELS = ("street", "community")
+
+#: Accepted column names (matched stripped and lower-cased), most specific first.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "street_code": (
+        "街道代码",
+        "街道编码",
+        "街道区划代码",
+        "乡镇代码",
+        "street_code",
+        "street_cod",
+        "street_id",
+    ),
+    "community_code": (
+        "社区代码",
+        "社区编码",
+        "村代码",
+        "居委会代码",
+        "community_code",
+        "community_",
+        "community_id",
+    ),
+    "code": ("代码", "编码", "区划代码", "统计用区划代码", "行政区划代码", "code", "id"),
+    "street_name": ("街道名称", "街道", "乡镇名称", "street_name", "street_nam", "street"),
+    "community_name": ("社区名称", "社区", "村名称", "居委会名称", "community_name", "community"),
+    "name": ("名称", "name", "名字", "单位名称"),
+    "households": ("户数", "总户数", "households", "hh"),
+    "population": ("人口", "人数", "常住人口", "population", "pop"),
+    "wkt": ("wkt", "geometry", "geom", "几何", "the_geom", "shape"),
+}
+#: Code lengths: a street is 6 county + 3 township digits, a community adds 3 more.
+CODE_DIGITS = {"street": 9, "community": 12}
+
+#: Coordinates beyond this (in absolute value) cannot be degrees: they are metres.
+METRIC_ABOVE = 1000.0
+#: Slack, in degrees, around a projected CRS's declared area of use.
+AREA_SLACK_DEG = 1.5
+#: Overlay precision (metres): cleaning snaps coordinates to a 0.1 mm grid so overlays are exact.
+GRID_M = 0.0001
+#: Overlap and gap pieces below this area (m²), or thinner on average than
+#: :data:`NOISE_WIDTH_M`, are coordinate noise: settled like the rest, but reported as one
+#: summary finding per kind instead of one row each.
+NOISE_M2 = 0.01
+NOISE_WIDTH_M = 0.01
+#: Distance (m) within which two boundaries count as shared when measuring shared edges.
+EDGE_TOL_M = 0.01
+
+FINDING_COLUMNS = ["kind", "level", "code", "name", "area_m2", "x", "y", "detail"]
+
+
+@dataclass
+class GivenUnits:
+    """Streets or communities as a user gave them.
+
+    Attributes
+    ----------
+    frame
+        EPSG:4326 GeoDataFrame with ``code`` (normalised digit string or None), ``name``,
+        ``households`` and ``population`` (float, NaN where absent), ``street_code`` (a
+        community's 9-digit parent code from its own column, else None; None for streets),
+        ``street_name`` (a community's street name column, else None) and ``geometry``
+        (Polygon or MultiPolygon), one row per feature in file order.
+    findings
+        One row per thing noticed while reading (:data:`FINDING_COLUMNS`; ``x``/``y`` are
+        lon/lat).
+    source
+        The file read.
+    """
+
+    frame: gpd.GeoDataFrame
+    findings: pd.DataFrame
+    source: Path
+    level: str = "community"
+    notes: list[str] = field(default_factory=list)
+
+
+def empty_findings() -> pd.DataFrame:
+    """A findings table with no rows (and the right columns)."""
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
+
+
+def _findings(rows: list[dict]) -> pd.DataFrame:
+    if not rows:
+        return empty_findings()
+    return pd.DataFrame(rows, columns=FINDING_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------
+# reading
+
+
+def _find(columns: list, key: str) -> str | None:
+    lower = {str(c).strip().lower(): c for c in columns}
+    for alias in ALIASES[key]:
+        if alias.lower() in lower:
+            return lower[alias.lower()]
+    return None
+
+
+def _label(kind: str, i: int, code: str | None = None, name: str | None = None) -> str:
+    """``feature 3`` (vector files, from 1) or ``row 4`` (tables, header is row 1)."""
+    text = f"feature {i + 1}" if kind == "feature" else f"row {i + 2}"
+    extra = " ".join(str(v) for v in (code, name) if v)
+    return f"{text} ({extra})" if extra else text
+
+
+def _labels(kind: str, idx, codes=None, names=None, limit: int = 10) -> str:
+    idx = list(idx)
+    parts = [
+        _label(kind, i, None if codes is None else codes[i], None if names is None else names[i])
+        for i in idx[:limit]
+    ]
+    return ", ".join(parts) + (f" and {len(idx) - limit} more" if len(idx) > limit else "")
+
+
+def normalise_code(value) -> str | None:
+    """Return a code as a digit string: spaces removed, Excel's trailing ``.0`` and
+    scientific notation undone; None for blanks. Non-digit text is returned as it is."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return str(int(value)) if float(value).is_integer() else str(value)
+    text = re.sub(r"\s+", "", str(value))
+    if text == "" or text.lower() in ("nan", "none", "null"):
+        return None
+    if re.fullmatch(r"\d+\.0+", text):
+        return text.split(".")[0]
+    if re.fullmatch(r"\d+(\.\d+)?[eE]\+?\d+", text):
+        number = float(text)
+        if number.is_integer():
+            return str(int(number))
+    return text
+
+
+def _codes(values: pd.Series, level: str, column: str, path: Path, kind: str) -> list[str | None]:
+    """Normalise a code column for ``level``: a street code is 9 digits, or 12 ending in
+    000 (cut to 9); a community code is 12 digits. Raises naming the rows that are not."""
+    codes = [normalise_code(v) for v in values]
+    digits = CODE_DIGITS[level]
+    out: list[str | None] = []
+    bad = []
+    for i, c in enumerate(codes):
+        if c is None:
+            out.append(None)
+        elif not c.isdigit():
+            bad.append(i)
+            out.append(None)
+        elif len(c) == digits:
+            out.append(c)
+        elif level == "street" and len(c) == 12 and c.endswith("000"):
+            out.append(c[:9])
+        else:
+            bad.append(i)
+            out.append(None)
+    if bad:
+        shown = ", ".join(f"{codes[i]!r}" for i in bad[:5])
+        rule = (
+            "9 digits (6 county + 3 township), or 12 ending in 000"
+            if level == "street"
+            else "12 digits (6 county + 3 township + 3 community)"
+        )
+        raise InputError(
+            f"column {column!r} holds {level} codes that are not {rule}: {shown}",
+            path,
+            where=_labels(kind, bad),
+        )
+    return out
+
+
+def _numbers(frame: pd.DataFrame, key: str, path: Path, kind: str) -> np.ndarray:
+    col = _find(list(frame.columns), key)
+    if col is None:
+        return np.full(len(frame), np.nan)
+    raw = frame[col]
+    values = pd.to_numeric(raw, errors="coerce")
+    blank = raw.isna() | raw.astype(str).str.strip().isin(["", "nan", "None"])
+    bad = (values.isna() & ~blank) | (values < 0)
+    if bad.any():
+        raise InputError(
+            f"column {col!r} must hold counts of 0 or more",
+            path,
+            where=_labels(kind, np.flatnonzero(bad.to_numpy())),
+        )
+    return values.to_numpy(dtype=float)
+
+
+def _zip_members(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return z.namelist()
+    except zipfile.BadZipFile as exc:
+        raise InputError(f"is not a readable zip file: {exc}", path) from exc
+
+
+def _dbf_bytes(path: Path) -> tuple[bytes | None, bool]:
+    """The first .dbf of a shapefile (or zipped one) and whether a .cpg sits beside it."""
+    if path.suffix.lower() == ".shp":
+        dbf = path.with_suffix(".dbf")
+        if not dbf.exists():
+            dbf = path.with_suffix(".DBF")
+        cpg = path.with_suffix(".cpg").exists() or path.with_suffix(".CPG").exists()
+        return (dbf.read_bytes() if dbf.exists() else None), cpg
+    names = _zip_members(path)
+    dbfs = [n for n in names if n.lower().endswith(".dbf")]
+    cpg = any(n.lower().endswith(".cpg") for n in names)
+    if not dbfs:
+        return None, cpg
+    with zipfile.ZipFile(path) as z:
+        return z.read(dbfs[0]), cpg
+
+
+def _shapefile_encoding(path: Path, encoding: str) -> tuple[str | None, str | None]:
+    """Choose the attribute encoding of a shapefile, and say why when it was guessed.
+
+    Rule: an encoding the caller passed other than UTF-8 always wins; otherwise a .cpg
+    file or the DBF's language byte decides (GDAL reads them); with neither, the records
+    are read as UTF-8 when they decode as UTF-8, else as GB18030 (a superset of GBK, the
+    default of Chinese ArcGIS and SuperMap installations).
+    """
+    if encoding.replace("-", "").lower() not in ("utf8", "utf8sig"):
+        return encoding, None
+    data, has_cpg = _dbf_bytes(path)
+    if data is None or has_cpg or (len(data) > 29 and data[29] != 0):
+        return None, None
+    header = int.from_bytes(data[8:10], "little") if len(data) >= 10 else 0
+    records = data[header:]
+    try:
+        records.decode("utf-8")
+        return "utf-8", None
+    except UnicodeDecodeError:
+        pass
+    try:
+        records.decode("gb18030")
+    except UnicodeDecodeError:
+        return None, None
+    return "gb18030", (
+        "the attribute table has no .cpg file and is not UTF-8; read it as GBK/GB18030"
+    )
+
+
+def _read_table_units(path: Path, encoding: str) -> tuple[gpd.GeoDataFrame, str]:
+    frame = read_table(path, encoding)
+    col = _find(list(frame.columns), "wkt")
+    if col is None:
+        raise InputError(
+            f"has no geometry column; a boundary table needs WKT polygons in a column "
+            f"named one of {', '.join(ALIASES['wkt'])}",
+            path,
+        )
+    text = frame[col].astype(object).where(frame[col].notna(), None)
+    geoms = shapely.from_wkt(text.to_numpy(), on_invalid="ignore")
+    bad = np.flatnonzero(shapely.is_missing(geoms) & frame[col].notna().to_numpy())
+    if len(bad):
+        raise InputError(
+            f"column {col!r} holds text that is not WKT", path, where=_labels("row", bad)
+        )
+    frame = frame.drop(columns=[col])
+    return gpd.GeoDataFrame(frame, geometry=geoms, crs=None), "row"
+
+
+def _read_vector_units(
+    path: Path, encoding: str, findings: list[dict], level: str
+) -> tuple[gpd.GeoDataFrame, str]:
+    kwargs = {}
+    is_shape = path.suffix.lower() in (".shp", ".zip")
+    if is_shape:
+        enc, why = _shapefile_encoding(path, encoding)
+        if enc:
+            kwargs["encoding"] = enc
+        if why:
+            findings.append(_row("encoding", level, None, None, None, why))
+    try:
+        frame = gpd.read_file(path, engine="pyogrio", **kwargs)
+    except Exception as exc:  # pyogrio raises several types for unreadable files
+        hint = ""
+        if isinstance(exc, UnicodeDecodeError) or "codec can't decode" in str(exc):
+            hint = "; if its attributes are GBK, pass encoding gbk"
+        raise InputError(f"cannot be read as vector data: {exc}{hint}", path) from exc
+    if is_shape:
+        text = frame.select_dtypes(include="object").drop(columns="geometry", errors="ignore")
+        garbled = any(text[c].astype(str).str.contains("\ufffd").any() for c in text.columns)
+        if garbled:
+            raise InputError(
+                "its attribute text does not decode as UTF-8; pass encoding gbk "
+                "(or add a .cpg file naming the encoding)",
+                path,
+            )
+    return frame, "feature"
+
+
+def _row(kind, level, code, name, geom_wgs, detail, area_m2=np.nan) -> dict:
+    x = y = np.nan
+    if geom_wgs is not None and not geom_wgs.is_empty:
+        p = geom_wgs.representative_point()
+        x, y = p.x, p.y
+    return {
+        "kind": kind,
+        "level": level,
+        "code": code,
+        "name": name,
+        "area_m2": area_m2,
+        "x": x,
+        "y": y,
+        "detail": detail,
+    }
+
+
+def _xy_bounds(geoms: np.ndarray) -> np.ndarray:
+    return shapely.bounds(geoms)  # (n, 4): xmin, ymin, xmax, ymax
+
+
+def _in_bbox(b: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    return (b[:, 0] >= x0) & (b[:, 2] <= x1) & (b[:, 1] >= y0) & (b[:, 3] <= y1)
+
+
+def _check_degrees(geoms: np.ndarray, crs_text: str, path: Path, kind: str, codes, names) -> None:
+    """Raise for coordinates that cannot be the degrees the file claims: metres, or lon/lat
+    swapped (latitude beyond ±90°, or polygons that land outside China while their swapped
+    coordinates would land inside it)."""
+    b = _xy_bounds(geoms)
+    big = np.abs(b).max(axis=1)
+    metric = np.flatnonzero(big > METRIC_ABOVE)
+    if len(metric):
+        i = metric[0]
+        raise InputError(
+            f"{crs_text}, yet its coordinates reach x={b[i, 0]:.0f}, y={b[i, 1]:.0f}: "
+            "these are metres of a projected CRS (a Gauss-Kruger zone such as EPSG:4549?), "
+            "not degrees; give the file's real CRS (a .prj file, or crs='EPSG:45xx')",
+            path,
+            where=_labels(kind, metric, codes, names),
+        )
+    lat_over = (np.abs(b[:, 1]) > 90) | (np.abs(b[:, 3]) > 90)
+    lon_ok = (np.abs(b[:, 0]) <= 90) & (np.abs(b[:, 2]) <= 90)
+    swapped_box = b[:, [1, 0, 3, 2]]
+    in_china = _in_bbox(b, CHINA_BBOX)
+    swapped_in_china = _in_bbox(swapped_box, CHINA_BBOX)
+    swapped = (lat_over & lon_ok) | (~in_china & swapped_in_china)
+    if swapped.any():
+        i = np.flatnonzero(swapped)[0]
+        raise InputError(
+            f"longitude and latitude look swapped: the polygons sit at lon {b[i, 0]:.4f}, "
+            f"lat {b[i, 1]:.4f}, and swapped they would lie in China; write x as "
+            "longitude and y as latitude",
+            path,
+            where=_labels(kind, np.flatnonzero(swapped), codes, names),
+        )
+    out = (np.abs(b[:, [0, 2]]) > 180).any(axis=1) | lat_over
+    if out.any():
+        raise InputError(
+            f"{crs_text}, yet its coordinates are out of range (lon ±180°, lat ±90°)",
+            path,
+            where=_labels(kind, np.flatnonzero(out), codes, names),
+        )
+
+
+def _to_wgs84(
+    frame: gpd.GeoDataFrame, path: Path, kind: str, codes, names, crs_given
+) -> gpd.GeoDataFrame:
+    """Bring ``frame`` to EPSG:4326, checking that the declared CRS fits the coordinates.
+
+    Rules: a file without a CRS (a CSV, a shapefile without .prj) is lon/lat unless its
+    coordinates are clearly metres, which raises asking for ``crs=``; ``crs_given``
+    overrides what the file declares; coordinates declared as degrees must be degrees
+    (:func:`_check_degrees`); a projected CRS's coordinates must not look like degrees and,
+    once transformed, must lie within the CRS's area of use (1.5° slack).
+    """
+    geoms = frame.geometry.to_numpy()
+    if crs_given is not None:
+        frame = frame.set_crs(CRS.from_user_input(crs_given), allow_override=True)
+    elif frame.crs is None:
+        b = _xy_bounds(geoms)
+        metric = np.flatnonzero(np.abs(b).max(axis=1) > METRIC_ABOVE)
+        if len(metric):
+            raise InputError(
+                "declares no CRS and its coordinates are metres, not degrees; "
+                "give the CRS, e.g. crs='EPSG:4549' (CGCS2000 Gauss-Kruger, CM 120°E)",
+                path,
+                where=_labels(kind, metric, codes, names),
+            )
+        frame = frame.set_crs(4326)
+    crs = frame.crs
+    name = f"EPSG:{crs.to_epsg()}" if crs.to_epsg() else crs.name
+    if crs.is_geographic:
+        _check_degrees(geoms, f"it declares {name} (degrees)", path, kind, codes, names)
+        return frame.to_crs(4326)
+    b = _xy_bounds(geoms)
+    degreeish = np.flatnonzero(np.abs(b).max(axis=1) <= 360)
+    if len(degreeish) == len(b):
+        raise InputError(
+            f"declares the projected CRS {name} (metres), yet its coordinates look like "
+            f"degrees (x={b[0, 0]:.4f}, y={b[0, 1]:.4f}); give crs='EPSG:4326' or fix the .prj",
+            path,
+            where=_labels(kind, degreeish, codes, names),
+        )
+    out = frame.to_crs(4326)
+    wb = _xy_bounds(out.geometry.to_numpy())
+    finite = np.isfinite(wb).all(axis=1)
+    aou = crs.area_of_use
+    slack = AREA_SLACK_DEG
+    box = (
+        (aou.west - slack, aou.south - slack, aou.east + slack, aou.north + slack)
+        if aou
+        else (-180, -90, 180, 90)
+    )
+    bad = np.flatnonzero(~finite | ~_in_bbox(np.where(finite[:, None], wb, 0), box))
+    if len(bad):
+        i = bad[0]
+        hint = (
+            " (x values above 10 million carry a zone prefix: use EPSG:4513-4533's "
+            "unprefixed twin, EPSG:4534-4554)"
+            if abs(b[i, 0]) > 1e7
+            else ""
+        )
+        raise InputError(
+            f"its coordinates do not fit its CRS {name}: transformed, they land at "
+            f"lon {wb[i, 0]:.3f}, lat {wb[i, 1]:.3f}, outside where {name} is used; "
+            f"is the CRS (or the zone) wrong?{hint}",
+            path,
+            where=_labels(kind, bad, codes, names),
+        )
+    return out
+
+
+def read_units(
+    path: str | Path,
+    level: str,
+    coords: str = "wgs84",
+    encoding: str = "utf-8",
+    crs: str | int | None = None,
+) -> GivenUnits:
+    """Read a given street or community boundary file.
+
+    Formats: GeoJSON, GeoPackage, Shapefile (.shp, or zipped), CSV or Excel with WKT
+    polygons in a column named ``wkt``/``geometry``/``geom``/``几何``.
+
+    Rules
+    -----
+    - CRS: whatever the file declares (EPSG:4326, 4490, a CGCS2000 Gauss-Kruger zone, any
+      projected CRS with a .prj). A file declaring none is lon/lat, unless its coordinates
+      are clearly metres: then an error asks for ``crs``. A declared CRS that cannot fit the
+      coordinates (metres declared as degrees, degrees declared as metres, a projected
+      CRS landing outside its area of use) and swapped lon/lat are errors naming features.
+    - ``coords`` ``gcj02``/``bd09``: lon/lat (after any CRS transformation) are shifted
+      back to WGS84 with :func:`wangge.geo.crs.unshift`.
+    - Columns are found by alias (:data:`ALIASES`, stripped, case-insensitive): the code
+      (a level-specific column such as 社区代码/街道代码 first, then 代码/编码/code/id),
+      name, 户数/households, 人口/population, and for communities their street code and
+      street name. Codes are normalised (spaces and Excel's ``.0`` removed) and must be
+      digits: a street's 9 (or 12 ending in 000, cut to 9), a community's 12. A generic
+      ``id`` column whose values are not such codes is ignored (a finding). A missing
+      code stays None (a finding); the name is kept. Duplicate codes are an error.
+    - Text: CSV in ``encoding`` (an error suggests ``encoding gbk`` when UTF-8 fails and
+      GBK reads); shapefile attributes per ``.cpg``, else detected UTF-8 or GB18030.
+    - Geometry: empty/missing and non-polygon features are errors; invalid polygons
+      (self-intersections) are repaired with ``make_valid`` and listed as findings.
+
+    Parameters
+    ----------
+    path
+        The file.
+    level
+        ``"street"`` or ``"community"``.
+    coords
+        ``"wgs84"`` (also for CGCS2000), ``"gcj02"`` or ``"bd09"``.
+    encoding
+        Text encoding of a CSV, or of shapefile attributes when the caller knows better
+        than the file.
+    crs
+        The CRS of a file that declares none (a CSV); overrides a declared one.
+
+    Returns
+    -------
+    GivenUnits
+        The units in EPSG:4326 and the findings.
+
+    Raises
+    ------
+    InputError
+        Naming the file and the feature (vector files, from 1) or row (tables, header is
+        row 1) for every problem above.
+    """
+    path = Path(path)
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
+    findings: list[dict] = []
+    lower = path.name.lower()
+    if lower.endswith(TABLE_SUFFIXES):
+        frame, kind = _read_table_units(path, encoding)
+    else:
+        _check_file(path, VECTOR_SUFFIXES)
+        frame, kind = _read_vector_units(path, encoding, findings, level)
+    if frame.empty:
+        raise InputError("holds no features", path)
+    frame = frame.reset_index(drop=True)
+    cols = list(frame.columns)
+
+    # codes and names
+    own = _find(cols, f"{level}_code")
+    generic = _find(cols, "code")
+    code_col = own or generic
+    if level == "street" and own is None and generic is None:
+        code_col = None
+    codes: list[str | None] = [None] * len(frame)
+    if code_col is not None:
+        try:
+            codes = _codes(frame[code_col], level, code_col, path, kind)
+        except InputError:
+            if str(code_col).strip().lower() != "id":
+                raise
+            findings.append(
+                _row(
+                    "column_ignored",
+                    level,
+                    None,
+                    None,
+                    None,
+                    f"column {code_col!r} holds no {level} codes (a row id?), so it is not "
+                    "read as the code",
+                )
+            )
+            code_col = None
+    name_col = _find(cols, f"{level}_name") or _find(cols, "name")
+    names = [
+        None if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v).strip()
+        for v in (frame[name_col] if name_col is not None else [None] * len(frame))
+    ]
+    street_codes: list[str | None] = [None] * len(frame)
+    street_names: list[str | None] = [None] * len(frame)
+    if level == "community":
+        sc = _find(cols, "street_code")
+        if sc is not None and sc != code_col:
+            street_codes = _codes(frame[sc], "street", sc, path, kind)
+        sn = _find(cols, "street_name")
+        if sn is not None and sn != name_col:
+            street_names = [
+                None if pd.isna(v) or str(v).strip() == "" else str(v).strip() for v in frame[sn]
+            ]
+
+    present = [c for c in codes if c is not None]
+    if len(present) != len(set(present)):
+        series = pd.Series(codes)
+        dup = series.notna() & series.duplicated(keep=False)
+        groups = series[dup].groupby(series[dup]).groups
+        detail = "; ".join(
+            f"{c} in {_labels(kind, list(ix), None, names)}" for c, ix in list(groups.items())[:5]
+        )
+        raise InputError(
+            f"duplicate {level} codes: {detail}",
+            path,
+            where=_labels(kind, np.flatnonzero(dup.to_numpy())),
+        )
+
+    # geometry
+    geoms = frame.geometry.to_numpy()
+    missing = np.flatnonzero(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if len(missing):
+        raise InputError(
+            f"{len(missing)} feature(s) have empty or missing geometry",
+            path,
+            where=_labels(kind, missing, codes, names),
+        )
+    geoms = shapely.force_2d(geoms)
+    types = shapely.get_type_id(geoms)
+    not_poly = np.flatnonzero(~np.isin(types, (3, 6)))
+    if len(not_poly):
+        kinds = sorted({g.geom_type for g in geoms[not_poly]})
+        raise InputError(
+            f"boundaries must be polygons, but {len(not_poly)} feature(s) are {', '.join(kinds)}",
+            path,
+            where=_labels(kind, not_poly, codes, names),
+        )
+    frame = frame.set_geometry(gpd.GeoSeries(geoms, crs=frame.crs))
+    frame = _to_wgs84(frame, path, kind, codes, names, crs)
+    geoms = frame.geometry.to_numpy()
+    geoms = unshift(geoms, coords)
+
+    centre = shapely.union_all(shapely.envelope(geoms)).centroid
+    metric = metric_crs(centre.x, centre.y)
+    invalid = np.flatnonzero(~shapely.is_valid(geoms))
+    for i in invalid:
+        reason = shapely.is_valid_reason(geoms[i])
+        fixed = polygonal(shapely.make_valid(geoms[i]))
+        if fixed is None or fixed.is_empty:
+            raise InputError(
+                f"polygon is invalid ({reason}) and has no area once repaired",
+                path,
+                where=_label(kind, i, codes[i], names[i]),
+            )
+        before = gpd.GeoSeries([geoms[i]], crs=4326).to_crs(metric).area.iloc[0]
+        after = gpd.GeoSeries([fixed], crs=4326).to_crs(metric).area.iloc[0]
+        findings.append(
+            _row(
+                "repaired",
+                level,
+                codes[i],
+                names[i],
+                fixed,
+                f"{_label(kind, i)}: invalid polygon ({reason}) repaired with make_valid; "
+                f"area {before:.1f} m² as drawn (signed rings), {after:.1f} m² repaired",
+                after,
+            )
+        )
+        geoms[i] = fixed
+    for i in (i for i, c in enumerate(codes) if c is None):
+        findings.append(
+            _row(
+                "missing_code",
+                level,
+                None,
+                names[i],
+                geoms[i],
+                f"{_label(kind, i)} carries no {level} code; one will be assigned",
+            )
+        )
+    out = gpd.GeoDataFrame(
+        {
+            "code": pd.Series(codes, dtype=object),
+            "name": pd.Series(names, dtype=object),
+            "households": _numbers(frame, "households", path, kind),
+            "population": _numbers(frame, "population", path, kind),
+            "street_code": pd.Series(street_codes, dtype=object),
+            "street_name": pd.Series(street_names, dtype=object),
+        },
+        geometry=gpd.GeoSeries(geoms, crs=4326),
+        crs=4326,
+    )
+    return GivenUnits(frame=out, findings=_findings(findings), source=path, level=level)
+
+
+# ---------------------------------------------------------------------------------------
+# cleaning
+
+
+def _shared_length(a: shapely.Geometry, b: shapely.Geometry) -> float:
+    """Length of ``a``'s boundary lying within :data:`EDGE_TOL_M` of ``b``."""
+    if a.is_empty or b.is_empty:
+        return 0.0
+    return float(shapely.intersection(a.boundary, b.buffer(EDGE_TOL_M, quad_segs=2)).length)
+
+
+def _is_noise(g: shapely.Geometry) -> bool:
+    return g.area < NOISE_M2 or (g.length > 0 and 2 * g.area / g.length < NOISE_WIDTH_M)
+
+
+def _is_sliver(g: shapely.Geometry, sliver_m2: float, sliver_width_m: float) -> bool:
+    area = g.area
+    return area < sliver_m2 or (g.length > 0 and 2 * area / g.length < sliver_width_m)
+
+
+class _Units:
+    """Mutable working set of unit geometries with their names, ranks and findings."""
+
+    def __init__(self, units: gpd.GeoDataFrame, level: str):
+        self.level = level
+        self.crs = units.crs
+        n = len(units)
+        self.codes = list(units["code"]) if "code" in units else [None] * n
+        self.codes = [None if c is None or pd.isna(c) else str(c) for c in self.codes]
+        self.names = list(units["name"]) if "name" in units else [None] * n
+        self.names = [None if v is None or pd.isna(v) else str(v) for v in self.names]
+        geoms = shapely.set_precision(units.geometry.to_numpy(), GRID_M)
+        self.geoms = np.array([polygonal(g) for g in geoms], dtype=object)
+        order = sorted(range(n), key=lambda i: (self.codes[i] is None, self.codes[i] or "", i))
+        self.rank = np.empty(n, dtype=int)
+        self.rank[order] = np.arange(n)
+        self.to_wgs = Transformer.from_crs(self.crs, 4326, always_xy=True)
+        self.rows: list[dict] = []
+        self.noise: dict[str, list[float]] = {}
+
+    def tag(self, i: int) -> str:
+        bits = [v for v in (self.codes[i], self.names[i]) if v]
+        return " ".join(bits) if bits else f"unit #{i + 1}"
+
+    def where(self, g: shapely.Geometry) -> tuple[float, float]:
+        p = g.representative_point()
+        x, y = self.to_wgs.transform(p.x, p.y)
+        return float(x), float(y)
+
+    def add(self, kind: str, i: int | None, g: shapely.Geometry, detail: str) -> None:
+        x, y = self.where(g)
+        self.rows.append(
+            {
+                "kind": kind,
+                "level": self.level,
+                "code": None if i is None else self.codes[i],
+                "name": None if i is None else self.names[i],
+                "area_m2": round(g.area, 3),
+                "x": x,
+                "y": y,
+                "detail": detail,
+            }
+        )
+
+    def best(self, piece: shapely.Geometry, candidates, against) -> tuple[int, dict]:
+        """The candidate whose geometry (``against(k)``) shares the longest edge with
+        ``piece``; ties go to the lower code."""
+        lengths = {k: _shared_length(piece, against(k)) for k in candidates}
+        win = min(candidates, key=lambda k: (-round(lengths[k], 3), self.rank[k]))
+        return win, lengths
+
+
+def clean_units(
+    units: gpd.GeoDataFrame,
+    level: str,
+    sliver_m2: float = 50.0,
+    sliver_width_m: float = 2.0,
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame, gpd.GeoDataFrame]:
+    """Settle overlaps, snap slivers and small gaps, and set larger gaps apart.
+
+    Rules, applied in this order; every change is a finding row:
+
+    1. Coordinates are snapped to a 0.1 mm grid (:data:`GRID_M`) so that overlays are exact.
+    2. **Overlaps.** Each connected piece shared by two units is given to ONE of them: the
+       unit whose remaining part (the unit minus the piece) shares the longer boundary
+       with the piece, i.e. the unit the piece is most embedded in; ties go to the lower
+       code. It is cut from the other. Kind ``overlap``, or ``overlap_sliver`` when the
+       piece is a sliver (below ``sliver_m2`` or thinner than ``sliver_width_m``, width
+       being 2·area/perimeter); the rule is the same. A unit left with no area raises.
+    3. **Gaps.** Holes between units inside the outer hull of their union (the union of
+       the exteriors of the union's polygons, minus the union) are measured. A sliver gap
+       is snapped: merged into the neighbour sharing the longest edge with it (ties: lower
+       code), kind ``gap_snapped``. A larger gap stays unassigned: it is returned in the
+       third output and reported as ``gap_unassigned`` with its area, location and
+       neighbours.
+    4. **Sliver parts.** A part of a multi-part unit that is a sliver and not the unit's
+       largest part moves to the touching neighbour sharing the longest edge with it,
+       kind ``sliver_part``.
+
+    Overlap and gap pieces under :data:`NOISE_M2` (0.01 m²; coordinate noise) follow the
+    same rules but are summed into one ``overlap_noise``/``gap_noise`` row each.
+    Afterwards no two units overlap (by more than 0.01 m²) and their union is the input
+    union plus the snapped gaps.
+
+    Parameters
+    ----------
+    units
+        Units in a metric CRS, with ``code`` and ``name`` columns (either may be None).
+    level
+        ``"street"`` or ``"community"``, for the findings.
+    sliver_m2, sliver_width_m
+        Sliver thresholds: area below, or mean width (2·area/perimeter) below.
+
+    Returns
+    -------
+    (cleaned, findings, unassigned)
+        ``cleaned``: ``units`` with settled geometries (same rows, same columns);
+        ``findings``: :data:`FINDING_COLUMNS` (``x``/``y`` lon/lat, area in m²);
+        ``unassigned``: GeoDataFrame in the units' CRS with ``area_m2``, ``x``, ``y``,
+        ``neighbours`` (codes or names, comma-separated) and ``geometry``, one row per gap
+        left unassigned.
+    """
+    if units.crs is None or not units.crs.is_projected:
+        raise ValueError("clean_units needs units in a metric (projected) CRS")
+    units = units.reset_index(drop=True)
+    w = _Units(units, level)
+    geoms = w.geoms
+    n = len(geoms)
+
+    # 2. overlaps
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="intersects")
+    pairs = sorted(
+        {(a, b) for a, b in zip(left, right, strict=True) if a < b},
+        key=lambda p: (min(w.rank[p[0]], w.rank[p[1]]), max(w.rank[p[0]], w.rank[p[1]])),
+    )
+    for i, j in pairs:
+        inter = polygonal(shapely.intersection(geoms[i], geoms[j], grid_size=GRID_M))
+        if inter is None or inter.is_empty:
+            continue
+        for piece in shapely.get_parts(inter):
+            rest = {k: shapely.difference(geoms[k], piece, grid_size=GRID_M) for k in (i, j)}
+            win, lengths = w.best(piece, [i, j], lambda k, rest=rest: rest[k])
+            lose = j if win == i else i
+            geoms[lose] = polygonal(shapely.difference(geoms[lose], piece, grid_size=GRID_M))
+            if geoms[lose].is_empty or geoms[lose].area < NOISE_M2:
+                raise InputError(
+                    f"{level} {w.tag(lose)} lies entirely inside {w.tag(win)}; "
+                    "is the same unit in the file twice?"
+                )
+            if _is_noise(piece):
+                w.noise.setdefault("overlap_noise", []).append(piece.area)
+                continue
+            sliver = _is_sliver(piece, sliver_m2, sliver_width_m)
+            w.add(
+                "overlap_sliver" if sliver else "overlap",
+                lose,
+                piece,
+                f"{piece.area:.1f} m² claimed by both {w.tag(i)} and {w.tag(j)} given to "
+                f"{w.tag(win)} (shared edge {lengths[win]:.1f} m vs {lengths[lose]:.1f} m"
+                f"{', tie: lower code' if abs(lengths[win] - lengths[lose]) < 1e-3 else ''})"
+                f" and cut from {w.tag(lose)}",
+            )
+
+    # 3. gaps
+    union = shapely.union_all(geoms, grid_size=GRID_M)
+    filled = shapely.union_all(
+        [shapely.Polygon(p.exterior) for p in shapely.get_parts(polygonal(union))],
+        grid_size=GRID_M,
+    )
+    gaps = polygonal(shapely.difference(filled, union, grid_size=GRID_M))
+    tree = shapely.STRtree(geoms)
+    unassigned = []
+    for gap in shapely.get_parts(gaps) if gaps is not None else []:
+        near = [int(k) for k in tree.query(gap.buffer(EDGE_TOL_M), predicate="intersects")]
+        if not near:  # cannot happen for a hole, but never lose one silently
+            near = list(range(n))
+        if _is_noise(gap) or _is_sliver(gap, sliver_m2, sliver_width_m):
+            k, lengths = w.best(gap, near, lambda k: geoms[k])
+            geoms[k] = polygonal(shapely.union(geoms[k], gap, grid_size=GRID_M))
+            if _is_noise(gap):
+                w.noise.setdefault("gap_noise", []).append(gap.area)
+                continue
+            w.add(
+                "gap_snapped",
+                k,
+                gap,
+                f"gap of {gap.area:.1f} m², {2 * gap.area / gap.length:.2f} m wide on average, "
+                f"between {', '.join(w.tag(m) for m in near)} merged into {w.tag(k)} "
+                f"(longest shared edge, {lengths[k]:.1f} m)",
+            )
+        else:
+            x, y = w.where(gap)
+            neighbours = ", ".join(w.tag(m) for m in sorted(near, key=lambda m: w.rank[m]))
+            unassigned.append(
+                {"area_m2": gap.area, "x": x, "y": y, "neighbours": neighbours, "geometry": gap}
+            )
+            w.add(
+                "gap_unassigned",
+                None,
+                gap,
+                f"land of {gap.area:.1f} m² between {neighbours} belongs to no {level}; "
+                "kept as unassigned land",
+            )
+
+    # 4. sliver parts
+    for i in sorted(range(n), key=lambda i: w.rank[i]):
+        parts = list(shapely.get_parts(geoms[i]))
+        if len(parts) < 2:
+            continue
+        parts.sort(key=lambda p: -p.area)
+        for part in parts[1:]:
+            if not _is_sliver(part, sliver_m2, sliver_width_m):
+                continue
+            near = [
+                int(k)
+                for k in tree.query(part.buffer(EDGE_TOL_M), predicate="intersects")
+                if k != i
+            ]
+            near = [k for k in near if _shared_length(part, geoms[k]) > 0]
+            if not near:
+                continue
+            k, lengths = w.best(part, near, lambda k: geoms[k])
+            geoms[i] = polygonal(shapely.difference(geoms[i], part, grid_size=GRID_M))
+            geoms[k] = polygonal(shapely.union(geoms[k], part, grid_size=GRID_M))
+            w.add(
+                "sliver_part",
+                i,
+                part,
+                f"detached sliver of {w.tag(i)} ({part.area:.1f} m²) moved to {w.tag(k)} "
+                f"(shared edge {lengths[k]:.1f} m)",
+            )
+
+    for kind, areas in w.noise.items():
+        w.rows.append(
+            {
+                "kind": kind,
+                "level": level,
+                "code": None,
+                "name": None,
+                "area_m2": float(sum(areas)),
+                "x": np.nan,
+                "y": np.nan,
+                "detail": f"{len(areas)} piece(s) under {NOISE_M2} m² or thinner than "
+                f"{NOISE_WIDTH_M} m (coordinate noise) settled by the same rules",
+            }
+        )
+    cleaned = units.copy()
+    cleaned = cleaned.set_geometry(gpd.GeoSeries(list(geoms), crs=units.crs))
+    gaps_out = gpd.GeoDataFrame(
+        pd.DataFrame(unassigned, columns=["area_m2", "x", "y", "neighbours", "geometry"]),
+        geometry="geometry",
+        crs=units.crs,
+    )
+    return cleaned, _findings(w.rows), gaps_out
+
+
+# ---------------------------------------------------------------------------------------
+# hierarchy
+
+
+def streets_from_communities(communities: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Derive streets from communities' 12-digit codes.
+
+    Rules: a community's street is the first 9 digits of its 12-digit code, else its own
+    ``street_code`` column; communities with neither raise. Streets are the dissolved
+    union of their communities (same CRS), named from a ``street_name`` column where the
+    communities carry one (the most frequent), else None. ``households`` and
+    ``population`` are the sums over the street's communities when all carry them, else
+    NaN. Rows are ordered by code.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``code`` (9 digits), ``name``, ``households``, ``population``, ``street_code``
+        (None), ``street_name`` (None), ``geometry``.
+
+    Raises
+    ------
+    InputError
+        Naming the communities without a usable code.
+    """
+    n = len(communities)
+    codes = list(communities["code"]) if "code" in communities else [None] * n
+    own = list(communities["street_code"]) if "street_code" in communities else [None] * n
+    streets = []
+    for c, s in zip(codes, own, strict=True):
+        if isinstance(c, str) and len(c) == 12 and c.isdigit():
+            streets.append(c[:9])
+        elif isinstance(s, str) and len(s) == 9 and s.isdigit():
+            streets.append(s)
+        else:
+            streets.append(None)
+    missing = [i for i, s in enumerate(streets) if s is None]
+    if missing:
+        names = list(communities["name"]) if "name" in communities else [None] * n
+        listed = ", ".join(str(names[i] or codes[i] or f"community #{i + 1}") for i in missing[:10])
+        raise InputError(
+            f"{len(missing)} communities carry no 12-digit code (6 county + 3 township + 3 "
+            f"community) and no street code, so their streets cannot be derived: {listed}. "
+            "Give the streets file (--streets) or add the codes",
+            where=", ".join(f"community #{i + 1}" for i in missing[:10]),
+        )
+    frame = communities.assign(_street=streets)
+    rows = []
+    for code, group in frame.groupby("_street", sort=True):
+        names = group["street_name"].dropna() if "street_name" in group else pd.Series([])
+        hh = group["households"] if "households" in group else pd.Series([np.nan])
+        pop = group["population"] if "population" in group else pd.Series([np.nan])
+        rows.append(
+            {
+                "code": code,
+                "name": names.mode().iloc[0] if len(names) else None,
+                "households": float(hh.sum()) if hh.notna().all() else np.nan,
+                "population": float(pop.sum()) if pop.notna().all() else np.nan,
+                "street_code": None,
+                "street_name": None,
+                "geometry": polygonal(shapely.union_all(group.geometry.to_numpy())),
+            }
+        )
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=communities.crs)
+
+
+def nest_communities(
+    streets: gpd.GeoDataFrame,
+    communities: gpd.GeoDataFrame,
+    tolerance: float = 0.01,
+    min_m2: float = 50.0,
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """Assign each community to the street holding most of its area.
+
+    Rules: areas are measured in the frames' CRS if metric, else in the local metric CRS.
+    A community goes to the street holding the largest part of its area (ties: lower
+    street code). It is reported as ``straddles`` when the part outside that street is
+    above ``tolerance`` of its area and above ``min_m2``; as ``outside_streets`` (and
+    left with ``street_code`` None) when no street holds any of it; as ``code_mismatch``
+    when the first 9 digits of its 12-digit code differ from its street's code.
+
+    Returns
+    -------
+    (communities, findings)
+        A copy of ``communities`` with ``street_code`` set to the assigned street's code
+        and ``street_share`` (fraction of the community's area in it); the findings
+        (:data:`FINDING_COLUMNS`).
+    """
+    if streets.crs != communities.crs:
+        streets = streets.to_crs(communities.crs)
+    crs = communities.crs
+    if crs is not None and not crs.is_projected:
+        c = shapely.union_all(shapely.envelope(communities.geometry.to_numpy())).centroid
+        crs = metric_crs(c.x, c.y)
+    s_geoms = streets.to_crs(crs).geometry.to_numpy()
+    c_frame = communities.reset_index(drop=True)
+    c_geoms = c_frame.to_crs(crs).geometry.to_numpy()
+    s_codes = [None if pd.isna(v) else str(v) for v in streets["code"]]
+    to_wgs = Transformer.from_crs(crs, 4326, always_xy=True)
+    tree = shapely.STRtree(s_geoms)
+    assigned: list[str | None] = []
+    shares: list[float] = []
+    rows: list[dict] = []
+
+    def add(kind, i, geom, detail):
+        p = geom.representative_point()
+        x, y = to_wgs.transform(p.x, p.y)
+        rows.append(
+            {
+                "kind": kind,
+                "level": "community",
+                "code": c_frame["code"].iloc[i] if "code" in c_frame else None,
+                "name": c_frame["name"].iloc[i] if "name" in c_frame else None,
+                "area_m2": round(geom.area, 3),
+                "x": x,
+                "y": y,
+                "detail": detail,
+            }
+        )
+
+    for i, g in enumerate(c_geoms):
+        hits = tree.query(g, predicate="intersects")
+        areas = {int(k): shapely.intersection(g, s_geoms[k]).area for k in hits}
+        areas = {k: a for k, a in areas.items() if a > 0}
+        if not areas:
+            assigned.append(None)
+            shares.append(0.0)
+            add("outside_streets", i, g, "lies in no given street")
+            continue
+        k = min(areas, key=lambda k: (-areas[k], s_codes[k] or "~"))
+        assigned.append(s_codes[k])
+        shares.append(areas[k] / g.area)
+        outside = g.area - areas[k]
+        if outside > tolerance * g.area and outside > min_m2:
+            others = ", ".join(
+                f"{s_codes[m] or '#' + str(m + 1)} {areas[m]:.0f} m²"
+                for m in sorted(areas, key=lambda m: -areas[m])
+                if m != k
+            )
+            add(
+                "straddles",
+                i,
+                g,
+                f"{outside:.0f} m² ({outside / g.area:.1%}) lie outside its street "
+                f"{s_codes[k]}: {others or 'in no street'}",
+            )
+        code = c_frame["code"].iloc[i] if "code" in c_frame else None
+        if isinstance(code, str) and len(code) == 12 and s_codes[k] and code[:9] != s_codes[k]:
+            add(
+                "code_mismatch",
+                i,
+                g,
+                f"code {code} starts with {code[:9]} but the community lies in street {s_codes[k]}",
+            )
+    out = c_frame.copy()
+    out["street_code"] = pd.Series(assigned, dtype=object)
+    out["street_share"] = shares
+    return out, _findings(rows)
