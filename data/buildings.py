@@ -1,4 +1,4 @@
-"""Read building footprints from a city's 3D-building layer or a commercial map into the OSM shape."""
+"""Read buildings from a city's 3D-building layer or a commercial map into the OSM shape."""
 
 from __future__ import annotations
 
@@ -480,7 +480,7 @@ def _footprints(
 def _numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Numbers from a column (``6``, ``"6"``, ``"6F"``, ``"6层"``, ``"30 m"``), and which
     non-blank cells held no number."""
-    num = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    num = np.array(pd.to_numeric(values, errors="coerce"), dtype=float)
     text = values.astype(str).str.strip()
     blank = values.isna().to_numpy() | text.isin(["", "nan", "None", "NULL", "null"]).to_numpy()
     for i in np.flatnonzero(np.isnan(num) & ~blank):
@@ -510,16 +510,18 @@ def _checked(
     ids: np.ndarray,
     rows: np.ndarray,
     log: _Log,
+    zero_ok: bool = False,
 ) -> tuple[np.ndarray, str | None]:
-    """A numeric field's values with those ≤ 0, above ``upper`` or unreadable set to NaN,
-    each reported as a finding."""
+    """A numeric field's values with those ≤ 0 (< 0 if ``zero_ok``), above ``upper`` or
+    unreadable set to NaN, each reported as a finding."""
     col = _column(table.columns, field_name)
     if col is None:
         return np.full(len(table), np.nan), None
     v, unreadable = _numbers(table[col])
+    low = (v < 0, "is negative") if zero_ok else (v <= 0, "is zero or negative")
     for mask, why in (
         (unreadable, "is not a number"),
-        (v <= 0, "is zero or negative"),
+        low,
         (v > upper, f"is above {upper:g} {unit}, not believed"),
     ):
         for i in np.flatnonzero(mask):
@@ -531,7 +533,7 @@ def _checked(
             )
         if mask.any():
             log.notes[f"{field_name} values ignored ({why})"] += int(mask.sum())
-    v = np.where(unreadable | (v <= 0) | (v > upper), np.nan, v)
+    v = np.where(unreadable | low[0] | (v > upper), np.nan, v)
     return v, col
 
 
@@ -715,7 +717,7 @@ def read_buildings(
         crs=4326,
     )
     for field_name in ("households", "population"):
-        v, col = _checked(table, field_name, np.inf, "", ids, rows, log)
+        v, col = _checked(table, field_name, np.inf, "", ids, rows, log, zero_ok=True)
         if col is not None:
             out[field_name] = v
             log.notes[f"{field_name} read from column {col!r}"] += int(np.isfinite(v[keep]).sum())

@@ -71,7 +71,8 @@ def osm_building_table(
     negative_heights
         Set the height of this many buildings (every 97th) to a negative number.
     empty_geometries
-        Make this many geometries (every 89th, from the 5th) empty or missing, alternately.
+        Make this many geometries (every 89th from the 6th, closer when there are many) empty
+        or missing, alternately.
 
     Returns
     -------
@@ -92,7 +93,8 @@ def osm_building_table(
         rows = np.arange(negative_heights) * 97
         out.loc[rows, "height"] = -np.arange(1, negative_heights + 1) * 3.0
     if empty_geometries:
-        rows = 5 + np.arange(empty_geometries) * 89
+        step = min(89, (len(out) - 5) // empty_geometries)
+        rows = 5 + np.arange(empty_geometries) * step
         geoms = out.geometry.to_numpy().copy()
         geoms[rows[::2]] = shapely.Polygon()
         geoms[rows[1::2]] = None
