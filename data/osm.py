@@ -1,8 +1,9 @@
-"""Read a local OSM file (.osm, .osm.bz2, .osm.pbf) into buildings, roads, barriers and POIs."""
+"""Read any local OSM file (.osm, .osm.gz, .osm.bz2, .osm.pbf; sorted or not) into map layers."""
 
 from __future__ import annotations
 
 import re
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,11 @@ FACILITY_KEYS = ("amenity", "healthcare", "emergency", "shop", "leisure", "socia
 #: Keys whose polygons give buildings their context (what land they stand on).
 CONTEXT_KEYS = ("landuse", "amenity", "leisure", "shop", "tourism", "railway", "office")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+#: Ids ≤ 0 (JOSM's new objects) are read as ``_NEGATIVE_BASE - id``: libosmium's node
+#: location index keeps positive ids only. Real OSM ids are far below it (2**50 ≈ 1.1e15).
+_NEGATIVE_BASE = 2**50
+_WORD = {"n": "node", "w": "way", "r": "relation"}
+_RANK_KIND = {1: "n", 2: "w", 3: "r"}
 
 
 @dataclass
@@ -90,8 +96,26 @@ class OsmExtract:
 
 
 def osm_id(kind: str, ident: int) -> str:
-    """Return the string id wangge uses for an OSM object: ``n123``, ``w123`` or ``r123``."""
+    """Return the string id wangge uses for an OSM object: ``n123``, ``w123`` or ``r-12``.
+
+    ``ident`` may be an id as read from a file whose ids ≤ 0 were shifted to positive ones
+    (see :func:`_positive_ids`); the string id keeps the sign the object has in the file.
+    """
+    if ident >= _NEGATIVE_BASE:
+        ident = _NEGATIVE_BASE - ident
     return f"{kind}{ident}"
+
+
+def _unsigned(ident: int) -> int:
+    return ident if ident > 0 else _NEGATIVE_BASE - ident
+
+
+class _Unsorted(Exception):
+    """The input is not sorted by type, then id: it has to be read again, sorted."""
+
+
+class _Negative(Exception):
+    """The input holds ids ≤ 0: it has to be read again with its ids made positive."""
 
 
 def check_osm_file(path: Path) -> None:
@@ -154,12 +178,26 @@ def _walkable(tags: dict) -> bool:
 
 
 class _Collector(osmium.SimpleHandler):
-    """Gather the objects wangge needs in one pass, keeping node locations for ways."""
+    """Gather the objects wangge needs in one pass, keeping node locations for ways.
 
-    def __init__(self) -> None:
+    It also checks the order libosmium relies on (nodes, then ways, then relations, each by
+    rising positive id): it raises :class:`_Unsorted` or :class:`_Negative` so that the
+    caller reads the file again prepared, and :class:`InputError` for an id seen twice. It
+    remembers the areas it expects, so that :meth:`finish` counts those libosmium could not
+    assemble (nodes or member ways missing from a clipped extract).
+    """
+
+    def __init__(self, source: Path) -> None:
         super().__init__()
+        self.source = source
         self.wkb = osmium.geom.WKBFactory()
         self.stats: Counter = Counter()
+        self.rank = 0
+        self.last = 0
+        self.way_ids: set[int] = set()
+        self.expected_ways: dict[int, bool] = {}  # closed way → all its nodes have locations
+        self.expected_relations: dict[int, list[int]] = {}  # relation → its member ways
+        self.assembled: set[tuple[str, int]] = set()
         self.buildings: list[dict] = []
         self.roads: list[dict] = []
         self.barriers: list[dict] = []
@@ -167,11 +205,51 @@ class _Collector(osmium.SimpleHandler):
         self.compounds: list[dict] = []
         self.facilities: list[dict] = []
 
+    @property
+    def where(self) -> str | None:
+        """The last object read, e.g. ``way w-5``, to name in an error."""
+        if not self.rank:
+            return None
+        kind = _RANK_KIND[self.rank]
+        return f"{_WORD[kind]} {osm_id(kind, self.last)}"
+
+    def _order(self, rank: int, ident: int) -> None:
+        if ident <= 0:
+            raise _Negative
+        if rank == self.rank and ident > self.last:
+            self.last = ident
+            return
+        if rank == self.rank and ident == self.last:
+            raise _twice(self.source, self.where)
+        if rank <= self.rank:
+            raise _Unsorted
+        self.rank, self.last = rank, ident
+
+    def finish(self) -> None:
+        """Count the areas expected from closed ways and relations that were not assembled."""
+        for ident, located in self.expected_ways.items():
+            if ("w", ident) not in self.assembled:
+                if located:
+                    self.stats["areas skipped: way rings libosmium cannot assemble"] += 1
+                else:
+                    self.stats["areas skipped: way nodes missing from the file"] += 1
+        for ident, members in self.expected_relations.items():
+            if ("r", ident) not in self.assembled:
+                if all(m in self.way_ids for m in members):
+                    self.stats["multipolygons skipped: rings not closed or nodes missing"] += 1
+                else:
+                    self.stats["multipolygons skipped: member ways missing from the file"] += 1
+
     # nodes: facilities only
     def node(self, n) -> None:
-        tags = dict(n.tags)
-        if not tags:
+        ident = n.id
+        if ident > self.last and self.rank == 1:  # the common case, inline: nodes are many
+            self.last = ident
+        else:
+            self._order(1, ident)
+        if not n.tags:
             return
+        tags = dict(n.tags)
         fac = _facility_tags(tags)
         if fac is None:
             return
@@ -193,14 +271,27 @@ class _Collector(osmium.SimpleHandler):
         for nd in w.nodes:
             if nd.location.valid():
                 coords.append((nd.location.lon, nd.location.lat))
-            else:
-                self.stats["way nodes without location"] += 1
+        missing = len(w.nodes) - len(coords)
+        if missing:
+            self.stats["way nodes missing from the file or without lat/lon"] += missing
+            if len(coords) >= 2:
+                self.stats["ways cut short: nodes missing from the file"] += 1
         return shapely.LineString(coords) if len(coords) >= 2 else None
 
     def way(self, w) -> None:
+        self._order(2, w.id)
+        self.way_ids.add(w.id)
         tags = dict(w.tags)
         if not tags:
             return
+        nodes = w.nodes
+        if (
+            len(nodes) >= 4
+            and nodes[0].ref == nodes[len(nodes) - 1].ref
+            and tags.get("area") != "no"
+            and _area_wanted(tags)
+        ):
+            self.expected_ways[w.id] = all(nd.location.valid() for nd in nodes)
         hw = tags.get("highway")
         is_road = hw is not None and tags.get("area") != "yes"
         kind = _barrier_kind(tags)
@@ -210,7 +301,7 @@ class _Collector(osmium.SimpleHandler):
             return
         line = self._line(w)  # built once, whatever the way is used for
         if line is None:
-            self.stats["ways without geometry"] += 1
+            self.stats["ways skipped: fewer than 2 nodes in the file"] += 1
             return
         if is_road:
             tunnel = _is_tunnel(tags)
@@ -247,20 +338,19 @@ class _Collector(osmium.SimpleHandler):
                 }
             )
 
+    def relation(self, r) -> None:
+        self._order(3, r.id)
+        if r.tags.get("type") in ("multipolygon", "boundary") and _area_wanted(dict(r.tags)):
+            self.expected_relations[r.id] = [m.ref for m in r.members if m.type == "w"]
+
     def area(self, a) -> None:
         tags = dict(a.tags)
         if not tags:
             return
         kind, ident = ("w", a.orig_id()) if a.from_way() else ("r", a.orig_id())
-        wanted = (
-            ("building" in tags and tags["building"] != "no")
-            or _water_polygon(tags)
-            or _compound_kind(tags) is not None
-            or any(k in tags for k in CONTEXT_KEYS)
-            or _facility_tags(tags) is not None
-        )
-        if not wanted:
+        if not _area_wanted(tags):
             return
+        self.assembled.add((kind, ident))
         try:
             geom = shapely.from_wkb(self.wkb.create_multipolygon(a))
         except RuntimeError:
@@ -320,6 +410,17 @@ class _Collector(osmium.SimpleHandler):
         fac = _facility_tags(tags)
         if fac is not None:
             self.facilities.append({"facility_id": oid, **fac, "area_m2": np.nan, "geometry": geom})
+
+
+def _area_wanted(tags: dict) -> bool:
+    """Whether an area with these tags gives wangge a layer's polygon."""
+    return (
+        ("building" in tags and tags["building"] != "no")
+        or _water_polygon(tags)
+        or _compound_kind(tags) is not None
+        or any(k in tags for k in CONTEXT_KEYS)
+        or _facility_tags(tags) is not None
+    )
 
 
 def _water_polygon(tags: dict) -> bool:
@@ -390,13 +491,137 @@ def _frame(rows: list[dict], columns: list[str]) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=4326)
 
 
+def _twice(source: Path, where: str | None) -> InputError:
+    return InputError(
+        "appears twice in the file (a merged file? merge extracts with `osmium merge`, "
+        "which keeps one copy of each object)",
+        source,
+        where,
+    )
+
+
+def _read_error(exc: Exception, source: Path, handler: _Collector | None = None) -> InputError:
+    """The :class:`InputError` for an exception raised while libosmium read ``source``."""
+    detail = str(exc) or type(exc).__name__
+    where = handler.where if handler is not None else None
+    if "twice in input" in detail:
+        # libosmium stops at the second copy, just after the collector saw the first one
+        return _twice(source, where)
+    if any(w in detail for w in ("no element found", "gzip error", "bzip2 error", "truncated")):
+        detail = f"the file ends too early or is damaged (truncated?): {detail}"
+        where = None
+    elif not isinstance(exc, RuntimeError | osmium.InvalidLocationError):
+        detail = f"{type(exc).__name__}: {detail}"
+    else:
+        where = None  # libosmium's own errors come from the parser, not from one object
+    return InputError(f"cannot be read as OSM data: {detail}", source, where)
+
+
+def _claims_sorted(path: Path) -> bool:
+    """Whether ``path`` is a PBF whose header says it is sorted by type, then id."""
+    if not path.name.lower().endswith(".pbf"):
+        return False
+    try:
+        reader = osmium.io.Reader(str(path), osmium.osm.NOTHING)
+        try:
+            return reader.header().get("sorting", "") == "Type_then_ID"
+        finally:
+            reader.close()
+    except Exception:
+        return False
+
+
+def _sorted_copy(path: Path, dst: Path, source: Path) -> Path:
+    """Write ``path`` sorted by type, then id (duplicates kept) to the PBF ``dst``."""
+    reader = osmium.MergeInputReader()
+    try:
+        reader.add_file(str(path))
+        writer = osmium.SimpleWriter(str(dst), overwrite=True)
+        try:
+            reader.apply(writer, simplify=False)
+        finally:
+            writer.close()
+    except Exception as exc:
+        raise _read_error(exc, source) from exc
+    return dst
+
+
+def _positive_ids(path: Path, tmp: Path, source: Path) -> Path:
+    """Copy the sorted file ``path`` with every id ≤ 0 shifted above ``_NEGATIVE_BASE``.
+
+    Node refs and relation members move with their objects; :func:`osm_id` shifts them
+    back, so the string ids keep their sign. The copy is sorted again.
+    """
+    shifted = tmp / "positive.osm.pbf"
+    try:
+        with osmium.SimpleWriter(str(shifted), overwrite=True) as writer:
+            for obj in osmium.FileProcessor(str(path)):
+                ident = _unsigned(obj.id)
+                if obj.is_node():
+                    writer.add_node(obj.replace(id=ident))
+                elif obj.is_way():
+                    refs = [_unsigned(nd.ref) for nd in obj.nodes]
+                    writer.add_way(obj.replace(id=ident, nodes=refs))
+                elif obj.is_relation():
+                    members = [(m.type, _unsigned(m.ref), m.role) for m in obj.members]
+                    writer.add_relation(obj.replace(id=ident, members=members))
+    except Exception as exc:
+        raise _read_error(exc, source) from exc
+    return _sorted_copy(shifted, tmp / "positive-sorted.osm.pbf", source)
+
+
+def _collect(path: Path, source: Path, *, is_sorted: bool) -> _Collector:
+    """Run the collector over ``path`` (``source`` as the user named it, for errors)."""
+    handler = _Collector(source)
+    try:
+        handler.apply_file(str(path), locations=True)
+    except (_Unsorted, _Negative, InputError):
+        raise
+    except Exception as exc:
+        if "out of order" in str(exc) and not is_sorted:
+            raise _Unsorted from exc
+        raise _read_error(exc, source, handler) from exc
+    handler.finish()
+    return handler
+
+
+def _read_any(path: Path) -> _Collector:
+    """Collect ``path`` in the order libosmium needs, preparing a copy only when needed.
+
+    A PBF whose header says it is sorted is read as it is. Any other file (XML is parsed
+    once either way) is sorted in memory into a temporary PBF by libosmium's own
+    ``MergeInputReader``, which costs about nothing; a file with ids ≤ 0 (JOSM) is copied
+    once more with positive ids, because the node location index keeps positive ids only.
+    """
+    if _claims_sorted(path):
+        try:
+            return _collect(path, path, is_sorted=False)
+        except (_Unsorted, _Negative):
+            pass
+    with tempfile.TemporaryDirectory(prefix="wangge-osm-") as tmp:
+        sorted_path = _sorted_copy(path, Path(tmp) / "sorted.osm.pbf", path)
+        try:
+            return _collect(sorted_path, path, is_sorted=True)
+        except _Negative:
+            positive = _positive_ids(sorted_path, Path(tmp), path)
+        try:
+            return _collect(positive, path, is_sorted=True)
+        except (_Unsorted, _Negative) as exc:  # cannot happen on a sorted positive copy
+            raise InputError("cannot be put in id order", path, None) from exc
+
+
 def read_osm(path: str | Path) -> OsmExtract:
     """Read a local OSM file with no network access.
+
+    Any order and any ids are read: files saved by JOSM (ids < 0, objects in any order) and
+    Overpass exports come out with the same layers as the sorted file would give, the ids
+    keeping their sign (``w-12``). What a clipped extract lacks (nodes of a way, members of
+    a multipolygon) is skipped and counted in ``stats``.
 
     Parameters
     ----------
     path
-        An ``.osm``, ``.osm.bz2`` or ``.osm.pbf`` file.
+        An ``.osm`` (or ``.xml``), ``.osm.gz``, ``.osm.bz2`` or ``.osm.pbf`` file.
 
     Returns
     -------
@@ -408,18 +633,12 @@ def read_osm(path: str | Path) -> OsmExtract:
     Raises
     ------
     InputError
-        If the file is missing, empty, not OSM, truncated, or holds no buildings.
+        If the file is missing, empty, not OSM, truncated, holds an object twice (named,
+        e.g. ``way w-5``) or holds no buildings.
     """
     path = Path(path)
     check_osm_file(path)
-    handler = _Collector()
-    try:
-        handler.apply_file(str(path), locations=True)
-    except RuntimeError as exc:
-        detail = str(exc)
-        if "no element found" in detail:
-            detail = f"the file ends too early (truncated?): {detail}"
-        raise InputError(f"cannot be read as OSM data: {detail}", path) from exc
+    handler = _read_any(path)
     if not handler.buildings:
         raise InputError(
             "holds no buildings (no closed way or multipolygon with a building tag); "

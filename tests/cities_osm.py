@@ -1,0 +1,213 @@
+"""Seeded builders that rewrite a real OSM XML file as the odd files planners really have."""
+
+from __future__ import annotations
+
+import gzip
+import math
+import random
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+
+#: A lon/lat box: (west, south, east, north) in degrees, WGS84.
+Window = tuple[float, float, float, float]
+#: OSM element name → the one-letter kind of wangge's string ids (``n1``, ``w1``, ``r1``).
+KIND = {"node": "n", "way": "w", "relation": "r"}
+#: Attributes an editor such as JOSM drops from objects it creates.
+_META = ("version", "timestamp", "changeset", "user", "uid", "visible")
+
+
+def _objects(root: ET.Element) -> list[ET.Element]:
+    return [el for el in root if el.tag in KIND]
+
+
+def _write(root: ET.Element, dst: str | Path) -> Path:
+    dst = Path(dst)
+    ET.indent(root, space=" ")
+    ET.ElementTree(root).write(dst, encoding="utf-8", xml_declaration=True)
+    return dst
+
+
+def josm_variant(src: str | Path, dst: str | Path, seed: int = 0) -> dict[str, str]:
+    """Rewrite ``src`` as JOSM saves a layer of new and modified objects.
+
+    Every id becomes negative (a seeded random 1:1 map per object type, applied to way node
+    refs and relation members alike, including members absent from the file); the objects
+    come in shuffled order with nodes, ways and relations interleaved; each carries
+    ``action="modify"``; version, timestamp, changeset, user and uid are dropped. A
+    ``<bounds>`` element is kept first, as JOSM writes it.
+
+    Parameters
+    ----------
+    src
+        A real OSM XML file (not compressed).
+    dst
+        Where to write the variant (``.osm``).
+    seed
+        Seed of the id map and of the order.
+
+    Returns
+    -------
+    dict[str, str]
+        The map from each original string id to the new one, e.g. ``{"w12": "w-345"}``.
+    """
+    rng = random.Random(seed)
+    root = ET.parse(src).getroot()
+    objects = _objects(root)
+    ids: dict[str, set[int]] = {k: set() for k in KIND.values()}
+    for el in objects:
+        ids[KIND[el.tag]].add(int(el.get("id")))
+        for nd in el.iter("nd"):
+            ids["n"].add(int(nd.get("ref")))
+        for m in el.iter("member"):
+            ids[KIND[m.get("type")]].add(int(m.get("ref")))
+    new: dict[str, dict[int, int]] = {}
+    for kind, old in ids.items():
+        fresh = list(range(-1, -len(old) - 1, -1))
+        rng.shuffle(fresh)
+        new[kind] = dict(zip(sorted(old), fresh, strict=True))
+    for el in objects:
+        el.set("id", str(new[KIND[el.tag]][int(el.get("id"))]))
+        for key in _META:
+            el.attrib.pop(key, None)
+        el.set("action", "modify")
+        for nd in el.iter("nd"):
+            nd.set("ref", str(new["n"][int(nd.get("ref"))]))
+        for m in el.iter("member"):
+            m.set("ref", str(new[KIND[m.get("type")]][int(m.get("ref"))]))
+    rng.shuffle(objects)
+    bounds = [el for el in root if el.tag == "bounds"]
+    out = ET.Element("osm", {"version": "0.6", "generator": "JOSM", "upload": "never"})
+    out.extend(bounds + objects)
+    _write(out, dst)
+    return {
+        f"{kind}{old}": f"{kind}{neg}" for kind, table in new.items() for old, neg in table.items()
+    }
+
+
+def gz_variant(src: str | Path, dst: str | Path) -> Path:
+    """Write ``src`` gzip-compressed to ``dst`` (an ``.osm.gz``) and return ``dst``."""
+    dst = Path(dst)
+    dst.write_bytes(gzip.compress(Path(src).read_bytes(), mtime=0))
+    return dst
+
+
+def _node_coords(root: ET.Element) -> dict[str, tuple[float, float]]:
+    return {
+        el.get("id"): (float(el.get("lon")), float(el.get("lat")))
+        for el in root.iter("node")
+        if el.get("lon") is not None and el.get("lat") is not None
+    }
+
+
+def _inside(point: tuple[float, float], windows: Sequence[Window]) -> bool:
+    x, y = point
+    return any(w <= x <= e and s <= y <= n for w, s, e, n in windows)
+
+
+def default_windows(src: str | Path, size_m: float = 350.0) -> list[Window]:
+    """Four windows of ``size_m`` metres at the corners of the buildings' extent in ``src``.
+
+    The extent is taken between the 2nd and 98th percentiles of the building nodes'
+    longitudes and latitudes, so that one stray building does not move a corner; each
+    window lies inside the extent, in one of its corners. This works on any city file.
+
+    Parameters
+    ----------
+    src
+        A real OSM XML file holding buildings as ways.
+    size_m
+        Side of each square window, in metres.
+
+    Returns
+    -------
+    list[Window]
+        South-west, south-east, north-west and north-east windows as (west, south, east,
+        north).
+    """
+    root = ET.parse(src).getroot()
+    coords = _node_coords(root)
+    pts = [
+        coords[nd.get("ref")]
+        for way in root.iter("way")
+        if any(t.get("k") == "building" for t in way.iter("tag"))
+        for nd in way.iter("nd")
+        if nd.get("ref") in coords
+    ]
+    if not pts:
+        raise ValueError(f"{src}: no building ways to take an extent from")
+    lons = sorted(p[0] for p in pts)
+    lats = sorted(p[1] for p in pts)
+
+    def pct(values: list[float], q: float) -> float:
+        return values[min(len(values) - 1, int(q * len(values)))]
+
+    west, east = pct(lons, 0.02), pct(lons, 0.98)
+    south, north = pct(lats, 0.02), pct(lats, 0.98)
+    dy = size_m / 111_320.0
+    dx = dy / math.cos(math.radians((south + north) / 2))
+    return [
+        (west, south, west + dx, south + dy),
+        (east - dx, south, east, south + dy),
+        (west, north - dy, west + dx, north),
+        (east - dx, north - dy, east, north),
+    ]
+
+
+def clustered_variant(src: str | Path, dst: str | Path, windows: Sequence[Window]) -> Path:
+    """Clip ``src`` to several small far-apart windows, as a clipped extract is cut.
+
+    Kept: the nodes inside any window; every way that has a node inside a window, with all
+    its nodes (so ways reach far out of the windows, as in extracts cut with complete
+    ways); and every relation with at least one kept member, its member list left whole
+    (so relations reference members absent from the file). ``<bounds>`` becomes the box
+    around the windows; other elements are kept in the source's order.
+
+    Parameters
+    ----------
+    src
+        A real OSM XML file (not compressed).
+    dst
+        Where to write the clipped file.
+    windows
+        Lon/lat boxes (west, south, east, north), e.g. from :func:`default_windows`.
+
+    Returns
+    -------
+    Path
+        ``dst``.
+    """
+    root = ET.parse(src).getroot()
+    coords = _node_coords(root)
+    keep: dict[str, set[str]] = {"node": set(), "way": set(), "relation": set()}
+    keep["node"] = {i for i, xy in coords.items() if _inside(xy, windows)}
+    for way in root.iter("way"):
+        refs = [nd.get("ref") for nd in way.iter("nd")]
+        if any(r in keep["node"] for r in refs if r is not None):
+            keep["way"].add(way.get("id"))
+    for way in root.iter("way"):
+        if way.get("id") in keep["way"]:
+            keep["node"].update(nd.get("ref") for nd in way.iter("nd"))
+    relations = list(root.iter("relation"))
+    changed = True
+    while changed:  # a relation may be kept through a kept relation
+        changed = False
+        for rel in relations:
+            rid = rel.get("id")
+            if rid not in keep["relation"] and any(
+                m.get("ref") in keep[m.get("type")] for m in rel.iter("member")
+            ):
+                keep["relation"].add(rid)
+                changed = True
+    out = ET.Element("osm", dict(root.attrib))
+    west = min(w[0] for w in windows)
+    south = min(w[1] for w in windows)
+    east = max(w[2] for w in windows)
+    north = max(w[3] for w in windows)
+    for el in root:
+        if el.tag == "bounds":
+            bounds = {"minlat": south, "minlon": west, "maxlat": north, "maxlon": east}
+            out.append(ET.Element("bounds", {k: f"{v:.7f}" for k, v in bounds.items()}))
+        elif el.tag not in KIND or el.get("id") in keep[el.tag]:
+            out.append(el)
+    return _write(out, dst)
