@@ -447,7 +447,9 @@ def _footprints(
         if invalid.any():
             g[invalid] = [polygonal(shapely.make_valid(x)) for x in g[invalid]]
             log.notes["invalid footprints repaired"] += int(invalid.sum())
-        g = np.array([polygonal(x) if x.geom_type == "GeometryCollection" else x for x in g])
+        g = np.array(
+            [polygonal(x) if x.geom_type == "GeometryCollection" else x for x in g], dtype=object
+        )
         empty = shapely.is_empty(g) | (shapely.area(g) <= 0)
         problem[idx[empty]] = "footprint has no area"
         single = np.array([x.geom_type == "MultiPolygon" and len(x.geoms) == 1 for x in g])
