@@ -640,9 +640,11 @@ def read_osm(path: str | Path) -> OsmExtract:
     check_osm_file(path)
     handler = _read_any(path)
     if not handler.buildings:
+        skipped = "; ".join(f"{what}: {n}" for what, n in sorted(handler.stats.items()))
         raise InputError(
             "holds no buildings (no closed way or multipolygon with a building tag); "
-            "wangge needs building footprints to estimate households",
+            "wangge needs building footprints to estimate households"
+            + (f" (skipped while reading: {skipped})" if skipped else ""),
             path,
         )
     buildings = _frame(handler.buildings, ["building_id", "building", "geometry"])
