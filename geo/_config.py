@@ -16,22 +16,29 @@ def merge(base: dict, over: dict) -> dict:
     return out
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A user's TOML file; :class:`wangge.errors.InputError` naming it when missing or bad."""
+    from wangge.errors import InputError
+
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError("file not found", path) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"is not valid TOML: {exc}", path) from exc
+
+
+def load_default(default: str) -> dict[str, Any]:
+    """The bundled ``geo/<default>`` TOML."""
+    return tomllib.loads(resources.files("wangge.geo").joinpath(default).read_text("utf-8"))
+
+
 def load_layered(default: str, path: str | Path | None) -> dict[str, Any]:
     """The bundled ``geo/<default>`` merged with the user's TOML at ``path``, if given.
 
     Raises :class:`wangge.errors.InputError` naming the user's file when it is missing or
     not valid TOML.
     """
-    from wangge.errors import InputError
-
-    raw = tomllib.loads(resources.files("wangge.geo").joinpath(default).read_text("utf-8"))
-    if path is None:
-        return raw
-    path = Path(path)
-    try:
-        user = tomllib.loads(path.read_text("utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError("file not found", path) from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"is not valid TOML: {exc}", path) from exc
-    return merge(raw, user)
+    raw = load_default(default)
+    return raw if path is None else merge(raw, read_toml(path))

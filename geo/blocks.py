@@ -36,6 +36,7 @@ def polygonize_blocks(
     points: gpd.GeoSeries | None = None,
     min_area_m2: float = 400.0,
     min_width_m: float = 4.0,
+    zones: np.ndarray | None = None,
 ) -> gpd.GeoDataFrame:
     """Polygonize cutting lines and the area's boundary into blocks that tile ``area``.
 
@@ -53,13 +54,21 @@ def polygonize_blocks(
         Building representative points; faces holding one are never merged away.
     min_area_m2, min_width_m
         Sliver thresholds.
+    zones
+        Given units (community or street polygons) that no block may cross: their
+        boundaries cut too, and a sliver merges only with a neighbour of its own zone.
 
     Returns
     -------
     geopandas.GeoDataFrame
-        One polygon per block, with no gaps or overlaps, in ``lines``' CRS.
+        One polygon per block, with no gaps or overlaps, in ``lines``' CRS, with ``zone``
+        (the position of the zone holding it, -1 outside every zone) when ``zones`` are
+        given.
     """
-    clipped = shapely.intersection(lines.to_numpy(), area)
+    lines_all = lines.to_numpy()
+    if zones is not None and len(zones):
+        lines_all = np.concatenate([lines_all, shapely.boundary(np.asarray(zones))])
+    clipped = shapely.intersection(lines_all, area)
     clipped = clipped[~shapely.is_empty(clipped)]
     boundary = shapely.boundary(area)
     noded = shapely.union_all(np.concatenate([[boundary], clipped]))
@@ -68,7 +77,27 @@ def polygonize_blocks(
     # inside the area only (a face of a hole in the area itself would lie outside).
     faces = faces[shapely.covers(area, shapely.point_on_surface(faces))]
     gdf = gpd.GeoDataFrame(geometry=faces, crs=lines.crs)
-    return _merge_slivers(gdf, points, min_area_m2, min_width_m)
+    zone = None
+    if zones is not None:
+        zone = zone_of(faces, np.asarray(zones), nearest=True)
+    return _merge_slivers(gdf, points, min_area_m2, min_width_m, zone)
+
+
+def zone_of(faces: np.ndarray, zones: np.ndarray, nearest: bool = False) -> np.ndarray:
+    """Position of the zone holding each face (by the face's area of overlap); -1 where
+    none overlaps it, or with ``nearest`` the nearest zone."""
+    fi, zi = shapely.STRtree(zones).query(faces, predicate="intersects")
+    overlap = shapely.area(shapely.intersection(faces[fi], zones[zi]))
+    order = np.lexsort((-overlap, fi))
+    fi, zi, overlap = fi[order], zi[order], overlap[order]
+    first = np.unique(fi, return_index=True)[1]
+    out = np.full(len(faces), -1)
+    ok = overlap[first] > 0
+    out[fi[first][ok]] = zi[first][ok]
+    if nearest and (out < 0).any():  # a sliver on a boundary: the nearest zone
+        rest = np.flatnonzero(out < 0)
+        out[rest] = shapely.STRtree(zones).nearest(shapely.point_on_surface(faces[rest]))
+    return out
 
 
 def shared_edges(polys: gpd.GeoSeries) -> pd.DataFrame:
@@ -127,7 +156,11 @@ def _lines_only(geoms: np.ndarray) -> np.ndarray:
 
 
 def _merge_slivers(
-    faces: gpd.GeoDataFrame, points: gpd.GeoSeries | None, min_area: float, min_width: float
+    faces: gpd.GeoDataFrame,
+    points: gpd.GeoSeries | None,
+    min_area: float,
+    min_width: float,
+    zone: np.ndarray | None = None,
 ) -> gpd.GeoDataFrame:
     geoms = faces.geometry.to_numpy()
     area = shapely.area(geoms)
@@ -138,8 +171,13 @@ def _merge_slivers(
         holds[np.unique(hit)] = True
     small = ((area < min_area) | (width < min_width)) & ~holds
     if not small.any():
-        return faces.reset_index(drop=True)
+        out = faces.reset_index(drop=True)
+        if zone is not None:
+            out["zone"] = zone
+        return out
     edges = shared_edges(faces.geometry)
+    if zone is not None:  # never merge across a given boundary
+        edges = edges[zone[edges["a"].to_numpy()] == zone[edges["b"].to_numpy()]]
     # each sliver joins the neighbour with the longest shared edge; chains of slivers
     # end in a non-sliver through the connected components.
     both = pd.concat(
@@ -154,11 +192,17 @@ def _merge_slivers(
     graph = coo_array((np.ones(len(best)), (best["a"], best["b"])), shape=(n, n))
     _, label = connected_components(graph, directed=False)
     # polygonized faces share exact edges, so the fast coverage union is exact here
-    out = []
+    out, zones = [], []
     for lab in np.unique(label):
-        members = geoms[label == lab]
+        inside = label == lab
+        members = geoms[inside]
         out.append(members[0] if len(members) == 1 else shapely.coverage_union_all(members))
-    return gpd.GeoDataFrame(geometry=out, crs=faces.crs)
+        if zone is not None:
+            zones.append(int(zone[inside][0]))
+    frame = gpd.GeoDataFrame(geometry=out, crs=faces.crs)
+    if zone is not None:
+        frame["zone"] = zones
+    return frame
 
 
 def order_codes(geoms: gpd.GeoSeries, band_m: float = 200.0) -> np.ndarray:

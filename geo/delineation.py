@@ -364,9 +364,7 @@ def build_layers(
         frame["note"] = [nested.notes[level].get(p, "") for p in frame["part"]]
         rows = nested.given.get(level, {})
         table = (given or {}).get(level)
-        given_codes = {
-            p: _given_code(table, rows[p], level) for p in frame["part"] if p in rows
-        }
+        given_codes = {p: _given_code(table, rows[p], level) for p in frame["part"] if p in rows}
         if level == "street":  # a given street sits under the district its code names
             frame["parent_code"] = [
                 given_codes[p][:6] if given_codes.get(p) else pc

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from wangge.geo._config import load_layered
+from wangge.geo._config import load_default, merge, read_toml
 from wangge.geo.partition import Band, SolverParams
 
 
@@ -30,13 +30,43 @@ class Limits:
         return Band("street", 0.25 * hi, hi, 0.8 * hi)
 
 
-def load_limits(path: str | Path | None = None, **overrides: Any) -> Limits:
-    """Load the limits: bundled defaults, a user's TOML on top, then keyword overrides.
+#: The district code of the bundled limits.toml, used only when nothing else names one.
+DEFAULT_DISTRICT = "320102"
+
+
+def presets() -> dict[str, dict[str, Any]]:
+    """The rule sets of ``[presets.*]`` in the bundled limits.toml, by name."""
+    return load_default("limits.toml").get("presets", {})
+
+
+def load_limits(
+    path: str | Path | None = None, preset: str | None = None, **overrides: Any
+) -> Limits:
+    """Load the limits: bundled defaults, a preset (``--preset`` or ``preset = "…"`` in the
+    user's file), the user's TOML on top, then keyword overrides.
 
     Keyword overrides are ``seed`` and ``district_code``. Raises
-    :class:`wangge.errors.InputError` naming the file and key for bad values.
+    :class:`wangge.errors.InputError` naming the file and key for bad values, and naming
+    the presets for an unknown one.
     """
-    raw = load_layered("limits.toml", path)
+    from wangge.errors import InputError
+
+    raw = load_default("limits.toml")
+    known = raw.pop("presets", {})
+    user = read_toml(path) if path is not None else {}
+    name = preset or user.get("preset")
+    if name is not None:
+        if name not in known:
+            raise InputError(
+                f"unknown preset {name!r}; known: {', '.join(sorted(known))}",
+                path or "limits.toml",
+            )
+        chosen = {k: v for k, v in known[name].items() if isinstance(v, dict)}
+        raw = merge(raw, chosen)
+        raw["preset"] = name
+    raw = merge(raw, {k: v for k, v in user.items() if k != "preset"})
+    if "code" in user.get("district", {}):
+        raw["district_set"] = True
     return limits_from_raw(raw, str(path) if path is not None else "limits.toml", **overrides)
 
 
@@ -52,6 +82,7 @@ def limits_from_raw(raw: dict[str, Any], source: str, **overrides: Any) -> Limit
         raw["solver"]["seed"] = int(overrides["seed"])
     if overrides.get("district_code") is not None:
         raw["district"]["code"] = str(overrides["district_code"])
+        raw["district_set"] = True
     code = str(raw["district"]["code"])
     if not (len(code) == 6 and code.isdigit()):
         raise InputError(f"district code must be 6 digits (GB/T 2260), got {code!r}", source)

@@ -61,7 +61,9 @@ def codes(layers: Layers, limits: Limits) -> list[Violation]:
         for code in frame.loc[frame["code"].duplicated(), "code"]:
             out.append(Violation(level, code, "code", "error", f"code {code} is used twice"))
         if name == "streets":
-            bad = frame["parent_code"] != limits.district_code
+            # a given street keeps the district its own code names
+            given = frame["flag"].eq("given") if "flag" in frame else False
+            bad = (frame["parent_code"] != limits.district_code) & ~given
             for code in frame.loc[bad, "code"]:
                 out.append(
                     Violation(
@@ -111,6 +113,8 @@ def cover(layers: Layers, limits: Limits) -> list[Violation]:
         if parent_name is None:
             if "study_area" not in layers:
                 continue
+            # the streets together tile the study area, whichever districts they name
+            child = child.assign(parent_code=limits.district_code)
             targets = {limits.district_code: layers["study_area"].geometry.union_all()}
         else:
             targets = dict(
@@ -180,39 +184,33 @@ def limits_check(layers: Layers, limits: Limits) -> list[Violation]:
     """Households, population and area within each level's limits; flagged units warn."""
     out = []
     streets = layers["streets"]
-    for code, a in zip(streets["code"], streets["area_km2"], strict=True):
+    flags = streets["flag"] if "flag" in streets else pd.Series("", index=streets.index)
+    for code, a, flag in zip(streets["code"], streets["area_km2"], flags, strict=True):
         if a > limits.street_max_km2:
-            out.append(
-                Violation(
-                    "street",
-                    code,
-                    "limits",
-                    "error",
-                    f"{a:.2f} km² > {limits.street_max_km2:g} km²",
+            reason = f"{a:.2f} km² > {limits.street_max_km2:g} km²"
+            if flag == "given":
+                out.append(
+                    Violation("street", code, "limits", "warning", f"given street: {reason}")
                 )
-            )
+            else:
+                out.append(Violation("street", code, "limits", "error", reason))
     com = layers["communities"]
-    for code, hh, pop in zip(com["code"], com["households"], com["population"], strict=True):
+    flags = com["flag"] if "flag" in com else pd.Series("", index=com.index)
+    for code, hh, pop, flag in zip(
+        com["code"], com["households"], com["population"], flags, strict=True
+    ):
+        broken = []
         if hh > limits.community.hi:
-            out.append(
-                Violation(
-                    "community",
-                    code,
-                    "limits",
-                    "error",
-                    f"{hh:g} households > {limits.community.hi:g}",
-                )
-            )
+            broken.append(f"{hh:g} households > {limits.community.hi:g}")
         if pop > limits.community_max_population:
-            out.append(
-                Violation(
-                    "community",
-                    code,
-                    "limits",
-                    "error",
-                    f"{pop:g} people > {limits.community_max_population:g}",
+            broken.append(f"{pop:g} people > {limits.community_max_population:g}")
+        for reason in broken:
+            if flag == "given":  # a given unit is reported, never redrawn
+                out.append(
+                    Violation("community", code, "limits", "warning", f"given community: {reason}")
                 )
-            )
+            else:
+                out.append(Violation("community", code, "limits", "error", reason))
     for name, band in (("grids", limits.grid), ("microgrids", limits.microgrid)):
         frame = layers[name]
         records = (frame["record_codes"].str.count(",") + 1) if "record_codes" in frame else 1

@@ -72,33 +72,85 @@ def _run_ingest(source: Path, out_dir: Path, **kwargs) -> None:
     _print_ingest(result, target, time.perf_counter() - start)
 
 
+# The inputs of a district, shared by `wangge ingest` and `wangge delineate`.
+SourceArg = Annotated[
+    Path | None,
+    typer.Argument(
+        help="OSM file (.osm, .osm.gz, .osm.bz2, .osm.pbf) for roads, land use and facilities "
+        "(and buildings unless --buildings); may be left out with --buildings"
+    ),
+]
+BoundaryOpt = Annotated[
+    Path | None, typer.Option(help="Study-area polygon (GeoJSON, GPKG or zipped SHP)")
+]
+StreetsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Given streets (街道): GeoJSON, GPKG, zipped SHP or CSV with WKT; code 代码/编码/"
+        "code, name 名称/name; kept exactly as given"
+    ),
+]
+CommunitiesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Given communities (社区), as --streets; 12-digit codes also give the streets; "
+        "户数/人口 columns calibrate the household estimate"
+    ),
+]
+BoundaryCoordsOpt = Annotated[
+    str, typer.Option(help="Coordinates of the street/community files: wgs84, gcj02 or bd09")
+]
+BuildingsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Buildings from another source (3D-building layer, commercial map): GeoJSON, "
+        "GPKG, zipped SHP, CSV with WKT or lon/lat; floors 层数/Floor, height 高度, use 用途, "
+        "户数; replaces the OSM buildings"
+    ),
+]
+BuildingsCoordsOpt = Annotated[
+    str, typer.Option(help="Coordinates of the building file: wgs84, gcj02 or bd09")
+]
+HouseholdsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Real household counts: CSV/XLSX with building_id or lon/lat, or "
+        "GeoJSON/GPKG/zipped SHP"
+    ),
+]
+HouseholdsConfigOpt = Annotated[
+    Path | None, typer.Option(help="TOML overriding the household model parameters")
+]
+EncodingOpt = Annotated[str, typer.Option(help="Text encoding of CSV inputs (utf-8, gbk)")]
+Gcj02Opt = Annotated[bool, typer.Option("--gcj02", help="The households file's lon/lat are GCJ-02")]
+
+
 @app.command()
 def ingest(
-    source: Annotated[Path, typer.Argument(help="OSM file: .osm, .osm.bz2 or .osm.pbf")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Directory for units.gpkg")],
-    boundary: Annotated[
-        Path | None, typer.Option(help="Study-area polygon (GeoJSON, GPKG or zipped SHP)")
-    ] = None,
-    households: Annotated[
-        Path | None,
-        typer.Option(
-            help="Real household counts: CSV/XLSX with building_id or lon/lat, or "
-            "GeoJSON/GPKG/zipped SHP"
-        ),
-    ] = None,
-    households_config: Annotated[
-        Path | None, typer.Option(help="TOML overriding the household model parameters")
-    ] = None,
-    encoding: Annotated[str, typer.Option(help="Text encoding of a CSV households file")] = "utf-8",
-    gcj02: Annotated[
-        bool, typer.Option("--gcj02", help="The households file's lon/lat are GCJ-02")
-    ] = False,
+    source: SourceArg = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for units.gpkg")] = Path("out"),
+    boundary: BoundaryOpt = None,
+    streets: StreetsOpt = None,
+    communities: CommunitiesOpt = None,
+    boundary_coords: BoundaryCoordsOpt = "wgs84",
+    buildings: BuildingsOpt = None,
+    buildings_coords: BuildingsCoordsOpt = "wgs84",
+    households: HouseholdsOpt = None,
+    households_config: HouseholdsConfigOpt = None,
+    encoding: EncodingOpt = "utf-8",
+    gcj02: Gcj02Opt = False,
 ) -> None:
-    """Read an OSM file into buildings, households, blocks and roads; write DIR/units.gpkg."""
+    """Read an OSM file (and/or a building file) into buildings, households, blocks and
+    roads, inside the given streets and communities; write DIR/units.gpkg."""
     _run_ingest(
         source,
         out_dir,
         boundary=boundary,
+        streets=streets,
+        communities=communities,
+        boundary_coords=boundary_coords,
+        buildings=buildings,
+        buildings_coords=buildings_coords,
         households=households,
         households_config=households_config,
         encoding=encoding,
@@ -191,20 +243,73 @@ def _run_delineate(source: Path, out_dir: Path, **kwargs) -> None:
     except WanggeError as exc:
         _fail(exc)
     _print_plan(result, violations, target, time.perf_counter() - start)
+    for note in result.notes:
+        err.print(f"[bold yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
 
 
 @app.command()
 def delineate(
-    source: Annotated[Path, typer.Argument(help="OSM file, or a units.gpkg from wangge ingest")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Directory for plan.gpkg")],
+    source: Annotated[
+        Path | None,
+        typer.Argument(
+            help="OSM file, or a units.gpkg from wangge ingest; may be left out with --buildings"
+        ),
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for plan.gpkg")] = Path("out"),
     config: Annotated[Path | None, typer.Option(help="TOML overriding limits.toml")] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(help="A city's rule set from limits.toml: tongxiang, zhoushan"),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed: same seed, same plan")] = None,
     district_code: Annotated[
-        str | None, typer.Option(help="6-digit district code (default 320102, Xuanwu)")
+        str | None,
+        typer.Option(help="6-digit district code (GB/T 2260); else from the given codes"),
     ] = None,
+    boundary: BoundaryOpt = None,
+    streets: StreetsOpt = None,
+    communities: CommunitiesOpt = None,
+    boundary_coords: BoundaryCoordsOpt = "wgs84",
+    buildings: BuildingsOpt = None,
+    buildings_coords: BuildingsCoordsOpt = "wgs84",
+    households: HouseholdsOpt = None,
+    households_config: HouseholdsConfigOpt = None,
+    encoding: EncodingOpt = "utf-8",
+    gcj02: Gcj02Opt = False,
 ) -> None:
-    """Draw streets, communities, grids and micro-grids; write DIR/plan.gpkg and map.html."""
-    _run_delineate(source, out_dir, config=config, seed=seed, district_code=district_code)
+    """Draw streets, communities, grids and micro-grids (inside the given streets and
+    communities, where given); write DIR/plan.gpkg and map.html."""
+    inputs = {
+        "boundary": boundary,
+        "streets": streets,
+        "communities": communities,
+        "boundary_coords": boundary_coords,
+        "buildings": buildings,
+        "buildings_coords": buildings_coords,
+        "households": households,
+        "households_config": households_config,
+        "encoding": encoding,
+        "gcj02": gcj02,
+    }
+    defaults = {"boundary_coords": "wgs84", "buildings_coords": "wgs84", "encoding": "utf-8"}
+    chosen = {k: v for k, v in inputs.items() if v and v != defaults.get(k)}
+    if source is not None and source.suffix.lower() == ".gpkg" and chosen:
+        _fail(
+            WanggeError(
+                f"{', '.join('--' + k.replace('_', '-') for k in chosen)} apply when "
+                "delineating from an OSM or building file; a units.gpkg already holds them",
+                source,
+            )
+        )
+    _run_delineate(
+        source,
+        out_dir,
+        config=config,
+        preset=preset,
+        seed=seed,
+        district_code=district_code,
+        **{k: v for k, v in inputs.items() if k in chosen},
+    )
 
 
 @app.command()

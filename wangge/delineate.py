@@ -22,6 +22,9 @@ from wangge.geo.metrics import road_halo, unit_metrics
 from wangge.geo.tessellation import cell_of, tessellate
 
 UNIT_LAYERS = ("buildings", "blocks", "adjacency", "compounds", "roads", "barriers", "study_area")
+#: Layers of units.gpkg read when present: the given levels and what was noticed in ingest.
+OPTIONAL_LAYERS = ("given_streets", "given_communities", "unassigned_land")
+OPTIONAL_TABLES = ("findings", "calibration")
 
 
 @dataclass
@@ -34,6 +37,49 @@ class DelineateResult:
     issues: list = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     feasibility: pd.DataFrame | None = None
+    #: Plain words for the planner about choices the run made for them (the district code).
+    notes: list[str] = field(default_factory=list)
+
+
+def district_from_given(
+    limits: Limits, units: dict, district_code: str | None
+) -> tuple[Limits, str | None]:
+    """The district code: ``--district-code``, else the given streets' codes, else the
+    default, with a note saying which when it is not the first."""
+    from dataclasses import replace
+
+    from wangge.geo.limits import DEFAULT_DISTRICT
+
+    given = units.get("given_streets")
+    codes = []
+    if given is not None and "code" in given:
+        codes = [str(c)[:6] for c in given["code"] if isinstance(c, str) and len(c) >= 6]
+    if district_code is not None:
+        other = sorted(set(codes) - {district_code})
+        note = (
+            f"--district-code {district_code} differs from the given codes ({', '.join(other)})"
+            if other
+            else None
+        )
+        return limits, note
+    if codes:
+        counts = pd.Series(codes).value_counts()
+        main = str(counts.index[0])
+        note = None
+        if len(counts) > 1:
+            note = (
+                f"the given streets lie in {len(counts)} districts ({', '.join(counts.index)}); "
+                f"each keeps its own code, and {main} names the plan"
+            )
+        raw = {**limits.raw, "district": {**limits.raw["district"], "code": main}}
+        return replace(limits, district_code=main, raw=raw), note
+    if limits.district_code == DEFAULT_DISTRICT and not limits.raw.get("district_set"):
+        return limits, (
+            f"no district code was given: the plan uses the default {DEFAULT_DISTRICT} "
+            "(Xuanwu, Nanjing) from limits.toml; pass --district-code (GB/T 2260) or give "
+            "coded streets or communities"
+        )
+    return limits, None
 
 
 def _open_gpkg(path: Path, required: tuple[str, ...], kind: str) -> tuple[set[str], pd.Series]:
@@ -50,34 +96,51 @@ def _open_gpkg(path: Path, required: tuple[str, ...], kind: str) -> tuple[set[st
     return have, pyogrio.read_dataframe(path, layer="meta").set_index("key")["value"]
 
 
-def load_units(source: str | Path, progress: bool = False) -> tuple[dict, str]:
-    """Atomic units in a metric CRS, from an OSM file (ingested now) or a units.gpkg."""
-    source = Path(source)
-    if source.suffix.lower() == ".gpkg":
-        _, meta = _open_gpkg(source, UNIT_LAYERS, "units.gpkg")
+def load_units(
+    source: str | Path | None, progress: bool = False, **ingest_options
+) -> tuple[dict, str]:
+    """Atomic units in a metric CRS, from an OSM file (ingested now, with
+    ``ingest_options``: given streets and communities, a building file...) or a units.gpkg.
+    Tables (findings, calibration) come back as plain DataFrames."""
+    if source is not None and Path(source).suffix.lower() == ".gpkg":
+        source = Path(source)
+        have, meta = _open_gpkg(source, UNIT_LAYERS, "units.gpkg")
         crs = meta.get("metric CRS")
         layers = {
-            n: gpd.read_file(source, layer=n, engine="pyogrio").to_crs(crs) for n in UNIT_LAYERS
+            n: gpd.read_file(source, layer=n, engine="pyogrio").to_crs(crs)
+            for n in (*UNIT_LAYERS, *OPTIONAL_LAYERS)
+            if n in have
         }
+        for n in OPTIONAL_TABLES:
+            if n in have:
+                layers[n] = pyogrio.read_dataframe(source, layer=n)
         return layers, crs
     from wangge.ingest import ingest
 
-    result = ingest(source, progress=progress)
-    return {n: result.layers[n].to_crs(result.crs) for n in UNIT_LAYERS}, result.crs
+    result = ingest(source, progress=progress, **ingest_options)
+    layers = {n: f.to_crs(result.crs) for n, f in result.layers.items()}
+    layers.update(result.tables)
+    return layers, result.crs
 
 
 def delineate(
-    source: str | Path,
+    source: str | Path | None,
     config: str | Path | None = None,
     seed: int | None = None,
     district_code: str | None = None,
     progress: bool = False,
+    preset: str | None = None,
+    **ingest_options,
 ) -> DelineateResult:
-    """Delineate streets, communities, grids and micro-grids for the units of ``source``."""
-    limits = load_limits(config, seed=seed, district_code=district_code)
+    """Delineate streets, communities, grids and micro-grids for the units of ``source``
+    (inside the given streets and communities, where ``ingest_options`` name them)."""
+    limits = load_limits(config, seed=seed, district_code=district_code, preset=preset)
     start = time.perf_counter()
-    units, crs = load_units(source, progress)
+    units, crs = load_units(source, progress, **ingest_options)
+    limits, note = district_from_given(limits, units, district_code)
     result = delineate_units(units, crs, limits)
+    if note:
+        result.notes.append(note)
     result.timings = {"units": time.perf_counter() - start, **result.timings}
     return result
 
@@ -112,11 +175,12 @@ def delineate_units(
     graph = delineation.unit_graph(cells, units["adjacency"])
     t["graph"] = time.perf_counter() - start
     start = time.perf_counter()
-    nested = delineation.solve(graph, limits)
+    labels, tables = _given_labels(units, cells)
+    nested = delineation.solve(graph, limits, labels)
     t["solve"] = time.perf_counter() - start
     start = time.perf_counter()
     persons = load_params().persons
-    layers = delineation.build_layers(cells, buildings, nested, limits, persons)
+    layers = delineation.build_layers(cells, buildings, nested, limits, persons, tables)
     lines = pd.concat(
         [
             units["roads"].geometry[units["roads"]["cuts_blocks"].astype(bool)],
@@ -137,6 +201,7 @@ def delineate_units(
     layers["cells"] = cells
     layers["unit_edges"] = delineation.unit_edge_table(graph)
     layers.update({k: units[k] for k in ("roads", "barriers", "compounds", "study_area", "blocks")})
+    layers.update({k: units[k] for k in (*OPTIONAL_LAYERS, *OPTIONAL_TABLES) if k in units})
     t["polygons"] = time.perf_counter() - start
     return DelineateResult(
         layers=layers,
@@ -146,6 +211,35 @@ def delineate_units(
         timings=t,
         feasibility=checks,
     )
+
+
+def _given_labels(
+    units: dict, cells: gpd.GeoDataFrame
+) -> tuple[dict[str, np.ndarray], dict[str, pd.DataFrame]]:
+    """Per cell, the row of its given street and community (from its block), and the
+    given tables (code, name) those rows index; empty when nothing was given."""
+    if "given_streets" not in units or "street_row" not in units["blocks"]:
+        return {}, {}
+    blocks = units["blocks"].set_index("block_id")
+    labels, tables = {}, {}
+    for level, layer, col in (
+        ("street", "given_streets", "street_row"),
+        ("community", "given_communities", "community_row"),
+    ):
+        if layer not in units or col not in blocks:
+            continue
+        row = blocks[col].reindex(cells["block_id"]).to_numpy()
+        if np.any(pd.isna(row)) or np.any(row < 0):
+            raise InputError(f"some cells lie in no given {level}", where=layer)
+        labels[level] = row.astype(int)
+        frame = units[layer]
+        tables[level] = pd.DataFrame(
+            {
+                "code": [c if isinstance(c, str) and c else None for c in frame["code"]],
+                "name": frame["name"].to_numpy() if "name" in frame else None,
+            }
+        )
+    return labels, tables
 
 
 PLAN_POLYGONS = ("streets", "communities", "grids", "microgrids")

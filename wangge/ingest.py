@@ -16,9 +16,11 @@ from wangge.data import osm as osm_reader
 from wangge.data import userfiles
 from wangge.errors import InputError
 from wangge.geo import blocks as geo_blocks
+from wangge.geo import calibration as geo_calibration
 from wangge.geo import households as geo_households
 from wangge.geo.crs import metric_crs
 from wangge.geo.network import walk_network
+from wangge.given import FINDING_COLUMNS, findings_frame, read_given
 from wangge.steps import Steps
 
 #: Layers of units.gpkg, in the order they are written.
@@ -35,6 +37,10 @@ LAYERS = (
     "network_edges",
     "study_area",
 )
+#: Layers written only when given boundaries are used (read back by wangge/delineate.py).
+GIVEN_LAYERS = ("given_streets", "given_communities", "unassigned_land")
+#: Plain tables written beside the layers: what was noticed, and the calibration.
+TABLES = ("findings", "calibration")
 
 
 @dataclass
@@ -47,23 +53,33 @@ class IngestResult:
     rules: pd.DataFrame
     notes: Counter = field(default_factory=Counter)
     timings: dict[str, float] = field(default_factory=dict)
+    #: Plain tables: ``findings`` (what was noticed in the user's files) and ``calibration``.
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def ingest(
-    source: str | Path,
+    source: str | Path | None,
     boundary: str | Path | None = None,
     households: str | Path | None = None,
     households_config: str | Path | None = None,
     encoding: str = "utf-8",
     gcj02: bool = False,
     progress: bool = True,
+    streets: str | Path | None = None,
+    communities: str | Path | None = None,
+    boundary_coords: str = "wgs84",
+    buildings: str | Path | None = None,
+    buildings_coords: str = "wgs84",
 ) -> IngestResult:
-    """Read an OSM file into buildings with households, blocks and their adjacency.
+    """Read an OSM file (and/or a building file) into buildings with households, blocks
+    and their adjacency, inside the streets and communities a user gives.
 
     Parameters
     ----------
     source
-        Local ``.osm``, ``.osm.bz2`` or ``.osm.pbf`` file.
+        Local ``.osm``, ``.osm.gz``, ``.osm.bz2`` or ``.osm.pbf`` file for roads, barriers,
+        land use and facilities (and buildings, unless ``buildings`` is given); None with
+        ``buildings``: blocks then come from the given boundaries and the buildings alone.
     boundary
         Optional polygon file (GeoJSON, GPKG, zipped SHP) giving the study area; without
         it the study area is the buffered extent of the buildings.
@@ -76,38 +92,94 @@ def ingest(
         coordinates are GCJ-02.
     progress
         Show a progress bar.
+    streets, communities
+        The district's given streets and/or communities (GeoJSON, GPKG, zipped SHP, CSV
+        with WKT; data/boundaries.py): kept exactly as given, every block lies in one.
+    boundary_coords, buildings_coords
+        ``wgs84`` (also CGCS2000 and projected files, by their CRS), ``gcj02`` or ``bd09``
+        for the boundary files and the building file.
+    buildings
+        A building file from another source (data/buildings.py) replacing OSM buildings.
     """
+    if source is None and buildings is None:
+        raise InputError("give an OSM file, a building file (--buildings), or both")
+    buildings_source = buildings
     steps = Steps(
         ["read OSM", "study area", "households", "blocks", "adjacency", "network", "finish"],
         progress,
     )
     params = geo_households.load_params(households_config)
-    extract = osm_reader.read_osm(source)
-    notes = Counter(extract.stats)
+    extract = osm_reader.read_osm(source) if source else None
+    notes = Counter(extract.stats) if extract else Counter()
+    findings: list[pd.DataFrame] = []
+    raw_buildings = extract.buildings if extract else None
+    counts_in_file = None
+    if buildings is not None:
+        from wangge.data.buildings import read_buildings
+
+        osm_b = extract.buildings if extract is not None and len(extract.buildings) else None
+        # the file's own floors, height and use win; where it states no use, the OSM
+        # building it overlaps lends its type and name (data/buildings.adopt_osm_tags)
+        bfile = read_buildings(
+            buildings, coords=buildings_coords, encoding=encoding, osm_buildings=osm_b
+        )
+        notes.update(bfile.notes)
+        findings.append(findings_frame(bfile.findings, Path(buildings).name))
+        raw_buildings = bfile.frame[[c for c in bfile.frame.columns if c not in HH_COLS]]
+        counts = bfile.counts()
+        counts_in_file = counts if len(counts) else None
     steps.done("read OSM")
 
-    c = extract.buildings.geometry.union_all().centroid
+    c = shapely.envelope(raw_buildings.geometry.to_numpy())
+    c = shapely.union_all(c).centroid
     crs = metric_crs(c.x, c.y)
 
     def m(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         return frame.to_crs(crs)
 
-    buildings = m(extract.buildings)
-    if boundary is not None:
-        area_geom, repaired = userfiles.read_boundary(boundary, crs)
-        notes["boundary geometries repaired"] += repaired
-        inside = buildings.representative_point().within(area_geom)
-        notes["buildings outside the boundary, dropped"] += int((~inside).sum())
-        buildings = buildings[inside]
-        if buildings.empty:
-            raise InputError("no building of the OSM file lies inside this boundary", boundary)
+    empty = gpd.GeoDataFrame(geometry=[], crs=4326)
+    context = {
+        k: getattr(extract, k) if extract else empty
+        for k in ("roads", "barriers", "landuse", "facilities", "compounds")
+    }
+    if extract is None:
+        context["roads"] = _NO_ROADS.copy()
+    buildings = m(raw_buildings)
+    extent = geo_blocks.study_area(buildings.geometry)
+    given = None
+    if streets is not None or communities is not None:
+        given = read_given(streets, communities, crs, boundary_coords, encoding)
+        findings.append(given.findings)
+        area_geom = given.area
     else:
-        area_geom = geo_blocks.study_area(buildings.geometry)
+        area_geom = extent
+    if boundary is not None:
+        bound, repaired = userfiles.read_boundary(boundary, crs)
+        notes["boundary geometries repaired"] += repaired
+        area_geom = bound if given is None else shapely.intersection(area_geom, bound)
+    if boundary is not None or given is not None:
+        inside = buildings.representative_point().within(area_geom)
+        outside = buildings.loc[~inside.to_numpy(), "building_id"]
+        if len(outside):
+            what = "the boundary" if given is None else "every given unit"
+            notes[f"buildings outside {what}, left out"] += len(outside)
+            findings.append(_outside_findings(outside, buildings, what))
+        buildings = buildings[inside.to_numpy()]
+        if buildings.empty:
+            raise InputError(
+                "no building lies inside the given boundary",
+                boundary or communities or streets,
+            )
     steps.done("study area")
 
     buildings = geo_households.estimate_households(
-        buildings.reset_index(drop=True), m(extract.landuse), m(extract.facilities), params
+        buildings.reset_index(drop=True), m(context["landuse"]), m(context["facilities"]), params
     )
+    if counts_in_file is not None:
+        notes["buildings with 户数 from the building file"] += len(counts_in_file)
+        buildings = geo_households.apply_imported(
+            buildings, counts_in_file, params, Path(str(buildings_source)).name
+        )
     if households is not None:
         imported = userfiles.read_households(households, buildings, encoding=encoding, gcj02=gcj02)
         notes.update(imported.notes)
@@ -116,18 +188,27 @@ def ingest(
         )
     steps.done("households")
 
-    roads = m(extract.roads)
-    barriers = m(extract.barriers)
+    roads = m(context["roads"])
+    barriers = m(context["barriers"])
     cutting = pd.concat([roads.geometry[roads["cuts_blocks"].astype(bool)], barriers.geometry])
     points = buildings.representative_point()
-    blocks = geo_blocks.polygonize_blocks(area_geom, cutting, points)
+    zones = None if given is None else given.zones.geometry.to_numpy()
+    blocks = geo_blocks.polygonize_blocks(area_geom, cutting, points, zones=zones)
     blocks = blocks.iloc[geo_blocks.order_codes(blocks.geometry)].reset_index(drop=True)
     blocks.insert(0, "block_id", [f"B{i + 1:05d}" for i in range(len(blocks))])
     where = geo_blocks.assign_to_blocks(buildings.geometry, blocks.geometry)
     buildings["block_id"] = blocks["block_id"].to_numpy()[where]
+    calibration = None
+    if given is not None:
+        blocks = given.label_blocks(blocks)
+        findings.append(given.straddling(buildings, blocks["zone"].to_numpy()[where]))
+        buildings, calibration = given.calibrate(
+            buildings, blocks["zone"].to_numpy()[where], extent, params.persons
+        )
+        blocks = blocks.drop(columns="zone")
     steps.done("blocks")
 
-    compounds = _compounds(m(extract.compounds), area_geom, buildings, points)
+    compounds = _compounds(m(context["compounds"]), area_geom, buildings, points)
     blocks = _block_attributes(blocks, buildings, compounds)
     adjacency = geo_blocks.block_adjacency(
         blocks, roads[roads["cuts_blocks"].astype(bool)], barriers.geometry
@@ -145,8 +226,8 @@ def ingest(
         "compounds": compounds,
         "roads": roads,
         "barriers": barriers,
-        "facilities": m(extract.facilities),
-        "landuse": m(extract.landuse),
+        "facilities": m(context["facilities"]),
+        "landuse": m(context["landuse"]),
         "network_nodes": nodes,
         "network_edges": net_edges,
         "study_area": gpd.GeoDataFrame({"area_km2": [area_km2]}, geometry=[area_geom], crs=crs),
@@ -157,7 +238,7 @@ def ingest(
         .reindex([r for r in geo_households.RULE_STEPS if r in set(buildings["rule"])])
     )
     summary = {
-        "source": str(source),
+        "source": str(source) if source else "(no OSM file)",
         "metric CRS": crs.to_string(),
         "study area km²": round(area_km2, 3),
         "buildings": len(buildings),
@@ -172,9 +253,35 @@ def ingest(
         "compounds": len(compounds),
         "roads": len(roads),
         "barriers": len(barriers),
-        "facilities": len(extract.facilities),
+        "facilities": len(context["facilities"]),
         "network nodes / edges": f"{len(nodes)} / {len(net_edges)}",
     }
+    if buildings_file := buildings_source:
+        summary["buildings from"] = str(buildings_file)
+    if given is not None:
+        layers["given_streets"] = given.streets
+        if given.communities is not None:
+            layers["given_communities"] = given.communities
+        layers["unassigned_land"] = given.unassigned
+        summary["given streets"] = (
+            len(given.streets)
+            if not given.streets_derived
+            else (f"{len(given.streets)} (from the community codes)")
+        )
+        if given.communities is not None:
+            summary["given communities"] = len(given.communities)
+        if len(given.unassigned):
+            summary["unassigned land km²"] = round(given.unassigned.area.sum() / 1e6, 4)
+    tables = {
+        "findings": pd.concat(findings, ignore_index=True)
+        if findings
+        else pd.DataFrame(columns=FINDING_COLUMNS),
+        "calibration": calibration
+        if calibration is not None
+        else pd.DataFrame(columns=geo_calibration.COLUMNS),
+    }
+    if len(tables["findings"]):
+        summary["findings"] = len(tables["findings"])
     steps.done("finish")
     steps.close()
     return IngestResult(
@@ -184,7 +291,47 @@ def ingest(
         rules=rules,
         notes=notes,
         timings=steps.timings,
+        tables=tables,
     )
+
+
+#: Household columns a building file may carry (applied as imported counts).
+HH_COLS = ("households", "population")
+#: The roads table when no OSM file is given: blocks then come from the given boundaries.
+_NO_ROADS = gpd.GeoDataFrame(
+    pd.DataFrame(
+        {
+            "road_id": pd.Series(dtype=object),
+            "highway": pd.Series(dtype=object),
+            "walk": pd.Series(dtype=bool),
+            "cuts_blocks": pd.Series(dtype=bool),
+            "rank": pd.Series(dtype=int),
+            "tunnel": pd.Series(dtype=bool),
+            "bridge": pd.Series(dtype=bool),
+        }
+    ),
+    geometry=[],
+    crs=4326,
+)
+
+
+def _outside_findings(ids: pd.Series, buildings: gpd.GeoDataFrame, what: str) -> pd.DataFrame:
+    """One finding per building left out because it lies outside the given land."""
+    sub = buildings[buildings["building_id"].isin(set(ids))]
+    pts = sub.representative_point().to_crs(4326)
+    frame = pd.DataFrame(
+        {
+            "kind": "building_outside",
+            "level": "",
+            "code": None,
+            "name": sub.get("name"),
+            "area_m2": sub.area.to_numpy(),
+            "x": pts.x.to_numpy(),
+            "y": pts.y.to_numpy(),
+            "detail": [f"building {b} lies outside {what}; left out" for b in sub["building_id"]],
+        }
+    )
+    return findings_frame(frame, "buildings")
 
 
 def _compounds(
@@ -258,9 +405,14 @@ def write_units(result: IngestResult, out_dir: str | Path) -> Path:
     tmp = out_dir / f".units.{os.getpid()}.gpkg"
     tmp.unlink(missing_ok=True)
     try:
-        for name in LAYERS:
+        for name in (*LAYERS, *GIVEN_LAYERS):
+            if name not in result.layers:
+                continue
             frame = result.layers[name]
             frame.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
+        for name, table in result.tables.items():
+            if len(table):
+                pyogrio.write_dataframe(_plain(table), tmp, layer=name, driver="GPKG")
         meta = pd.DataFrame(
             {
                 "key": [*list(result.summary), "attribution"],
@@ -272,3 +424,12 @@ def write_units(result: IngestResult, out_dir: str | Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def _plain(table: pd.DataFrame) -> pd.DataFrame:
+    """A table GeoPackage can hold: mixed object columns as text."""
+    out = table.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = out[col].map(lambda v: None if v is None or v != v else str(v))
+    return out

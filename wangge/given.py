@@ -1,0 +1,203 @@
+"""Given streets and communities: read and settle the files, label blocks, list straddlers,
+calibrate households to known totals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from wangge.data import boundaries
+from wangge.errors import InputError
+from wangge.geo import calibration
+from wangge.geo.blocks import zone_of
+
+#: Columns of the findings table of units.gpkg (boundary files, building files, straddlers).
+FINDING_COLUMNS = ["source", *boundaries.FINDING_COLUMNS]
+#: A building keeping less than this share of its footprint in its unit is listed.
+STRADDLE_SHARE = 0.99
+
+
+def findings_frame(frame: pd.DataFrame | None, source: str) -> pd.DataFrame:
+    """``frame`` (any findings table) with the common columns, tagged with ``source``."""
+    if frame is None or frame.empty:
+        return pd.DataFrame(columns=FINDING_COLUMNS)
+    out = frame.copy()
+    out["source"] = source
+    for col in FINDING_COLUMNS:
+        if col not in out:
+            out[col] = None
+    return out[FINDING_COLUMNS]
+
+
+@dataclass
+class Given:
+    """The district's given units in a metric CRS.
+
+    ``streets`` and ``communities`` (None when not given) carry ``code``, ``name``,
+    ``households`` and ``population``; communities also ``street_row``, the row of the
+    street holding them. ``zones`` is the finest given level: no block crosses its units.
+    """
+
+    streets: gpd.GeoDataFrame
+    communities: gpd.GeoDataFrame | None
+    findings: pd.DataFrame
+    unassigned: gpd.GeoDataFrame
+    streets_derived: bool = False
+
+    @property
+    def zones(self) -> gpd.GeoDataFrame:
+        return self.communities if self.communities is not None else self.streets
+
+    @property
+    def level(self) -> str:
+        return "community" if self.communities is not None else "street"
+
+    @property
+    def area(self) -> shapely.Geometry:
+        """The study area: the land of the given units (unassigned gaps left out)."""
+        return shapely.union_all(self.zones.geometry.to_numpy())
+
+    def street_of_zone(self) -> np.ndarray:
+        if self.communities is None:
+            return np.arange(len(self.streets))
+        return self.communities["street_row"].to_numpy()
+
+    def label_blocks(self, blocks: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        """Blocks with ``zone`` (row of the finest given unit), ``street_row`` and
+        ``community_row`` (-1 without given communities)."""
+        out = blocks.copy()
+        if "zone" not in out:
+            out["zone"] = zone_of(out.geometry.to_numpy(), self.zones.geometry.to_numpy())
+        zone = out["zone"].to_numpy()
+        if (zone < 0).any():  # a block outside every unit cannot happen: the area is theirs
+            raise InputError(f"{(zone < 0).sum()} block(s) lie outside every given unit")
+        out["street_row"] = self.street_of_zone()[zone]
+        out["community_row"] = zone if self.communities is not None else -1
+        return out
+
+    def straddling(self, buildings: gpd.GeoDataFrame, zone: np.ndarray) -> pd.DataFrame:
+        """One finding per building whose footprint crosses a given boundary: it goes to
+        the unit holding most of it (its block's), and is listed with that share."""
+        zones = self.zones.geometry.to_numpy()
+        geoms = buildings.geometry.to_numpy()
+        share = shapely.area(shapely.intersection(geoms, zones[zone])) / np.maximum(
+            shapely.area(geoms), 1e-9
+        )
+        rows = []
+        pts = gpd.GeoSeries(geoms, crs=buildings.crs).representative_point().to_crs(4326)
+        for i in np.flatnonzero(share < STRADDLE_SHARE):
+            z = int(zone[i])
+            rows.append(
+                {
+                    "kind": "building_straddles",
+                    "level": self.level,
+                    "code": self.zones["code"].iat[z],
+                    "name": self.zones["name"].iat[z],
+                    "area_m2": float(shapely.area(geoms[i])),
+                    "x": pts.x.iat[i],
+                    "y": pts.y.iat[i],
+                    "detail": (
+                        f"building {buildings['building_id'].iat[i]} crosses a given boundary; "
+                        f"it goes to the unit holding {share[i]:.0%} of its footprint"
+                    ),
+                }
+            )
+        return findings_frame(pd.DataFrame(rows), "buildings")
+
+    def calibrate(
+        self,
+        buildings: gpd.GeoDataFrame,
+        zone: np.ndarray,
+        extent: shapely.Geometry,
+        persons: float,
+    ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+        """Scale estimated households to the known totals of the finest given level that
+        carries any (communities, else streets); see :mod:`wangge.geo.calibration`."""
+        report = pd.DataFrame(columns=calibration.COLUMNS)
+        levels = [("community", self.communities, zone)] if self.communities is not None else []
+        levels.append(("street", self.streets, self.street_of_zone()[zone]))
+        for level, units, unit_of in levels:
+            known = units[["households", "population"]].notna().any(axis=1)
+            if not known.any():
+                continue
+            cover = calibration.coverage_share(units.geometry.to_numpy(), extent)
+            buildings, report = calibration.calibrate(
+                buildings, unit_of, units, cover, level, persons
+            )
+            break
+        return buildings, report
+
+
+def _metric(frame: gpd.GeoDataFrame, crs) -> gpd.GeoDataFrame:
+    return frame.to_crs(crs).reset_index(drop=True)
+
+
+def read_given(
+    streets: str | Path | None,
+    communities: str | Path | None,
+    crs,
+    coords: str = "wgs84",
+    encoding: str = "utf-8",
+) -> Given:
+    """Read, clean and nest the given streets and communities (metric ``crs``).
+
+    With communities but no streets, streets come from the communities' 12-digit codes
+    (data/boundaries.streets_from_communities). Every finding (repairs, overlaps settled,
+    gaps snapped or left unassigned, communities straddling streets) is kept, tagged with
+    its file.
+    """
+    found: list[pd.DataFrame] = []
+    layers: dict[str, gpd.GeoDataFrame] = {}
+    unassigned = []
+    for level, path in (("street", streets), ("community", communities)):
+        if path is None:
+            continue
+        read = boundaries.read_units(path, level, coords=coords, encoding=encoding)
+        found.append(findings_frame(read.findings, Path(path).name))
+        frame, cleaned, gaps = boundaries.clean_units(_metric(read.frame, crs), level)
+        layers[level] = frame
+        found.append(findings_frame(cleaned, Path(path).name))
+        if len(gaps):
+            unassigned.append(gaps.assign(level=level, source=Path(path).name))
+    derived = False
+    if "street" not in layers:
+        layers["street"] = boundaries.streets_from_communities(layers["community"])
+        derived = True
+    street_frame = layers["street"]
+    com = layers.get("community")
+    if com is not None:
+        if not derived:
+            nested, nest_found = boundaries.nest_communities(street_frame, com)
+            found.append(findings_frame(nest_found, Path(communities).name))
+            com = nested
+        com = com.copy()
+        row = zone_of(com.geometry.to_numpy(), street_frame.geometry.to_numpy())
+        if (row < 0).any():
+            names = ", ".join(str(c) for c in com.loc[row < 0, "code"][:5])
+            raise InputError(
+                f"communities outside every given street: {names}", communities, where="streets"
+            )
+        com["street_row"] = row
+    for frame in (street_frame, com):
+        if frame is None:
+            continue
+        for col in ("households", "population"):
+            if col not in frame:
+                frame[col] = np.nan
+    gaps = (
+        pd.concat(unassigned, ignore_index=True)
+        if unassigned
+        else gpd.GeoDataFrame({"area_m2": []}, geometry=[], crs=crs)
+    )
+    return Given(
+        streets=street_frame,
+        communities=com,
+        findings=pd.concat([f for f in found if len(f)] or [findings_frame(None, "")]),
+        unassigned=gpd.GeoDataFrame(gaps, geometry="geometry", crs=crs),
+        streets_derived=derived,
+    )
