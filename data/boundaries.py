@@ -62,6 +62,9 @@ GRID_M = 0.0001
 #: summary finding per kind instead of one row each.
 NOISE_M2 = 0.01
 NOISE_WIDTH_M = 0.01
+#: Pieces below this area (m², a square millimetre) are no land at all: overlay residue,
+#: ignored.
+NO_LAND_M2 = 1e-6
 #: Distance (m) within which two boundaries count as shared when measuring shared edges.
 EDGE_TOL_M = 0.01
 
@@ -299,8 +302,10 @@ def _read_vector_units(
             hint = "; if its attributes are GBK, pass encoding gbk"
         raise InputError(f"cannot be read as vector data: {exc}{hint}", path) from exc
     if is_shape:
-        text = frame.select_dtypes(include="object").drop(columns="geometry", errors="ignore")
-        garbled = any(text[c].astype(str).str.contains("\ufffd").any() for c in text.columns)
+        text = [c for c in frame.columns if c != frame.geometry.name]
+        garbled = any(
+            frame[c].map(lambda v: isinstance(v, str) and "\ufffd" in v).any() for c in text
+        )
         if garbled:
             raise InputError(
                 "its attribute text does not decode as UTF-8; pass encoding gbk "
@@ -722,6 +727,51 @@ class _Units:
         return win, lengths
 
 
+def _settle_overlaps(
+    w: _Units, sliver_m2: float, sliver_width_m: float, min_m2: float = NO_LAND_M2
+) -> int:
+    """One pass of rule 2 over every intersecting pair; returns the pieces settled."""
+    geoms, level = w.geoms, w.level
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="intersects")
+    pairs = sorted(
+        {(a, b) for a, b in zip(left, right, strict=True) if a < b},
+        key=lambda p: (min(w.rank[p[0]], w.rank[p[1]]), max(w.rank[p[0]], w.rank[p[1]])),
+    )
+    settled = 0
+    for i, j in pairs:
+        inter = polygonal(shapely.intersection(geoms[i], geoms[j], grid_size=GRID_M))
+        if inter is None or inter.is_empty:
+            continue
+        for piece in shapely.get_parts(inter):
+            if piece.area < min_m2:
+                continue
+            settled += 1
+            rest = {k: shapely.difference(geoms[k], piece, grid_size=GRID_M) for k in (i, j)}
+            win, lengths = w.best(piece, [i, j], lambda k, rest=rest: rest[k])
+            lose = j if win == i else i
+            geoms[lose] = polygonal(shapely.difference(geoms[lose], piece, grid_size=GRID_M))
+            if geoms[lose].is_empty or geoms[lose].area < NOISE_M2:
+                raise InputError(
+                    f"{level} {w.tag(lose)} lies entirely inside {w.tag(win)}; "
+                    "is the same unit in the file twice?"
+                )
+            if _is_noise(piece):
+                w.noise.setdefault("overlap_noise", []).append(piece.area)
+                continue
+            sliver = _is_sliver(piece, sliver_m2, sliver_width_m)
+            w.add(
+                "overlap_sliver" if sliver else "overlap",
+                lose,
+                piece,
+                f"{piece.area:.1f} m² claimed by both {w.tag(i)} and {w.tag(j)} given to "
+                f"{w.tag(win)} (shared edge {lengths[win]:.1f} m vs {lengths[lose]:.1f} m"
+                f"{', tie: lower code' if abs(lengths[win] - lengths[lose]) < 1e-3 else ''})"
+                f" and cut from {w.tag(lose)}",
+            )
+    return settled
+
+
 def clean_units(
     units: gpd.GeoDataFrame,
     level: str,
@@ -749,8 +799,10 @@ def clean_units(
        largest part moves to the touching neighbour sharing the longest edge with it,
        kind ``sliver_part``.
 
-    Overlap and gap pieces under :data:`NOISE_M2` (0.01 m²; coordinate noise) follow the
-    same rules but are summed into one ``overlap_noise``/``gap_noise`` row each.
+    Overlap and gap pieces under :data:`NOISE_M2` (0.01 m²) or thinner than
+    :data:`NOISE_WIDTH_M` (1 cm) are coordinate noise: they follow the same rules but are
+    summed into one ``overlap_noise``/``gap_noise`` row each. Pieces under a square
+    millimetre (:data:`NO_LAND_M2`) are overlay residue, not land, and are ignored.
     Afterwards no two units overlap (by more than 0.01 m²) and their union is the input
     union plus the snapped gaps.
 
@@ -780,39 +832,7 @@ def clean_units(
     n = len(geoms)
 
     # 2. overlaps
-    tree = shapely.STRtree(geoms)
-    left, right = tree.query(geoms, predicate="intersects")
-    pairs = sorted(
-        {(a, b) for a, b in zip(left, right, strict=True) if a < b},
-        key=lambda p: (min(w.rank[p[0]], w.rank[p[1]]), max(w.rank[p[0]], w.rank[p[1]])),
-    )
-    for i, j in pairs:
-        inter = polygonal(shapely.intersection(geoms[i], geoms[j], grid_size=GRID_M))
-        if inter is None or inter.is_empty:
-            continue
-        for piece in shapely.get_parts(inter):
-            rest = {k: shapely.difference(geoms[k], piece, grid_size=GRID_M) for k in (i, j)}
-            win, lengths = w.best(piece, [i, j], lambda k, rest=rest: rest[k])
-            lose = j if win == i else i
-            geoms[lose] = polygonal(shapely.difference(geoms[lose], piece, grid_size=GRID_M))
-            if geoms[lose].is_empty or geoms[lose].area < NOISE_M2:
-                raise InputError(
-                    f"{level} {w.tag(lose)} lies entirely inside {w.tag(win)}; "
-                    "is the same unit in the file twice?"
-                )
-            if _is_noise(piece):
-                w.noise.setdefault("overlap_noise", []).append(piece.area)
-                continue
-            sliver = _is_sliver(piece, sliver_m2, sliver_width_m)
-            w.add(
-                "overlap_sliver" if sliver else "overlap",
-                lose,
-                piece,
-                f"{piece.area:.1f} m² claimed by both {w.tag(i)} and {w.tag(j)} given to "
-                f"{w.tag(win)} (shared edge {lengths[win]:.1f} m vs {lengths[lose]:.1f} m"
-                f"{', tie: lower code' if abs(lengths[win] - lengths[lose]) < 1e-3 else ''})"
-                f" and cut from {w.tag(lose)}",
-            )
+    _settle_overlaps(w, sliver_m2, sliver_width_m)
 
     # 3. gaps
     union = shapely.union_all(geoms, grid_size=GRID_M)
@@ -824,6 +844,8 @@ def clean_units(
     tree = shapely.STRtree(geoms)
     unassigned = []
     for gap in shapely.get_parts(gaps) if gaps is not None else []:
+        if gap.area < NO_LAND_M2:
+            continue
         near = [int(k) for k in tree.query(gap.buffer(EDGE_TOL_M), predicate="intersects")]
         if not near:  # cannot happen for a hole, but never lose one silently
             near = list(range(n))
@@ -882,6 +904,11 @@ def clean_units(
                 f"detached sliver of {w.tag(i)} ({part.area:.1f} m²) moved to {w.tag(k)} "
                 f"(shared edge {lengths[k]:.1f} m)",
             )
+
+    # rounding to the grid in steps 3 and 4 can leave sub-millimetre overlaps: settle them
+    for _ in range(3):
+        if not _settle_overlaps(w, sliver_m2, sliver_width_m, min_m2=NOISE_M2 / 100):
+            break
 
     for kind, areas in w.noise.items():
         w.rows.append(

@@ -196,22 +196,20 @@ def add_defects(
     i, j = _neighbours(m)
     geoms = m.geometry.to_numpy().copy()
     mid, vertical = _shared_point(geoms[i], geoms[j])
+    # the side of the edge the second unit is on, before any defect changes it
+    probe = shapely.Point(mid.x + 5, mid.y) if vertical else shapely.Point(mid.x, mid.y + 5)
+    sign = 1 if geoms[j].contains(probe) else -1
     if gap_m:
         hole = mid.buffer(gap_m / 2, cap_style="square")
         geoms[i] = geoms[i].difference(hole)
         geoms[j] = geoms[j].difference(hole)
     if overlap_m:
-        # the side of the edge the second unit is on
-        probe = shapely.Point(mid.x + 5, mid.y) if vertical else shapely.Point(mid.x, mid.y + 5)
-        sign = 1 if geoms[j].contains(probe) else -1
         if vertical:
             push = box(mid.x - 1, mid.y - 60, mid.x + sign * overlap_m, mid.y + 60)
         else:
             push = box(mid.x - 60, mid.y - 1, mid.x + 60, mid.y + sign * overlap_m)
         geoms[i] = geoms[i].union(shapely.normalize(push))
     if sliver_m:
-        probe = shapely.Point(mid.x + 5, mid.y) if vertical else shapely.Point(mid.x, mid.y + 5)
-        sign = 1 if geoms[j].contains(probe) else -1
         if vertical:
             strip = box(mid.x, mid.y - 75, mid.x + sign * sliver_m, mid.y + 75)
         else:
