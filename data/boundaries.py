@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -88,13 +88,14 @@ class GivenUnits:
         lon/lat).
     source
         The file read.
+    level
+        ``"street"`` or ``"community"``.
     """
 
     frame: gpd.GeoDataFrame
     findings: pd.DataFrame
     source: Path
     level: str = "community"
-    notes: list[str] = field(default_factory=list)
 
 
 def empty_findings() -> pd.DataFrame:
