@@ -507,8 +507,12 @@ def _read_error(exc: Exception, source: Path, handler: _Collector | None = None)
     if "twice in input" in detail:
         # libosmium stops at the second copy, just after the collector saw the first one
         return _twice(source, where)
-    if any(w in detail for w in ("no element found", "gzip error", "bzip2 error", "truncated")):
+    ends = ("no element found", "gzip error", "bzip2 error", "unexpected EOF", "truncated")
+    if any(w in detail for w in ends):
         detail = f"the file ends too early or is damaged (truncated?): {detail}"
+        where = None
+    elif "unknown encoding" in detail:
+        detail = f"{detail} (OSM XML is read in UTF-8: convert the file to UTF-8)"
         where = None
     elif not isinstance(exc, RuntimeError | osmium.InvalidLocationError):
         detail = f"{type(exc).__name__}: {detail}"
