@@ -211,6 +211,19 @@ def partition(
                     ),
                 )
             )
+        elif (blocker := _blocking_unit(weight, comp, total, band)) is not None:
+            feasible = False
+            ctx.issues.append(
+                Issue(
+                    band.name,
+                    np.array([blocker]),
+                    (
+                        f"one unit holds {weight[blocker]:g} of {total:g}, so whichever "
+                        f"{band.name} holds it, the rest cannot make whole {band.name}s of "
+                        f"{band.lo:g}–{band.hi:g}"
+                    ),
+                )
+            )
         regions = _split(ctx, comp, comp_edges, k)
         if feasible:
             regions = _mend(ctx, regions, comp_edges)
@@ -224,6 +237,27 @@ def partition(
         why = None if feasible else ctx.issues[-1].reason
         parts.extend(_finish(ctx, regions, report=feasible, why=why))
     return parts, ctx.issues
+
+
+def _blocking_unit(weight: np.ndarray, units: np.ndarray, total: float, band: Band) -> int | None:
+    """The heaviest unit when it alone makes the band impossible, else None.
+
+    Whatever part holds the heaviest unit ``w`` weighs some ``x`` in ``[max(lo, w), hi]``,
+    and the other ``k − 1`` parts must share ``total − x`` within the band; when no whole
+    ``k`` allows that, no arrangement can, contiguous or not (a proof, not a search).
+    """
+    heaviest = units[int(np.argmax(weight[units]))]
+    w = float(weight[heaviest])
+    low = max(band.lo, w)
+    for k in _feasible_ks(total, band):
+        if k == 1:
+            if low <= total <= band.hi:
+                return None
+            continue
+        # total − x for x in [low, hi] meets [(k−1)·lo, (k−1)·hi]
+        if total - band.hi <= (k - 1) * band.hi and total - low >= (k - 1) * band.lo:
+            return None
+    return int(heaviest)
 
 
 def _edges_within(g: UnitGraph, units: np.ndarray, edges: np.ndarray) -> np.ndarray:

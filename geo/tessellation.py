@@ -130,6 +130,28 @@ def _hold_buildings_whole(
     return out
 
 
+def nested_buildings(buildings: gpd.GeoDataFrame, share: float = 0.5) -> np.ndarray:
+    """True for each building that lies mostly (``share`` of its footprint) inside a larger
+    one: a part mapped on top of its building, or the same building drawn twice. Such a
+    building gets no cell of its own (a cell carved out of another building's footprint
+    falls into shards); :func:`cell_of` counts it in the cell of the building holding it.
+    """
+    geoms = buildings.geometry.to_numpy()
+    area = shapely.area(geoms)
+    a, b = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    keep = a != b
+    a, b = a[keep], b[keep]
+    # b is the larger (ties: the earlier row keeps its cell)
+    larger = (area[b] > area[a]) | ((area[b] == area[a]) & (b < a))
+    a, b = a[larger], b[larger]
+    out = np.zeros(len(geoms), dtype=bool)
+    if len(a):
+        inter = shapely.area(shapely.intersection(geoms[a], geoms[b]))
+        hit = inter >= share * np.maximum(area[a], 1e-9)
+        out[a[hit]] = True
+    return out
+
+
 def cell_of(cells: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame) -> np.ndarray:
     """Position of the cell that counts each building's households: exactly one per building.
 

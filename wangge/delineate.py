@@ -19,7 +19,7 @@ from wangge.geo.feasibility import feasibility
 from wangge.geo.households import load_params
 from wangge.geo.limits import Limits, limits_from_raw, load_limits
 from wangge.geo.metrics import road_halo, unit_metrics
-from wangge.geo.tessellation import cell_of, tessellate
+from wangge.geo.tessellation import cell_of, nested_buildings, tessellate
 
 UNIT_LAYERS = ("buildings", "blocks", "adjacency", "compounds", "roads", "barriers", "study_area")
 #: Layers of units.gpkg read when present: the given levels and what was noticed in ingest.
@@ -153,7 +153,7 @@ def delineate_units(
     buildings = units["buildings"]
     checks = feasibility(buildings, units["compounds"], limits)
     start = time.perf_counter()
-    cells = tessellate(units["blocks"], buildings)
+    cells = tessellate(units["blocks"], buildings[~nested_buildings(buildings)])
     # every building's households land in exactly one cell (its own, or the one that holds it)
     where = cell_of(cells, buildings)
     buildings = buildings.assign(cell=where)
