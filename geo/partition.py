@@ -211,7 +211,10 @@ def partition(
                     ),
                 )
             )
-        elif (blocker := _blocking_unit(weight, comp, total, band)) is not None:
+        elif (
+            not band.divisible
+            and (blocker := _blocking_unit(weight, comp, total, band)) is not None
+        ):
             feasible = False
             ctx.issues.append(
                 Issue(

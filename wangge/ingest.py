@@ -162,7 +162,7 @@ def ingest(
         outside = buildings.loc[~inside.to_numpy(), "building_id"]
         if len(outside):
             what = "the boundary" if given is None else "every given unit"
-            notes[f"buildings outside {what}, left out"] += len(outside)
+            notes[f"buildings outside {what}, dropped"] += len(outside)
             findings.append(_outside_findings(outside, buildings, what))
         buildings = buildings[inside.to_numpy()]
         if buildings.empty:
