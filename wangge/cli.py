@@ -55,8 +55,43 @@ def _print_ingest(result, target: Path, seconds: float) -> None:
         for key, value in sorted(result.notes.items()):
             notes.add_row(key, f"{value:,}")
         out.print(notes)
+    _print_given(result.tables)
     out.print(f"wrote [bold]{escape(str(target))}[/] in {seconds:.2f} s")
     out.print(f"OSM data {ATTRIBUTION}", style="dim")
+
+
+def _print_given(tables: dict) -> None:
+    """What was noticed in the user's files, and the calibration to known totals."""
+    found = tables.get("findings")
+    if found is not None and len(found):
+        table = Table(title="Findings in the given files (all kept in the findings table)")
+        for col in ("file", "kind", "count", "first"):
+            table.add_column(col)
+        for (source, kind), group in found.groupby(["source", "kind"], sort=False):
+            first = group.iloc[0]
+            where = first["code"] or first["name"] or ""
+            table.add_row(
+                escape(str(source)),
+                kind,
+                str(len(group)),
+                escape(f"{where}: {first['detail']}" if where else str(first["detail"])),
+            )
+        out.print(table)
+    cal = tables.get("calibration")
+    if cal is not None and len(cal):
+        table = Table(title="Calibration to known totals (estimated buildings scaled)")
+        for col in ("unit", "known", "covered", "estimate → calibrated", "factor", "finding"):
+            table.add_column(col)
+        for row in cal.itertuples():
+            table.add_row(
+                escape(f"{row.level} {row.code or ''} {row.name or ''}".strip()),
+                escape(str(row.known)),
+                f"{float(row.coverage):.0%}",
+                f"{float(row.estimated_before):,.0f} → {float(row.estimated_after):,.0f}",
+                "" if row.factor != row.factor else f"{float(row.factor):.3f}",
+                escape(str(row.finding or "")),
+            )
+        out.print(table)
 
 
 def _run_ingest(source: Path, out_dir: Path, **kwargs) -> None:
@@ -188,6 +223,7 @@ def _print_plan(result, violations, target: Path, seconds: float) -> None:
     table.add_row("vertical micro-grid records", f"{n_vertical:,}", *[""] * 5)
     out.print(table)
     _print_feasibility(result.feasibility)
+    _print_given({k: result.layers.get(k) for k in ("findings", "calibration")})
     _print_violations(violations)
     out.print(
         f"wrote [bold]{escape(str(target))}[/], GeoJSON per level and map.html in {seconds:.2f} s"
@@ -457,7 +493,7 @@ def demo(
     from wangge.data.samples import write_samples
 
     _run_ingest(DEMO_OSM, out_dir)
-    _run_delineate(out_dir / "units.gpkg", out_dir)
+    _run_delineate(out_dir / "units.gpkg", out_dir, district_code="320102")  # 玄武区
     samples = write_samples(out_dir, seed=0)
     names = ", ".join(p.name for p in samples.values())
     out.print(f"wrote sample data (样例数据, seed 0): {escape(names)}")

@@ -145,14 +145,15 @@ def ingest(
     if extract is None:
         context["roads"] = _NO_ROADS.copy()
     buildings = m(raw_buildings)
-    extent = geo_blocks.study_area(buildings.geometry)
+    # what the building data covers, for calibration: the hull of the buildings + 50 m
+    extent = shapely.convex_hull(shapely.multipolygons(buildings.geometry.to_numpy())).buffer(50)
     given = None
     if streets is not None or communities is not None:
         given = read_given(streets, communities, crs, boundary_coords, encoding)
         findings.append(given.findings)
         area_geom = given.area
     else:
-        area_geom = extent
+        area_geom = geo_blocks.study_area(buildings.geometry)
     if boundary is not None:
         bound, repaired = userfiles.read_boundary(boundary, crs)
         notes["boundary geometries repaired"] += repaired
