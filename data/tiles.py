@@ -30,6 +30,7 @@ TILE_FIELDS: dict[str, tuple[str, ...]] = {
         "population",
         "area_km2",
         "flag",
+        "grid_type",
         "deviation_pct",
     ),
     "microgrids": (

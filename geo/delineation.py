@@ -13,7 +13,7 @@ from wangge.geo import codes as geo_codes
 from wangge.geo._geom import GRID_M, drop_slivers
 from wangge.geo.blocks import touching_edges
 from wangge.geo.limits import Limits
-from wangge.geo.partition import Issue, UnitGraph, choose_k, partition
+from wangge.geo.partition import Issue, Part, UnitGraph, choose_k, partition
 
 
 def unit_graph(cells: gpd.GeoDataFrame, adjacency: pd.DataFrame) -> UnitGraph:
@@ -188,7 +188,34 @@ def _absorb_empty(g: UnitGraph, parts: list, households: np.ndarray) -> list:
     return parts
 
 
-def solve(g: UnitGraph, limits: Limits, given: dict[str, np.ndarray] | None = None) -> Nested:
+def _dedicated_parts(
+    g: UnitGraph,
+    region: np.ndarray,
+    site: np.ndarray,
+    site_notes: dict[int, str],
+    min_m2: float,
+) -> tuple[list[Part], np.ndarray]:
+    """The dedicated grids of one community (one per site whose piece in it is at least
+    ``min_m2``), and the units left for basic grids."""
+    parts = []
+    taken = np.zeros(len(region), dtype=bool)
+    labels = site[region]
+    for s in np.unique(labels[labels >= 0]):
+        mine = labels == s
+        if g.area[region[mine]].sum() < min_m2:
+            continue
+        parts.append(Part(region[mine], note=site_notes.get(int(s), ""), flag="dedicated"))
+        taken |= mine
+    return parts, region[~taken]
+
+
+def solve(
+    g: UnitGraph,
+    limits: Limits,
+    given: dict[str, np.ndarray] | None = None,
+    dedicated: np.ndarray | None = None,
+    site_notes: dict[int, str] | None = None,
+) -> Nested:
     """Streets, then communities in each street, grids in each community, micro-grids in
     each grid: one nested run, each level solved inside its parent.
 
@@ -202,8 +229,13 @@ def solve(g: UnitGraph, limits: Limits, given: dict[str, np.ndarray] | None = No
         For levels taken from the user's boundary files (``street``, ``community``): the
         row of the given unit holding each unit. Those levels are kept exactly as given and
         every level below is solved inside them.
+    dedicated, site_notes
+        The dedicated site of each unit (-1 for none; :mod:`wangge.geo.dedicated`) and a
+        note per site: each site's units in a community become a dedicated grid there.
     """
     given = given or {}
+    site_notes = site_notes or {}
+    min_site_m2 = float(limits.raw.get("dedicated", {}).get("min_area_m2", 30000))
     rng = np.random.default_rng(limits.solver.seed)
     n = g.n
     out = {lvl: np.full(n, -1) for lvl in geo_codes.LEVELS}
@@ -219,6 +251,8 @@ def solve(g: UnitGraph, limits: Limits, given: dict[str, np.ndarray] | None = No
         "microgrid": limits.microgrid,
     }
     regions = [np.arange(n)]
+    region_flags: dict[int, str] = {}
+    region_notes: dict[int, str] = {}
     bridge(g, regions)
     for level in geo_codes.LEVELS:
         next_regions = []
@@ -238,11 +272,24 @@ def solve(g: UnitGraph, limits: Limits, given: dict[str, np.ndarray] | None = No
             regions = next_regions
             continue
         weight = g.area if level == "street" else g.households
-        for region in regions:
-            parts, found = partition(g, region, weight, bands[level], limits.solver, rng)
-            issues.extend(found)
-            parts = _absorb_empty(g, parts, g.households)
-            for part in parts:
+        for ri, region in enumerate(regions):
+            kept: list[Part] = []
+            if level == "grid" and dedicated is not None:
+                kept, region = _dedicated_parts(g, region, dedicated, site_notes, min_site_m2)
+                if len(region):
+                    bridge(g, [region])  # the land around a campus stays one region
+            if (
+                level == "microgrid"
+                and region_flags.get(ri) == "dedicated"
+                and g.households[region].sum() <= 0
+            ):
+                kept, region = [Part(region, note=region_notes.get(ri), flag="dedicated")], []
+            parts: list[Part] = []
+            if len(region):
+                parts, found = partition(g, region, weight, bands[level], limits.solver, rng)
+                issues.extend(found)
+                parts = _absorb_empty(g, parts, g.households)
+            for part in [*parts, *kept]:
                 pid = len(next_regions)
                 out[level][part.units] = pid
                 if part.heavy:
@@ -251,10 +298,11 @@ def solve(g: UnitGraph, limits: Limits, given: dict[str, np.ndarray] | None = No
                 elif part.flag:
                     flags[level][pid] = part.flag
                     notes[level][pid] = part.note or ""
-                if g.households[part.units].sum() <= 0 and not part.heavy:
+                if g.households[part.units].sum() <= 0 and not part.heavy and not part.flag:
                     flags[level][pid] = "empty"
                     notes[level][pid] = "no households in its parent"
                 next_regions.append(np.sort(part.units))
+        region_flags, region_notes = flags[level], notes[level]
         regions = next_regions
     return Nested(
         out["street"],
@@ -371,6 +419,8 @@ def build_layers(
                 for p, pc in zip(frame["part"], frame["parent_code"], strict=True)
             ]
         _number(frame, level, given_codes)
+        if level == "grid":  # 基础网格 or 专属网格 (DB6101/T 3185-2024)
+            frame["grid_type"] = np.where(frame["flag"] == "dedicated", "dedicated", "basic")
         frame["name"] = _names(frame, level, names_prev)
         if table is not None and "name" in table:
             for i, p in enumerate(frame["part"]):

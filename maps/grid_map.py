@@ -18,6 +18,8 @@ __all__ = ["ATTRIBUTION", "PALETTE", "grid_map_html", "write_grid_map"]
 
 #: Sequential colours (light → dark) for households, one per class.
 PALETTE = ("#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704")
+#: Dedicated grids (专属网格) stand apart: outside the household bands by rule.
+DEDICATED = "#9fb1e0"
 
 
 def grid_map_html(
@@ -49,9 +51,11 @@ def grid_map_html(
         grids.geometry,
         strict=True,
     ):
-        tip = html.escape(f"网格 grid {code}: {hh:g} 户 households {flag}")
+        kind = "专属网格 dedicated grid" if flag == "dedicated" else "网格 grid"
+        tip = html.escape(f"{kind} {code}: {hh:g} 户 households {flag}")
+        fill = DEDICATED if flag == "dedicated" else PALETTE[cls]
         shapes.append(
-            f'<path d="{path_d(geom, vp)}" fill="{PALETTE[cls]}" stroke="#444" '
+            f'<path d="{path_d(geom, vp)}" fill="{fill}" stroke="#444" '
             f'stroke-width="1"><title>{tip}</title></path>'
         )
     for geom in layers["microgrids"].geometry:
@@ -74,6 +78,7 @@ def grid_map_html(
         for c, t in zip(PALETTE, labels, strict=True)
     )
     body = f"""<div class="legend"><b>户数 / households per grid</b>{legend}
+<div><span style="background:{DEDICATED}"></span>专属网格 dedicated grid</div>
 <div>— 社区 community boundary</div><div>┈ 微网格 micro-grid</div></div>
 {vp.svg_open()}{"".join(shapes)}</svg>"""
     return page(title, body)

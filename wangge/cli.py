@@ -208,15 +208,20 @@ def _print_plan(result, violations, target: Path, seconds: float) -> None:
     )
     for col in cols:
         table.add_column(col, justify="left" if col == "level" else "right")
+    def shown(value: float, fmt: str) -> str:
+        return "–" if value != value else format(value, fmt)  # no nan in a summary
+
     for name in ("streets", "communities", "grids", "microgrids"):
         f = result.layers[name]
+        basic = f[f["flag"] != "dedicated"]  # dedicated grids are outside the bands by rule
+        dedicated = len(f) - len(basic)
         table.add_row(
-            name,
+            name + (f" (+{dedicated} dedicated)" if dedicated else ""),
             f"{len(f):,}",
             f"{f['households'].min():,.0f}–{f['households'].max():,.0f}",
-            f"{f['deviation_pct'].abs().mean():.1f}",
-            f"{f['polsby_popper'].mean():.2f}",
-            f"{f['road_share'].mean():.0%}",
+            shown(basic["deviation_pct"].abs().mean(), ".1f"),
+            shown(f["polsby_popper"].mean(), ".2f"),
+            shown(f["road_share"].mean(), ".0%"),
             f"{(f['flag'] != '').sum():,}",
         )
     n_vertical = len(result.layers["vertical_microgrids"])

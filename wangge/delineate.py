@@ -15,6 +15,7 @@ import shapely
 
 from wangge.errors import InputError
 from wangge.geo import delineation
+from wangge.geo.dedicated import find_sites, site_of
 from wangge.geo.feasibility import feasibility
 from wangge.geo.households import load_params
 from wangge.geo.limits import Limits, limits_from_raw, load_limits
@@ -24,7 +25,7 @@ from wangge.ingest import _plain
 
 UNIT_LAYERS = ("buildings", "blocks", "adjacency", "compounds", "roads", "barriers", "study_area")
 #: Layers of units.gpkg read when present: the given levels and what was noticed in ingest.
-OPTIONAL_LAYERS = ("given_streets", "given_communities", "unassigned_land")
+OPTIONAL_LAYERS = ("given_streets", "given_communities", "unassigned_land", "landuse")
 OPTIONAL_TABLES = ("findings", "calibration")
 
 
@@ -177,7 +178,13 @@ def delineate_units(
     t["graph"] = time.perf_counter() - start
     start = time.perf_counter()
     labels, tables = _given_labels(units, cells)
-    nested = delineation.solve(graph, limits, labels)
+    sites = find_sites(units.get("landuse"), buildings, limits.raw.get("dedicated", {}))
+    site = site_of(shapely.point_on_surface(cells.geometry.to_numpy()), sites)
+    site_notes = {
+        i: " ".join(str(v) for v in (k, nm) if isinstance(v, str) and v)
+        for i, (k, nm) in enumerate(zip(sites["kind"], sites["name"], strict=True))
+    }
+    nested = delineation.solve(graph, limits, labels, site, site_notes)
     t["solve"] = time.perf_counter() - start
     start = time.perf_counter()
     persons = load_params().persons
@@ -203,6 +210,7 @@ def delineate_units(
     layers["unit_edges"] = delineation.unit_edge_table(graph)
     layers.update({k: units[k] for k in ("roads", "barriers", "compounds", "study_area", "blocks")})
     layers.update({k: units[k] for k in (*OPTIONAL_LAYERS, *OPTIONAL_TABLES) if k in units})
+    layers["dedicated_sites"] = sites
     t["polygons"] = time.perf_counter() - start
     return DelineateResult(
         layers=layers,

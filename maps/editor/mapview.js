@@ -12,6 +12,7 @@ export const REQUIRED_LAYERS = ["units", "grids"];
 const COLOURS = {
   background: "#f2f0eb",
   under: "#f0a202",
+  dedicated: "#7b8fc7", // 专属网格: outside the household bands by rule
   over: "#d64545",
   edge: "#d6ecd2",
   target: "#6dbb75",
@@ -212,6 +213,8 @@ export class MapView {
     const target = Math.min(Math.max(lim.target ?? (lim.lo + lim.hi) / 2, lim.lo + 1), lim.hi - 1);
     return [
       "case",
+      ["==", ["get", "grid_type"], "dedicated"],
+      COLOURS.dedicated,
       ["<", hh, lim.lo],
       COLOURS.under,
       [">", hh, lim.hi],
