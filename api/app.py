@@ -8,7 +8,18 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
 from wangge import __version__
-from wangge.api import collections, coverage, editor, edits, errors, exports, plans, risk, tiles
+from wangge.api import (
+    adopt,
+    collections,
+    coverage,
+    editor,
+    edits,
+    errors,
+    exports,
+    plans,
+    risk,
+    tiles,
+)
 from wangge.api.settings import Settings
 from wangge.data.store import Store, open_store
 
@@ -47,7 +58,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     if store is not None:
         app.state.store = store
     errors.install(app)
-    for module in (collections, coverage, exports, plans, edits, risk, tiles, editor):
+    for module in (collections, coverage, exports, plans, edits, adopt, risk, tiles, editor):
         app.include_router(module.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
