@@ -266,40 +266,28 @@ def check(
 
 def _limits(level: str, table: pd.DataFrame, limits: Limits, flags: Flags) -> list[Violation]:
     out = []
-    if level == "street":
-        for code, m2 in table["area_m2"].items():
-            if m2 / 1e6 > limits.street_max_km2:
-                out.append(
-                    Violation(
-                        level,
-                        code,
-                        "limits",
-                        "error",
-                        f"{m2 / 1e6:.2f} km² > {limits.street_max_km2:g} km²",
-                    )
-                )
-        return out
-    if level == "community":
+    if level in ("street", "community"):
         for row in table.itertuples():
             code = row.Index
-            if row.households > limits.community.hi:
-                out.append(
-                    Violation(
-                        level,
-                        code,
-                        "limits",
-                        "error",
-                        f"{row.households:g} households > {limits.community.hi:g}",
+            broken = []
+            if level == "street" and row.area_m2 / 1e6 > limits.street_max_km2:
+                broken.append(f"{row.area_m2 / 1e6:.2f} km² > {limits.street_max_km2:g} km²")
+            if level == "community":
+                if row.households > limits.community.hi:
+                    broken.append(f"{row.households:g} households > {limits.community.hi:g}")
+                if row.population > limits.community_max_population:
+                    broken.append(
+                        f"{row.population:g} people > {limits.community_max_population:g}"
                     )
-                )
-            if row.population > limits.community_max_population:
+            given = flags.flag.get(code) == "given"  # reported, never redrawn
+            for reason in broken:
                 out.append(
                     Violation(
                         level,
                         code,
                         "limits",
-                        "error",
-                        f"{row.population:g} people > {limits.community_max_population:g}",
+                        "warning" if given else "error",
+                        f"given {level}: {reason}" if given else reason,
                     )
                 )
         return out
@@ -309,6 +297,8 @@ def _limits(level: str, table: pd.DataFrame, limits: Limits, flags: Flags) -> li
         if band.lo <= per <= band.hi:
             continue
         flag = flags.flag.get(code, "")
+        if flag == "dedicated":  # 专属网格: outside the household bands by rule
+            continue
         if flag:
             out.append(
                 Violation(level, code, "limits", "warning", f"{flag}: {flags.note.get(code, '')}")

@@ -47,6 +47,8 @@ def boundary_unit(client: TestClient, plan: str, version: int | None = None) -> 
                 and u["grid_code"][:12] == v["grid_code"][:12]
                 and u["households"] > 0
                 and grids[u["grid_code"]]["units"] > 2
+                # basic grids: a dedicated grid (coded from 901) is outside the bands
+                and max(u["grid_code"][-3:], v["grid_code"][-3:]) < "900"
             ):
                 return {
                     "unit": u["code"],

@@ -418,7 +418,9 @@ def _known_grids(s: PlanState, codes, where: str) -> set[str]:
 
 def _flags(layers: dict[str, gpd.GeoDataFrame]) -> ge.Flags:
     records, flag, note, record_codes = {}, {}, {}, {}
-    for name in ("grids", "microgrids"):
+    for name in ("streets", "communities", "grids", "microgrids"):
+        if name not in layers:
+            continue
         frame = layers[name]
         for r in frame.itertuples():
             if getattr(r, "flag", "") or "":
