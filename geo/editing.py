@@ -382,7 +382,8 @@ def complete(
     """
     flags = flags or Flags()
     flags = Flags(dict(flags.records), dict(flags.flag), dict(flags.note), dict(flags.record_codes))
-    fixed = set(locks)
+    # dedicated grids (专属网格) are held like locks: a site is not redrawn into homes
+    fixed = set(locks) | {c for c, f in flags.flag.items() if f == "dedicated" and len(c) == 15}
     nbrs = grid_neighbours(units, micro)
     all_grids = set(nbrs)
     edited = {g for g in edited if g in all_grids}

@@ -603,6 +603,8 @@ def _part_row(
     }
     if level == "microgrid":
         row["record_codes"] = flags.record_codes.get(code, code)
+    if level == "grid":
+        row["grid_type"] = "dedicated" if row["flag"] == "dedicated" else "basic"
     return row
 
 
