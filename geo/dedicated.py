@@ -4,8 +4,8 @@ Xi'an DB6101/T 3185-2024 divides grids into basic grids (基础网格) and dedic
 (专属网格); Zhoushan's 2023 grid regulation gives dedicated grids to government centres,
 industrial parks, enterprises and institutions, office buildings and markets. Here a site
 is a land-use or amenity polygon whose tag is listed in ``[dedicated] tags`` of limits.toml
-(or a polygon of the user's site file), at least ``min_area_m2`` large and holding at most
-``max_households`` (more than that is housing, whatever the tag says). Where sites nest,
+at least ``min_area_m2`` large and holding at most ``max_households`` (more than that is
+housing, whatever the tag says), or any polygon of the user's site file. Where sites nest,
 the smallest holds. The units whose centre lies in a site form its dedicated grid inside
 their community: outside the household bands, flagged ``dedicated`` and coded from 901.
 """
@@ -45,8 +45,8 @@ def find_sites(
         The ``[dedicated]`` table: ``enabled``, ``min_area_m2``, ``max_households``,
         ``tags``.
     given
-        A user's site polygons (``kind`` and ``name`` if they have them); taken whatever
-        their tag, still bound by the area and household rules.
+        A user's site polygons (``kind`` and ``name`` if they have them): each is a site
+        whatever its tag, size and households (the user says so).
 
     Returns
     -------
@@ -65,20 +65,26 @@ def find_sites(
         g = given.copy()
         g["kind"] = g.get("kind", "site")
         g["name"] = g.get("name", None)
-        frames.append(g[["kind", "name", "geometry"]])
+        g["declared"] = True
+        frames.append(g[["kind", "name", "declared", "geometry"]])
     if not frames:
         return empty
     sites = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=buildings.crs)
+    sites["declared"] = sites.get("declared", False).fillna(False).astype(bool)
     sites = sites[sites.geom_type.isin(["Polygon", "MultiPolygon"])]
     sites["area_m2"] = sites.area
-    sites = sites[sites["area_m2"] >= float(rules.get("min_area_m2", 30000))]
-    if sites.empty:
-        return empty
     pts = buildings.representative_point().to_numpy()
     hh = buildings["households"].to_numpy(dtype=float)
     si, bi = shapely.STRtree(pts).query(sites.geometry.to_numpy(), predicate="contains")
     sites["households"] = np.bincount(si, hh[bi], len(sites))
-    sites = sites[sites["households"] <= float(rules.get("max_households", 500))]
+    # a site the user declares is one whatever its size; one found by its tag must be
+    # large, and not hold more homes than a grid (then it is housing)
+    found = (sites["area_m2"] >= float(rules.get("min_area_m2", 30000))) & (
+        sites["households"] <= float(rules.get("max_households", 500))
+    )
+    sites = sites[sites["declared"] | found]
+    if sites.empty:
+        return empty
     sites = sites.sort_values("area_m2").reset_index(drop=True)
     sites.insert(0, "site_id", [f"S{i + 1:03d}" for i in range(len(sites))])
     return sites[[*COLUMNS, "geometry"]]

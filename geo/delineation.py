@@ -196,13 +196,15 @@ def _dedicated_parts(
     min_m2: float,
 ) -> tuple[list[Part], np.ndarray]:
     """The dedicated grids of one community (one per site whose piece in it is at least
-    ``min_m2``), and the units left for basic grids."""
+    ``min_m2``, or half the site), and the units left for basic grids."""
     parts = []
     taken = np.zeros(len(region), dtype=bool)
     labels = site[region]
+    whole = np.bincount(site[site >= 0], g.area[site >= 0]) if (site >= 0).any() else []
     for s in np.unique(labels[labels >= 0]):
         mine = labels == s
-        if g.area[region[mine]].sum() < min_m2:
+        piece = g.area[region[mine]].sum()
+        if piece < min(min_m2, 0.5 * whole[s]):
             continue
         parts.append(Part(region[mine], note=site_notes.get(int(s), ""), flag="dedicated"))
         taken |= mine

@@ -208,6 +208,7 @@ def _print_plan(result, violations, target: Path, seconds: float) -> None:
     )
     for col in cols:
         table.add_column(col, justify="left" if col == "level" else "right")
+
     def shown(value: float, fmt: str) -> str:
         return "–" if value != value else format(value, fmt)  # no nan in a summary
 
@@ -307,6 +308,16 @@ def delineate(
         str | None,
         typer.Option(help="6-digit district code (GB/T 2260); else from the given codes"),
     ] = None,
+    sites: Annotated[
+        Path | None,
+        typer.Option(
+            help="Dedicated sites (专属网格: campuses, hospitals, enterprises...): polygons, "
+            "besides those found in OSM land use"
+        ),
+    ] = None,
+    sites_coords: Annotated[
+        str, typer.Option(help="Coordinates of the sites file: wgs84, gcj02 or bd09")
+    ] = "wgs84",
     boundary: BoundaryOpt = None,
     streets: StreetsOpt = None,
     communities: CommunitiesOpt = None,
@@ -349,6 +360,8 @@ def delineate(
         preset=preset,
         seed=seed,
         district_code=district_code,
+        sites=sites,
+        sites_coords=sites_coords,
         **{k: v for k, v in inputs.items() if k in chosen},
     )
 

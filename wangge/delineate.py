@@ -132,13 +132,20 @@ def delineate(
     district_code: str | None = None,
     progress: bool = False,
     preset: str | None = None,
+    sites: str | Path | None = None,
+    sites_coords: str = "wgs84",
     **ingest_options,
 ) -> DelineateResult:
     """Delineate streets, communities, grids and micro-grids for the units of ``source``
-    (inside the given streets and communities, where ``ingest_options`` name them)."""
+    (inside the given streets and communities, where ``ingest_options`` name them).
+
+    ``sites`` is a user's polygon file of dedicated sites (campuses, hospitals, parks of
+    enterprises...), taken beside those found in the OSM land use."""
     limits = load_limits(config, seed=seed, district_code=district_code, preset=preset)
     start = time.perf_counter()
     units, crs = load_units(source, progress, **ingest_options)
+    if sites is not None:
+        units["site_file"] = read_sites(sites, crs, sites_coords)
     limits, note = district_from_given(limits, units, district_code)
     result = delineate_units(units, crs, limits)
     if note:
@@ -178,7 +185,9 @@ def delineate_units(
     t["graph"] = time.perf_counter() - start
     start = time.perf_counter()
     labels, tables = _given_labels(units, cells)
-    sites = find_sites(units.get("landuse"), buildings, limits.raw.get("dedicated", {}))
+    sites = find_sites(
+        units.get("landuse"), buildings, limits.raw.get("dedicated", {}), units.get("site_file")
+    )
     site = site_of(shapely.point_on_surface(cells.geometry.to_numpy()), sites)
     site_notes = {
         i: " ".join(str(v) for v in (k, nm) if isinstance(v, str) and v)
@@ -220,6 +229,33 @@ def delineate_units(
         timings=t,
         feasibility=checks,
     )
+
+
+def read_sites(path: str | Path, crs: str, coords: str = "wgs84") -> gpd.GeoDataFrame:
+    """A user's dedicated sites (polygons; ``name``/名称 and ``type``/类型 by alias) in
+    the metric ``crs``."""
+    from wangge.data.userfiles import read_vector
+    from wangge.geo.crs import unshift
+
+    frame, _ = read_vector(path)
+    polys = frame.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
+    if not polys.all():
+        rows = ", ".join(str(i + 1) for i in np.flatnonzero(~polys)[:10])
+        raise InputError("dedicated sites must be polygons", path, where=f"feature {rows}")
+    lower = {str(c).strip().lower(): c for c in frame.columns}
+    pick = {
+        "name": next((lower[k] for k in ("name", "名称", "单位名称") if k in lower), None),
+        "kind": next((lower[k] for k in ("type", "kind", "类型", "类别") if k in lower), None),
+    }
+    geoms = unshift(frame.geometry.to_numpy(), coords)
+    return gpd.GeoDataFrame(
+        {
+            "name": frame[pick["name"]].astype(str) if pick["name"] else None,
+            "kind": frame[pick["kind"]].astype(str) if pick["kind"] else "site",
+        },
+        geometry=geoms,
+        crs=4326,
+    ).to_crs(crs)
 
 
 def _given_labels(
