@@ -70,7 +70,9 @@ def find_sites(
     if not frames:
         return empty
     sites = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=buildings.crs)
-    sites["declared"] = sites.get("declared", False).fillna(False).astype(bool)
+    if "declared" not in sites:
+        sites["declared"] = False
+    sites["declared"] = sites["declared"].astype(object).fillna(False).astype(bool)
     sites = sites[sites.geom_type.isin(["Polygon", "MultiPolygon"])]
     sites["area_m2"] = sites.area
     pts = buildings.representative_point().to_numpy()
