@@ -72,11 +72,21 @@ def tessellate(
         ri, si = shapely.STRtree(seeds).query(regions, predicate="contains")
         region_owner = np.full(len(regions), -1)
         region_owner[ri] = owner[si]
-        regions = shapely.intersection(regions, block)
+        try:
+            regions = shapely.intersection(regions, block)
+        except shapely.errors.GEOSException:
+            # cocircular outline points (grid-aligned footprints) can leave a Voronoi
+            # region invalid; repaired, the clip goes through on a fine grid
+            regions = polygonal_all(
+                shapely.intersection(shapely.make_valid(regions), block, grid_size=GRID_M)
+            )
         frame = pd.DataFrame({"owner": region_owner, "geom": regions})
         frame = frame[(frame["owner"] >= 0) & ~shapely.is_empty(regions)]
         for o, group in frame.groupby("owner")["geom"]:
-            cell = shapely.coverage_union_all(group.to_numpy())
+            try:
+                cell = shapely.coverage_union_all(group.to_numpy())
+            except shapely.errors.GEOSException:  # pieces clipped on the fine grid above
+                cell = shapely.union_all(group.to_numpy(), grid_size=GRID_M)
             cells_geom.append(cell)
             cells_block.append(block_id)
             cells_bldg.append(bids[members[o]])
