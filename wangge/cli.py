@@ -638,10 +638,6 @@ def export(
     out.print(f"wrote {escape(str(out_file))} ({len(result.content):,} bytes, {crs}, {format})")
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
-
-
 @app.command()
 def adopt(
     grid_file: Annotated[
@@ -737,3 +733,26 @@ def adopt(
             f"{s['errors_after']}"
         )
     out.print(f"done in {time.perf_counter() - t0:.2f} s")
+
+
+def main() -> None:
+    """The console entry point: the app, with a last guard so that a bug in wangge ends in
+    one plain line (exit 3) instead of a traceback; ``WANGGE_DEBUG=1`` shows the traceback.
+    Bad input never reaches this guard: it is a WanggeError naming the file (exit 2)."""
+    import os
+
+    try:
+        app()
+    except Exception as exc:
+        if os.environ.get("WANGGE_DEBUG"):
+            raise
+        args = " ".join(sys.argv[1:])
+        err.print(
+            f"[bold red]error:[/] wangge stopped on an unexpected {type(exc).__name__} "
+            f"({escape(str(exc)[:300])}) while running `wangge {escape(args)}`. This is a bug "
+            "in wangge, not a fault of your data: rerun with WANGGE_DEBUG=1 for the details "
+            "and report them.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise SystemExit(3) from None

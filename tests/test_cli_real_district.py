@@ -1,0 +1,114 @@
+"""The ``wangge`` command on a real district's bad files: exit 2 naming the file and the
+feature, no traceback, and an earlier ``units.gpkg`` or ``plan.gpkg`` left as it was."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import shapely
+from cities_bounds import demo_communities, write_layer
+from cities_buildings import demo_buildings_gcj02
+from clitools import run
+
+DEMO_OSM = Path(__file__).resolve().parent.parent / "data" / "demo" / "nanjing-xinjiekou.osm"
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def earlier(tmp_path_factory) -> Path:
+    """A directory holding a good units.gpkg and plan.gpkg from the demo."""
+    out = tmp_path_factory.mktemp("earlier")
+    proc = run("ingest", DEMO_OSM, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    proc = run("delineate", out / "units.gpkg", "--out", out, "--district-code", "320102")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def assert_refused(proc, path: Path, *words: str) -> None:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("error: "))
+    assert str(path) in proc.stderr, proc.stderr
+    for w in words:
+        assert w in proc.stderr, proc.stderr
+    assert line
+
+
+def bad_communities(tmp: Path, kind: str) -> Path:
+    good = gpd.read_file(demo_communities(DEMO_OSM, tmp / "good.geojson"))
+    if kind == "duplicate codes":
+        good.loc[1, "代码"] = good.loc[0, "代码"]
+        return write_layer(good, tmp / "dup.geojson")
+    if kind == "swapped":
+        good.geometry = shapely.transform(good.geometry.to_numpy(), lambda xy: xy[:, ::-1])
+        return write_layer(good, tmp / "swapped.geojson")
+    if kind == "metres as degrees":
+        metric = good.to_crs(4549)
+        return write_layer(metric.set_crs(4326, allow_override=True), tmp / "metres.geojson")
+    if kind == "empty geometry":
+        good.loc[2, "geometry"] = shapely.Polygon()
+        return write_layer(good, tmp / "empty.geojson")
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("duplicate codes", ("duplicate",)),
+        ("swapped", ("swapped",)),
+        ("metres as degrees", ("feature",)),
+        ("empty geometry", ("feature 3",)),
+    ],
+)
+@pytest.mark.parametrize("command", ["ingest", "delineate"])
+def test_bad_community_files_stop_and_lose_nothing(earlier, tmp_path, kind, words, command):
+    path = bad_communities(tmp_path, kind)
+    target = earlier / ("units.gpkg" if command == "ingest" else "plan.gpkg")
+    before = digest(target)
+    proc = run(command, DEMO_OSM, "--communities", path, "--out", earlier)
+    assert_refused(proc, path, *words)
+    assert digest(target) == before
+
+
+def test_bad_building_file_stops_and_loses_nothing(earlier, tmp_path):
+    path = demo_buildings_gcj02(DEMO_OSM, tmp_path / "b.geojson")
+    frame = gpd.read_file(path)
+    frame.loc[: len(frame) // 10, "geometry"] = None  # 10 % without geometry: refused
+    frame.to_file(path)
+    before = digest(earlier / "units.gpkg")
+    proc = run("ingest", DEMO_OSM, "--buildings", path, "--out", earlier)
+    assert_refused(proc, path, "feature")
+    assert digest(earlier / "units.gpkg") == before
+
+
+def test_given_files_apply_to_osm_input_not_to_a_units_file(earlier):
+    proc = run(
+        "delineate", earlier / "units.gpkg", "--communities", DEMO_OSM, "--out", earlier / "x"
+    )
+    assert proc.returncode == 2 and "--communities" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_bug_ends_in_one_line_not_a_traceback(monkeypatch, capsys):
+    import wangge.cli as cli
+
+    def broken() -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(cli, "app", broken)
+    monkeypatch.delenv("WANGGE_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    assert stop.value.code == 3
+    err = capsys.readouterr().err
+    assert "unexpected KeyError" in err and "WANGGE_DEBUG" in err and "Traceback" not in err
+    monkeypatch.setenv("WANGGE_DEBUG", "1")
+    with pytest.raises(KeyError):
+        cli.main()
