@@ -137,6 +137,45 @@ def _labels(kind: str, idx, codes=None, names=None, limit: int = 10) -> str:
     return ", ".join(parts) + (f" and {len(idx) - limit} more" if len(idx) > limit else "")
 
 
+def require_unique(codes: list, names: list, path: Path, kind: str, what: str) -> None:
+    """Raise :class:`InputError` naming the rows when a code is used twice."""
+    series = pd.Series(codes, dtype=object)
+    dup = series.notna() & series.duplicated(keep=False)
+    if not dup.any():
+        return
+    groups = series[dup].groupby(series[dup]).groups
+    detail = "; ".join(
+        f"{c} in {_labels(kind, list(ix), None, names)}" for c, ix in list(groups.items())[:5]
+    )
+    raise InputError(
+        f"duplicate {what}: {detail}", path, where=_labels(kind, np.flatnonzero(dup.to_numpy()))
+    )
+
+
+def require_polygons(
+    geoms: np.ndarray, codes: list, names: list, path: Path, kind: str, what: str
+) -> np.ndarray:
+    """The geometries in 2D; :class:`InputError` naming the features that are empty,
+    missing or not polygons."""
+    missing = np.flatnonzero(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if len(missing):
+        raise InputError(
+            f"{len(missing)} feature(s) have empty or missing geometry",
+            path,
+            where=_labels(kind, missing, codes, names),
+        )
+    geoms = shapely.force_2d(geoms)
+    not_poly = np.flatnonzero(~np.isin(shapely.get_type_id(geoms), (3, 6)))
+    if len(not_poly):
+        kinds = sorted({g.geom_type for g in geoms[not_poly]})
+        raise InputError(
+            f"{what} must be polygons, but {len(not_poly)} feature(s) are {', '.join(kinds)}",
+            path,
+            where=_labels(kind, not_poly, codes, names),
+        )
+    return geoms
+
+
 def normalise_code(value) -> str | None:
     """Return a code as a digit string: spaces removed, Excel's trailing ``.0`` and
     scientific notation undone; None for blanks. Non-digit text is returned as it is."""
@@ -565,39 +604,8 @@ def read_units(
                 None if pd.isna(v) or str(v).strip() == "" else str(v).strip() for v in frame[sn]
             ]
 
-    present = [c for c in codes if c is not None]
-    if len(present) != len(set(present)):
-        series = pd.Series(codes)
-        dup = series.notna() & series.duplicated(keep=False)
-        groups = series[dup].groupby(series[dup]).groups
-        detail = "; ".join(
-            f"{c} in {_labels(kind, list(ix), None, names)}" for c, ix in list(groups.items())[:5]
-        )
-        raise InputError(
-            f"duplicate {level} codes: {detail}",
-            path,
-            where=_labels(kind, np.flatnonzero(dup.to_numpy())),
-        )
-
-    # geometry
-    geoms = frame.geometry.to_numpy()
-    missing = np.flatnonzero(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    if len(missing):
-        raise InputError(
-            f"{len(missing)} feature(s) have empty or missing geometry",
-            path,
-            where=_labels(kind, missing, codes, names),
-        )
-    geoms = shapely.force_2d(geoms)
-    types = shapely.get_type_id(geoms)
-    not_poly = np.flatnonzero(~np.isin(types, (3, 6)))
-    if len(not_poly):
-        kinds = sorted({g.geom_type for g in geoms[not_poly]})
-        raise InputError(
-            f"boundaries must be polygons, but {len(not_poly)} feature(s) are {', '.join(kinds)}",
-            path,
-            where=_labels(kind, not_poly, codes, names),
-        )
+    require_unique(codes, names, path, kind, f"{level} codes")
+    geoms = require_polygons(frame.geometry.to_numpy(), codes, names, path, kind, "boundaries")
     frame = frame.set_geometry(gpd.GeoSeries(geoms, crs=frame.crs))
     frame = _to_wgs84(frame, path, kind, codes, names, crs)
     geoms = frame.geometry.to_numpy()

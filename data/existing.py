@@ -13,12 +13,13 @@ import shapely
 from wangge.data.boundaries import (
     _findings,
     _label,
-    _labels,
     _read_table_units,
     _read_vector_units,
     _row,
     _to_wgs84,
     normalise_code,
+    require_polygons,
+    require_unique,
 )
 from wangge.data.userfiles import TABLE_SUFFIXES, VECTOR_SUFFIXES, _check_file
 from wangge.errors import InputError
@@ -147,36 +148,8 @@ def read_grids(
         [t is not None and any(w in t.lower() for w in DEDICATED_WORDS) for t in types]
     )
 
-    series = pd.Series(codes, dtype=object)
-    dup = series.notna() & series.duplicated(keep=False)
-    if dup.any():
-        groups = series[dup].groupby(series[dup]).groups
-        detail = "; ".join(
-            f"{c} in {_labels(kind, list(ix), None, names)}" for c, ix in list(groups.items())[:5]
-        )
-        raise InputError(
-            f"duplicate grid codes in column {code_col!r}: {detail}",
-            path,
-            where=_labels(kind, np.flatnonzero(dup.to_numpy())),
-        )
-
-    geoms = frame.geometry.to_numpy()
-    missing = np.flatnonzero(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    if len(missing):
-        raise InputError(
-            f"{len(missing)} feature(s) have empty or missing geometry",
-            path,
-            where=_labels(kind, missing, codes, names),
-        )
-    geoms = shapely.force_2d(geoms)
-    not_poly = np.flatnonzero(~np.isin(shapely.get_type_id(geoms), (3, 6)))
-    if len(not_poly):
-        kinds = sorted({g.geom_type for g in geoms[not_poly]})
-        raise InputError(
-            f"grids must be polygons, but {len(not_poly)} feature(s) are {', '.join(kinds)}",
-            path,
-            where=_labels(kind, not_poly, codes, names),
-        )
+    require_unique(codes, names, path, kind, f"grid codes in column {code_col!r}")
+    geoms = require_polygons(frame.geometry.to_numpy(), codes, names, path, kind, "grids")
     frame = frame.set_geometry(gpd.GeoSeries(geoms, crs=frame.crs))
     frame = _to_wgs84(frame, path, kind, codes, names, crs)
     geoms = unshift(frame.geometry.to_numpy(), coords)
