@@ -211,6 +211,28 @@ def _dedicated_parts(
     return parts, region[~taken]
 
 
+def _partition_retrying(
+    g: UnitGraph, region: np.ndarray, weight: np.ndarray, band, limits: Limits, rng
+) -> tuple[list[Part], list[Issue]]:
+    """:func:`partition`, tried again on fresh spanning trees (``[solver] retries`` times)
+    while a part is left outside the band with no flag: the search is bounded, and a
+    region it failed on is often solved by the next draw. The attempt leaving the fewest
+    such parts is kept; the seed still fixes the result."""
+    best = None
+    for _ in range(1 + limits.solver.retries):
+        parts, found = partition(g, region, weight, band, limits.solver, rng)
+        outside = sum(
+            1
+            for p in parts
+            if not (p.heavy or p.flag) and not band.lo <= weight[p.units].sum() <= band.hi
+        )
+        if best is None or outside < best[0]:
+            best = (outside, parts, found)
+        if outside == 0:
+            break
+    return best[1], best[2]
+
+
 def solve(
     g: UnitGraph,
     limits: Limits,
@@ -288,7 +310,7 @@ def solve(
                 kept, region = [Part(region, note=region_notes.get(ri), flag="dedicated")], []
             parts: list[Part] = []
             if len(region):
-                parts, found = partition(g, region, weight, bands[level], limits.solver, rng)
+                parts, found = _partition_retrying(g, region, weight, bands[level], limits, rng)
                 issues.extend(found)
                 parts = _absorb_empty(g, parts, g.households)
             for part in [*parts, *kept]:
@@ -481,7 +503,7 @@ def _number(frame: gpd.GeoDataFrame, level: str, given_codes: dict[int, str | No
         kept = [i for i in order if given_codes.get(frame.at[i, "part"])]
         for i in kept:
             frame.at[i, "code"] = frame.at[i, "record_codes"] = given_codes[frame.at[i, "part"]]
-        dedicated = [i for i in order if frame.at[i, "flag"] == "dedicated"]
+        dedicated = [i for i in order if level == "grid" and frame.at[i, "flag"] == "dedicated"]
         basic = [i for i in order if i not in set(kept) | set(dedicated)]
         for idx, start in ((basic, 1), (dedicated, DEDICATED_START)):
             if not idx:

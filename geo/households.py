@@ -59,11 +59,11 @@ def load_params(path: str | Path | None = None) -> HouseholdParams:
 def building_levels(buildings: gpd.GeoDataFrame, params: HouseholdParams) -> pd.DataFrame:
     """Return ``levels`` and ``levels_source`` (tag, height or default) for each building."""
     lv = params["levels"]
-    by_tag = buildings["levels_tag"].map(parse_levels)
-    by_height = buildings["height_tag"].map(parse_height) / float(lv["metres_per_level"])
-    by_height = by_height.clip(lower=1).round()
+    by_tag = buildings["levels_tag"].map(parse_levels).astype(float)
+    by_height = buildings["height_tag"].map(parse_height).astype(float)
+    by_height = (by_height / float(lv["metres_per_level"])).clip(lower=1).round()
     default = buildings["building"].map(lv["by_type"]).fillna(lv["default"]).astype(float)
-    levels = by_tag.fillna(by_height).fillna(default)
+    levels = by_tag.combine_first(by_height).combine_first(default)
     source = np.where(by_tag.notna(), "tag", np.where(by_height.notna(), "height", "default"))
     return pd.DataFrame(
         {"levels": levels.astype(float), "levels_source": source}, index=buildings.index

@@ -59,6 +59,7 @@ class SolverParams:
     cross_major_road: float = 6.0
     cross_barrier: float = 8.0
     cross_gap: float = 16.0
+    retries: int = 4
 
 
 @dataclass
