@@ -103,7 +103,6 @@ def ingest(
     """
     if source is None and buildings is None:
         raise InputError("give an OSM file, a building file (--buildings), or both")
-    buildings_source = buildings
     steps = Steps(
         ["read OSM", "study area", "households", "blocks", "adjacency", "network", "finish"],
         progress,
@@ -112,26 +111,12 @@ def ingest(
     extract = osm_reader.read_osm(source) if source else None
     notes = Counter(extract.stats) if extract else Counter()
     findings: list[pd.DataFrame] = []
-    raw_buildings = extract.buildings if extract else None
-    counts_in_file = None
-    if buildings is not None:
-        from wangge.data.buildings import read_buildings
-
-        osm_b = extract.buildings if extract is not None and len(extract.buildings) else None
-        # the file's own floors, height and use win; where it states no use, the OSM
-        # building it overlaps lends its type and name (data/buildings.adopt_osm_tags)
-        bfile = read_buildings(
-            buildings, coords=buildings_coords, encoding=encoding, osm_buildings=osm_b
-        )
-        notes.update(bfile.notes)
-        findings.append(findings_frame(bfile.findings, Path(buildings).name))
-        raw_buildings = bfile.frame[[c for c in bfile.frame.columns if c not in HH_COLS]]
-        counts = bfile.counts()
-        counts_in_file = counts if len(counts) else None
+    raw_buildings, counts_in_file = _building_source(
+        extract, buildings, buildings_coords, encoding, notes, findings
+    )
     steps.done("read OSM")
 
-    c = shapely.envelope(raw_buildings.geometry.to_numpy())
-    c = shapely.union_all(c).centroid
+    c = shapely.union_all(shapely.envelope(raw_buildings.geometry.to_numpy())).centroid
     crs = metric_crs(c.x, c.y)
 
     def m(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -144,42 +129,26 @@ def ingest(
     }
     if extract is None:
         context["roads"] = _NO_ROADS.copy()
-    buildings = m(raw_buildings)
+    footprints = m(raw_buildings)
     # what the building data covers, for calibration: the hull of the buildings + 50 m
-    extent = shapely.convex_hull(shapely.multipolygons(buildings.geometry.to_numpy())).buffer(50)
+    extent = shapely.convex_hull(shapely.multipolygons(footprints.geometry.to_numpy())).buffer(50)
     given = None
     if streets is not None or communities is not None:
         given = read_given(streets, communities, crs, boundary_coords, encoding)
         findings.append(given.findings)
-        area_geom = given.area
-    else:
-        area_geom = geo_blocks.study_area(buildings.geometry)
-    if boundary is not None:
-        bound, repaired = userfiles.read_boundary(boundary, crs)
-        notes["boundary geometries repaired"] += repaired
-        area_geom = bound if given is None else shapely.intersection(area_geom, bound)
-    if boundary is not None or given is not None:
-        inside = buildings.representative_point().within(area_geom)
-        outside = buildings.loc[~inside.to_numpy(), "building_id"]
-        if len(outside):
-            what = "the boundary" if given is None else "every given unit"
-            notes[f"buildings outside {what}, dropped"] += len(outside)
-            findings.append(_outside_findings(outside, buildings, what))
-        buildings = buildings[inside.to_numpy()]
-        if buildings.empty:
-            raise InputError(
-                "no building lies inside the given boundary",
-                boundary or communities or streets,
-            )
+    area_geom, footprints = _study_area(
+        footprints, given, boundary, crs, notes, findings, boundary or communities or streets
+    )
     steps.done("study area")
 
+    buildings_file = buildings
     buildings = geo_households.estimate_households(
-        buildings.reset_index(drop=True), m(context["landuse"]), m(context["facilities"]), params
+        footprints.reset_index(drop=True), m(context["landuse"]), m(context["facilities"]), params
     )
     if counts_in_file is not None:
         notes["buildings with 户数 from the building file"] += len(counts_in_file)
         buildings = geo_households.apply_imported(
-            buildings, counts_in_file, params, Path(str(buildings_source)).name
+            buildings, counts_in_file, params, Path(str(buildings_file)).name
         )
     if households is not None:
         imported = userfiles.read_households(households, buildings, encoding=encoding, gcj02=gcj02)
@@ -257,7 +226,7 @@ def ingest(
         "facilities": len(context["facilities"]),
         "network nodes / edges": f"{len(nodes)} / {len(net_edges)}",
     }
-    if buildings_file := buildings_source:
+    if buildings_file is not None:
         summary["buildings from"] = str(buildings_file)
     if given is not None:
         layers["given_streets"] = given.streets
@@ -294,6 +263,60 @@ def ingest(
         timings=steps.timings,
         tables=tables,
     )
+
+
+def _building_source(
+    extract: osm_reader.OsmExtract | None,
+    path: str | Path | None,
+    coords: str,
+    encoding: str,
+    notes: Counter,
+    findings: list[pd.DataFrame],
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame | None]:
+    """The footprints (WGS84) from the building file if one is given, else from OSM, and
+    the household counts the file carries (None when it carries none)."""
+    if path is None:
+        return extract.buildings, None
+    from wangge.data.buildings import read_buildings
+
+    osm_b = extract.buildings if extract is not None and len(extract.buildings) else None
+    # the file's own floors, height and use win; where it states no use, the OSM
+    # building it overlaps lends its type and name (data/buildings.adopt_osm_tags)
+    bfile = read_buildings(path, coords=coords, encoding=encoding, osm_buildings=osm_b)
+    notes.update(bfile.notes)
+    findings.append(findings_frame(bfile.findings, Path(path).name))
+    counts = bfile.counts()
+    frame = bfile.frame[[c for c in bfile.frame.columns if c not in HH_COLS]]
+    return frame, (counts if len(counts) else None)
+
+
+def _study_area(
+    buildings: gpd.GeoDataFrame,
+    given,
+    boundary: str | Path | None,
+    crs,
+    notes: Counter,
+    findings: list[pd.DataFrame],
+    source: str | Path | None = None,
+) -> tuple[shapely.Geometry, gpd.GeoDataFrame]:
+    """The study area (the given units' land, cut by ``boundary``; else the buffered
+    extent of the buildings) and the buildings inside it; those outside are listed."""
+    area = given.area if given is not None else geo_blocks.study_area(buildings.geometry)
+    if boundary is not None:
+        bound, repaired = userfiles.read_boundary(boundary, crs)
+        notes["boundary geometries repaired"] += repaired
+        area = bound if given is None else shapely.intersection(area, bound)
+    if boundary is None and given is None:
+        return area, buildings
+    inside = buildings.representative_point().within(area).to_numpy()
+    outside = buildings.loc[~inside, "building_id"]
+    if len(outside):
+        what = "the boundary" if given is None else "every given unit"
+        notes[f"buildings outside {what}, dropped"] += len(outside)
+        findings.append(_outside_findings(outside, buildings, what))
+    if not inside.any():
+        raise InputError("no building lies inside the given boundary", source)
+    return area, buildings[inside]
 
 
 #: Household columns a building file may carry (applied as imported counts).
