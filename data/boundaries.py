@@ -393,7 +393,7 @@ def _check_degrees(geoms: np.ndarray, crs_text: str, path: Path, kind: str, code
         raise InputError(
             f"{crs_text}, yet its coordinates reach x={b[i, 0]:.0f}, y={b[i, 1]:.0f}: "
             "these are metres of a projected CRS (a Gauss-Kruger zone such as EPSG:4549?), "
-            "not degrees; give the file's real CRS (a .prj file, or crs='EPSG:45xx')",
+            "not degrees; give the file's real CRS (a .prj file, or --boundary-crs EPSG:45xx)",
             path,
             where=_labels(kind, metric, codes, names),
         )
@@ -441,7 +441,7 @@ def _to_wgs84(
         if len(metric):
             raise InputError(
                 "declares no CRS and its coordinates are metres, not degrees; "
-                "give the CRS, e.g. crs='EPSG:4549' (CGCS2000 Gauss-Kruger, CM 120°E)",
+                "give the CRS, e.g. --boundary-crs EPSG:4549 (CGCS2000 Gauss-Kruger, CM 120°E)",
                 path,
                 where=_labels(kind, metric, codes, names),
             )
@@ -456,7 +456,8 @@ def _to_wgs84(
     if len(degreeish) == len(b):
         raise InputError(
             f"declares the projected CRS {name} (metres), yet its coordinates look like "
-            f"degrees (x={b[0, 0]:.4f}, y={b[0, 1]:.4f}); give crs='EPSG:4326' or fix the .prj",
+            f"degrees (x={b[0, 0]:.4f}, y={b[0, 1]:.4f}); "
+            "give --boundary-crs EPSG:4326 or fix the .prj",
             path,
             where=_labels(kind, degreeish, codes, names),
         )

@@ -112,3 +112,19 @@ def test_a_bug_ends_in_one_line_not_a_traceback(monkeypatch, capsys):
     monkeypatch.setenv("WANGGE_DEBUG", "1")
     with pytest.raises(KeyError):
         cli.main()
+
+
+def test_a_csv_in_metres_needs_its_crs_and_then_reads(tmp_path):
+    frame = gpd.read_file(demo_communities(DEMO_OSM, tmp_path / "c.geojson")).to_crs(4549)
+    frame["wkt"] = frame.geometry.to_wkt()
+    path = tmp_path / "社区.csv"
+    frame.drop(columns="geometry").to_csv(path, index=False)
+    proc = run("ingest", DEMO_OSM, "--communities", path, "--out", tmp_path / "a")
+    assert_refused(proc, path, "--boundary-crs")
+    proc = run(
+        "ingest", DEMO_OSM, "--communities", path, "--boundary-crs", "EPSG:4549",
+        "--out", tmp_path / "b",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    given = gpd.read_file(tmp_path / "b" / "units.gpkg", layer="given_communities")
+    assert sorted(given["code"]) == sorted(frame["代码"].astype(str))

@@ -135,6 +135,13 @@ CommunitiesOpt = Annotated[
 BoundaryCoordsOpt = Annotated[
     str, typer.Option(help="Coordinates of the street/community files: wgs84, gcj02 or bd09")
 ]
+BoundaryCrsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="CRS of street/community files that declare none or a wrong one (a CSV in "
+        "metres): EPSG:4490, EPSG:4549…"
+    ),
+]
 BuildingsOpt = Annotated[
     Path | None,
     typer.Option(
@@ -168,6 +175,7 @@ def ingest(
     streets: StreetsOpt = None,
     communities: CommunitiesOpt = None,
     boundary_coords: BoundaryCoordsOpt = "wgs84",
+    boundary_crs: BoundaryCrsOpt = None,
     buildings: BuildingsOpt = None,
     buildings_coords: BuildingsCoordsOpt = "wgs84",
     households: HouseholdsOpt = None,
@@ -184,6 +192,7 @@ def ingest(
         streets=streets,
         communities=communities,
         boundary_coords=boundary_coords,
+        boundary_crs=boundary_crs,
         buildings=buildings,
         buildings_coords=buildings_coords,
         households=households,
@@ -322,6 +331,7 @@ def delineate(
     streets: StreetsOpt = None,
     communities: CommunitiesOpt = None,
     boundary_coords: BoundaryCoordsOpt = "wgs84",
+    boundary_crs: BoundaryCrsOpt = None,
     buildings: BuildingsOpt = None,
     buildings_coords: BuildingsCoordsOpt = "wgs84",
     households: HouseholdsOpt = None,
@@ -336,6 +346,7 @@ def delineate(
         "streets": streets,
         "communities": communities,
         "boundary_coords": boundary_coords,
+        "boundary_crs": boundary_crs,
         "buildings": buildings,
         "buildings_coords": buildings_coords,
         "households": households,

@@ -143,6 +143,7 @@ def read_given(
     crs,
     coords: str = "wgs84",
     encoding: str = "utf-8",
+    file_crs: str | None = None,
 ) -> Given:
     """Read, clean and nest the given streets and communities (metric ``crs``).
 
@@ -157,7 +158,7 @@ def read_given(
     for level, path in (("street", streets), ("community", communities)):
         if path is None:
             continue
-        read = boundaries.read_units(path, level, coords=coords, encoding=encoding)
+        read = boundaries.read_units(path, level, coords=coords, encoding=encoding, crs=file_crs)
         found.append(findings_frame(read.findings, Path(path).name))
         frame, cleaned, gaps = boundaries.clean_units(_metric(read.frame, crs), level)
         layers[level] = frame

@@ -70,6 +70,7 @@ def ingest(
     boundary_coords: str = "wgs84",
     buildings: str | Path | None = None,
     buildings_coords: str = "wgs84",
+    boundary_crs: str | None = None,
 ) -> IngestResult:
     """Read an OSM file (and/or a building file) into buildings with households, blocks
     and their adjacency, inside the streets and communities a user gives.
@@ -100,6 +101,9 @@ def ingest(
         for the boundary files and the building file.
     buildings
         A building file from another source (data/buildings.py) replacing OSM buildings.
+    boundary_crs
+        The CRS of street/community files that declare none (a CSV in metres), or that
+        declare a wrong one.
     """
     if source is None and buildings is None:
         raise InputError("give an OSM file, a building file (--buildings), or both")
@@ -134,7 +138,7 @@ def ingest(
     extent = shapely.convex_hull(shapely.multipolygons(footprints.geometry.to_numpy())).buffer(50)
     given = None
     if streets is not None or communities is not None:
-        given = read_given(streets, communities, crs, boundary_coords, encoding)
+        given = read_given(streets, communities, crs, boundary_coords, encoding, boundary_crs)
         findings.append(given.findings)
     area_geom, footprints = _study_area(
         footprints, given, boundary, crs, notes, findings, boundary or communities or streets
