@@ -12,11 +12,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from wangge.api.deps import StoreDep
+from wangge.api.deps import StoreDep, read_upload
 from wangge.api.edits import CONFLICT, PlanId, _refresh_tiles, get_editor
 from wangge.api.errors import ERRORS, ErrorBody
 from wangge.api.plans import VersionOut, version_out
-from wangge.errors import InputError, TooLarge
+from wangge.errors import InputError
 from wangge.existing import adopt as run_adopt
 
 router = APIRouter(tags=["edits"])
@@ -45,24 +45,6 @@ def _records(frame: pd.DataFrame | None) -> list[dict[str, Any]]:
     if frame is None or not len(frame):
         return []
     return json.loads(frame.to_json(orient="records", force_ascii=False))
-
-
-async def _body(request: Request) -> bytes:
-    """The upload, refused beyond the configured size (as ``POST /plans`` does)."""
-    limit = int(request.app.state.settings.max_upload_mb * 1024 * 1024)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"upload of {int(declared):,} bytes; the limit is {limit:,}", where="body")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"upload larger than the limit of {limit:,} bytes", where="body")
-        chunks.append(chunk)
-    data = b"".join(chunks)
-    if not data:
-        raise InputError("the upload is empty", where="body")
-    return data
 
 
 def _suffix(data: bytes, filename: str | None) -> str:
@@ -126,7 +108,7 @@ async def adopt(
     code was kept, violations); with ``complete`` the grids breaking the rules and their
     neighbours are re-solved as a further version and the grids that changed are listed.
     Bad input names the file and feature, and saves nothing."""
-    data = await _body(request)
+    data = await read_upload(request)
     source = filename or f"upload to {plan_id}"
     store.resolve(plan_id)
     with tempfile.TemporaryDirectory() as tmp:

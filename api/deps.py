@@ -1,4 +1,5 @@
-"""Request parsing shared by the routers: the store, the plan version, bbox and paging."""
+"""Request parsing shared by the routers: the store, the plan version, bbox, paging and
+uploads."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from wangge.data.store import Store, Version
-from wangge.errors import InputError
+from wangge.errors import InputError, TooLarge
 
 
 def get_store(request: Request) -> Store:
@@ -67,3 +68,21 @@ def parse_bbox(
 
 
 BboxDep = Annotated[tuple[float, float, float, float] | None, Depends(parse_bbox)]
+
+
+async def read_upload(request: Request) -> bytes:
+    """The upload, refused beyond the configured size (as ``POST /plans`` does)."""
+    limit = int(request.app.state.settings.max_upload_mb * 1024 * 1024)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"upload of {int(declared):,} bytes; the limit is {limit:,}", where="body")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"upload larger than the limit of {limit:,} bytes", where="body")
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    if not data:
+        raise InputError("the upload is empty", where="body")
+    return data

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from wangge.api.deps import StoreDep
+from wangge.api.deps import StoreDep, read_upload
 from wangge.api.errors import ERRORS, ErrorBody
 from wangge.data.store import Version
-from wangge.errors import InputError, TooLarge
 from wangge.importing import read_plan_bytes, save_plan
 
 router = APIRouter(tags=["plans"])
@@ -106,19 +105,7 @@ async def upload(
     """Upload a plan (GeoPackage as written by ``wangge delineate``, or a GeoJSON
     FeatureCollection with a ``level`` per feature). It is validated first; errors come
     back as a list and nothing is saved."""
-    limit = int(request.app.state.settings.max_upload_mb * 1024 * 1024)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"upload of {int(declared):,} bytes; the limit is {limit:,}", where="body")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"upload larger than the limit of {limit:,} bytes", where="body")
-        chunks.append(chunk)
-    data = b"".join(chunks)
-    if not data:
-        raise InputError("the upload is empty", where="body")
+    data = await read_upload(request)
     source = f"upload to {plan}"
     layers, meta = await run_in_threadpool(read_plan_bytes, data, source)
     version, violations = await run_in_threadpool(
