@@ -128,3 +128,20 @@ def test_a_csv_in_metres_needs_its_crs_and_then_reads(tmp_path):
     assert proc.returncode == 0, proc.stderr
     given = gpd.read_file(tmp_path / "b" / "units.gpkg", layer="given_communities")
     assert sorted(given["code"]) == sorted(frame["代码"].astype(str))
+
+
+def test_street_land_no_community_covers_is_reported(tmp_path):
+    from cities_bounds import demo_streets
+
+    from wangge.geo.crs import metric_crs
+    from wangge.given import read_given
+
+    streets = demo_streets(DEMO_OSM, tmp_path / "streets.geojson")
+    com = gpd.read_file(demo_communities(DEMO_OSM, tmp_path / "c.geojson"))
+    dropped = com.iloc[-1]
+    write_layer(com.iloc[:-1], tmp_path / "c7.geojson")
+    given = read_given(streets, tmp_path / "c7.geojson", metric_crs(118.78, 32.04))
+    left = given.findings[given.findings["kind"] == "street_land_uncovered"]
+    assert len(left) == 1 and left["code"].iat[0] == str(dropped["街道代码"])
+    lost = gpd.GeoSeries([dropped.geometry], crs=4326).to_crs(metric_crs(118.78, 32.04)).area
+    assert abs(left["area_m2"].iat[0] - lost.iat[0]) < 0.01 * lost.iat[0]

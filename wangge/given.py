@@ -133,6 +133,38 @@ class Given:
         return buildings, report
 
 
+def _street_land_left(
+    streets: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, source: str, min_m2: float = 50.0
+) -> pd.DataFrame:
+    """A finding per given street whose land no given community covers (more than
+    ``min_m2``): the study area is the communities' land, so that land is left out."""
+    covered = shapely.union_all(communities.geometry.to_numpy())
+    rows = []
+    for code, name, geom in zip(
+        streets["code"], streets["name"], streets.geometry.to_numpy(), strict=True
+    ):
+        left = shapely.difference(geom, covered)
+        if left.is_empty or left.area <= min_m2:
+            continue
+        pt = gpd.GeoSeries([left.representative_point()], crs=streets.crs).to_crs(4326)
+        rows.append(
+            {
+                "kind": "street_land_uncovered",
+                "level": "street",
+                "code": code,
+                "name": name,
+                "area_m2": float(left.area),
+                "x": pt.x.iat[0],
+                "y": pt.y.iat[0],
+                "detail": (
+                    f"{left.area:,.0f} m² of the street lie in no given community; that land "
+                    "is left out of the plan"
+                ),
+            }
+        )
+    return findings_frame(pd.DataFrame(rows), source)
+
+
 def _metric(frame: gpd.GeoDataFrame, crs) -> gpd.GeoDataFrame:
     return frame.to_crs(crs).reset_index(drop=True)
 
@@ -184,6 +216,8 @@ def read_given(
                 f"communities outside every given street: {names}", communities, where="streets"
             )
         com["street_row"] = row
+        if not derived:
+            found.append(_street_land_left(street_frame, com, Path(streets).name))
     for frame in (street_frame, com):
         if frame is None:
             continue
