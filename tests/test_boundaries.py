@@ -127,7 +127,7 @@ def test_csv_with_wkt(tmp_path, truth):
 
 def test_csv_in_metres_needs_crs(tmp_path, truth):
     path = demo_communities(DEMO_OSM, tmp_path / "gk.csv", crs=GK)
-    with pytest.raises(InputError, match="crs='EPSG") as err:
+    with pytest.raises(InputError, match="--boundary-crs EPSG") as err:
         read_units(path, "community")
     assert "row 2" in str(err.value)
     units = read_units(path, "community", crs=f"EPSG:{GK}")
