@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import geopandas as gpd
@@ -40,18 +41,20 @@ def child_codes(parent: str, n: int, level: str) -> list[str]:
     return [f"{parent}{i:0{width}d}" for i in range(1, n + 1)]
 
 
-def free_codes(parent: str, n: int, level: str, taken: set[str], start: int = 1) -> list[str]:
-    """``n`` codes ``parent + start …`` at ``level`` in order, skipping those in ``taken``."""
+def iter_free_codes(parent: str, taken: set[str], level: str = "grid", start: int = 1):
+    """Codes ``parent + start …`` at ``level`` in order, skipping those in ``taken``."""
     width = WIDTHS[level]
-    out = []
-    i = start
-    while len(out) < n:
-        if i >= 10**width:
-            raise ValueError(f"more {level}s than fit in {width} digits under {parent}")
+    for i in range(start, 10**width):
         code = f"{parent}{i:0{width}d}"
         if code not in taken:
-            out.append(code)
-        i += 1
+            yield code
+
+
+def free_codes(parent: str, n: int, level: str, taken: set[str], start: int = 1) -> list[str]:
+    """``n`` codes ``parent + start …`` at ``level`` in order, skipping those in ``taken``."""
+    out = list(itertools.islice(iter_free_codes(parent, taken, level, start), n))
+    if len(out) < n:
+        raise ValueError(f"more {level}s than fit in {WIDTHS[level]} digits under {parent}")
     return out
 
 

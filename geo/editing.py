@@ -19,7 +19,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from wangge.errors import InputError
-from wangge.geo.codes import LENGTHS
+from wangge.geo.codes import LENGTHS, iter_free_codes
 from wangge.geo.limits import Limits
 from wangge.geo.partition import Band, UnitGraph, choose_k, partition
 from wangge.geo.validate import Violation, split_compounds
@@ -443,9 +443,9 @@ def _resolve(
         )
         old = sorted({grid_of[i] for i in members})
         used = set(grid_of) - set(old)
-        new_grids = _keep_codes([p.units for p in parts], grid_of, old, community, used)
+        new_grids = keep_codes([p.units for p in parts], grid_of, old, community, used)
         for part, code in zip(parts, new_grids, strict=True):
-            _mark(flags, code, "oversize" if part.heavy else "", part.note)
+            mark(flags, code, "oversize" if part.heavy else "", part.note)
             sub, _ = partition(
                 units.graph, part.units, units.households, limits.microgrid, limits.solver, rng
             )
@@ -454,11 +454,11 @@ def _resolve(
             taken |= {
                 r for m, rc in flags.record_codes.items() if m[:15] == code for r in rc.split(",")
             }
-            micro_codes = _keep_codes([s.units for s in sub], micro, olds, code, taken)
-            spare = _free_codes(code, taken | set(micro_codes) | set(olds))
+            micro_codes = keep_codes([s.units for s in sub], micro, olds, code, taken)
+            spare = iter_free_codes(code, taken | set(micro_codes) | set(olds))
             for s, mcode in zip(sub, micro_codes, strict=True):
                 out[s.units] = mcode
-                _mark(flags, mcode, "vertical" if s.heavy else "", s.note)
+                mark(flags, mcode, "vertical" if s.heavy else "", s.note)
                 if s.heavy:  # one footprint, several micro-grid records (floor ranges)
                     k = choose_k(float(units.households[s.units].sum()), limits.microgrid)[0]
                     records = [mcode, *(next(spare) for _ in range(k - 1))]
@@ -467,7 +467,7 @@ def _resolve(
     return out
 
 
-def _mark(flags: Flags, code: str, flag: str, note: str | None) -> None:
+def mark(flags: Flags, code: str, flag: str, note: str | None) -> None:
     flags.records.pop(code, None)
     flags.record_codes.pop(code, None)
     if flag:
@@ -478,11 +478,7 @@ def _mark(flags: Flags, code: str, flag: str, note: str | None) -> None:
         flags.note.pop(code, None)
 
 
-def _free_codes(parent: str, taken: set[str]):
-    return (f"{parent}{k:03d}" for k in range(1, 1000) if f"{parent}{k:03d}" not in taken)
-
-
-def _keep_codes(
+def keep_codes(
     parts: list[np.ndarray],
     labels: np.ndarray,
     old: list[str],
@@ -504,5 +500,5 @@ def _keep_codes(
         if out[p] is None and code not in used:
             out[p] = code
             used.add(code)
-    free = _free_codes(parent, taken | used | set(old))
+    free = iter_free_codes(parent, taken | used | set(old))
     return [c if c is not None else next(free) for c in out]

@@ -25,16 +25,15 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from wangge.geo.codes import reading_order
+from wangge.geo.codes import iter_free_codes, reading_order
 from wangge.geo.delineation import DEDICATED_START, placeholder_name
 from wangge.geo.editing import (
     Flags,
     Units,
-    _free_codes,
-    _keep_codes,
-    _mark,
     check,
+    keep_codes,
     level_codes,
+    mark,
 )
 from wangge.geo.limits import Limits
 from wangge.geo.partition import choose_k, partition
@@ -271,7 +270,7 @@ def assign_existing(
     for com in sorted({p[0] for p in pending}):
         group = [p for p in pending if p[0] == com]
         order = reading_order(gpd.GeoSeries([p[3] for p in group]))
-        basic = _free_codes(com, taken)
+        basic = iter_free_codes(com, taken)
         special = (
             f"{com}{n:03d}" for n in range(DEDICATED_START, 1000) if f"{com}{n:03d}" not in taken
         )
@@ -303,10 +302,10 @@ def assign_existing(
         before = np.flatnonzero(old_grid == code)
         if np.array_equal(members, before):  # the plan's grid: its micro-grids stay
             if code in dedicated_codes:
-                _mark(flags, code, *_grid_flag(units, members, limits, True))
+                mark(flags, code, *_grid_flag(units, members, limits, True))
             continue
         resolved.add(code)
-        _mark(flags, code, *_grid_flag(units, members, limits, code in dedicated_codes))
+        mark(flags, code, *_grid_flag(units, members, limits, code in dedicated_codes))
         for mcode, part in solve_microgrids(
             units, micro, members, code, limits, rng, flags, code in dedicated_codes
         ):
@@ -397,10 +396,10 @@ def solve_microgrids(
     olds = sorted({micro[i] for i in members if micro[i][:15] == code})
     taken = {c for c in micro if c[:15] == code} - set(olds)
     taken |= {r for m, rc in flags.record_codes.items() if m[:15] == code for r in rc.split(",")}
-    codes = _keep_codes(parts, micro, olds, code, taken)
-    spare = _free_codes(code, taken | set(codes) | set(olds))
+    codes = keep_codes(parts, micro, olds, code, taken)
+    spare = iter_free_codes(code, taken | set(codes) | set(olds))
     for part, mcode, (flag, note) in zip(parts, codes, kinds, strict=True):
-        _mark(flags, mcode, flag, note)
+        mark(flags, mcode, flag, note)
         if flag == "vertical":
             n = choose_k(float(units.households[part].sum()), limits.microgrid)[0]
             records = [mcode, *(next(spare) for _ in range(n - 1))]

@@ -212,7 +212,7 @@ class Editor:
         dry_run: bool = False,
     ) -> EditResult:
         """Move units and save the result as the plan's next version (409 if stale)."""
-        base = self._base(plan_id, base_version, dry_run)
+        base = self.base(plan_id, base_version, dry_run)
         t0 = time.perf_counter()
         new_locks = _known_grids(base, base.locks if locks is None else locks, "locks")
         micro, moved = ge.apply_moves(base.units, base.micro, moves, base.locks | new_locks)
@@ -224,7 +224,7 @@ class Editor:
             "moves": len(moved),
             "edited": sorted(set(base.version.meta.get("edited") or []) | targets),
         }
-        return self._commit(
+        return self.commit(
             base, micro, moved, new_locks, meta, author, comment, dry_run, {"apply": t1 - t0}
         )
 
@@ -238,7 +238,7 @@ class Editor:
         comment: str = "",
     ) -> EditResult:
         """Re-solve the unlocked neighbours of the edited grids until they are valid."""
-        base = self._base(plan_id, base_version, False)
+        base = self.base(plan_id, base_version, False)
         new_locks = _known_grids(base, base.locks if locks is None else locks, "locks")
         if grids is not None:
             edited = _known_grids(base, grids, "grids")
@@ -253,7 +253,7 @@ class Editor:
             "edited": [],
             "resolved": done.resolved,
         }
-        result = self._commit(
+        result = self.commit(
             base,
             done.micro,
             done.moves,
@@ -278,11 +278,11 @@ class Editor:
         self, plan_id: str, base_version: int, version: int, author: str = "", comment: str = ""
     ) -> EditResult:
         """A new version with the assignment (and locks) of an earlier one."""
-        base = self._base(plan_id, base_version, False)
+        base = self.base(plan_id, base_version, False)
         old = self.state(plan_id, version)
         moves = ge.diff(base.units, base.micro, old.micro)
         meta = {"kind": "restore", "name": "", "moves": len(moves), "edited": [], "of": version}
-        return self._commit(
+        return self.commit(
             base,
             old.micro.copy(),
             moves,
@@ -295,7 +295,9 @@ class Editor:
             old.flags,
         )
 
-    def _base(self, plan_id: str, base_version: int, dry_run: bool) -> PlanState:
+    def base(self, plan_id: str, base_version: int, dry_run: bool) -> PlanState:
+        """The state an edit starts from; 409 unless it is the latest version (a dry run
+        may start from any)."""
         latest = self.store.resolve(plan_id)
         if not dry_run and base_version != latest.version:
             raise VersionConflict(
@@ -306,7 +308,7 @@ class Editor:
             )
         return self.state(plan_id, base_version)
 
-    def _commit(
+    def commit(
         self,
         base: PlanState,
         micro: np.ndarray,
@@ -319,6 +321,8 @@ class Editor:
         timings: dict[str, float],
         flags: ge.Flags | None = None,
     ) -> EditResult:
+        """Check an assignment, and unless ``dry_run`` re-dissolve what moved and save it
+        as the next version (the path every edit, completion, restore and adoption takes)."""
         flags = flags or base.flags
         t0 = time.perf_counter()
         found = ge.check(base.units, micro, base.limits, flags)
@@ -338,7 +342,9 @@ class Editor:
         version = base.version
         if not dry_run:
             t0 = time.perf_counter()
-            version = self._save(base, micro, changed_layers, locks, meta, found, author, comment)
+            version = self.save_version(
+                base, micro, changed_layers, locks, meta, found, author, comment
+            )
             timings["save"] = time.perf_counter() - t0
             self._remember(_next_state(base, version, micro, changed_layers, locks))
         return EditResult(
@@ -352,7 +358,7 @@ class Editor:
             saved=not dry_run,
         )
 
-    def _save(
+    def save_version(
         self,
         base: PlanState,
         micro: np.ndarray,

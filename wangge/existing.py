@@ -154,7 +154,7 @@ def adopt(
     latest = store.resolve(plan_id)
     if base_version is None:
         base_version = latest.version
-    base = editor._base(plan_id, base_version, False)
+    base = editor.base(plan_id, base_version, False)
     try:
         read = read_grids(grid_file, coords=coords, encoding=encoding, crs=crs)
     except InputError as exc:
@@ -188,7 +188,7 @@ def adopt(
     )
     timings: dict[str, float] = {}
     if any(m.before[:15] != m.after[:15] for m in moves):
-        result = editor._commit(
+        result = editor.commit(
             named,
             adoption.micro,
             moves,
@@ -201,11 +201,11 @@ def adopt(
             adoption.flags,
         )
     else:  # every grid kept its units: the names (and flags) are all that can differ
-        result = editor._commit(
+        result = editor.commit(
             named, base.micro, [], set(), meta, author, comment, True, timings, adoption.flags
         )
         found = ge.check(base.units, base.micro, base.limits, adoption.flags)
-        version = editor._save(
+        version = editor.save_version(
             named,
             base.micro,
             {"grids": named.layers["grids"]},
