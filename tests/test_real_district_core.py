@@ -192,3 +192,15 @@ def test_nested_buildings_are_counted_in_the_cell_that_holds_them():
     assert len(cells) == 2 and where[1] == where[0] != where[2]
     hh = np.bincount(where, b["households"].to_numpy(float), len(cells))
     assert hh.sum() == 60
+
+
+def test_a_part_an_edit_makes_is_named_under_its_parent():
+    from types import SimpleNamespace
+
+    from wangge.editing import _new_name
+
+    s = SimpleNamespace(
+        layers={"communities": pd.DataFrame({"code": ["320102001004"], "name": ["丹凤街社区"]})}
+    )
+    assert _new_name("grid", "320102001004007", s) == "丹凤街社区第7网格"
+    assert _new_name("microgrid", "320102001004007002", s) == "第2微网格"  # no grids layer

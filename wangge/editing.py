@@ -573,6 +573,18 @@ def _child(level: str) -> str:
     return {"grid": "microgrid", "community": "grid", "street": "community"}[level]
 
 
+def _new_name(level: str, code: str, s: PlanState) -> str:
+    """A placeholder name for a part an edit made, carrying its parent's name as
+    delineation does (社区002第3网格)."""
+    parent = {"community": "streets", "grid": "communities", "microgrid": "grids"}.get(level)
+    names = s.layers.get(parent) if parent else None
+    parent_name = ""
+    if names is not None and "name" in names:
+        found = names.loc[names["code"] == code[: LENGTHS[level] - 3], "name"]
+        parent_name = str(found.iat[0]) if len(found) else ""
+    return placeholder_name(level, code, parent_name)
+
+
 def _part_row(
     level: str,
     code: str,
@@ -599,7 +611,7 @@ def _part_row(
         "households": hh,
         "population": float(summary.population),
         "area_km2": area / 1e6,
-        "name": old["name"].get(code) if exists else placeholder_name(level, code),
+        "name": old["name"].get(code) if exists else _new_name(level, code, s),
         "flag": flags.flag.get(code, ""),
         "note": flags.note.get(code, ""),
         "deviation_pct": (hh / records - band.target) / band.target * 100 if band else None,
