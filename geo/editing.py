@@ -257,7 +257,7 @@ def check(
         for code, n in pieces(units, micro, level).items():
             if n > 1:
                 out.append(
-                    Violation(level, code, "contiguity", "warning", f"in {n} pieces (islands)")
+                    Violation(level, code, "contiguity", "warning", f"in {n} pieces (an island or exclave, 飞地)")
                 )
     if "grid" in levels:
         out.extend(_compounds(units, micro, limits))

@@ -174,7 +174,7 @@ def contiguity(layers: Layers, limits: Limits) -> list[Violation]:
             if n > 1:
                 out.append(
                     Violation(
-                        LEVEL_OF[name], code, "contiguity", "warning", f"in {n} pieces (islands)"
+                        LEVEL_OF[name], code, "contiguity", "warning", f"in {n} pieces (an island or exclave, 飞地)"
                     )
                 )
     return out
