@@ -22,7 +22,7 @@ from wangge.errors import InputError
 from wangge.geo.codes import LENGTHS, iter_free_codes
 from wangge.geo.limits import Limits
 from wangge.geo.partition import Band, UnitGraph, choose_k, partition
-from wangge.geo.validate import Violation, split_compounds
+from wangge.geo.validate import PIECES, Violation, split_compounds
 
 LEVEL_LAYERS = {
     "street": "streets",
@@ -256,9 +256,7 @@ def check(
         out.extend(_limits(level, table, limits, flags))
         for code, n in pieces(units, micro, level).items():
             if n > 1:
-                out.append(
-                    Violation(level, code, "contiguity", "warning", f"in {n} pieces (an island or exclave, 飞地)")
-                )
+                out.append(Violation(level, code, "contiguity", "warning", PIECES.format(n=n)))
     if "grid" in levels:
         out.extend(_compounds(units, micro, limits))
     return out

@@ -25,6 +25,8 @@ LEVEL_OF = {
     "grids": "grid",
     "microgrids": "microgrid",
 }
+#: The contiguity warning, shared with the live edit check (geo/editing.py).
+PIECES = "in {n} pieces (an island or exclave, 飞地)"
 PARENT = {"communities": "streets", "grids": "communities", "microgrids": "grids"}
 
 
@@ -173,9 +175,7 @@ def contiguity(layers: Layers, limits: Limits) -> list[Violation]:
         for code, n in zip(frame["code"], parts, strict=True):
             if n > 1:
                 out.append(
-                    Violation(
-                        LEVEL_OF[name], code, "contiguity", "warning", f"in {n} pieces (an island or exclave, 飞地)"
-                    )
+                    Violation(LEVEL_OF[name], code, "contiguity", "warning", PIECES.format(n=n))
                 )
     return out
 
