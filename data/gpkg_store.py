@@ -138,7 +138,15 @@ class GpkgStore(Store):
             raise
         conn.execute("COMMIT")
 
+    def _book_engine(self):
+        import sqlalchemy as sa
+
+        return sa.create_engine(f"sqlite:///{self.path}", connect_args={"timeout": 10})
+
     def close(self) -> None:
+        book = self.__dict__.pop("_book", None)
+        if book is not None:
+            book.engine.dispose()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()

@@ -137,6 +137,9 @@ class PostgisStore(Store):
                 )
             )
 
+    def _book_engine(self):
+        return self.engine
+
     def close(self) -> None:
         self.engine.dispose()
 

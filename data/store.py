@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 #: Schema version written by this code; older stores are migrated at open.
 #: 2: ``wg_layers.source``, so a version can share a layer's rows with an earlier one.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Levels from the top, with their plan layer and code length.
 LEVELS = (
     ("street", "streets", 9),
@@ -189,7 +189,22 @@ class Store(ABC):
     def close(self) -> None:
         """Release connections."""
 
+    def _book_engine(self):
+        """The SQLAlchemy engine that holds this store's accounts and audit log."""
+        raise NotImplementedError
+
     # shared behaviour on top of the primitives ---------------------------------------
+
+    @property
+    def book(self):
+        """Accounts and the append-only audit log (:class:`wangge.data.accounts.AccountBook`),
+        one implementation for both stores; the tables are made on first use."""
+        from wangge.data.accounts import AccountBook
+
+        book = self.__dict__.get("_book")
+        if book is None:
+            book = self.__dict__["_book"] = AccountBook(self._book_engine())
+        return book
 
     def resolve(self, plan_id: str | None = None, version: int | None = None) -> Version:
         """The version asked for; by default the latest of the newest plan."""

@@ -746,6 +746,97 @@ def adopt(
     out.print(f"done in {time.perf_counter() - t0:.2f} s")
 
 
+users = typer.Typer(
+    help="Accounts: roles (viewer, planner, admin) and the code prefixes a planner may change.",
+    no_args_is_help=True,
+)
+app.add_typer(users, name="users")
+StoreOpt = Annotated[
+    str | None, typer.Option(help="Store path or database URL (default: WANGGE_ settings)")
+]
+
+
+def _book(store: str | None):
+    from wangge.data.store import open_store
+
+    return open_store(_store_target(store))
+
+
+@users.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Account name (a person or a system)")],
+    role: Annotated[str, typer.Option(help="viewer, planner or admin")] = "planner",
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(help="Code prefix the account may change (street or community); repeat"),
+    ] = None,
+    expires_days: Annotated[
+        float | None, typer.Option(help="Days until the key stops working (default: never)")
+    ] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Create an account and print its API key, once: only its digest is stored."""
+    from wangge.data.accounts import make_account, new_key
+
+    try:
+        account = make_account(name, role, scope or [], expires_days)
+        key = new_key()
+        st = _book(store)
+        try:
+            st.book.add(account, key)
+        finally:
+            st.close()
+    except WanggeError as exc:
+        _fail(exc)
+    where = ", ".join(account.scopes) or ("everywhere" if role == "admin" else "nowhere")
+    out.print(f"account [bold]{escape(name)}[/] ({role}; may change: {escape(where)})")
+    out.print("API key (shown once; send it as `Authorization: Bearer KEY`):")
+    out.print(key, highlight=False, soft_wrap=True)
+
+
+@users.command("list")
+def users_list(store: StoreOpt = None) -> None:
+    """List the accounts with their roles, scopes, expiry and revocation (never keys)."""
+    try:
+        st = _book(store)
+        try:
+            accounts = st.book.all()
+        finally:
+            st.close()
+    except WanggeError as exc:
+        _fail(exc)
+    table = Table(title="accounts")
+    for col in ("name", "role", "scopes", "created", "expires", "status"):
+        table.add_column(col)
+    for a in accounts:
+        status = "revoked" if a.revoked_at else ("active" if a.active() else "expired")
+        table.add_row(
+            escape(a.name),
+            a.role,
+            ", ".join(a.scopes) or ("all" if a.role == "admin" else ""),
+            a.created_at[:19],
+            (a.expires_at or "")[:19],
+            status,
+        )
+    out.print(table)
+
+
+@users.command("revoke")
+def users_revoke(
+    name: Annotated[str, typer.Argument(help="Account name")], store: StoreOpt = None
+) -> None:
+    """Revoke an account's key from now on."""
+    try:
+        st = _book(store)
+        try:
+            account = st.book.revoke(name)
+        finally:
+            st.close()
+    except WanggeError as exc:
+        _fail(exc)
+    out.print(f"revoked {escape(account.name)} at {account.revoked_at[:19]}")
+
+
 def main() -> None:
     """The console entry point: the app, with a last guard so that a bug in wangge ends in
     one plain line (exit 3) instead of a traceback; ``WANGGE_DEBUG=1`` shows the traceback.

@@ -1,0 +1,98 @@
+"""Accounts and the audit log, one contract on both stores: keys stored as digests only,
+expiry and revocation, territorial scopes, an audit log the database keeps append-only."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from clitools import run
+
+from wangge.data.accounts import Account, key_digest, make_account, new_key
+from wangge.errors import InputError, NotFound
+
+
+def name() -> str:
+    return f"u{uuid.uuid4().hex[:10]}"
+
+
+def test_keys_are_random_long_and_stored_only_as_digests(store):
+    who, key = name(), new_key()
+    assert key.startswith("wg_") and len(key) >= 40 and key != new_key()
+    store.book.add(make_account(who, "planner", ["320102001004"]), key)
+    with store.book.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT * FROM wg_accounts WHERE name = :n"), {"n": who})
+        stored = " ".join(str(v) for v in rows.one())
+    assert key not in stored and key_digest(key) in stored
+    found = store.book.find(key)
+    assert found is not None and found.name == who and found.scopes == ("320102001004",)
+    assert store.book.find(key + "x") is None and store.book.find(new_key()) is None
+
+
+def test_revoked_and_expired_keys_never_authenticate(store):
+    who, key = name(), new_key()
+    store.book.add(make_account(who, "viewer"), key)
+    assert store.book.revoke(who).revoked_at
+    assert store.book.find(key) is None
+    with pytest.raises(NotFound):
+        store.book.revoke(who)
+    # a revoked name may be given a new key; an active one may not be added twice
+    again = new_key()
+    store.book.add(make_account(who, "viewer"), again)
+    assert store.book.find(again).name == who
+    with pytest.raises(InputError, match="revoke it first"):
+        store.book.add(make_account(who, "viewer"), new_key())
+    old, key2 = name(), new_key()
+    store.book.add(make_account(old, "viewer", expires_days=-1), key2)
+    assert store.book.find(key2) is None
+
+
+def test_roles_and_scopes():
+    planner = make_account("p", "planner", ["320102001004", "320102001005"])
+    assert planner.covers("320102001004003") and not planner.covers("320102001006001")
+    assert planner.at_least("viewer") and not planner.at_least("admin")
+    assert make_account("a", "admin").covers("110108001001001")
+    with pytest.raises(InputError, match="needs at least one scope"):
+        make_account("p", "planner")
+    with pytest.raises(InputError, match="code prefix"):
+        make_account("p", "planner", ["3201"])
+    with pytest.raises(InputError, match="unknown role"):
+        make_account("p", "root")
+    later = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    assert Account("e", "viewer", (), "", None, None).active() is not False
+    assert Account("e", "viewer", (), "", later).active()
+    assert not Account("e", "viewer", (), "", later).active(datetime.now(UTC) + timedelta(3))
+
+
+def test_audit_log_is_append_only_in_the_database(store):
+    plan = f"a{uuid.uuid4().hex[:8]}"
+    store.book.append("li.ming", "edit", plan, 3, 2, grids=["320102001004003"], units=[17, 18])
+    store.book.append("admin", "restore", plan, 4, 3, restored=1)
+    log = store.book.log(plan)
+    assert log["action"].tolist() == ["edit", "restore"] and log["base_version"].tolist() == [2, 3]
+    assert "320102001004003" in log["detail"].iloc[0]
+    for statement in ("UPDATE wg_audit SET account = 'x'", "DELETE FROM wg_audit"):
+        with (
+            pytest.raises(sa.exc.DBAPIError, match="append-only"),
+            store.book.engine.begin() as conn,
+        ):
+            conn.execute(sa.text(statement + " WHERE plan_id = :p"), {"p": plan})
+    assert len(store.book.log(plan)) == 2
+
+
+def test_users_command_adds_lists_and_revokes(tmp_path):
+    target = tmp_path / "store.gpkg"
+    proc = run("users", "add", "li.ming", "--scope", "320102001004", "--store", target)
+    assert proc.returncode == 0, proc.stderr
+    key = proc.stdout.strip().splitlines()[-1]
+    assert key.startswith("wg_")
+    listed = run("users", "list", "--store", target)
+    assert "li.ming" in listed.stdout and "320102001004" in listed.stdout
+    assert key not in listed.stdout
+    assert run("users", "revoke", "li.ming", "--store", target).returncode == 0
+    assert "revoked" in run("users", "list", "--store", target).stdout
+    bad = run("users", "add", "x", "--role", "planner", "--store", target)
+    assert bad.returncode == 2 and "needs at least one scope" in bad.stderr
+    assert "Traceback" not in bad.stderr
