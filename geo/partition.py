@@ -213,7 +213,8 @@ def partition(
                 )
             )
         elif (
-            not band.divisible
+            total > 0  # an empty region is one part, flagged empty by the caller
+            and not band.divisible
             and (blocker := _blocking_unit(weight, comp, total, band)) is not None
         ):
             feasible = False

@@ -145,3 +145,34 @@ def test_street_land_no_community_covers_is_reported(tmp_path):
     assert len(left) == 1 and left["code"].iat[0] == str(dropped["街道代码"])
     lost = gpd.GeoSeries([dropped.geometry], crs=4326).to_crs(metric_crs(118.78, 32.04)).area
     assert abs(left["area_m2"].iat[0] - lost.iat[0]) < 0.01 * lost.iat[0]
+
+
+def test_empty_and_tiny_given_communities_are_kept_and_flagged(tmp_path):
+    import pandas as pd
+
+    from wangge.delineate import delineate
+    from wangge.geo.validate import validate
+
+    com = gpd.read_file(demo_communities(DEMO_OSM, tmp_path / "c.geojson")).to_crs(4549)
+    g0 = com.geometry.iloc[0]
+    x0, y0, _, _ = g0.bounds
+    corner = shapely.box(x0, y0, x0 + 120, y0 + 120).intersection(g0)
+    com.loc[0, "geometry"] = g0.difference(corner)
+    x1, y1 = com.total_bounds[2:]
+    extra = com.iloc[[0, 0]].copy()
+    extra["代码"] = ["320106001003", "320106001004"]
+    extra["名称"] = ["小角社区", "空社区"]
+    extra.geometry = [corner, shapely.box(x1 + 500, y1 - 300, x1 + 800, y1)]
+    path = write_layer(
+        gpd.GeoDataFrame(pd.concat([com, extra]), crs=4549).to_crs(4326), tmp_path / "odd.geojson"
+    )
+    result = delineate(DEMO_OSM, communities=path)
+    communities = result.layers["communities"].set_index("code")
+    for code in ("320106001003", "320106001004"):  # kept although they hold no household
+        assert communities.loc[code, "flag"] == "given"
+        assert communities.loc[code, "households"] == 0
+        grids = result.layers["grids"]
+        mine = grids[grids["parent_code"] == code]
+        assert len(mine) == 1 and (mine["flag"] == "empty").all()
+    errors = validate(result.layers, result.limits).query("severity == 'error'")
+    assert errors.empty, errors.to_string()
