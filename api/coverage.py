@@ -144,6 +144,26 @@ def _read_csv(text: str) -> tuple[list, np.ndarray, np.ndarray, str]:
     return ids, np.array(lon, float), np.array(lat, float), "EPSG:4326"
 
 
+def inline_schema(model: type[BaseModel]) -> dict:
+    """A model's JSON schema with its ``$defs`` written in place: a schema put into
+    ``openapi_extra`` is not merged into the components, so a ``#/$defs/…`` reference
+    would dangle and break client generators."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def expand(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return expand(defs[ref.removeprefix("#/$defs/")])
+            return {k: expand(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [expand(v) for v in node]
+        return node
+
+    return expand(schema)
+
+
 @router.post(
     "/coverage/points",
     response_model=PointsOut,
@@ -155,7 +175,7 @@ def _read_csv(text: str) -> tuple[list, np.ndarray, np.ndarray, str]:
     openapi_extra={
         "requestBody": {
             "content": {
-                "application/json": {"schema": PointsIn.model_json_schema()},
+                "application/json": {"schema": inline_schema(PointsIn)},
                 "text/csv": {
                     "schema": {"type": "string"},
                     "example": "id,lon,lat\n1,118.78,32.04\n",

@@ -49,3 +49,19 @@ def test_no_server_errors(api_schema):
             check()
         except Exception as exc:
             raise AssertionError(f"{operation.label}: {exc}") from exc
+
+
+def test_every_reference_in_the_schema_resolves(tmp_path):
+    """Client generators stop at a dangling $ref (``#/$defs/PointIn`` once did)."""
+    import json
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from wangge.data.gpkg_store import GpkgStore
+
+    app = create_app(Settings(), GpkgStore(tmp_path / "store.gpkg"))
+    spec = TestClient(app).get("/openapi.json").json()
+    refs = set(re.findall(r'"\$ref": "([^"]+)"', json.dumps(spec)))
+    known = {f"#/components/schemas/{name}" for name in spec["components"]["schemas"]}
+    assert refs and refs <= known, sorted(refs - known)
