@@ -37,7 +37,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         own = store is None
-        app.state.store = store or open_store(settings.store_target())
+        app.state.store = store or open_store(
+            settings.store_target(), settings.statement_timeout_ms
+        )
         try:
             yield
         finally:

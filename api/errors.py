@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from wangge.errors import WanggeError
@@ -58,6 +59,19 @@ def _http(request: Request, exc: HTTPException) -> JSONResponse:
     return error_response(exc.status_code, str(exc.detail), None, request.url.path, headers)
 
 
+def _database(request: Request, exc: Exception) -> JSONResponse:
+    # PostgreSQL cancelled a statement past the configured statement_timeout
+    if "statement timeout" in str(exc):
+        return error_response(
+            413,
+            "the request asks for more than the database answers within its time limit "
+            "(WANGGE_STATEMENT_TIMEOUT_MS); narrow the bbox, the page or the batch",
+            None,
+            request.url.path,
+        )
+    return error_response(503, "the database is unavailable; try again", None, None)
+
+
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # a bug, not bad input: say so without leaking internals
     return error_response(500, f"internal error ({type(exc).__name__}); please report it")
@@ -68,6 +82,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(WanggeError, _wangge)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(OperationalError, _database)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     tile_cache_mb: float = 256.0
     #: Most features one layer puts in one tile; beyond it the largest are kept.
     tile_max_features: int = 20_000
+    #: On PostGIS, a statement running longer than this (ms) is cancelled (413 to the
+    #: caller), so one heavy request cannot hold the database for the others.
+    statement_timeout_ms: int = 30_000
 
     def store_target(self) -> str:
         """The store to open: ``store``, else ``database_url``, else the data dir's file."""

@@ -92,13 +92,23 @@ features_table = sa.Table(
 class PostgisStore(Store):
     """Plans in a PostGIS database."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, statement_timeout_ms: int | None = None):
         self.url = url
+        # a statement running past the timeout is cancelled by PostgreSQL itself, so one
+        # heavy request cannot hold a connection (and the tables) for the others
+        connect_args = {}
+        if statement_timeout_ms:
+            connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
         try:
             # no pre-ping (a round trip per request, a third of a cold tile's time); idle
             # connections are recycled instead, and a dropped one fails one request only
             self.engine = sa.create_engine(
-                url, pool_pre_ping=False, pool_recycle=300, pool_size=8, max_overflow=16
+                url,
+                pool_pre_ping=False,
+                pool_recycle=300,
+                pool_size=8,
+                max_overflow=16,
+                connect_args=connect_args,
             )
             # reads that need no transaction (tiles): the same pool, in autocommit
             self._reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")

@@ -312,13 +312,14 @@ class Store(ABC):
         return found
 
 
-def open_store(target: str | Path) -> Store:
-    """Open (creating or migrating as needed) the store at a path or database URL."""
+def open_store(target: str | Path, statement_timeout_ms: int | None = None) -> Store:
+    """Open (creating or migrating as needed) the store at a path or database URL; on
+    PostGIS, statements are cancelled after ``statement_timeout_ms``."""
     text = str(target)
     if text.startswith(("postgresql", "postgres://")):
         from wangge.data.postgis_store import PostgisStore
 
-        return PostgisStore(text)
+        return PostgisStore(text, statement_timeout_ms)
     from wangge.data.gpkg_store import GpkgStore
 
     return GpkgStore(Path(text))

@@ -609,7 +609,7 @@ def serve(
 
     settings = _settings(store)
     try:
-        opened = open_store(settings.store_target())
+        opened = open_store(settings.store_target(), settings.statement_timeout_ms)
     except WanggeError as exc:
         _fail(exc)
     out.print(f"serving {escape(settings.store_target())} on http://{host}:{port} (docs: /docs)")
