@@ -12,6 +12,23 @@ from pathlib import Path
 #: A lon/lat box: (west, south, east, north) in degrees, WGS84.
 Window = tuple[float, float, float, float]
 #: OSM element name → the one-letter kind of wangge's string ids (``n1``, ``w1``, ``r1``).
+#: The two real cities every test of real data uses: the bundled demo and the shared
+#: second city, which CI keeps beside the repository (../shared/data).
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_OSM = ROOT / "data" / "demo" / "nanjing-xinjiekou.osm"
+BEIJING_OSM = ROOT.parent / "shared" / "data" / "beijing-cau.osm"
+
+
+def real_file(path: Path) -> Path:
+    """``path`` if it is there; a failure, never a skip, when it is not: a missing real
+    city would otherwise pass the tests that exist to try wangge beyond the demo."""
+    import pytest
+
+    if not Path(path).exists():
+        pytest.fail(f"{path} is missing; the shared data must sit beside the repository")
+    return Path(path)
+
+
 KIND = {"node": "n", "way": "w", "relation": "r"}
 #: Attributes an editor such as JOSM drops from objects it creates.
 _META = ("version", "timestamp", "changeset", "user", "uid", "visible")

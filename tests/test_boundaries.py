@@ -21,6 +21,7 @@ from cities_bounds import (
     demo_truth,
     write_layer,
 )
+from cities_osm import BEIJING_OSM, DEMO_OSM, real_file
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,9 +34,6 @@ from wangge.data.boundaries import (
 )
 from wangge.errors import InputError
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO_OSM = ROOT / "data" / "demo" / "nanjing-xinjiekou.osm"
-BEIJING_OSM = ROOT.parent / "shared" / "data" / "beijing-cau.osm"
 GK = 4549  # CGCS2000 3-degree Gauss-Kruger, CM 120°E: the demo's zone
 CODES = [
     "320106001001",
@@ -395,9 +393,10 @@ def test_nest_communities_reports_straddles_and_code_mismatch(tmp_path):
     assert nested["street_code"].iloc[1] == "320106001"
 
 
-@pytest.mark.skipif(not BEIJING_OSM.exists(), reason="the Beijing extract is not present")
 def test_beijing_communities(tmp_path):
-    units = read_units(beijing_communities(BEIJING_OSM, tmp_path / "bj.zip"), "community")
+    units = read_units(
+        beijing_communities(real_file(BEIJING_OSM), tmp_path / "bj.zip"), "community"
+    )
     assert units.frame["code"].str.startswith("110108").all() and len(units.frame) == 6
     streets = streets_from_communities(units.frame)
     assert list(streets["code"]) == ["110108001", "110108002"]

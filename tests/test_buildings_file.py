@@ -22,6 +22,7 @@ from cities_buildings import (
     osm_building_table,
     write_buildings,
 )
+from cities_osm import BEIJING_OSM, DEMO_OSM, real_file
 
 from wangge.data.buildings import (
     OSM_COLUMNS,
@@ -35,13 +36,6 @@ from wangge.data.osm import OsmExtract, parse_height, parse_levels, read_osm
 from wangge.errors import InputError
 from wangge.geo import households as geo_households
 from wangge.geo.crs import metric_crs
-
-SHARED = Path("/work/shared/data")
-ROOT = Path(__file__).resolve().parent.parent
-DEMO_OSM = ROOT / "data" / "demo" / "nanjing-xinjiekou.osm"
-BEIJING_OSM = SHARED / "beijing-cau.osm"
-if not DEMO_OSM.exists():
-    DEMO_OSM = SHARED / "nanjing-xinjiekou.osm"
 
 
 @dataclass(frozen=True)
@@ -74,9 +68,7 @@ def nanjing() -> City:
 
 @pytest.fixture(scope="module")
 def beijing() -> City:
-    if not BEIJING_OSM.exists():
-        pytest.skip(f"{BEIJING_OSM} not present")
-    return _city(BEIJING_OSM)
+    return _city(real_file(BEIJING_OSM))
 
 
 @pytest.fixture(scope="module")

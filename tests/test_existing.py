@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from cities_osm import BEIJING_OSM, real_file
 from clitools import run
 from fastapi.testclient import TestClient
 
@@ -26,8 +27,6 @@ from wangge.existing import adopt
 from wangge.geo import editing as ge
 from wangge.geo.crs import wgs84_to_gcj02
 from wangge.importing import save_plan
-
-BEIJING_OSM = Path("/work/shared/data/beijing-cau.osm")
 
 
 def fresh_plan(store, plan_dir: Path) -> str:
@@ -209,8 +208,8 @@ def test_gcj02_geojson_adopts_like_wgs84(store, plan_dir, tmp_path):
     assert gcj.summary()["units_outside"] == wgs.summary()["units_outside"]
 
 
-@pytest.mark.skipif(not BEIJING_OSM.exists(), reason="needs the shared Beijing extract")
 def test_beijing(tmp_path_factory):
+    real_file(BEIJING_OSM)
     d = tmp_path_factory.mktemp("bj")
     res = run("delineate", BEIJING_OSM, "--out", d, "--seed", 3)
     assert res.returncode == 0, res.stderr

@@ -7,27 +7,29 @@ from pathlib import Path
 
 import osmium
 import pytest
-from cities_osm import clustered_variant, default_windows, gz_variant, josm_variant
+from cities_osm import (
+    BEIJING_OSM,
+    DEMO_OSM,
+    clustered_variant,
+    default_windows,
+    gz_variant,
+    josm_variant,
+    real_file,
+)
 from clitools import run
 
 from wangge.data.osm import read_osm
 from wangge.errors import InputError
 from wangge.geo.crs import metric_crs
 
-ROOT = Path(__file__).resolve().parent.parent
-CITIES = {
-    "nanjing": ROOT / "data" / "demo" / "nanjing-xinjiekou.osm",
-    "beijing": ROOT.parent / "shared" / "data" / "beijing-cau.osm",
-}
+CITIES = {"nanjing": DEMO_OSM, "beijing": BEIJING_OSM}
 
 
 @pytest.fixture(scope="module", params=sorted(CITIES))
 def city(request):
     """A real city file and what the reader makes of it as it is."""
     src = CITIES[request.param]
-    if not src.exists():
-        pytest.skip(f"{src} is not here")
-    return src, read_osm(src)
+    return src, read_osm(real_file(src))
 
 
 def _areas(buildings, crs) -> dict[str, float]:

@@ -35,7 +35,15 @@ from cities_bounds import (
     write_layer,
 )
 from cities_buildings import demo_buildings_gcj02
-from cities_osm import clustered_variant, default_windows, gz_variant, josm_variant
+from cities_osm import (
+    BEIJING_OSM,
+    DEMO_OSM,
+    clustered_variant,
+    default_windows,
+    gz_variant,
+    josm_variant,
+    real_file,
+)
 from cities_synthetic import synthetic_district
 from clitools import run
 from hypothesis import HealthCheck, settings
@@ -45,11 +53,7 @@ from wangge.delineate import delineate, delineate_units, read_plan
 from wangge.geo.limits import DEFAULT_DISTRICT, Limits, load_limits
 from wangge.geo.validate import validate
 
-ROOT = Path(__file__).resolve().parent.parent
-OSM = {
-    "nanjing": ROOT / "data" / "demo" / "nanjing-xinjiekou.osm",
-    "beijing": ROOT.parent / "shared" / "data" / "beijing-cau.osm",
-}
+OSM = {"nanjing": DEMO_OSM, "beijing": real_file(BEIJING_OSM)}
 #: Known household totals (户数) of the given communities, in the builders' row order.
 KNOWN_HOUSEHOLDS = {
     "nanjing": [2300, 2600, 2900, 2000, 1500, 2800, 2700, 2450],
