@@ -490,6 +490,61 @@ def _to_wgs84(
     return out
 
 
+def repair_and_note(
+    geoms: np.ndarray,
+    codes: list,
+    names: list,
+    path: Path,
+    kind: str,
+    level: str,
+    findings: list[dict],
+    unnumbered: str,
+) -> np.ndarray:
+    """Repair invalid polygons (lon/lat) with ``make_valid``, a ``repaired`` finding each
+    with the area as drawn and as repaired, and a ``missing_code`` finding per feature
+    without a code (``unnumbered`` says what happens to it). A polygon with no area once
+    repaired is an :class:`InputError` naming it."""
+    geoms = geoms.copy()
+    centre = shapely.union_all(shapely.envelope(geoms)).centroid
+    metric = metric_crs(centre.x, centre.y)
+    for i in np.flatnonzero(~shapely.is_valid(geoms)):
+        reason = shapely.is_valid_reason(geoms[i])
+        fixed = polygonal(shapely.make_valid(geoms[i]))
+        if fixed is None or fixed.is_empty:
+            raise InputError(
+                f"polygon is invalid ({reason}) and has no area once repaired",
+                path,
+                where=_label(kind, i, codes[i], names[i]),
+            )
+        before = gpd.GeoSeries([geoms[i]], crs=4326).to_crs(metric).area.iloc[0]
+        after = gpd.GeoSeries([fixed], crs=4326).to_crs(metric).area.iloc[0]
+        findings.append(
+            _row(
+                "repaired",
+                level,
+                codes[i],
+                names[i],
+                fixed,
+                f"{_label(kind, i)}: invalid polygon ({reason}) repaired with make_valid; "
+                f"area {before:.1f} m² as drawn (signed rings), {after:.1f} m² repaired",
+                after,
+            )
+        )
+        geoms[i] = fixed
+    for i in (i for i, c in enumerate(codes) if c is None):
+        findings.append(
+            _row(
+                "missing_code",
+                level,
+                None,
+                names[i],
+                geoms[i],
+                f"{_label(kind, i)} carries no {level} code; {unnumbered}",
+            )
+        )
+    return geoms
+
+
 def read_units(
     path: str | Path,
     level: str,
@@ -612,44 +667,9 @@ def read_units(
     geoms = frame.geometry.to_numpy()
     geoms = unshift(geoms, coords)
 
-    centre = shapely.union_all(shapely.envelope(geoms)).centroid
-    metric = metric_crs(centre.x, centre.y)
-    invalid = np.flatnonzero(~shapely.is_valid(geoms))
-    for i in invalid:
-        reason = shapely.is_valid_reason(geoms[i])
-        fixed = polygonal(shapely.make_valid(geoms[i]))
-        if fixed is None or fixed.is_empty:
-            raise InputError(
-                f"polygon is invalid ({reason}) and has no area once repaired",
-                path,
-                where=_label(kind, i, codes[i], names[i]),
-            )
-        before = gpd.GeoSeries([geoms[i]], crs=4326).to_crs(metric).area.iloc[0]
-        after = gpd.GeoSeries([fixed], crs=4326).to_crs(metric).area.iloc[0]
-        findings.append(
-            _row(
-                "repaired",
-                level,
-                codes[i],
-                names[i],
-                fixed,
-                f"{_label(kind, i)}: invalid polygon ({reason}) repaired with make_valid; "
-                f"area {before:.1f} m² as drawn (signed rings), {after:.1f} m² repaired",
-                after,
-            )
-        )
-        geoms[i] = fixed
-    for i in (i for i, c in enumerate(codes) if c is None):
-        findings.append(
-            _row(
-                "missing_code",
-                level,
-                None,
-                names[i],
-                geoms[i],
-                f"{_label(kind, i)} carries no {level} code; one will be assigned",
-            )
-        )
+    geoms = repair_and_note(
+        geoms, codes, names, path, kind, level, findings, "one will be assigned"
+    )
     out = gpd.GeoDataFrame(
         {
             "code": pd.Series(codes, dtype=object),

@@ -8,22 +8,19 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 
 from wangge.data.boundaries import (
     _findings,
-    _label,
     _read_table_units,
     _read_vector_units,
-    _row,
     _to_wgs84,
     normalise_code,
+    repair_and_note,
     require_polygons,
     require_unique,
 )
 from wangge.data.userfiles import TABLE_SUFFIXES, VECTOR_SUFFIXES, _check_file
 from wangge.errors import InputError
-from wangge.geo._geom import polygonal
 from wangge.geo.crs import unshift
 
 #: Accepted column names (matched stripped and lower-cased), most specific first.
@@ -153,30 +150,9 @@ def read_grids(
     frame = frame.set_geometry(gpd.GeoSeries(geoms, crs=frame.crs))
     frame = _to_wgs84(frame, path, kind, codes, names, crs)
     geoms = unshift(frame.geometry.to_numpy(), coords)
-    for i in np.flatnonzero(~shapely.is_valid(geoms)):
-        reason = shapely.is_valid_reason(geoms[i])
-        fixed = polygonal(shapely.make_valid(geoms[i]))
-        if fixed is None or fixed.is_empty:
-            raise InputError(
-                f"polygon is invalid ({reason}) and has no area once repaired",
-                path,
-                where=_label(kind, i, codes[i], names[i]),
-            )
-        findings.append(
-            _row("repaired", "grid", codes[i], names[i], fixed, f"{_label(kind, i)}: {reason}")
-        )
-        geoms[i] = fixed
-    for i in (i for i, c in enumerate(codes) if c is None):
-        findings.append(
-            _row(
-                "missing_code",
-                "grid",
-                None,
-                names[i],
-                geoms[i],
-                f"{_label(kind, i)} carries no grid code; the plan will number it",
-            )
-        )
+    geoms = repair_and_note(
+        geoms, codes, names, path, kind, "grid", findings, "the plan will number it"
+    )
     out = gpd.GeoDataFrame(
         {
             "feature": np.arange(1, len(frame) + 1),
