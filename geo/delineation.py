@@ -13,7 +13,15 @@ from wangge.geo import codes as geo_codes
 from wangge.geo._geom import GRID_M, drop_slivers
 from wangge.geo.blocks import touching_edges
 from wangge.geo.limits import Limits
-from wangge.geo.partition import Issue, Part, UnitGraph, choose_k, partition
+from wangge.geo.partition import (
+    Issue,
+    Part,
+    UnitGraph,
+    choose_k,
+    components,
+    edges_within,
+    partition,
+)
 
 
 def unit_graph(cells: gpd.GeoDataFrame, adjacency: pd.DataFrame) -> UnitGraph:
@@ -101,13 +109,11 @@ def bridge(g: UnitGraph, groups: list[np.ndarray], k: int = 12) -> int:
     int
         The number of bridges added.
     """
-    from wangge.geo.partition import _components, _edges_within
-
     added: list[tuple[int, int]] = []
     everything = np.arange(len(g.eu))
     for units in groups:
         if len(units) >= 2:
-            comps = _components(g, units, _edges_within(g, units, everything))
+            comps = components(g, units, edges_within(g, units, everything))
             if len(comps) >= 2:
                 added.extend(_bridge_pieces(g.xy, units, comps, k))
     if added:

@@ -184,22 +184,22 @@ def partition(
     ctx = _Ctx(g, weight, band, params, rng, mult)
     ctx.pool = params.pool if band.name in POOL_LEVELS else 1
     units = np.sort(np.asarray(units))
-    edges = _edges_within(g, units, np.arange(len(g.eu)))
+    edges = edges_within(g, units, np.arange(len(g.eu)))
     heavy = units[weight[units] > band.hi]
     parts: list[Part] = [
         Part(np.array([h]), heavy=True, note=f"{weight[h]:g} > {band.name} ceiling {band.hi:g}")
         for h in heavy
     ]
     rest = np.setdiff1d(units, heavy)
-    rest_edges = _edges_within(g, rest, edges)
-    for comp in _components(g, rest, rest_edges):
+    rest_edges = edges_within(g, rest, edges)
+    for comp in components(g, rest, rest_edges):
         total = weight[comp].sum()
         if heavy.size and total < band.lo:
             host = _best_neighbour(g, comp, edges, parts)
             if host is not None:
                 parts[host].units = np.union1d(parts[host].units, comp)
                 continue
-        comp_edges = _edges_within(g, comp, rest_edges)
+        comp_edges = edges_within(g, comp, rest_edges)
         k, feasible = choose_k(total, band)
         if not feasible:
             ctx.issues.append(
@@ -265,7 +265,7 @@ def _blocking_unit(weight: np.ndarray, units: np.ndarray, total: float, band: Ba
     return int(heaviest)
 
 
-def _edges_within(g: UnitGraph, units: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def edges_within(g: UnitGraph, units: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Edge indices (from ``edges``) with both ends in the sorted array ``units``."""
     if len(units) == 0 or len(edges) == 0:
         return edges[:0]
@@ -275,7 +275,8 @@ def _edges_within(g: UnitGraph, units: np.ndarray, edges: np.ndarray) -> np.ndar
     return edges[(units[iu] == u) & (units[iv] == v)]
 
 
-def _components(g: UnitGraph, units: np.ndarray, edges: np.ndarray) -> list[np.ndarray]:
+def components(g: UnitGraph, units: np.ndarray, edges: np.ndarray) -> list[np.ndarray]:
+    """The connected pieces of the sorted ``units`` on ``edges``."""
     if len(units) == 0:
         return []
     lu, lv = np.searchsorted(units, g.eu[edges]), np.searchsorted(units, g.ev[edges])
@@ -339,10 +340,10 @@ def _solve(
         cuts = _cuts(ctx, region, edges, alt, budget)
         for side_a, k_a in itertools.islice(cuts, ctx.params.branch):
             side_b = np.setdiff1d(region, side_a)
-            left = _solve(ctx, side_a, _edges_within(ctx.g, side_a, edges), k_a, budget)
+            left = _solve(ctx, side_a, edges_within(ctx.g, side_a, edges), k_a, budget)
             if left is None:
                 continue
-            right = _solve(ctx, side_b, _edges_within(ctx.g, side_b, edges), alt - k_a, budget)
+            right = _solve(ctx, side_b, edges_within(ctx.g, side_b, edges), alt - k_a, budget)
             if right is not None:
                 return left + right
     return None
@@ -387,8 +388,8 @@ def _split_greedy(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int) -> li
             result, chosen = (side_a, k_a), parts
         side_a, k_a = result
         side_b = np.setdiff1d(region, side_a)
-        stack.append((side_b, _edges_within(ctx.g, side_b, region_edges), chosen - k_a))
-        stack.append((side_a, _edges_within(ctx.g, side_a, region_edges), k_a))
+        stack.append((side_b, edges_within(ctx.g, side_b, region_edges), chosen - k_a))
+        stack.append((side_a, edges_within(ctx.g, side_a, region_edges), k_a))
     return out
 
 
@@ -568,7 +569,7 @@ def _mend(ctx: _Ctx, regions: list[np.ndarray], edges: np.ndarray) -> list[np.nd
             union = np.sort(np.concatenate([regions[j] for j in group]))
             # random trees only (the near ones failed), and any cut that fits will do
             search = _Budget(budget, near=0, pool=1)
-            found = _solve(ctx, union, _edges_within(g, union, edges), len(group), search)
+            found = _solve(ctx, union, edges_within(g, union, edges), len(group), search)
             if found is None:
                 continue
             # the group's slots take the new parts (one more or fewer at the end)

@@ -16,7 +16,7 @@ from wangge.geo import calibration
 from wangge.geo.codes import free_codes
 from wangge.geo.delineation import bridge, solve
 from wangge.geo.limits import load_limits, presets
-from wangge.geo.partition import SolverParams, _blocking_unit, _components, partition
+from wangge.geo.partition import SolverParams, _blocking_unit, components, partition
 from wangge.geo.validate import household_sums
 
 
@@ -38,9 +38,9 @@ def two_islands(gap_units: int = 0, seed: int = 0):
 def test_bridge_joins_detached_pieces_with_cheap_cuts():
     g, n = two_islands()
     everything = np.arange(len(g.eu))
-    assert len(_components(g, np.arange(g.n), everything)) == 2
+    assert len(components(g, np.arange(g.n), everything)) == 2
     assert bridge(g, [np.arange(g.n)]) == 1
-    assert len(_components(g, np.arange(g.n), np.arange(len(g.eu)))) == 1
+    assert len(components(g, np.arange(g.n), np.arange(len(g.eu)))) == 1
     assert g.along[-1] == 4 and g.length[-1] == 0
     # the bridge runs between the nearest units of the two pieces
     u, v = g.eu[-1], g.ev[-1]

@@ -21,7 +21,7 @@ from wangge.geo.households import load_params
 from wangge.geo.limits import Limits, limits_from_raw, load_limits
 from wangge.geo.metrics import road_halo, unit_metrics
 from wangge.geo.tessellation import cell_of, nested_buildings, tessellate
-from wangge.ingest import _plain
+from wangge.ingest import text_table
 
 UNIT_LAYERS = ("buildings", "blocks", "adjacency", "compounds", "roads", "barriers", "study_area")
 #: Layers of units.gpkg read when present: the given levels and what was noticed in ingest.
@@ -322,7 +322,7 @@ def plan_frames(result: DelineateResult, violations: pd.DataFrame) -> dict[str, 
     # what the given files held and what became of it: kept with the plan
     for name in ("findings", "calibration"):
         if name in result.layers and len(result.layers[name]):
-            frames[name] = _plain(result.layers[name])
+            frames[name] = text_table(result.layers[name])
     for name in ("given_streets", "given_communities", "unassigned_land"):
         if name in result.layers and len(result.layers[name]):
             frames[name] = result.layers[name].to_crs(4326)

@@ -440,7 +440,7 @@ def write_units(result: IngestResult, out_dir: str | Path) -> Path:
             frame.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
         for name, table in result.tables.items():
             if len(table):
-                pyogrio.write_dataframe(_plain(table), tmp, layer=name, driver="GPKG")
+                pyogrio.write_dataframe(text_table(table), tmp, layer=name, driver="GPKG")
         meta = pd.DataFrame(
             {
                 "key": [*list(result.summary), "attribution"],
@@ -454,7 +454,7 @@ def write_units(result: IngestResult, out_dir: str | Path) -> Path:
     return target
 
 
-def _plain(table: pd.DataFrame) -> pd.DataFrame:
+def text_table(table: pd.DataFrame) -> pd.DataFrame:
     """A table GeoPackage can hold: mixed object columns as text."""
     out = table.copy()
     for col in out.columns:
