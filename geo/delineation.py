@@ -198,6 +198,7 @@ def _dedicated_parts(
     g: UnitGraph,
     region: np.ndarray,
     site: np.ndarray,
+    site_area: np.ndarray,
     site_notes: dict[int, str],
     min_m2: float,
 ) -> tuple[list[Part], np.ndarray]:
@@ -206,11 +207,10 @@ def _dedicated_parts(
     parts = []
     taken = np.zeros(len(region), dtype=bool)
     labels = site[region]
-    whole = np.bincount(site[site >= 0], g.area[site >= 0]) if (site >= 0).any() else []
     for s in np.unique(labels[labels >= 0]):
         mine = labels == s
         piece = g.area[region[mine]].sum()
-        if piece < min(min_m2, 0.5 * whole[s]):
+        if piece < min(min_m2, 0.5 * site_area[s]):
             continue
         parts.append(Part(region[mine], note=site_notes.get(int(s), ""), flag="dedicated"))
         taken |= mine
@@ -266,6 +266,12 @@ def solve(
     given = given or {}
     site_notes = site_notes or {}
     min_site_m2 = float(limits.raw.get("dedicated", {}).get("min_area_m2", 30000))
+    site_area = None
+    if dedicated is not None and (dedicated >= 0).any():
+        on = dedicated >= 0
+        site_area = np.bincount(dedicated[on], g.area[on])
+    else:
+        dedicated = None
     rng = np.random.default_rng(limits.solver.seed)
     n = g.n
     out = {lvl: np.full(n, -1) for lvl in geo_codes.LEVELS}
@@ -305,8 +311,10 @@ def solve(
         for ri, region in enumerate(regions):
             kept: list[Part] = []
             if level == "grid" and dedicated is not None:
-                kept, region = _dedicated_parts(g, region, dedicated, site_notes, min_site_m2)
-                if len(region):
+                kept, region = _dedicated_parts(
+                    g, region, dedicated, site_area, site_notes, min_site_m2
+                )
+                if kept and len(region):
                     bridge(g, [region])  # the land around a campus stays one region
             if (
                 level == "microgrid"
