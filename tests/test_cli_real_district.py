@@ -176,3 +176,27 @@ def test_empty_and_tiny_given_communities_are_kept_and_flagged(tmp_path):
         assert len(mine) == 1 and (mine["flag"] == "empty").all()
     errors = validate(result.layers, result.limits).query("severity == 'error'")
     assert errors.empty, errors.to_string()
+
+
+def test_a_sites_file_declares_dedicated_grids_and_bad_ones_are_named(earlier, tmp_path):
+    units = gpd.read_file(earlier / "units.gpkg", layer="buildings")
+    biggest = units.to_crs(4549).area.idxmax()
+    site = units.geometry.iloc[[biggest]].to_crs(4549).buffer(40).to_crs(4326)
+    good = write_layer(
+        gpd.GeoDataFrame({"名称": ["某单位"], "类型": ["企业"]}, geometry=site.values, crs=4326),
+        tmp_path / "sites.geojson",
+    )
+    proc = run("delineate", DEMO_OSM, "--sites", good, "--out", tmp_path / "plan")
+    assert proc.returncode == 0, proc.stderr
+    grids = gpd.read_file(tmp_path / "plan" / "plan.gpkg", layer="grids")
+    declared = grids[grids["note"].str.contains("某单位", na=False)]
+    assert len(declared) == 1 and declared["grid_type"].iat[0] == "dedicated"
+    assert declared["code"].iat[0][-3:] >= "901"
+    points = write_layer(
+        gpd.GeoDataFrame({"名称": ["点"]}, geometry=site.representative_point().values, crs=4326),
+        tmp_path / "points.geojson",
+    )
+    before = digest(earlier / "plan.gpkg")
+    proc = run("delineate", DEMO_OSM, "--sites", points, "--out", earlier)
+    assert_refused(proc, points, "polygons", "feature 1")
+    assert digest(earlier / "plan.gpkg") == before

@@ -132,9 +132,14 @@ CommunitiesOpt = Annotated[
         "户数/人口 columns calibrate the household estimate"
     ),
 ]
-BoundaryCoordsOpt = Annotated[
-    str, typer.Option(help="Coordinates of the street/community files: wgs84, gcj02 or bd09")
-]
+
+
+def _coords_option(files: str):
+    """The ``--…-coords`` option of one kind of user file (GCJ-02 and BD-09 are shifted)."""
+    return Annotated[str, typer.Option(help=f"Coordinates of {files}: wgs84, gcj02 or bd09")]
+
+
+BoundaryCoordsOpt = _coords_option("the street/community files")
 BoundaryCrsOpt = Annotated[
     str | None,
     typer.Option(
@@ -150,9 +155,7 @@ BuildingsOpt = Annotated[
         "户数; replaces the OSM buildings"
     ),
 ]
-BuildingsCoordsOpt = Annotated[
-    str, typer.Option(help="Coordinates of the building file: wgs84, gcj02 or bd09")
-]
+BuildingsCoordsOpt = _coords_option("the building file")
 HouseholdsOpt = Annotated[
     Path | None,
     typer.Option(
@@ -324,9 +327,7 @@ def delineate(
             "besides those found in OSM land use"
         ),
     ] = None,
-    sites_coords: Annotated[
-        str, typer.Option(help="Coordinates of the sites file: wgs84, gcj02 or bd09")
-    ] = "wgs84",
+    sites_coords: _coords_option("the sites file") = "wgs84",
     boundary: BoundaryOpt = None,
     streets: StreetsOpt = None,
     communities: CommunitiesOpt = None,
