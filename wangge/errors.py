@@ -60,3 +60,15 @@ class TooLarge(WanggeError):
     """An upload or a batch above the configured limit."""
 
     status_code = 413
+
+
+class Unauthenticated(WanggeError):
+    """No credential, or a key that is unknown, revoked or expired (401)."""
+
+    status_code = 401
+
+
+class Forbidden(WanggeError):
+    """A known caller asking for what its role or territorial scope does not allow (403)."""
+
+    status_code = 403
