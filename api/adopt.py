@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from wangge.api.auth import ADMIN, AdminWho
 from wangge.api.deps import StoreDep, read_upload
 from wangge.api.edits import CONFLICT, PlanId, _refresh_tiles, get_editor
 from wangge.api.errors import ERRORS, ErrorBody
@@ -19,7 +20,7 @@ from wangge.api.plans import VersionOut, version_out
 from wangge.errors import InputError
 from wangge.existing import adopt as run_adopt
 
-router = APIRouter(tags=["edits"])
+router = APIRouter(tags=["edits"], dependencies=[ADMIN])
 
 #: File suffix by the upload's first bytes (a zip is a zipped Shapefile).
 MAGIC = ((b"PK\x03\x04", ".zip"), (b"SQLite format 3\x00", ".gpkg"))
@@ -88,6 +89,7 @@ def _suffix(data: bytes, filename: str | None) -> str:
 async def adopt(
     request: Request,
     store: StoreDep,
+    who: AdminWho,
     plan_id: PlanId,
     base_version: Annotated[
         int | None, Query(ge=1, le=2**31 - 1, description="409 unless this is the latest")
@@ -98,7 +100,6 @@ async def adopt(
     coords: Annotated[str, Query(max_length=10, description="wgs84, gcj02 or bd09")] = "wgs84",
     encoding: Annotated[str, Query(max_length=20, description="Attribute encoding")] = "utf-8",
     complete: Annotated[bool, Query(description="Re-solve the grids breaking the rules")] = False,
-    author: Annotated[str, Query(max_length=200)] = "",
     comment: Annotated[str, Query(max_length=2000)] = "",
 ) -> AdoptOut:
     """Bring an existing grid layer (GeoJSON, GeoPackage or zipped Shapefile, as a city's
@@ -121,7 +122,7 @@ async def adopt(
             path,
             coords=coords,
             encoding=encoding,
-            author=author,
+            who=who,
             comment=comment,
             base_version=base_version,
             complete=complete,

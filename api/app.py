@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel
 
 from wangge import __version__
 from wangge.api import (
+    access,
     adopt,
     collections,
     coverage,
@@ -20,6 +21,7 @@ from wangge.api import (
     risk,
     tiles,
 )
+from wangge.api.auth import PUBLIC, deny_undeclared, enforce
 from wangge.api.settings import Settings
 from wangge.data.store import Store, open_store
 
@@ -55,18 +57,32 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             "OGC API Features. Map data © OpenStreetMap contributors, ODbL 1.0."
         ),
         lifespan=lifespan,
+        dependencies=[Depends(enforce)],
     )
     app.state.settings = settings
     if store is not None:
         app.state.store = store
     errors.install(app)
-    for module in (collections, coverage, exports, plans, edits, adopt, risk, tiles, editor):
+    for module in (
+        collections,
+        coverage,
+        exports,
+        plans,
+        edits,
+        adopt,
+        risk,
+        tiles,
+        editor,
+        access,
+    ):
         app.include_router(module.router)
 
-    @app.get("/healthz", response_model=Health, tags=["health"])
+    @app.get("/healthz", response_model=Health, tags=["health"], dependencies=[PUBLIC])
     def healthz(request: Request) -> Health:
         """Ready when the store answers."""
         st = request.app.state.store
         return Health(status="ok", store=type(st).__name__, plans=len(st.plans()))
 
+    # deny by default: a route without a policy answers 403 to everyone
+    app.state.policies = deny_undeclared(app)
     return app

@@ -10,11 +10,12 @@ import shapely
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel
 
+from wangge.api.auth import READ
 from wangge.api.deps import BboxDep, StoreDep, VersionDep
 from wangge.api.errors import ERRORS
 from wangge.errors import InputError
 
-router = APIRouter(tags=["collections"])
+router = APIRouter(tags=["collections"], dependencies=[READ])
 GEOJSON = "application/geo+json"
 LayerName = Annotated[str, Path(description="Layer name, e.g. grids", max_length=64)]
 

@@ -13,12 +13,13 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from wangge.api.auth import READ
 from wangge.api.deps import StoreDep, VersionDep
 from wangge.api.errors import ERRORS, ErrorBody
 from wangge.errors import InputError, NotFound, TooLarge
 from wangge.geo.crs import from_crs_coords
 
-router = APIRouter(tags=["coverage"])
+router = APIRouter(tags=["coverage"], dependencies=[READ])
 PointCrs = Literal["EPSG:4326", "EPSG:4490", "GCJ02"]
 LEVEL_NAMES = ("street", "community", "grid", "microgrid")
 

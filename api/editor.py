@@ -17,9 +17,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 import wangge.maps
+from wangge.api.auth import PUBLIC
 from wangge.api.errors import ERRORS, ErrorBody, error_response
 
-router = APIRouter(tags=["editor"])
+router = APIRouter(tags=["editor"], dependencies=[PUBLIC])
 
 #: The editor's own files (index.html, scripts, styles), beside the installed maps package.
 EDITOR_DIR = Path(wangge.maps.__file__).resolve().parent / "editor"

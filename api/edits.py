@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from wangge.api.auth import READ, PlannerWho
 from wangge.api.deps import StoreDep
 from wangge.api.errors import ERRORS, ErrorBody
 from wangge.api.plans import VersionOut, version_out
@@ -36,7 +37,6 @@ class EditIn(BaseModel):
     locks: list[Code] | None = Field(
         default=None, max_length=10_000, description="Locked grids after the edit"
     )
-    author: str = Field(default="", max_length=200)
     comment: str = Field(default="", max_length=2000)
     name: str = Field(default="", max_length=200, description="Name the new version")
     dry_run: bool = Field(default=False, description="Check only; save nothing")
@@ -48,14 +48,12 @@ class CompleteIn(BaseModel):
     grids: list[Code] | None = Field(
         default=None, max_length=10_000, description="Edited grids (default: since last)"
     )
-    author: str = Field(default="", max_length=200)
     comment: str = Field(default="", max_length=2000)
 
 
 class RestoreIn(BaseModel):
     base_version: int = Field(ge=1, le=2**31 - 1)
     version: int = Field(ge=1, le=2**31 - 1, description="The version to bring back")
-    author: str = Field(default="", max_length=200)
     comment: str = Field(default="", max_length=2000)
 
 
@@ -122,7 +120,7 @@ def _refresh_tiles(request: Request, result: EditResult) -> dict[str, Any]:
     return out
 
 
-@router.get("/plans/{plan_id}/state", responses=ERRORS)
+@router.get("/plans/{plan_id}/state", responses=ERRORS, dependencies=[READ])
 def state(
     request: Request, store: StoreDep, plan_id: PlanId, version: int | None = None
 ) -> dict[str, Any]:
@@ -137,7 +135,7 @@ def state(
     status_code=201,
     responses={**ERRORS, **CONFLICT},
 )
-async def edits(request: Request, plan_id: PlanId, body: EditIn) -> EditOut:
+async def edits(request: Request, who: PlannerWho, plan_id: PlanId, body: EditIn) -> EditOut:
     """Move units to a neighbouring grid (or a given micro-grid), set locks, or name the
     version (``moves: []`` with ``name``). The new assignment is checked and saved as
     the next version; ``dry_run`` checks without saving."""
@@ -147,7 +145,7 @@ async def edits(request: Request, plan_id: PlanId, body: EditIn) -> EditOut:
         body.base_version,
         [(m.unit, m.to) for m in body.moves],
         body.locks,
-        body.author,
+        who,
         body.comment,
         body.name,
         body.dry_run,
@@ -161,7 +159,7 @@ async def edits(request: Request, plan_id: PlanId, body: EditIn) -> EditOut:
     status_code=201,
     responses={**ERRORS, **CONFLICT},
 )
-async def complete(request: Request, plan_id: PlanId, body: CompleteIn) -> EditOut:
+async def complete(request: Request, who: PlannerWho, plan_id: PlanId, body: CompleteIn) -> EditOut:
     """Hold the edited grids as drawn and re-solve their unlocked neighbours until the
     plan is valid again (up to three rings out); report what moved."""
     result = await run_in_threadpool(
@@ -170,7 +168,7 @@ async def complete(request: Request, plan_id: PlanId, body: CompleteIn) -> EditO
         body.base_version,
         body.locks,
         body.grids,
-        body.author,
+        who,
         body.comment,
     )
     return _answer(request, result)
@@ -182,20 +180,20 @@ async def complete(request: Request, plan_id: PlanId, body: CompleteIn) -> EditO
     status_code=201,
     responses={**ERRORS, **CONFLICT},
 )
-async def restore(request: Request, plan_id: PlanId, body: RestoreIn) -> EditOut:
+async def restore(request: Request, who: PlannerWho, plan_id: PlanId, body: RestoreIn) -> EditOut:
     """A new version with the assignment and locks of an earlier one."""
     result = await run_in_threadpool(
         get_editor(request).restore,
         plan_id,
         body.base_version,
         body.version,
-        body.author,
+        who,
         body.comment,
     )
     return _answer(request, result)
 
 
-@router.get("/plans/{plan_id}/versions/{a}/diff/{b}", responses=ERRORS)
+@router.get("/plans/{plan_id}/versions/{a}/diff/{b}", responses=ERRORS, dependencies=[READ])
 def diff(
     request: Request,
     plan_id: PlanId,

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
 from wangge.errors import WanggeError
@@ -40,7 +40,8 @@ def error_response(
 
 def _wangge(request: Request, exc: WanggeError) -> JSONResponse:
     detail = getattr(exc, "violations", None)
-    return error_response(exc.status_code, exc.message, detail, exc.where)
+    headers = {"WWW-Authenticate": 'Bearer realm="wangge"'} if exc.status_code == 401 else None
+    return error_response(exc.status_code, exc.message, detail, exc.where, headers)
 
 
 def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -72,6 +73,15 @@ def _database(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, "the database is unavailable; try again", None, None)
 
 
+def _refused(request: Request, exc: DBAPIError) -> JSONResponse:
+    # the PostGIS scope guard (data/postgis_store.py) refused a change the app let through
+    if "wangge scope guard" in str(exc):
+        return error_response(
+            403, "the database refused a change outside the account's scope", None, "scope"
+        )
+    return _unexpected(request, exc)
+
+
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # a bug, not bad input: say so without leaking internals
     return error_response(500, f"internal error ({type(exc).__name__}); please report it")
@@ -83,6 +93,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(OperationalError, _database)
+    app.add_exception_handler(DBAPIError, _refused)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -6,11 +6,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
+from wangge.api.auth import READ
 from wangge.api.deps import StoreDep, VersionDep
 from wangge.api.errors import ERRORS
 from wangge.data.exports import export_layer
 
-router = APIRouter(tags=["exports"])
+router = APIRouter(tags=["exports"], dependencies=[READ])
 
 
 @router.get(

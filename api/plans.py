@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
+from wangge.api.auth import READ, AdminWho
 from wangge.api.deps import StoreDep, read_upload
 from wangge.api.errors import ERRORS, ErrorBody
 from wangge.data.store import Version
@@ -58,13 +59,18 @@ def version_out(v: Version) -> VersionOut:
     )
 
 
-@router.get("/plans", response_model=list[VersionOut], responses=ERRORS)
+@router.get("/plans", response_model=list[VersionOut], responses=ERRORS, dependencies=[READ])
 def plans(store: StoreDep) -> list[VersionOut]:
     """Every plan with its latest version, newest first."""
     return [version_out(v) for v in store.plans()]
 
 
-@router.get("/plans/{plan_id}/versions", response_model=list[VersionOut], responses=ERRORS)
+@router.get(
+    "/plans/{plan_id}/versions",
+    response_model=list[VersionOut],
+    responses=ERRORS,
+    dependencies=[READ],
+)
 def versions(store: StoreDep, plan_id: PlanId) -> list[VersionOut]:
     """Every version of one plan, oldest first."""
     store.resolve(plan_id)
@@ -95,11 +101,11 @@ def versions(store: StoreDep, plan_id: PlanId) -> list[VersionOut]:
 async def upload(
     request: Request,
     store: StoreDep,
+    who: AdminWho,
     plan: Annotated[str, Query(description="Plan id to save under", max_length=64)],
     base_version: Annotated[
         int | None, Query(ge=0, le=2**31 - 1, description="Version the upload replaces")
     ] = None,
-    author: Annotated[str, Query(max_length=200)] = "",
     comment: Annotated[str, Query(max_length=2000)] = "",
 ) -> Saved:
     """Upload a plan (GeoPackage as written by ``wangge delineate``, or a GeoJSON
@@ -109,7 +115,7 @@ async def upload(
     source = f"upload to {plan}"
     layers, meta = await run_in_threadpool(read_plan_bytes, data, source)
     version, violations = await run_in_threadpool(
-        save_plan, store, layers, meta, source, plan, base_version, author, comment
+        save_plan, store, layers, meta, source, plan, base_version, who.name, comment
     )
     return Saved(
         version=version_out(version),

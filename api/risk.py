@@ -15,13 +15,14 @@ import pandas as pd
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from wangge.api.auth import READ
 from wangge.api.collections import ATTRIBUTION, GEOJSON, feature_json
 from wangge.api.deps import StoreDep, VersionDep
 from wangge.api.errors import ERRORS
 from wangge.data.store import Store, Version
 from wangge.errors import InputError, NotFound
 
-router = APIRouter(tags=["risk and coverage"])
+router = APIRouter(tags=["risk and coverage"], dependencies=[READ])
 CodeQuery = Annotated[
     str | None,
     Query(

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("out")
     #: The plan served when a request names none (default: the newest).
     plan: str | None = None
+    #: Let callers without an API key read (collections, tiles, lookups, exports). Off by
+    #: default: every route but health, the editor page and the API description needs a key.
+    public_reads: bool = False
     #: Largest upload accepted by ``POST /plans``, in megabytes.
     max_upload_mb: float = 50.0
     #: Most points in one ``POST /coverage/points`` batch.

@@ -20,13 +20,14 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pyproj import Transformer
 
+from wangge.api.auth import READ
 from wangge.api.errors import ERRORS
 from wangge.data.store import LayerInfo, Store
 from wangge.data.tiles import TILE_FIELDS, TileRequest, kind_of
 from wangge.errors import InputError, NotFound
 from wangge.maps.mvt import tile_bounds
 
-router = APIRouter(tags=["tiles"])
+router = APIRouter(tags=["tiles"], dependencies=[READ])
 MVT = "application/vnd.mapbox-vector-tile"
 ATTRIBUTION = "© OpenStreetMap contributors (ODbL 1.0)"
 #: How long a worker trusts its idea of a plan's latest version (edits in this worker

@@ -226,28 +226,11 @@ class AccountBook:
                 raise NotFound(f"no active account {name!r}", where="name")
         return next(a for a in self.all() if a.name == name)
 
-    def append(
-        self,
-        account: str,
-        action: str,
-        plan_id: str | None = None,
-        version: int | None = None,
-        base_version: int | None = None,
-        **detail,
-    ) -> None:
-        """Append one entry to the audit log: who, when, what, from which base."""
+    def append(self, entry: dict) -> None:
+        """Append one entry (:func:`audit_entry`) to the audit log, on its own: for writes
+        that make no plan version (accounts, the roster)."""
         with self.engine.begin() as conn:
-            conn.execute(
-                audit_table.insert().values(
-                    at=datetime.now(UTC).isoformat(),
-                    account=account,
-                    action=action,
-                    plan_id=plan_id,
-                    version=version,
-                    base_version=base_version,
-                    detail=json.dumps(detail, ensure_ascii=False, default=str),
-                )
-            )
+            append_audit(conn, entry)
 
     def log(self, plan_id: str | None = None) -> pd.DataFrame:
         """The audit log, oldest first (one plan's, or all)."""
@@ -256,6 +239,49 @@ class AccountBook:
             stmt = stmt.where(audit_table.c.plan_id == plan_id)
         with self.engine.connect() as conn:
             return pd.DataFrame(conn.execute(stmt).mappings().all(), columns=audit_table.c.keys())
+
+
+def audit_entry(
+    account: str,
+    action: str,
+    plan_id: str | None = None,
+    base_version: int | None = None,
+    **detail,
+) -> dict:
+    """One audit log entry: who, when, what (``detail``: units, grids, codes changed) and
+    from which base. Callers never put names or phones in ``detail``."""
+    return {
+        "at": datetime.now(UTC).isoformat(),
+        "account": account,
+        "action": action,
+        "plan_id": plan_id,
+        "base_version": base_version,
+        "detail": json.dumps(detail, ensure_ascii=False, default=str),
+    }
+
+
+def append_audit(conn, entry: dict, version: int | None = None) -> None:
+    """Insert ``entry`` with the connection of the transaction that makes the change: a
+    SQLAlchemy connection, or the GeoPackage store's sqlite3 one."""
+    row = {**entry, "version": version}
+    if isinstance(conn, sa.Connection):
+        conn.execute(audit_table.insert().values(**row))
+        return
+    cols = ("at", "account", "action", "plan_id", "version", "base_version", "detail")
+    conn.execute(
+        f"INSERT INTO wg_audit ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+        tuple(row[c] for c in cols),
+    )
+
+
+def local_actor() -> str:
+    """Who writes from the command line: the operating-system user, marked as local."""
+    import getpass
+
+    try:
+        return f"local:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "local:unknown"
 
 
 def _account(row) -> Account:

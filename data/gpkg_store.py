@@ -22,6 +22,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
+from wangge.data.accounts import append_audit
 from wangge.data.store import (
     SCHEMA_VERSION,
     LayerInfo,
@@ -144,6 +145,7 @@ class GpkgStore(Store):
         return sa.create_engine(f"sqlite:///{self.path}", connect_args={"timeout": 10})
 
     def close(self) -> None:
+        self.__dict__.pop("_roster", None)  # it shares the book's engine, disposed here
         book = self.__dict__.pop("_book", None)
         if book is not None:
             book.engine.dispose()
@@ -180,6 +182,7 @@ class GpkgStore(Store):
         flat: dict[str, Rows],
         base_version: int | None,
         keep: tuple[str, ...] = (),
+        audit: dict | None = None,
     ) -> int:
         plan_id = draft.plan_id
         meta_json = json.dumps(draft.meta, ensure_ascii=False)
@@ -196,6 +199,8 @@ class GpkgStore(Store):
                 "INSERT INTO wg_versions VALUES (?, ?, ?, ?, ?, ?)",
                 (plan_id, version, draft.created_at, draft.author, draft.comment, meta_json),
             )
+            if audit is not None:
+                append_audit(conn, audit, version)
             if keep:
                 base = self.layers(plan_id, base_version)
                 for info in kept_layers(base, base_version, keep, plan_id):

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
+from wangge.data.accounts import append_audit
 from wangge.data.store import (
     SCHEMA_VERSION,
     LayerInfo,
@@ -159,6 +160,7 @@ class PostgisStore(Store):
         flat: dict[str, Rows],
         base_version: int | None,
         keep: tuple[str, ...] = (),
+        audit: dict | None = None,
     ) -> int:
         plan_id = draft.plan_id
         with self.engine.begin() as conn:
@@ -186,6 +188,8 @@ class PostgisStore(Store):
                     meta=draft.meta,
                 )
             )
+            if audit is not None:
+                append_audit(conn, audit, version)
             t = layers_table
             kept = kept_layers(
                 self._layers(conn, plan_id, base_version), base_version, keep, plan_id

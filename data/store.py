@@ -96,6 +96,7 @@ class Store(ABC):
         author: str = "",
         comment: str = "",
         keep: tuple[str, ...] = (),
+        audit: dict[str, Any] | None = None,
     ) -> Version:
         """Save ``layers`` as the plan's next version, all in one transaction.
 
@@ -117,6 +118,9 @@ class Store(ABC):
         keep
             Layers of ``base_version`` the new version shares unchanged: no rows are
             copied, so an edit writes only what it changed.
+        audit
+            The audit log entry of this write (:func:`wangge.data.accounts.audit_entry`),
+            appended in the same transaction, so no version exists without its entry.
         """
         check_plan_id(plan_id)
         if keep and base_version is None:
@@ -126,7 +130,9 @@ class Store(ABC):
         if overlap:
             raise InputError(f"layers both given and kept: {sorted(overlap)}", where="keep")
         draft = Version(plan_id, 0, now(), author, comment, meta or {})
-        number = self._commit_version(draft, flat, base_version, tuple(keep))
+        if audit is not None:
+            self.book  # noqa: B018 -- the audit table exists before the transaction needs it
+        number = self._commit_version(draft, flat, base_version, tuple(keep), audit)
         return replace(draft, version=number)
 
     @abstractmethod
@@ -136,10 +142,12 @@ class Store(ABC):
         flat: dict[str, Rows],
         base_version: int | None,
         keep: tuple[str, ...] = (),
+        audit: dict[str, Any] | None = None,
     ) -> int:
         """Write ``draft`` (its number still 0) and its layers in one transaction; the
         number comes from :func:`next_version` on the plan's latest, read under a lock.
-        Layers in ``keep`` point at the base version's rows (:func:`kept_layers`)."""
+        Layers in ``keep`` point at the base version's rows (:func:`kept_layers`); the
+        ``audit`` entry, if any, is appended in the same transaction (:func:`append_audit`)."""
 
     @abstractmethod
     def plans(self) -> list[Version]:
@@ -205,6 +213,17 @@ class Store(ABC):
         if book is None:
             book = self.__dict__["_book"] = AccountBook(self._book_engine())
         return book
+
+    @property
+    def roster(self):
+        """The grid roster (:class:`wangge.data.roster.Roster`) on the accounts' engine,
+        one implementation for both stores; its table is made on first use."""
+        from wangge.data.roster import Roster
+
+        roster = self.__dict__.get("_roster")
+        if roster is None:
+            roster = self.__dict__["_roster"] = Roster(self.book.engine)
+        return roster
 
     def resolve(self, plan_id: str | None = None, version: int | None = None) -> Version:
         """The version asked for; by default the latest of the newest plan."""

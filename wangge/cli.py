@@ -690,7 +690,7 @@ def adopt(
                 coords=coords,
                 encoding=encoding,
                 crs=crs,
-                author=author,
+                who=author or None,
                 comment=comment,
                 complete=complete,
             )

@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from wangge.data.accounts import Account, audit_entry, local_actor
 from wangge.data.store import Store, Version
-from wangge.errors import InputError, VersionConflict
+from wangge.errors import Forbidden, InputError, VersionConflict
 from wangge.geo import editing as ge
 from wangge.geo.codes import LENGTHS
 from wangge.geo.delineation import placeholder_name, union_parts
@@ -30,6 +31,9 @@ from wangge.geo.validate import Violation
 
 #: Layers an edit rewrites; every other layer of the base version is kept as it is.
 POLYGONS = ("streets", "communities", "grids", "microgrids")
+#: Who writes: an API account (scoped), or a name given on the command line (the
+#: operator of the machine, unscoped), or nobody named (the local user).
+Who = Account | str | None
 #: Layers holding per-grid results of the overlay and coverage jobs: kept, marked stale.
 GRID_RESULTS = ("grid_risk", "grid_coverage", "access", "gaps", "facilities", "risk_points")
 
@@ -206,7 +210,7 @@ class Editor:
         base_version: int,
         moves: list[tuple[str, str]],
         locks: list[str] | None = None,
-        author: str = "",
+        who: Who = None,
         comment: str = "",
         name: str = "",
         dry_run: bool = False,
@@ -215,7 +219,10 @@ class Editor:
         base = self.base(plan_id, base_version, dry_run)
         t0 = time.perf_counter()
         new_locks = _known_grids(base, base.locks if locks is None else locks, "locks")
+        check_scope(who, {to for _, to in moves}, "a move into")
+        check_scope(who, base.locks ^ new_locks, "a lock change on")
         micro, moved = ge.apply_moves(base.units, base.micro, moves, base.locks | new_locks)
+        check_scope(who, {m.before for m in moved}, "a move out of")
         t1 = time.perf_counter()
         targets = {m.after[:15] for m in moved}
         meta = {
@@ -225,7 +232,7 @@ class Editor:
             "edited": sorted(set(base.version.meta.get("edited") or []) | targets),
         }
         return self.commit(
-            base, micro, moved, new_locks, meta, author, comment, dry_run, {"apply": t1 - t0}
+            base, micro, moved, new_locks, meta, who, comment, dry_run, {"apply": t1 - t0}
         )
 
     def complete(
@@ -234,7 +241,7 @@ class Editor:
         base_version: int,
         locks: list[str] | None = None,
         grids: list[str] | None = None,
-        author: str = "",
+        who: Who = None,
         comment: str = "",
     ) -> EditResult:
         """Re-solve the unlocked neighbours of the edited grids until they are valid."""
@@ -244,8 +251,18 @@ class Editor:
             edited = _known_grids(base, grids, "grids")
         else:  # the grids edited since the last completion
             edited = set(base.version.meta.get("edited") or [])
+        check_scope(who, base.locks ^ new_locks, "a lock change on")
+        check_scope(who, edited, "completion of")
+        # grids outside the caller's territory are held as drawn: completion re-solves
+        # only grids inside it
+        outside = {g for g in base.layers["grids"]["code"] if not covers(who, g)}
         t0 = time.perf_counter()
-        done = ge.complete(base.units, base.micro, edited, new_locks, base.limits, base.flags)
+        done = ge.complete(
+            base.units, base.micro, edited - outside, new_locks | outside, base.limits, base.flags
+        )
+        check_scope(
+            who, {m.before for m in done.moves} | {m.after for m in done.moves}, "a move of"
+        )
         meta = {
             "kind": "complete",
             "name": "",
@@ -259,7 +276,7 @@ class Editor:
             done.moves,
             new_locks,
             meta,
-            author,
+            who,
             comment or f"complete: re-solved {len(done.resolved)} grids",
             False,
             {"solve": time.perf_counter() - t0},
@@ -275,12 +292,16 @@ class Editor:
         return result
 
     def restore(
-        self, plan_id: str, base_version: int, version: int, author: str = "", comment: str = ""
+        self, plan_id: str, base_version: int, version: int, who: Who = None, comment: str = ""
     ) -> EditResult:
         """A new version with the assignment (and locks) of an earlier one."""
         base = self.base(plan_id, base_version, False)
         old = self.state(plan_id, version)
         moves = ge.diff(base.units, base.micro, old.micro)
+        check_scope(
+            who, {m.before for m in moves} | {m.after for m in moves}, "restoring a unit of"
+        )
+        check_scope(who, base.locks ^ set(old.locks), "a lock change on")
         meta = {"kind": "restore", "name": "", "moves": len(moves), "edited": [], "of": version}
         return self.commit(
             base,
@@ -288,7 +309,7 @@ class Editor:
             moves,
             set(old.locks),
             meta,
-            author,
+            who,
             comment or f"restore version {version}",
             False,
             {},
@@ -315,7 +336,7 @@ class Editor:
         moved: list[ge.Move],
         locks: set[str],
         meta: dict[str, Any],
-        author: str,
+        who: Who,
         comment: str,
         dry_run: bool,
         timings: dict[str, float],
@@ -343,7 +364,7 @@ class Editor:
         if not dry_run:
             t0 = time.perf_counter()
             version = self.save_version(
-                base, micro, changed_layers, locks, meta, found, author, comment
+                base, micro, changed_layers, locks, meta, found, who, comment
             )
             timings["save"] = time.perf_counter() - t0
             self._remember(_next_state(base, version, micro, changed_layers, locks))
@@ -366,7 +387,7 @@ class Editor:
         locks: set[str],
         meta: dict[str, Any],
         found: list[Violation],
-        author: str,
+        who: Who,
         comment: str,
     ) -> Version:
         out: dict[str, pd.DataFrame] = dict(layers)
@@ -385,24 +406,74 @@ class Editor:
         if meta["moves"]:  # per-grid results of the overlay no longer match the grids
             stale |= set(GRID_RESULTS) & set(have)
         full_meta = {
-            **base.version.meta,
+            **{k: v for k, v in base.version.meta.items() if k != "scopes"},
             **meta,
             "locks": sorted(locks),
             "base": base.version.version,
             "stale_layers": sorted(stale),
         }
+        if isinstance(who, Account) and who.role != "admin":
+            # the territory the version was saved under; PostGIS checks its units against it
+            full_meta["scopes"] = list(who.scopes)
+        changed = np.flatnonzero(micro != base.micro)
+        entry = audit_entry(
+            actor(who),
+            str(meta.get("kind") or "edit"),
+            base.plan_id,
+            base.version.version,
+            units=[str(base.units.codes[i]) for i in changed],
+            grids=sorted(
+                set(ge.level_codes(micro[changed], "grid"))
+                | set(ge.level_codes(base.micro[changed], "grid"))
+            ),
+            locks=sorted(locks),
+            **{k: meta[k] for k in ("renamed", "of", "adopted_from") if k in meta},
+        )
         return self.store.save(
             base.plan_id,
             out,
             full_meta,
             base_version=base.version.version,
-            author=author,
+            author=actor(who),
             comment=comment,
             keep=keep,
+            audit=entry,
+        )
+
+
+# who may change what ------------------------------------------------------------------
+
+
+def actor(who: Who) -> str:
+    """The name a version and its audit entry carry."""
+    if isinstance(who, Account):
+        return who.name
+    return who or local_actor()
+
+
+def covers(who: Who, code: str) -> bool:
+    """Whether ``who`` may change the unit ``code`` (the command line may change all)."""
+    return who.covers(code) if isinstance(who, Account) else True
+
+
+def check_scope(who: Who, codes, what: str) -> None:
+    """Refuse (403) a change touching any of ``codes`` outside the caller's territory."""
+    outside = sorted(str(c) for c in codes if not covers(who, str(c)))
+    if outside:
+        shown = ", ".join(outside[:10]) + (" …" if len(outside) > 10 else "")
+        raise Forbidden(
+            f"{what} {len(outside)} grid(s) outside the scope of account {who.name!r} "
+            f"({', '.join(who.scopes) or 'none'}): {shown}; nothing was saved",
+            where="scope",
         )
 
 
 # helpers -----------------------------------------------------------------------------
+
+
+def _ends(moves: list[ge.Move]) -> set[str]:
+    """The micro-grids units leave and join."""
+    return {m.before for m in moves} | {m.after for m in moves}
 
 
 def _none(value: Any) -> Any:

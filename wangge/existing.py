@@ -22,7 +22,7 @@ import pandas as pd
 
 from wangge.data.existing import read_grids
 from wangge.data.store import Store
-from wangge.editing import Editor, EditResult, PlanState
+from wangge.editing import Editor, EditResult, PlanState, Who
 from wangge.errors import InputError
 from wangge.geo import editing as ge
 from wangge.geo.crs import unshift
@@ -110,7 +110,7 @@ def adopt(
     coords: str = "wgs84",
     encoding: str = "utf-8",
     crs: str | int | None = None,
-    author: str = "",
+    who: Who = None,
     comment: str = "",
     name: str = "",
     base_version: int | None = None,
@@ -132,7 +132,7 @@ def adopt(
         ``wgs84`` (also CGCS2000), ``gcj02`` or ``bd09``: the file's coordinates.
     encoding, crs
         The attribute encoding and CRS when the file does not say (or says wrongly).
-    author, comment, name
+    who, comment, name
         Recorded with the version (``name`` defaults to "adopted <file name>").
     base_version
         When given and no longer the latest, nothing is saved (409).
@@ -194,7 +194,7 @@ def adopt(
             moves,
             set(),
             meta,
-            author,
+            who,
             comment,
             False,
             timings,
@@ -202,7 +202,7 @@ def adopt(
         )
     else:  # every grid kept its units: the names (and flags) are all that can differ
         result = editor.commit(
-            named, base.micro, [], set(), meta, author, comment, True, timings, adoption.flags
+            named, base.micro, [], set(), meta, who, comment, True, timings, adoption.flags
         )
         found = ge.check(base.units, base.micro, base.limits, adoption.flags)
         version = editor.save_version(
@@ -212,7 +212,7 @@ def adopt(
             set(),
             meta,
             found,
-            author,
+            who,
             comment,
         )
         result = replace(result, version=version, saved=True)
@@ -232,9 +232,7 @@ def adopt(
             for c in adoption.grid_codes()
             if adoption.flags.flag.get(c) == "dedicated" and c not in bad
         )
-        done = editor.complete(
-            plan_id, result.version.version, locks=held, grids=bad, author=author
-        )
+        done = editor.complete(plan_id, result.version.version, locks=held, grids=bad, who=who)
         adopted = editor.state(plan_id, result.version.version)
         after = editor.state(plan_id, done.version.version)
         names = dict(zip(after.layers["grids"]["code"], after.layers["grids"]["name"], strict=True))

@@ -14,6 +14,7 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
+from wangge.data.accounts import audit_entry, local_actor
 from wangge.data.store import Store, Version, check_plan_id
 from wangge.errors import InputError, WanggeError
 
@@ -106,7 +107,8 @@ def save_plan(
     author: str,
     comment: str,
 ) -> tuple[Version, pd.DataFrame]:
-    """Validate a plan and, if it has no errors, save it as the plan's next version.
+    """Validate a plan and, if it has no errors, save it as the plan's next version,
+    with its audit log entry (``author``: the account, or the local user when empty).
 
     The violations found (warnings only, then) are saved with it as ``violations``.
     Raises :class:`PlanInvalid` listing the errors, and saves nothing, otherwise.
@@ -129,5 +131,7 @@ def save_plan(
     layers["violations"] = violations
     meta.setdefault("district_code", limits.district_code)
     meta.setdefault("limits_json", json.dumps(limits.raw, ensure_ascii=False))
-    version = store.save(plan_id, layers, meta, base_version, author, comment)
+    who = author or local_actor()
+    entry = audit_entry(who, "import", plan_id, base_version, source=Path(filename).name)
+    version = store.save(plan_id, layers, meta, base_version, who, comment, audit=entry)
     return version, violations
