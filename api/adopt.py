@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from wangge.api.auth import ADMIN, AdminWho
 from wangge.api.deps import StoreDep, read_upload
-from wangge.api.edits import CONFLICT, PlanId, _refresh_tiles, get_editor
+from wangge.api.edits import CONFLICT, PlanId, get_editor, refresh_tiles
 from wangge.api.errors import ERRORS, ErrorBody
 from wangge.api.plans import VersionOut, version_out
 from wangge.errors import InputError
@@ -129,10 +129,10 @@ async def adopt(
             editor=get_editor(request),
             source=source,
         )
-    _refresh_tiles(request, done.result)
+    refresh_tiles(request, done.result)
     completion: dict[str, Any] = {}
     if done.completed is not None:
-        _refresh_tiles(request, done.completed)
+        refresh_tiles(request, done.completed)
         completion = {"version": version_out(done.completed.version), **done.completed.extra}
     return AdoptOut(
         version=version_out(done.result.version),

@@ -19,6 +19,7 @@ from wangge.api import (
     exports,
     plans,
     risk,
+    roster,
     tiles,
 )
 from wangge.api.auth import PUBLIC, deny_undeclared, enforce
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         tiles,
         editor,
         access,
+        roster,
     ):
         app.include_router(module.router)
 

@@ -13,9 +13,10 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from wangge.api.auth import READ
+from wangge.api.auth import READ, ReadWho
 from wangge.api.deps import StoreDep, VersionDep
 from wangge.api.errors import ERRORS, ErrorBody
+from wangge.api.roster import StaffOut, visible_staff
 from wangge.errors import InputError, NotFound, TooLarge
 from wangge.geo.crs import from_crs_coords
 
@@ -28,8 +29,11 @@ class Unit(BaseModel):
     code: str
     name: str | None = None
     households: float | None = None
-    manager: str | None = None
-    phone: str | None = None
+    staff: list[StaffOut] | None = Field(
+        default=None,
+        description="Who runs this grid or micro-grid: only for an account whose territory "
+        "holds it",
+    )
 
 
 class PointCoverage(BaseModel):
@@ -71,6 +75,10 @@ class PointsOut(BaseModel):
     count: int
     inside: int
     results: list[PointOut]
+    staff: dict[str, list[StaffOut]] = Field(
+        default_factory=dict,
+        description="Who runs each grid and micro-grid found, for those in the caller's territory",
+    )
 
 
 def _to_wgs84(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
@@ -89,8 +97,6 @@ def _unit(row: pd.Series, level: str) -> Unit:
         code=row[f"{level}_code"],
         name=get("name"),
         households=get("households"),
-        manager=get("manager"),
-        phone=get("phone"),
     )
 
 
@@ -101,12 +107,14 @@ def _unit(row: pd.Series, level: str) -> Unit:
 )
 def point(
     store: StoreDep,
+    who: ReadWho,
     v: VersionDep,
     lon: Annotated[float, Query(ge=-180, le=180, description="Longitude")],
     lat: Annotated[float, Query(ge=-90, le=90, description="Latitude")],
     crs: Annotated[PointCrs, Query(description="CRS of lon/lat")] = "EPSG:4326",
 ) -> PointCoverage:
-    """The units covering one point, with their names, households and manager fields."""
+    """The units covering one point, with their names and households, and for a caller
+    whose territory holds them, the people who run the grid and micro-grid."""
     wlon, wlat = _to_wgs84(np.array([lon]), np.array([lat]), crs)
     found = store.cover(v.plan_id, v.version, wlon, wlat)
     row = found.iloc[0]
@@ -117,6 +125,9 @@ def point(
             where="lon,lat",
         )
     units = {level: _unit(row, level) for level in LEVEL_NAMES}
+    codes = [units["grid"].code, units["microgrid"].code]
+    for code, people in visible_staff(store, v.plan_id, codes, who).items():
+        units["grid" if len(code) == 15 else "microgrid"].staff = people
     return PointCoverage(
         plan=v.plan_id, version=v.version, lon=float(wlon[0]), lat=float(wlat[0]), **units
     )
@@ -189,11 +200,14 @@ def inline_schema(model: type[BaseModel]) -> dict:
 async def points(
     request: Request,
     store: StoreDep,
+    who: ReadWho,
     v: VersionDep,
     crs: Annotated[PointCrs | None, Query(description="CRS of a CSV batch")] = None,
     format: Annotated[Literal["json", "csv"], Query(description="Response format")] = "json",
 ) -> Response:
-    """Look up to ``max_batch`` points at once, sent as JSON or as CSV (id,lon,lat)."""
+    """Look up to ``max_batch`` points at once, sent as JSON or as CSV (id,lon,lat). In
+    JSON, ``staff`` lists the people of the grids and micro-grids found that lie in the
+    caller's territory; the CSV answer carries codes only."""
     limit = request.app.state.settings.max_batch
     body = await request.body()
     if len(body) > limit * 200 + 10_000:
@@ -232,11 +246,17 @@ async def points(
     if format == "csv":
         return Response(frame.to_csv(index=False), media_type="text/csv")
     records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    found_codes = sorted(
+        set(frame.get("grid_code", pd.Series(dtype=object)).dropna())
+        | set(frame.get("microgrid_code", pd.Series(dtype=object)).dropna())
+    )
+    staff = await run_in_threadpool(visible_staff, store, v.plan_id, found_codes, who)
     out = {
         "plan": v.plan_id,
         "version": v.version,
         "count": len(frame),
         "inside": int(frame["inside"].sum()) if len(frame) else 0,
         "results": records,
+        "staff": {c: [p.model_dump() for p in people] for c, people in staff.items() if people},
     }
     return Response(json.dumps(out, ensure_ascii=False), media_type="application/json")

@@ -78,10 +78,10 @@ def get_editor(request: Request) -> Editor:
     return editor
 
 
-def _answer(request: Request, result: EditResult) -> EditOut:
+def answer(request: Request, result: EditResult) -> EditOut:
     tiles: dict[str, Any] = {}
     if result.saved:
-        tiles = _refresh_tiles(request, result)
+        tiles = refresh_tiles(request, result)
     return EditOut(
         version=version_out(result.version),
         saved=result.saved,
@@ -95,7 +95,7 @@ def _answer(request: Request, result: EditResult) -> EditOut:
     )
 
 
-def _refresh_tiles(request: Request, result: EditResult) -> dict[str, Any]:
+def refresh_tiles(request: Request, result: EditResult) -> dict[str, Any]:
     """Carry the cached tiles of rewritten layers to the new version, but for those a
     changed feature touches; report how many of each."""
     tiler = get_tiler(request)
@@ -150,7 +150,7 @@ async def edits(request: Request, who: PlannerWho, plan_id: PlanId, body: EditIn
         body.name,
         body.dry_run,
     )
-    return _answer(request, result)
+    return answer(request, result)
 
 
 @router.post(
@@ -171,7 +171,7 @@ async def complete(request: Request, who: PlannerWho, plan_id: PlanId, body: Com
         who,
         body.comment,
     )
-    return _answer(request, result)
+    return answer(request, result)
 
 
 @router.post(
@@ -190,7 +190,7 @@ async def restore(request: Request, who: PlannerWho, plan_id: PlanId, body: Rest
         who,
         body.comment,
     )
-    return _answer(request, result)
+    return answer(request, result)
 
 
 @router.get("/plans/{plan_id}/versions/{a}/diff/{b}", responses=ERRORS, dependencies=[READ])

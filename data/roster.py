@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import sqlalchemy as sa
 
+from wangge.data.accounts import append_audit
 from wangge.data.store import check_plan_id
 from wangge.errors import Forbidden, InputError
 
@@ -283,7 +285,9 @@ class Roster:
                 conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_DDL_LOCK})"))
             _meta.create_all(conn)
 
-    def set(self, plan_id: str, code: str, staff: list[Staff], by: str) -> int:
+    def set(
+        self, plan_id: str, code: str, staff: list[Staff], by: str, audit: dict | None = None
+    ) -> int:
         """Replace the staff of one grid or micro-grid (an empty list clears it).
 
         Parameters
@@ -296,6 +300,9 @@ class Roster:
             The people, in the order they are listed.
         by
             The account making the change.
+        audit
+            Its audit log entry (:func:`wangge.data.accounts.audit_entry`, no names or
+            phones), appended in the same transaction.
 
         Returns
         -------
@@ -321,7 +328,7 @@ class Roster:
                 raise InputError(
                     f"a code has at most one {ROLES[role][0]} ({role})", where=f"code {code}"
                 )
-        return self._replace(plan_id, {code: list(staff)}, by)
+        return self._replace(plan_id, {code: list(staff)}, by, audit)
 
     def get(self, plan_id: str, codes: Iterable[str]) -> dict[str, list[Staff]]:
         """The staff of each code asked for, in roster order ([] where there is none)."""
@@ -377,6 +384,7 @@ class Roster:
         covers: Callable[[str], bool],
         by: str,
         encoding: str | None = None,
+        audit: dict | None = None,
     ) -> ImportSummary:
         """Replace the staff of every code a roster file names, all or nothing.
 
@@ -399,6 +407,8 @@ class Roster:
             The account making the change.
         encoding
             A CSV's text encoding; by default UTF-8, else GBK (GB18030).
+        audit
+            The import's audit log entry; the codes replaced are added to its detail.
 
         Returns
         -------
@@ -419,7 +429,10 @@ class Roster:
         check_plan_id(plan_id)
         sheet = _Sheet.read(data, filename, encoding)
         parsed = sheet.staff(known_codes, covers)
-        replaced = self._replace(plan_id, parsed, by)
+        if audit is not None:
+            detail = {**json.loads(audit["detail"]), "codes": sorted(parsed)}
+            audit = {**audit, "detail": json.dumps(detail, ensure_ascii=False)}
+        replaced = self._replace(plan_id, parsed, by, audit)
         return ImportSummary(
             codes=tuple(sorted(parsed)),
             rows=len(sheet.rows),
@@ -427,7 +440,9 @@ class Roster:
             replaced=replaced,
         )
 
-    def _replace(self, plan_id: str, staff: dict[str, list[Staff]], by: str) -> int:
+    def _replace(
+        self, plan_id: str, staff: dict[str, list[Staff]], by: str, audit: dict | None = None
+    ) -> int:
         """Replace the staff of each code in one transaction; how many were there before."""
         t = roster_table
         at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -459,6 +474,8 @@ class Roster:
                 replaced += done.rowcount
             if values:
                 conn.execute(t.insert(), values)
+            if audit is not None:
+                append_audit(conn, audit)
         return replaced
 
 

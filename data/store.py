@@ -271,8 +271,9 @@ class Store(ABC):
         -------
         pandas.DataFrame
             One row per point, in order: ``inside`` and per level ``<level>_code``,
-            ``<level>_name``, ``<level>_households`` and, where set, the grid manager's
-            fields (``<level>_manager``, ``<level>_phone``). Codes are '' outside.
+            ``<level>_name`` and ``<level>_households``. Codes are '' outside. The people
+            responsible are not plan attributes: they are in the roster (``Store.roster``),
+            shown only to callers allowed to see them.
         """
         lon = np.asarray(lon, dtype=float)
         lat = np.asarray(lat, dtype=float)
@@ -283,12 +284,10 @@ class Store(ABC):
             codes = pd.Series([c[:length] if c else "" for c in micro], dtype=object)
             out[f"{level}_code"] = codes.to_numpy()
             table = units.get(layer)
-            for attr in ("name", "households", "manager", "phone"):
+            for attr in ("name", "households"):
                 col = f"{level}_{attr}"
-                if table is not None and attr in table:
-                    out[col] = codes.map(table[attr]).to_numpy()
-                elif attr in ("name", "households"):
-                    out[col] = None
+                has = table is not None and attr in table
+                out[col] = codes.map(table[attr]).to_numpy() if has else None
         return out
 
     def _units(self, plan_id: str, version: int) -> dict[str, pd.DataFrame]:

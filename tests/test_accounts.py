@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from clitools import run
 
-from wangge.data.accounts import Account, key_digest, make_account, new_key
+from wangge.data.accounts import Account, audit_entry, key_digest, make_account, new_key
 from wangge.errors import InputError, NotFound
 
 
@@ -68,8 +68,8 @@ def test_roles_and_scopes():
 
 def test_audit_log_is_append_only_in_the_database(store):
     plan = f"a{uuid.uuid4().hex[:8]}"
-    store.book.append("li.ming", "edit", plan, 3, 2, grids=["320102001004003"], units=[17, 18])
-    store.book.append("admin", "restore", plan, 4, 3, restored=1)
+    store.book.append(audit_entry("li.ming", "edit", plan, 2, grids=["320102001004003"]))
+    store.book.append(audit_entry("admin", "restore", plan, 3, restored=1))
     log = store.book.log(plan)
     assert log["action"].tolist() == ["edit", "restore"] and log["base_version"].tolist() == [2, 3]
     assert "320102001004003" in log["detail"].iloc[0]

@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from apitools import auth
 from fastapi.testclient import TestClient
 
 from wangge.api.app import create_app
@@ -33,7 +34,7 @@ def served(request, tmp_path_factory, demo_plan_frames):
     if not store.versions(plan):
         store.save(plan, frames, meta, author="tests")
     app = create_app(Settings(plan=plan, max_upload_mb=5, max_batch=10_000), store)
-    with TestClient(app) as client:
+    with TestClient(app, headers=auth(store)) as client:
         yield client, frames, plan
 
 
@@ -171,15 +172,17 @@ def test_point_lookup_agrees_with_a_geopandas_spatial_join(served):
     assert body["count"] == 10_000 and body["inside"] == int(want.notna().sum())
     assert (got.fillna("") == want.fillna("")).all()
     # and /coverage/point, called once per point, agrees on every one of them
-    codes = asyncio.run(_point_lookups(client.app, lon, lat))
+    codes = asyncio.run(_point_lookups(client.app, lon, lat, dict(client.headers)))
     assert codes == want.fillna("").tolist()
 
 
-async def _point_lookups(app, lon, lat) -> list[str]:
+async def _point_lookups(app, lon, lat, headers) -> list[str]:
     """The micro-grid code /coverage/point gives for each point ('' for a 404)."""
     out = []
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=headers
+    ) as http:
         for x, y in zip(lon, lat, strict=True):
             r = await http.get("/coverage/point", params={"lon": x, "lat": y})
             assert r.status_code in (200, 404), r.text

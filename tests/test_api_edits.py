@@ -8,6 +8,7 @@ import uuid
 
 import numpy as np
 import pytest
+from apitools import auth
 from fastapi.testclient import TestClient
 
 from wangge.api.app import create_app
@@ -22,7 +23,7 @@ def edit_client(store, plan_dir):
     plan = f"edit-{uuid.uuid4().hex[:8]}"
     layers, meta = read_plan_file(plan_dir / "plan.gpkg")
     save_plan(store, layers, meta, "plan.gpkg", plan, None, "tests", "for edits")
-    with TestClient(create_app(Settings(), store)) as client:
+    with TestClient(create_app(Settings(), store), headers=auth(store)) as client:
         yield client, plan, store
 
 
@@ -69,14 +70,15 @@ def test_move_makes_a_version_with_counts_and_checks(edit_client):
         json={
             "base_version": 1,
             "moves": [{"unit": pick["unit"], "to": pick["dst"]}],
-            "author": "张三",
+            "author": "张三",  # ignored: the account is the author
             "comment": "move one building",
         },
     )
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["version"]["version"] == 2 and body["saved"]
-    assert body["version"]["author"] == "张三" and body["version"]["kind"] == "edit"
+    who = client.get("/me").json()["name"]
+    assert body["version"]["author"] == who and body["version"]["kind"] == "edit"
     assert [m["unit"] for m in body["moved"]] == [pick["unit"]]
     assert body["moved"][0]["to"].startswith(pick["dst"])
     after = {g["code"]: g["households"] for g in body["grids"]}
@@ -260,7 +262,7 @@ def test_plan_without_units_is_not_editable(store, tmp_path):
         crs=4326,
     )
     store.save(plan, {"streets": frame})
-    with TestClient(create_app(Settings(), store)) as client:
+    with TestClient(create_app(Settings(), store), headers=auth(store)) as client:
         r = client.get(f"/plans/{plan}/state")
         assert r.status_code == 422 and r.json()["where"] == "units"
         assert "cannot be edited" in r.json()["error"]

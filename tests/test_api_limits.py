@@ -27,7 +27,9 @@ def test_a_statement_past_the_timeout_is_cancelled_and_answered_413(postgis_stor
                 conn.execute(sa.text("SELECT pg_sleep(1)"))
 
         monkeypatch.setattr(slow, "plans", heavy)
-        client = TestClient(create_app(Settings(), slow), raise_server_exceptions=False)
+        client = TestClient(
+            create_app(Settings(public_reads=True), slow), raise_server_exceptions=False
+        )
         r = client.get("/plans")
         assert r.status_code == 413, r.text
         assert "WANGGE_STATEMENT_TIMEOUT_MS" in r.json()["error"]

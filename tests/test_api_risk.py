@@ -48,7 +48,7 @@ def _client(store, path, plan: str) -> Client:
     if not store.versions(plan):  # the PostGIS store is shared by the whole session
         layers, meta = read_plan_file(path)
         save_plan(store, layers, meta, str(path), plan, None, "tests", "risk overlay")
-    return Client(create_app(Settings(plan=plan), store))
+    return Client(create_app(Settings(plan=plan, public_reads=True), store))
 
 
 @pytest.fixture()

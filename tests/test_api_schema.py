@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from apitools import auth
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
@@ -26,10 +27,12 @@ def api_schema(tmp_path_factory, demo_plan_frames):
     store = GpkgStore(tmp_path_factory.mktemp("schema") / "store.gpkg")
     store.save("demo", frames, meta)
     app = create_app(Settings(plan="demo", max_upload_mb=2), store)
-    return schemathesis.openapi.from_asgi("/openapi.json", app)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    return schema, auth(store)
 
 
 def test_no_server_errors(api_schema):
+    api_schema, headers = api_schema
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 10  # every route of the API is in the schema
     for operation in operations:
@@ -43,7 +46,7 @@ def test_no_server_errors(api_schema):
         )
         @given(case=operation.as_strategy())
         def check(case):
-            case.call_and_validate(checks=[not_a_server_error])
+            case.call_and_validate(checks=[not_a_server_error], headers=headers)
 
         try:
             check()

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from apitools import auth
 from cities_osm import BEIJING_OSM, real_file
 from clitools import run
 from fastapi.testclient import TestClient
@@ -115,7 +116,7 @@ def adopted(store, plan_dir, tmp_path):
     plan = fresh_plan(store, plan_dir)
     frame, faults = perturbed(store, plan)
     path = write_gbk_shp(frame, tmp_path / "现状网格.zip")
-    done = adopt(store, plan, path, author="测试", complete=True)
+    done = adopt(store, plan, path, who="测试", complete=True)
     return store, plan, frame, faults, done
 
 
@@ -295,7 +296,7 @@ def test_api_adopt(store, plan_dir, tmp_path):
     plan = fresh_plan(store, plan_dir)
     frame, faults = perturbed(store, plan)
     data = write_gbk_shp(frame, tmp_path / "grids.zip").read_bytes()
-    with TestClient(create_app(Settings(), store)) as client:
+    with TestClient(create_app(Settings(), store), headers=auth(store)) as client:
         r = client.post(f"/plans/{plan}/adopt", content=b'{"type": "FeatureCollection"}')
         assert r.status_code == 422 and r.json()["error"]
         r = client.post(f"/plans/{plan}/adopt", content=data, params={"base_version": 7})

@@ -11,6 +11,7 @@ import mapbox_vector_tile
 import numpy as np
 import pytest
 import shapely
+from apitools import auth
 from fastapi.testclient import TestClient
 
 from wangge.api.app import create_app
@@ -36,7 +37,7 @@ def tiles(store, risk_layers):
     plan = f"tiles-{uuid.uuid4().hex[:8]}"
     layers, meta = risk_layers
     save_plan(store, layers, meta, "plan.gpkg", plan, None, "tests", "for tiles")
-    with TestClient(create_app(Settings(), store)) as client:
+    with TestClient(create_app(Settings(), store), headers=auth(store)) as client:
         yield client, plan, store
 
 
@@ -125,7 +126,7 @@ def test_low_zoom_is_simplified_and_capped(tiles, monkeypatch):
     vertices_full = int(shapely.get_num_coordinates(stored.geometry.to_numpy()).sum())
     assert vertices_low < vertices_full / 2
     capped = create_app(Settings(tile_max_features=10), store)
-    with TestClient(capped) as small:
+    with TestClient(capped, headers=auth(store)) as small:
         r = small.get(f"/tiles/units/{z}/{x}/{y}.mvt", params={"plan": plan})
         assert len(decode(r.content)["units"]["features"]) == 10
 
@@ -180,8 +181,8 @@ def test_both_stores_cut_the_same_features(risk_layers, postgis_store, tmp_path)
         save_plan(st, layers, meta, "plan.gpkg", plan, None, "tests", "compare")
     bbox = next(i.bbox for i in g.layers(plan, 1) if i.name == "grids")
     with (
-        TestClient(create_app(Settings(), g)) as a,
-        TestClient(create_app(Settings(), postgis_store)) as b,
+        TestClient(create_app(Settings(), g), headers=auth(g)) as a,
+        TestClient(create_app(Settings(), postgis_store), headers=auth(postgis_store)) as b,
     ):
         for layer in ("grids", "units", "facilities"):
             for z, x, y in tiles_over(bbox, 15)[:6]:

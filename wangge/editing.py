@@ -22,7 +22,7 @@ import shapely
 
 from wangge.data.accounts import Account, audit_entry, local_actor
 from wangge.data.store import Store, Version
-from wangge.errors import Forbidden, InputError, VersionConflict
+from wangge.errors import Forbidden, InputError, NotFound, VersionConflict
 from wangge.geo import editing as ge
 from wangge.geo.codes import LENGTHS
 from wangge.geo.delineation import placeholder_name, union_parts
@@ -316,6 +316,69 @@ class Editor:
             old.flags,
         )
 
+    def rename(
+        self,
+        plan_id: str,
+        base_version: int,
+        names: dict[str, str],
+        who: Who = None,
+        comment: str = "",
+    ) -> EditResult:
+        """Set the names of grids and micro-grids (codes in the caller's territory), as a
+        new version that moves nothing."""
+        base = self.base(plan_id, base_version, False)
+        check_scope(who, names, "renaming")
+        names = {str(code): _grid_name(code, name) for code, name in names.items()}
+        t0 = time.perf_counter()
+        changed: dict[str, gpd.GeoDataFrame] = {}
+        touched: dict[str, list[tuple]] = {}
+        for layer in ("grids", "microgrids"):
+            frame = base.layers[layer]
+            hit = frame["code"].isin(list(names)).to_numpy()
+            if not hit.any():
+                continue
+            frame = frame.copy()
+            frame.loc[hit, "name"] = frame.loc[hit, "code"].map(names)
+            changed[layer] = frame
+            touched[layer] = [tuple(b) for b in shapely.bounds(frame.geometry.to_numpy()[hit])]
+        known = set(base.layers["grids"]["code"]) | set(base.layers["microgrids"]["code"])
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise NotFound(
+                f"no grid or micro-grid {unknown[0]} in version {base_version}",
+                plan_id,
+                where="names",
+            )
+        found = ge.check(base.units, base.micro, base.limits, base.flags)
+        meta = {
+            "kind": "rename",
+            "name": "",
+            "moves": 0,
+            "edited": list(base.version.meta.get("edited") or []),
+            "renamed": sorted(names),
+        }
+        version = self.save_version(
+            base,
+            base.micro,
+            changed,
+            set(base.locks),
+            meta,
+            found,
+            who,
+            comment or f"renamed {len(names)} grid(s)",
+        )
+        self._remember(_next_state(base, version, base.micro, changed, set(base.locks)))
+        layers = {**base.layers, **changed}
+        return EditResult(
+            version=version,
+            moves=[],
+            violations=_with_boxes(base, found, layers),
+            grids=[],
+            locks=sorted(base.locks),
+            touched=touched,
+            timings={"rename": round((time.perf_counter() - t0) * 1000, 2)},
+        )
+
     def base(self, plan_id: str, base_version: int, dry_run: bool) -> PlanState:
         """The state an edit starts from; 409 unless it is the latest version (a dry run
         may start from any)."""
@@ -469,6 +532,16 @@ def check_scope(who: Who, codes, what: str) -> None:
 
 
 # helpers -----------------------------------------------------------------------------
+
+
+def _grid_name(code: str, name: str) -> str:
+    """A grid's new name, checked: 1–60 characters, no control characters."""
+    text = str(name or "").strip()
+    if not 1 <= len(text) <= 60 or any(ord(ch) < 32 for ch in text):
+        raise InputError(
+            "a name is 1–60 characters without control characters", where=f"names.{code}"
+        )
+    return text
 
 
 def _ends(moves: list[ge.Move]) -> set[str]:

@@ -1,0 +1,224 @@
+"""Names and people: planners name their grids and micro-grids and list who runs them.
+
+Names are plan attributes (a new version, like any edit). The people (网格长, 专职网格员,
+兼职网格员, 网格指导员, 微网格长) with their phones are kept apart, in the roster, and
+reach only callers whose territory holds the grid: never tiles, exports, logs or errors.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from wangge.api.auth import PlannerWho, ViewerWho
+from wangge.api.deps import StoreDep, read_upload
+from wangge.api.edits import CONFLICT, EditOut, answer, get_editor
+from wangge.api.errors import ERRORS, ErrorBody
+from wangge.data.accounts import Account, audit_entry
+from wangge.data.roster import Staff
+from wangge.errors import NotFound
+
+router = APIRouter(tags=["roster"])
+PlanId = Annotated[str, Path(description="Plan id", max_length=64)]
+GridCode = Annotated[
+    str, Path(description="Grid (15 digits) or micro-grid (18) code", pattern=r"^\d{15}(\d{3})?$")
+]
+TOO_LARGE = {413: {"model": ErrorBody, "description": "Upload larger than the limit"}}
+
+
+class StaffIn(BaseModel):
+    role: str = Field(
+        max_length=20,
+        description="grid_head 网格长, full_time 专职网格员, part_time 兼职网格员, "
+        "instructor 网格指导员 (on grids), microgrid_head 微网格长 (on micro-grids)",
+    )
+    name: str = Field(min_length=1, max_length=40)
+    phone: str = Field(min_length=3, max_length=40)
+
+
+class StaffOut(BaseModel):
+    role: str
+    role_zh: str
+    name: str
+    phone: str
+
+
+class RosterIn(BaseModel):
+    staff: list[StaffIn] = Field(max_length=50, description="The people, in order ([] clears)")
+
+
+class RosterRow(StaffOut):
+    code: str
+    level: str
+
+
+class RosterOut(BaseModel):
+    plan: str
+    count: int
+    rows: list[RosterRow]
+
+
+class ImportOut(BaseModel):
+    plan: str
+    codes: list[str]
+    rows: int
+    staff: int
+    replaced: int
+
+
+class NamesIn(BaseModel):
+    base_version: int = Field(ge=1, le=2**31 - 1)
+    names: dict[str, str] = Field(
+        max_length=10_000, description="New name by grid or micro-grid code"
+    )
+    comment: str = Field(default="", max_length=2000)
+
+
+def staff_out(person: Staff) -> StaffOut:
+    return StaffOut(role=person.role, role_zh=person.label, name=person.name, phone=person.phone)
+
+
+def visible_staff(store, plan_id: str, codes: list[str], who: Account | None) -> dict:
+    """The staff of ``codes`` the caller may see: those of codes in its territory, to an
+    account; nothing to an anonymous caller."""
+    if who is None:
+        return {}
+    mine = [c for c in codes if c and who.covers(c)]
+    if not mine:
+        return {}
+    return {
+        c: [staff_out(p) for p in people] for c, people in store.roster.get(plan_id, mine).items()
+    }
+
+
+def _known(request: Request, plan_id: str) -> set[str]:
+    state = get_editor(request).state(plan_id)
+    return set(state.layers["grids"]["code"]) | set(state.layers["microgrids"]["code"])
+
+
+@router.post(
+    "/plans/{plan_id}/names",
+    response_model=EditOut,
+    status_code=201,
+    responses={**ERRORS, **CONFLICT},
+)
+async def names(request: Request, who: PlannerWho, plan_id: PlanId, body: NamesIn) -> EditOut:
+    """Rename grids and micro-grids inside the caller's territory, as the next version."""
+    result = await run_in_threadpool(
+        get_editor(request).rename, plan_id, body.base_version, body.names, who, body.comment
+    )
+    return answer(request, result)
+
+
+@router.get("/plans/{plan_id}/roster", response_model=RosterOut, responses=ERRORS)
+def roster(store: StoreDep, who: ViewerWho, plan_id: PlanId) -> RosterOut:
+    """The people of the grids and micro-grids in the caller's territory (an admin's is
+    every grid)."""
+    store.resolve(plan_id)
+    table = store.roster.table(plan_id, covers=who.covers)
+    rows = [
+        RosterRow(
+            code=r["code"],
+            level=r["level"],
+            role=r["role"],
+            role_zh=r["role_zh"],
+            name=r["name"],
+            phone=r["phone"],
+        )
+        for r in table.to_dict("records")
+    ]
+    return RosterOut(plan=plan_id, count=len(rows), rows=rows)
+
+
+@router.put(
+    "/plans/{plan_id}/roster/{code}",
+    response_model=list[StaffOut],
+    responses=ERRORS,
+)
+async def set_staff(
+    request: Request,
+    store: StoreDep,
+    who: PlannerWho,
+    plan_id: PlanId,
+    code: GridCode,
+    body: RosterIn,
+) -> list[StaffOut]:
+    """Replace the people of one grid or micro-grid of the caller's territory."""
+    from wangge.editing import check_scope
+
+    check_scope(who, [code], "the roster of")
+    if code not in await run_in_threadpool(_known, request, plan_id):
+        raise NotFound(f"no grid or micro-grid {code} in the latest version", plan_id, "code")
+    people = [Staff(p.role, p.name, p.phone) for p in body.staff]
+    entry = audit_entry(
+        who.name,
+        "roster",
+        plan_id,
+        None,
+        codes=[code],
+        staff=len(people),
+        roles=sorted({p.role for p in people}),
+    )
+    await run_in_threadpool(store.roster.set, plan_id, code, people, who.name, entry)
+    return [staff_out(p) for p in people]
+
+
+@router.post(
+    "/plans/{plan_id}/roster/import",
+    response_model=ImportOut,
+    status_code=201,
+    responses={**ERRORS, **TOO_LARGE},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+            },
+            "required": True,
+        }
+    },
+)
+async def import_roster(
+    request: Request,
+    store: StoreDep,
+    who: PlannerWho,
+    plan_id: PlanId,
+    filename: Annotated[
+        str,
+        Query(
+            max_length=200, pattern=r"(?i).*\.(csv|txt|xlsx)$", description="roster.csv or .xlsx"
+        ),
+    ] = "roster.csv",
+    encoding: Annotated[
+        Literal["utf-8", "gbk"] | None, Query(description="A CSV's encoding (default: detect)")
+    ] = None,
+) -> ImportOut:
+    """Replace the people of every code a roster file names (CSV in UTF-8 or GBK, or XLSX;
+    columns 编码/code, 职务/role, 姓名/name, 电话/phone), all or nothing: a row outside the
+    caller's territory refuses the file (403), a bad row is named with its column (422)."""
+    data = await read_upload(request)
+    known = await run_in_threadpool(_known, request, plan_id)
+    entry = audit_entry(who.name, "roster import", plan_id, None, file=filename)
+    done = await run_in_threadpool(
+        store.roster.import_file,
+        plan_id,
+        data,
+        filename,
+        known,
+        who.covers,
+        who.name,
+        encoding,
+        entry,
+    )
+    return ImportOut(
+        plan=plan_id,
+        codes=list(done.codes),
+        rows=done.rows,
+        staff=done.staff,
+        replaced=done.replaced,
+    )
