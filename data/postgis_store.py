@@ -90,6 +90,44 @@ features_table = sa.Table(
 )
 
 
+#: The database's own check of territorial scopes (属地管理), beside the application's: a
+#: version saved under a scope (``meta.scopes``, the editing account's code prefixes) may
+#: only move units whose micro-grid before and after both lie inside it. A statement-level
+#: trigger sees each batch of new unit rows at once and compares them with the base
+#: version's, through the (plan, version, layer, code) index.
+SCOPE_GUARD = [
+    """
+    CREATE OR REPLACE FUNCTION wg_scope_guard() RETURNS trigger AS $$
+    DECLARE bad text;
+    BEGIN
+      SELECT a.code INTO bad
+      FROM added a
+      JOIN wg_versions v ON v.plan_id = a.plan_id AND v.version = a.version
+      JOIN wg_layers bl ON bl.plan_id = a.plan_id AND bl.layer = 'units'
+        AND bl.version = (v.meta->>'base')::int
+      JOIN wg_features b ON b.plan_id = a.plan_id AND b.layer = 'units'
+        AND b.version = COALESCE(bl.source, bl.version) AND b.code = a.code
+      WHERE a.layer = 'units' AND jsonb_typeof(v.meta->'scopes') = 'array'
+        AND b.parent_code IS DISTINCT FROM a.parent_code
+        AND NOT (
+          EXISTS (SELECT 1 FROM jsonb_array_elements_text(v.meta->'scopes') s
+                  WHERE starts_with(a.parent_code, s))
+          AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(v.meta->'scopes') s
+                      WHERE starts_with(b.parent_code, s)))
+      LIMIT 1;
+      IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'wangge scope guard: unit % moved outside the scope of its version', bad
+          USING ERRCODE = 'insufficient_privilege';
+      END IF;
+      RETURN NULL;
+    END $$ LANGUAGE plpgsql
+    """,
+    "DROP TRIGGER IF EXISTS wg_scope_guard ON wg_features",
+    "CREATE TRIGGER wg_scope_guard AFTER INSERT ON wg_features "
+    "REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION wg_scope_guard()",
+]
+
+
 class PostgisStore(Store):
     """Plans in a PostGIS database."""
 
@@ -141,6 +179,8 @@ class PostgisStore(Store):
             check_schema(have, _safe_url(self.url))
             # schema 1 → 2: a layer may be kept from an earlier version
             conn.execute(sa.text("ALTER TABLE wg_layers ADD COLUMN IF NOT EXISTS source integer"))
+            for statement in SCOPE_GUARD:
+                conn.execute(sa.text(statement))
             stmt = insert(meta_table).values(key="schema", value=str(SCHEMA_VERSION))
             conn.execute(
                 stmt.on_conflict_do_update(

@@ -125,7 +125,7 @@ class World:
         self.client = TestClient(self.app)
         self.client.__enter__()
         admin = auth(store, "admin")
-        self.pairs = _pairs(self.client, self.plan, admin)
+        self.pairs = movable_pairs(self.client, self.plan, admin)
         a, b = sorted(self.pairs)[:2]
         self.a, self.b = a, b
         self.headers = {
@@ -142,7 +142,7 @@ class World:
         return self.pairs[community]["src"]
 
 
-def _pairs(client, plan, headers) -> dict[str, dict]:
+def movable_pairs(client, plan, headers) -> dict[str, dict]:
     """Per community: a unit on its grid's edge and a neighbouring grid of the community."""
     q = {"plan": plan, "limit": 10000}
     state = client.get(f"/plans/{plan}/state", headers=headers).json()
