@@ -92,22 +92,24 @@ features_table = sa.Table(
 
 #: The database's own check of territorial scopes (属地管理), beside the application's: a
 #: version saved under a scope (``meta.scopes``, the editing account's code prefixes) may
-#: only move units whose micro-grid before and after both lie inside it. A statement-level
-#: trigger sees each batch of new unit rows at once and compares them with the base
-#: version's, through the (plan, version, layer, code) index.
+#: only move units whose micro-grid before and after both lie inside it. A constraint
+#: trigger on the version's ``units`` layer row runs once, at commit, and compares all the
+#: version's unit rows with the base version's through the (plan, version, layer, code)
+#: index; a refusal rolls the whole version back.
 SCOPE_GUARD = [
     """
     CREATE OR REPLACE FUNCTION wg_scope_guard() RETURNS trigger AS $$
     DECLARE bad text;
     BEGIN
       SELECT a.code INTO bad
-      FROM added a
+      FROM wg_features a
       JOIN wg_versions v ON v.plan_id = a.plan_id AND v.version = a.version
       JOIN wg_layers bl ON bl.plan_id = a.plan_id AND bl.layer = 'units'
         AND bl.version = (v.meta->>'base')::int
       JOIN wg_features b ON b.plan_id = a.plan_id AND b.layer = 'units'
         AND b.version = COALESCE(bl.source, bl.version) AND b.code = a.code
-      WHERE a.layer = 'units' AND jsonb_typeof(v.meta->'scopes') = 'array'
+      WHERE a.plan_id = NEW.plan_id AND a.version = NEW.version AND a.layer = 'units'
+        AND jsonb_typeof(v.meta->'scopes') = 'array'
         AND b.parent_code IS DISTINCT FROM a.parent_code
         AND NOT (
           EXISTS (SELECT 1 FROM jsonb_array_elements_text(v.meta->'scopes') s
@@ -123,8 +125,10 @@ SCOPE_GUARD = [
     END $$ LANGUAGE plpgsql
     """,
     "DROP TRIGGER IF EXISTS wg_scope_guard ON wg_features",
-    "CREATE TRIGGER wg_scope_guard AFTER INSERT ON wg_features "
-    "REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION wg_scope_guard()",
+    "DROP TRIGGER IF EXISTS wg_scope_guard ON wg_layers",
+    "CREATE CONSTRAINT TRIGGER wg_scope_guard AFTER INSERT ON wg_layers "
+    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.layer = 'units') "
+    "EXECUTE FUNCTION wg_scope_guard()",
 ]
 
 

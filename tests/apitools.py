@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
+import uuid
 
 from wangge.data.accounts import make_account, new_key
 from wangge.data.store import Store
-
-_serial = itertools.count(1)
 
 
 def key_for(store: Store, role: str = "admin", scopes: tuple[str, ...] = ()) -> str:
     """A fresh account of ``role`` over ``scopes`` in ``store``; its API key."""
     key = new_key()
-    store.book.add(make_account(f"test-{role}-{next(_serial)}", role, list(scopes)), key)
+    store.book.add(make_account(f"test-{role}-{uuid.uuid4().hex[:10]}", role, list(scopes)), key)
     return key
 
 
