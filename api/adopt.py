@@ -16,6 +16,7 @@ from wangge.api.auth import ADMIN, AdminWho
 from wangge.api.deps import StoreDep, read_upload
 from wangge.api.edits import CONFLICT, PlanId, get_editor, refresh_tiles
 from wangge.api.errors import ERRORS, ErrorBody
+from wangge.api.limits import check_features
 from wangge.api.plans import VersionOut, version_out
 from wangge.errors import InputError
 from wangge.existing import adopt as run_adopt
@@ -46,6 +47,17 @@ def _records(frame: pd.DataFrame | None) -> list[dict[str, Any]]:
     if frame is None or not len(frame):
         return []
     return json.loads(frame.to_json(orient="records", force_ascii=False))
+
+
+def _feature_count(path: Path) -> int:
+    """Features in an uploaded layer, read from its header (0 when unreadable: the reader
+    then names the problem)."""
+    import pyogrio
+
+    try:
+        return int(pyogrio.read_info(path)["features"])
+    except Exception:
+        return 0
 
 
 def _suffix(data: bytes, filename: str | None) -> str:
@@ -115,6 +127,8 @@ async def adopt(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"grids{_suffix(data, filename)}"
         path.write_bytes(data)
+        most = request.app.state.settings.max_upload_features
+        check_features(await run_in_threadpool(_feature_count, path), most, source)
         done = await run_in_threadpool(
             run_adopt,
             store,

@@ -23,6 +23,7 @@ from wangge.api import (
     tiles,
 )
 from wangge.api.auth import PUBLIC, deny_undeclared, enforce
+from wangge.api.limits import ReadTimeout
 from wangge.api.settings import Settings
 from wangge.data.store import Store, open_store
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         dependencies=[Depends(enforce)],
     )
     app.state.settings = settings
+    app.add_middleware(ReadTimeout, seconds=settings.request_timeout_s)
     if store is not None:
         app.state.store = store
     errors.install(app)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from wangge.api.limits import check_bbox
 from wangge.data.store import Store, Version
 from wangge.errors import InputError, TooLarge
 
@@ -37,6 +38,7 @@ VersionDep = Annotated[Version, Depends(get_version)]
 
 
 def parse_bbox(
+    request: Request,
     bbox: Annotated[
         str | None,
         Query(
@@ -64,6 +66,7 @@ def parse_bbox(
             "bbox must have min ≤ max, longitudes in −180…180 and latitudes in −90…90",
             where="bbox",
         )
+    check_bbox((x0, y0, x1, y1), request.app.state.settings.max_bbox_km2)
     return x0, y0, x1, y1
 
 

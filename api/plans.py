@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from wangge.api.auth import READ, AdminWho
 from wangge.api.deps import StoreDep, read_upload
 from wangge.api.errors import ERRORS, ErrorBody
+from wangge.api.limits import check_features
 from wangge.data.store import Version
 from wangge.importing import read_plan_bytes, save_plan
 
@@ -114,6 +115,8 @@ async def upload(
     data = await read_upload(request)
     source = f"upload to {plan}"
     layers, meta = await run_in_threadpool(read_plan_bytes, data, source)
+    most = request.app.state.settings.max_upload_features
+    check_features(sum(len(f) for f in layers.values()), most, source)
     version, violations = await run_in_threadpool(
         save_plan, store, layers, meta, source, plan, base_version, who.name, comment
     )

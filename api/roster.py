@@ -214,6 +214,7 @@ async def import_roster(
         who.name,
         encoding,
         entry,
+        request.app.state.settings.max_upload_features,
     )
     return ImportOut(
         plan=plan_id,

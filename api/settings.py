@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     public_reads: bool = False
     #: Largest upload accepted by ``POST /plans``, in megabytes.
     max_upload_mb: float = 50.0
+    #: Most features in one uploaded plan, grid layer or roster file.
+    max_upload_features: int = 200_000
+    #: Largest ``bbox`` a request may name, in km² (a whole Chinese city is a few thousand).
+    max_bbox_km2: float = 20_000.0
+    #: A read (GET) that has not begun to answer after this many seconds is refused (413).
+    request_timeout_s: float = 60.0
     #: Most points in one ``POST /coverage/points`` batch.
     max_batch: int = 10_000
     #: Most features in one page of items.

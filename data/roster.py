@@ -31,7 +31,7 @@ import sqlalchemy as sa
 
 from wangge.data.accounts import append_audit
 from wangge.data.store import check_plan_id
-from wangge.errors import Forbidden, InputError
+from wangge.errors import Forbidden, InputError, TooLarge
 
 #: Staff roles: English key, Chinese label and the level of the code they belong on.
 ROLES = {
@@ -385,6 +385,7 @@ class Roster:
         by: str,
         encoding: str | None = None,
         audit: dict | None = None,
+        most_rows: int | None = None,
     ) -> ImportSummary:
         """Replace the staff of every code a roster file names, all or nothing.
 
@@ -409,6 +410,8 @@ class Roster:
             A CSV's text encoding; by default UTF-8, else GBK (GB18030).
         audit
             The import's audit log entry; the codes replaced are added to its detail.
+        most_rows
+            Refuse (413) a file of more data rows than this.
 
         Returns
         -------
@@ -428,6 +431,12 @@ class Roster:
         """
         check_plan_id(plan_id)
         sheet = _Sheet.read(data, filename, encoding)
+        if most_rows is not None and len(sheet.rows) > most_rows:
+            raise TooLarge(
+                f"{len(sheet.rows):,} rows; a roster upload holds at most {most_rows:,}",
+                filename,
+                where="body",
+            )
         parsed = sheet.staff(known_codes, covers)
         if audit is not None:
             detail = {**json.loads(audit["detail"]), "codes": sorted(parsed)}

@@ -40,3 +40,98 @@ def test_a_statement_past_the_timeout_is_cancelled_and_answered_413(postgis_stor
 def test_the_setting_reaches_the_store(monkeypatch):
     monkeypatch.setenv("WANGGE_STATEMENT_TIMEOUT_MS", "2500")
     assert Settings().statement_timeout_ms == 2500
+
+
+# every other cap, each exceeded once: a clear 4xx naming what to change -------------------
+
+
+@pytest.fixture(scope="module")
+def capped(plan_dir, tmp_path_factory):
+    """An app on a GeoPackage store with the demo plan, its caps set low, and an admin key."""
+    from apitools import auth
+
+    from wangge.data.gpkg_store import GpkgStore, read_plan_file
+    from wangge.importing import save_plan
+
+    store = GpkgStore(tmp_path_factory.mktemp("caps") / "store.gpkg")
+    layers, meta = read_plan_file(plan_dir / "plan.gpkg")
+    save_plan(store, layers, meta, "plan.gpkg", "caps", None, "tests", "caps")
+    settings = Settings(
+        plan="caps",
+        max_upload_mb=1.0,
+        max_upload_features=3,
+        max_bbox_km2=50.0,
+        max_batch=2,
+        request_timeout_s=0.5,
+    )
+    with TestClient(create_app(settings, store), headers=auth(store)) as client:
+        yield client, store, plan_dir
+
+
+def _refused(r, status: int, words: str) -> None:
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"], r.json()
+
+
+def test_upload_size(capped):
+    client, _, _ = capped
+    _refused(client.post("/plans", params={"plan": "x"}, content=b"0" * 1_100_000), 413, "limit")
+
+
+def test_features_per_upload(capped):
+    client, _, plan_dir = capped
+    grids = client.get("/export/grids", params={"format": "geojson"}).content
+    _refused(
+        client.post("/plans/caps/adopt", params={"filename": "g.geojson"}, content=grids),
+        413,
+        "WANGGE_MAX_UPLOAD_FEATURES",
+    )
+    code = client.get("/collections/grids/items", params={"limit": 1}).json()["features"][0]["id"]
+    rows = "".join(f"{code},专职网格员,员{i},1391234567{i}\n" for i in range(4))
+    csv = ("编码,职务,姓名,电话\n" + rows).encode()
+    r = client.post("/plans/caps/roster/import", content=csv)
+    assert r.status_code == 413 and "员0" not in r.text and "13912345670" not in r.text
+    small = (plan_dir / "plan.gpkg").read_bytes()
+    if len(small) <= 1_048_576:  # the demo plan fits the size cap: the feature cap refuses it
+        _refused(client.post("/plans", params={"plan": "x"}, content=small), 413, "FEATURES")
+
+
+def test_page_size(capped):
+    client, _, _ = capped
+    r = client.get("/collections/grids/items", params={"limit": 10_001})
+    assert r.status_code == 422 and r.json()["where"] == "limit"
+
+
+def test_bbox_area(capped):
+    client, _, _ = capped
+    ok = client.get("/collections/grids/items", params={"bbox": "118.77,32.03,118.79,32.05"})
+    assert ok.status_code == 200
+    china = client.get("/collections/grids/items", params={"bbox": "73,18,135,53"})
+    _refused(china, 413, "WANGGE_MAX_BBOX_KM2")
+
+
+def test_batch_size(capped):
+    client, _, _ = capped
+    points = [{"lon": 118.78, "lat": 32.04}] * 3
+    _refused(client.post("/coverage/points", json={"points": points}), 413, "at most 2")
+
+
+def test_tile_zoom_range(capped):
+    client, _, _ = capped
+    assert client.get("/tiles/grids/14/13597/6660.mvt").status_code in (200, 204)
+    r = client.get("/tiles/grids/23/1/1.mvt")
+    assert r.status_code == 422 and r.json()["where"] == "z"
+
+
+def test_request_time(capped, monkeypatch):
+    import time
+
+    client, store, _ = capped
+    real = store.plans
+
+    def slow():
+        time.sleep(1.5)
+        return real()
+
+    monkeypatch.setattr(store, "plans", slow)
+    _refused(client.get("/plans"), 413, "WANGGE_REQUEST_TIMEOUT_S")
