@@ -1,5 +1,6 @@
 """A real wangge server and browser for the end-to-end tests: uvicorn in a subprocess over a
-GeoPackage store with a plan imported, and Debian's chromium driven by Playwright."""
+GeoPackage store with a plan imported and accounts added before it starts, and Debian's
+chromium driven by Playwright."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Debian's chromium (``bash scripts/ensure_services.sh chromium`` installs it).
@@ -42,17 +44,86 @@ def import_plan(plan: Path, store: Path, plan_id: str = "demo") -> int:
     return version.version
 
 
+#: The accounts :func:`add_accounts` makes: an admin, a viewer, one planner per community
+#: (``planner:<community code>``) and a planner kept for revoking (``revocable``).
+ADMIN, VIEWER, REVOCABLE = "admin", "viewer", "revocable"
+
+
+def planner_of(community: str) -> str:
+    """The name under which :func:`add_accounts` keeps the key of a community's planner."""
+    return f"planner:{community}"
+
+
+def add_accounts(store: Path, plan_id: str = "demo") -> dict[str, str]:
+    """Accounts in the GeoPackage ``store``, made before the server starts: their API keys
+    by :data:`ADMIN`, :data:`VIEWER`, :data:`REVOCABLE` (a planner of the first community)
+    and :func:`planner_of` each community of ``plan_id``."""
+    from wangge.data.accounts import make_account, new_key
+    from wangge.data.store import open_store
+
+    st = open_store(str(store))
+    try:
+        version = st.latest(plan_id)
+        frame = st.query(plan_id, version, "communities").frame
+        communities = sorted(frame["code"].astype(str))
+        wanted = {
+            ADMIN: ("e2e-admin", "admin", []),
+            VIEWER: ("e2e-viewer", "viewer", []),
+            REVOCABLE: ("e2e-revocable", "planner", communities[:1]),
+        }
+        for code in communities:
+            wanted[planner_of(code)] = (f"e2e-planner-{code}", "planner", [code])
+        keys = {}
+        for label, (name, role, scopes) in wanted.items():
+            keys[label] = new_key()
+            st.book.add(make_account(name, role, scopes), keys[label])
+    finally:
+        st.close()
+    return keys
+
+
 @dataclass
 class Server:
-    """A running server: its base URL, and the process and log when this code started it."""
+    """A running server: its base URL, the API keys of its accounts, and the process, log
+    and store when this code started it. Requests go as the admin unless told otherwise."""
 
     url: str
     proc: subprocess.Popen | None = None
     log: Path | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+    store: Path | None = None
 
-    def get(self, path: str, timeout: float = 30) -> object:
-        with urllib.request.urlopen(self.url + path, timeout=timeout) as res:
-            return json.loads(res.read())
+    def call(
+        self, method: str, path: str, body: object = None, key: str | None = ADMIN, timeout=30
+    ) -> tuple[int, object]:
+        """One request with ``key`` (a label of :attr:`keys`, or None for no key): the status
+        and the JSON body, errors included."""
+        headers = {"Accept": "application/json"}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {self.keys[key]}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(self.url + path, data, headers, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as res:
+                return res.status, json.loads(res.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, json.loads(exc.read() or b"null")
+
+    def get(self, path: str, key: str | None = ADMIN, timeout: float = 30) -> object:
+        """The JSON body of a GET that must succeed."""
+        status, body = self.call("GET", path, key=key, timeout=timeout)
+        assert status == 200, f"GET {path}: {status} {body}"
+        return body
+
+    def post(self, path: str, body: object, key: str | None = ADMIN) -> object:
+        """The JSON body of a POST that must succeed (200 or 201)."""
+        status, out = self.call("POST", path, body, key=key)
+        assert status in (200, 201), f"POST {path}: {status} {out}"
+        return out
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log or not self.log.exists():
@@ -70,12 +141,17 @@ class Server:
             self.proc.wait(timeout=10)
 
 
-def start_server(store: Path, log: Path, timeout: float = 60) -> Server:
+def start_server(
+    store: Path, log: Path, keys: dict[str, str] | None = None, timeout: float = 60
+) -> Server:
     """Serve ``store`` with uvicorn (``wangge.api.app:create_app``) on a free local port and
-    wait until ``/healthz`` answers. Raises RuntimeError with the server's log otherwise."""
+    wait until ``/healthz`` answers. Reads need a key (``WANGGE_PUBLIC_READS`` is cleared);
+    ``keys`` are those of the accounts already in the store (:func:`add_accounts`). Raises
+    RuntimeError with the server's log otherwise."""
     port = free_port()
     env = {**os.environ, "WANGGE_STORE": str(store)}
     env.pop("WANGGE_PLAN", None)
+    env.pop("WANGGE_PUBLIC_READS", None)
     cmd = [
         sys.executable,
         "-m",
@@ -92,19 +168,17 @@ def start_server(store: Path, log: Path, timeout: float = 60) -> Server:
     out = log.open("wb")
     proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     out.close()
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
+    server = Server(f"http://127.0.0.1:{port}", proc, log, dict(keys or {}), store)
     start = time.perf_counter()
     while True:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode}:\n{server.log_tail()}")
         try:
-            server.get("/healthz", timeout=2)
-            break
+            if server.call("GET", "/healthz", key=None, timeout=2)[0] == 200:
+                return server
         except (OSError, ValueError):
-            if time.perf_counter() - start > timeout:
-                server.stop()
-                raise RuntimeError(
-                    f"the server did not answer in {timeout} s:\n{server.log_tail()}"
-                ) from None
-            time.sleep(0.1)
-    return server
+            pass
+        if time.perf_counter() - start > timeout:
+            server.stop()
+            raise RuntimeError(f"the server did not answer in {timeout} s:\n{server.log_tail()}")
+        time.sleep(0.1)

@@ -1,20 +1,37 @@
-"""The planner's editor in a real browser against a real server: select a unit on the map,
-move it to a neighbouring grid, undo and redo, save a named version, reload, and meet a
-conflicting edit from a second browser. Also: the page loads nothing from outside, and the
-editor's routes answer 503, 304 and 404 where they should.
+"""The planner's editor in a real browser against a real server: sign in with an API key,
+select a unit on the map, move it to a neighbouring grid, undo and redo, save a named
+version, reload, and meet a conflicting edit from a second browser. Accounts: without a key
+the page asks for one and calls nothing; a planner changes only the grids of their
+community (others are read-only, and the API refuses them with 403 too); a viewer changes
+nothing; sign-out and a revoked key go back to the sign-in form and forget the key. Also:
+the page loads nothing from outside, and the editor's routes answer 503, 304 and 404 where
+they should.
 
 Screenshots of each step go to artifacts/screenshots/ (CI keeps artifacts/).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from conftest import need
-from e2e_server import CHROMIUM, CHROMIUM_ARGS, Server, import_plan, start_server
+from e2e_server import (
+    ADMIN,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REVOCABLE,
+    VIEWER,
+    Server,
+    add_accounts,
+    import_plan,
+    planner_of,
+    start_server,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -22,6 +39,9 @@ PLAN = "demo"
 VIEWPORT = {"width": 1400, "height": 860}
 CANVAS = "#map canvas.maplibregl-canvas"
 READY = "() => !!(window.wanggeEditor && window.wanggeEditor.ready)"
+#: Where the editor keeps the key (sessionStorage, this tab only).
+KEY_ITEM = "wangge.apiKey"
+STORED_KEY = f"() => sessionStorage.getItem({json.dumps(KEY_ITEM)})"
 #: What the page shows of its state (the map object itself does not serialise).
 SNAPSHOT = """() => {
   const s = window.wanggeEditor;
@@ -42,23 +62,32 @@ SNAPSHOT = """() => {
 
 @pytest.fixture(scope="module")
 def server(plan_dir, tmp_path_factory):
-    """The demo plan imported into a fresh GeoPackage store and served by uvicorn.
-    WANGGE_E2E_URL points the tests at a server already running (plan ``demo``) instead."""
+    """The demo plan imported into a fresh GeoPackage store, accounts added (an admin, a
+    viewer, a planner per community), served by uvicorn with reads behind a key.
+    WANGGE_E2E_URL points the tests at a server already running (plan ``demo``) instead,
+    with an admin's key in WANGGE_E2E_KEY; the tests of other accounts skip there."""
     from wangge.api import editor
 
     missing = editor._missing_vendor()
     if missing:
         need("vendored MapLibre", f"{missing} missing; run `bash scripts/vendor.sh`")
     if os.environ.get("WANGGE_E2E_URL"):
-        yield Server(os.environ["WANGGE_E2E_URL"].rstrip("/"))
+        keys = {ADMIN: os.environ["WANGGE_E2E_KEY"]} if os.environ.get("WANGGE_E2E_KEY") else {}
+        yield Server(os.environ["WANGGE_E2E_URL"].rstrip("/"), keys=keys)
         return
     d = tmp_path_factory.mktemp("e2e")
     store = d / "store.gpkg"
     import_plan(plan_dir, store, PLAN)
+    keys = add_accounts(store, PLAN)
     SHOTS.parent.mkdir(parents=True, exist_ok=True)
-    srv = start_server(store, SHOTS.parent / "e2e-server.log")
+    srv = start_server(store, SHOTS.parent / "e2e-server.log", keys)
     yield srv
     srv.stop()
+
+
+def need_account(server: Server, label: str) -> None:
+    if label not in server.keys:
+        pytest.skip(f"no {label} key for {server.url}: these tests add accounts to their own store")
 
 
 @pytest.fixture(scope="module")
@@ -85,19 +114,63 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
-def open_editor(browser, server: Server, query: str = ""):
-    context = browser.new_context(viewport=VIEWPORT, locale="zh-CN")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{server.url}/editor?plan={PLAN}{query}")
+def sign_in(page, key: str) -> None:
+    """Type the key into the sign-in form and send it, as a planner would."""
+    page.locator("#signin").wait_for(state="visible", timeout=30_000)
+    page.locator("#signin-key").fill(key)
+    page.locator("#signin-ok").click()
+
+
+def wait_ready(page) -> None:
     try:
         page.wait_for_function(READY, timeout=60_000)
     except Exception as exc:
-        state = page.evaluate("() => window.wanggeEditor && window.wanggeEditor.lastError")
-        raise AssertionError(f"editor not ready: {state}; page errors: {errors}") from exc
-    page.errors = errors
+        state = page.evaluate(
+            "() => [window.wanggeEditor && window.wanggeEditor.lastError,"
+            " document.querySelector('#signin-msg').textContent]"
+        )
+        raise AssertionError(f"editor not ready: {state}; page errors: {page.errors}") from exc
+
+
+def new_page(browser):
+    context = browser.new_context(viewport=VIEWPORT, locale="zh-CN")
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
     return context, page
+
+
+def open_editor(browser, server: Server, query: str = "", account: str = ADMIN):
+    """A new browser context on the editor, signed in as ``account`` (a key label)."""
+    need_account(server, account)
+    context, page = new_page(browser)
+    page.goto(f"{server.url}/editor?plan={PLAN}{query}")
+    sign_in(page, server.keys[account])
+    wait_ready(page)
+    return context, page
+
+
+def api_calls(urls: list[str], server: Server) -> list[str]:
+    """The requests to the API among ``urls``: everything of the server but the page and
+    its static files."""
+    return [
+        u
+        for u in urls
+        if u.startswith(server.url + "/") and not urlparse(u).path.startswith("/editor")
+    ]
+
+
+def page_fetch(page, method: str, path: str, body=None) -> dict:
+    """A request from the page with the key it signed in with: {status, body}."""
+    return page.evaluate(
+        """async ([method, path, body, item]) => {
+             const key = sessionStorage.getItem(item);
+             const res = await fetch(path, {method, body: body && JSON.stringify(body),
+               headers: {"Content-Type": "application/json", Authorization: `Bearer ${key}`}});
+             return {status: res.status, body: await res.json()};
+           }""",
+        [method, path, body, KEY_ITEM],
+    )
 
 
 def snapshot(page) -> dict:
@@ -152,10 +225,12 @@ def panel_households(page, grid: str) -> int:
     return int("".join(ch for ch in text if ch.isdigit()))
 
 
-def pick_move(server: Server) -> dict:
+def pick_move(server: Server, scoped: bool = False) -> dict:
     """A unit with households on the boundary of its grid, and the neighbouring grid across
     that boundary; preferably one whose move takes a grid out of its limits, so that a
-    known violation appears."""
+    known violation appears. ``scoped``: the neighbouring grid is in the unit's community,
+    and the unit's grid also borders a grid of another community (``outside``, with a
+    point inside it, ``outside_point``)."""
     import geopandas as gpd
 
     state = server.get(f"/plans/{PLAN}/state")
@@ -178,8 +253,17 @@ def pick_move(server: Server) -> dict:
         h = u.households
         if sizes[u.grid_code] < 2 or g["households"] - h <= 0:
             continue  # the grid's only unit: moving it would empty the grid
+        outside = sorted(
+            (x[-3] == "9", x)  # a basic grid first, then a dedicated one
+            for x in g["neighbours"]
+            if x[:12] != g["code"][:12] and x in shapes.index
+        )
+        if scoped and not outside:
+            continue
         for n in g["neighbours"]:
             if grids[n]["locked"] or n not in shapes.index:
+                continue
+            if scoped and n[:12] != g["code"][:12]:
                 continue
             shared = u.geometry.boundary.intersection(shapes[n].boundary).length
             if shared < 2e-5:  # about 2 m: a real shared edge, not a corner
@@ -208,6 +292,13 @@ def pick_move(server: Server) -> dict:
                         "to_point": [inside_n.x, inside_n.y],
                         "flips": flips,
                         "version": v,
+                        "community": g["code"][:12],
+                        "outside": outside[0][1] if outside else None,
+                        "outside_point": (
+                            list(shapes[outside[0][1]].representative_point().coords[0])
+                            if outside
+                            else None
+                        ),
                     },
                 )
     assert best is not None, "no unit on a grid boundary with households"
@@ -281,14 +372,18 @@ def test_editor_routes(monkeypatch, tmp_path):
 
 
 def test_editor_loads_nothing_from_outside(server, browser):
+    need_account(server, ADMIN)
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     requested: list[str] = []
     errors: list[str] = []
+    tiles: list = []
     page.on("request", lambda r: requested.append(r.url))
+    page.on("response", lambda r: "/tiles/" in r.url and tiles.append(r))
     page.on("pageerror", lambda e: errors.append(str(e)))
     start = time.perf_counter()
     page.goto(f"{server.url}/editor?plan={PLAN}")
+    sign_in(page, server.keys[ADMIN])
     page.wait_for_function(READY, timeout=60_000)
     ready_s = time.perf_counter() - start
     page.wait_for_load_state("networkidle")
@@ -297,6 +392,31 @@ def test_editor_loads_nothing_from_outside(server, browser):
     ]
     assert not outside, f"requests leaving the server: {outside}"
     assert any("/tiles/units/" in u and ".mvt" in u for u in requested), "no unit tiles loaded"
+    # every TileJSON and tile request MapLibre made carried the key, and was answered
+    mvt = [r for r in tiles if ".mvt" in r.url]
+    assert mvt and all(r.status in (200, 204, 304) for r in tiles), [
+        (r.url, r.status) for r in tiles if r.status not in (200, 204, 304)
+    ]
+    bearer = f"Bearer {server.keys[ADMIN]}"
+    assert all(r.request.all_headers().get("authorization") == bearer for r in tiles)
+    # an admin may change every grid: none is drawn read-only
+    drawn = page.evaluate(
+        """() => ['grids-fill', 'grids-readonly'].map(l =>
+             window.wanggeEditor.map.queryRenderedFeatures({layers: [l]}).length)"""
+    )
+    assert drawn[0] > 0 and drawn[1] == 0, drawn
+    assert page.locator("#account-role").inner_text() == "管理员"
+    # the key is kept in this tab's session only: not in localStorage, not in the address
+    assert page.evaluate(STORED_KEY) == server.keys[ADMIN]
+    assert page.evaluate("() => localStorage.length") == 0
+    assert server.keys[ADMIN] not in page.url
+    # exports are fetched with the key and handed over as a file
+    page.locator("#export-menu summary").click()
+    with page.expect_download() as download:
+        page.locator("#export-geojson").click()
+    saved = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    assert saved["type"] == "FeatureCollection" and saved["features"]
+    assert download.value.suggested_filename.startswith(f"{PLAN}-v")
     attribution = page.locator(".maplibregl-ctrl-attrib")
     assert "OpenStreetMap contributors" in attribution.inner_text()
     assert attribution.is_visible()
@@ -304,6 +424,7 @@ def test_editor_loads_nothing_from_outside(server, browser):
     shot(page, "00-editor-zh")
     page.locator("#lang-en").click()
     assert page.locator("#btn-save").inner_text() == "Save version"
+    assert page.locator("#btn-signout").inner_text() == "Sign out"
     assert page.evaluate("() => window.wanggeEditor.lang") == "en"
     assert "lang=en" in page.url
     shot(page, "00-editor-en")
@@ -513,3 +634,272 @@ def test_box_lock_move_mode_complete_compare_restore(server, browser):
     assert not page.errors, page.errors
     ctx.close()
     print(f"complete took {complete_s:.2f} s; diff of {len(diff)} units")
+
+
+# --- accounts: signing in, territory, read-only, signing out ----------------------------
+
+
+def test_without_a_key_the_editor_asks_for_one(server, browser):
+    """(a) No key: the sign-in form, and not one call to the API; the data routes answer
+    401 without a key; a wrong key is refused with the server's message, and not kept."""
+    context, page = new_page(browser)
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(f"{server.url}/editor?plan={PLAN}")
+    page.locator("#signin").wait_for(state="visible")
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#signin-key").get_attribute("type") == "password"
+    assert page.locator("#map").is_hidden() and page.locator("#btn-save").is_hidden()
+    assert not api_calls(requested, server), api_calls(requested, server)
+    assert page.evaluate(STORED_KEY) is None
+    shot(page, "20-signin")
+    # what the page would have asked answers 401 (with the reason) without a key
+    for path in [
+        "/plans",
+        f"/plans/{PLAN}/state",
+        f"/plans/{PLAN}/versions",
+        f"/tiles?plan={PLAN}",
+        f"/tiles/units.json?plan={PLAN}",
+        f"/tiles/units/14/13722/6693.mvt?plan={PLAN}",
+        f"/export/grids?plan={PLAN}",
+        "/me",
+    ]:
+        status, body = server.call("GET", path, key=None)
+        assert status == 401, (path, status, body)
+        assert set(body) == {"error", "detail", "where"} and "API key" in body["error"]
+    # a wrong key: /me says 401, the form says so, nothing else is asked and nothing kept
+    page.locator("#signin-key").fill("wg_not-a-real-key")
+    page.locator("#signin-ok").click()
+    msg = page.locator("#signin-msg")
+    page.wait_for_function(
+        "() => document.querySelector('#signin-msg').textContent.includes('401')"
+    )
+    assert "unknown, revoked or expired" in msg.inner_text()
+    assert page.locator("#signin-key").input_value() == ""
+    assert [urlparse(u).path for u in api_calls(requested, server)] == ["/me"]
+    assert page.evaluate(STORED_KEY) is None
+    assert "wg_not-a-real-key" not in page.url
+    # the form speaks English too
+    page.locator("#lang-en").click()
+    assert page.locator("#signin-ok").inner_text() == "Sign in"
+    assert "refused" in msg.inner_text()
+    shot(page, "21-signin-refused-en")
+    assert not page.errors, page.errors
+    context.close()
+
+
+def rendered_codes(page, lonlat, layer: str) -> list[str]:
+    """The codes of the features of a map layer drawn at a point."""
+    return page.evaluate(
+        """([p, layer]) => { const m = window.wanggeEditor.map;
+             return m.queryRenderedFeatures(m.project(p), {layers: [layer]})
+                     .map(f => String(f.properties.code)); }""",
+        [list(lonlat), layer],
+    )
+
+
+def test_planner_edits_only_inside_their_community(server, browser):
+    """(b) A planner scoped to one community: their name, role and scope on screen; a move
+    between two grids of the community is saved (201); a grid of another community is
+    greyed, has no lock toggle and cannot be a move's target, on the panel or the map; the
+    API refuses the move there with the page's own key (403), and a restore across it shows
+    the server's 403 message."""
+    move = pick_move(server, scoped=True)
+    unit, g, n, h = move["unit"], move["from"], move["to"], move["households"]
+    other, community = move["outside"], move["community"]
+    need_account(server, planner_of(community))
+    assert other and other[:12] != community and n[:12] == community
+
+    # the admin locks the other community's grid: a version the planner cannot restore past
+    state = server.get(f"/plans/{PLAN}/state")
+    locked = server.post(
+        f"/plans/{PLAN}/edits",
+        {"base_version": state["version"], "moves": [], "locks": sorted({*state["locks"], other})},
+    )
+    before_lock = state["version"]
+
+    ctx, page = open_editor(browser, server, account=planner_of(community))
+    s0 = snapshot(page)
+    v0 = s0["version"]
+    assert v0 == locked["version"]["version"]
+
+    # who is signed in
+    me = page.evaluate("() => window.wanggeEditor.me")
+    assert me["name"] == f"e2e-planner-{community}" and me["role"] == "planner"
+    assert me["scopes"] == [community]
+    assert page.locator("#account-name").inner_text() == me["name"]
+    assert page.locator("#account-role").inner_text() == "规划员"
+    assert community in page.locator("#account-scopes").inner_text()
+    assert community in page.locator("#access-note").inner_text()
+    assert page.locator("#btn-signout").is_visible()
+
+    # the other community's grid: read-only in the table, no lock toggle; ours has one
+    assert page.locator(f'#grid-table tr.readonly[data-code="{other}"]').count() == 1
+    assert page.locator(f'#grid-table tr[data-code="{other}"] button.lock-toggle').count() == 0
+    assert page.locator(f'#grid-table tr[data-code="{g}"] button.lock-toggle').count() == 1
+    assert page.locator(f'#grid-table tr.readonly[data-code="{g}"]').count() == 0
+    # and hatched on the map
+    zoom_to(page, move["outside_point"])
+    assert other in rendered_codes(page, move["outside_point"], "grids-readonly")
+    zoom_to(page, move["point"])
+    assert rendered_codes(page, move["point"], "grids-readonly") == []
+    assert g in rendered_codes(page, move["point"], "grids-fill")
+    # its units cannot be selected
+    click_lonlat(page, move["outside_point"])
+    page.wait_for_function("() => window.wanggeEditor.message.includes('管辖范围')")
+    assert snapshot(page)["selected"] == []
+    shot(page, "22-planner-readonly-grid")
+
+    # select a unit of ours: the neighbour in the community is a target, the other is not
+    click_lonlat(page, move["point"])
+    page.wait_for_function("(u) => window.wanggeEditor.selected.join() === u", arg=unit)
+    inside = page.locator(f'#sel-targets button[data-grid="{n}"]')
+    across = page.locator(f'#sel-targets button[data-grid="{other}"]')
+    assert inside.is_enabled()
+    assert across.is_disabled()
+    assert "不在你的管辖范围" in across.get_attribute("title")
+    assert "只读" in across.inner_text()
+    shot(page, "23-planner-targets")
+    # nor by clicking it on the map in "move to…" mode
+    page.keyboard.press("m")
+    assert snapshot(page)["mode"] == "moveto"
+    click_lonlat(page, move["outside_point"])
+    page.wait_for_function("() => window.wanggeEditor.message.includes('不能移入')")
+    s = snapshot(page)
+    assert s["version"] == v0 and s["selected"] == [unit] and not s["busy"]
+    page.keyboard.press("Escape")
+    assert snapshot(page)["mode"] == "select"
+
+    # the move inside the community is saved
+    with page.expect_response(
+        lambda r: r.url.endswith(f"/plans/{PLAN}/edits") and r.request.method == "POST"
+    ) as answer:
+        inside.click()
+    assert answer.value.status == 201
+    s1 = wait_version(page, v0 + 1)
+    assert s1["grids"][g] == s0["grids"][g] - h and s1["grids"][n] == s0["grids"][n] + h
+    assert s1["lastError"] is None
+    shot(page, "24-planner-moved")
+
+    # the API refuses the move across with the page's own key, and saves nothing
+    refused = page_fetch(
+        page,
+        "POST",
+        f"/plans/{PLAN}/edits",
+        {"base_version": v0 + 1, "moves": [{"unit": unit, "to": other}]},
+    )
+    assert refused["status"] == 403, refused
+    assert refused["body"]["where"] == "scope" and other in refused["body"]["error"]
+    assert server.get(f"/plans/{PLAN}/versions")[-1]["version"] == v0 + 1
+
+    # a restore across the other community's lock: the server's 403 message is shown
+    page.locator("#tab-btn-versions").click()
+    page.locator(
+        f'#version-list li[data-version="{before_lock}"] button[data-action="restore"]'
+    ).click()
+    page.wait_for_function(
+        "() => { const s = window.wanggeEditor;"
+        " return !s.busy && s.lastError && s.lastError.status === 403; }"
+    )
+    banner = page.locator("#error")
+    assert banner.is_visible()
+    assert "无权操作（403）" in banner.inner_text() and "outside the scope" in banner.inner_text()
+    assert snapshot(page)["version"] == v0 + 1
+    assert server.get(f"/plans/{PLAN}/versions")[-1]["version"] == v0 + 1
+    shot(page, "25-planner-restore-403")
+    assert not page.errors, page.errors
+    ctx.close()
+
+    # put the other community's grid back as it was
+    state = server.get(f"/plans/{PLAN}/state")
+    server.post(
+        f"/plans/{PLAN}/edits",
+        {
+            "base_version": state["version"],
+            "moves": [],
+            "locks": sorted(set(state["locks"]) - {other}),
+        },
+    )
+
+
+def test_viewer_sees_everything_read_only(server, browser):
+    """A viewer: every grid read-only, no lock toggle, no selection, the edit buttons
+    disabled and saying why; exports still work."""
+    ctx, page = open_editor(browser, server, account=VIEWER)
+    assert page.locator("#account-role").inner_text() == "查看者"
+    assert "只读" in page.locator("#access-note").inner_text()
+    assert page.locator("#grid-table button.lock-toggle").count() == 0
+    rows = page.locator("#grid-table tr.grid").count()
+    assert rows and page.locator("#grid-table tr.grid.readonly").count() == rows
+    for button in ["#btn-save", "#btn-complete", "#btn-undo", "#btn-lock", "#btn-moveto"]:
+        assert page.locator(button).is_disabled(), button
+        assert "只读" in page.locator(button).get_attribute("title"), button
+    move = pick_move(server)
+    click_lonlat(page, move["point"])
+    page.wait_for_function("() => window.wanggeEditor.message.includes('只读')")
+    assert snapshot(page)["selected"] == []
+    assert move["from"] in rendered_codes(page, move["point"], "grids-readonly")
+    page.locator("#tab-btn-versions").click()
+    restores = page.locator('#version-list button[data-action="restore"]')
+    assert restores.count() and all(restores.nth(i).is_disabled() for i in range(restores.count()))
+    with page.expect_download() as download:
+        page.locator('#tab-versions button[data-export="geojson"]').click()
+    assert json.loads(Path(download.value.path()).read_text(encoding="utf-8"))["features"]
+    shot(page, "26-viewer")
+    assert not page.errors, page.errors
+    ctx.close()
+
+
+def test_sign_out_forgets_the_key(server, browser):
+    """(c) Sign-out forgets the key: the sign-in form again, no key in the tab, and a reload
+    stays signed out without calling the API."""
+    need_account(server, planner_of("320102001001"))
+    ctx, page = open_editor(browser, server, account=planner_of("320102001001"))
+    key = server.keys[planner_of("320102001001")]
+    assert page.evaluate(STORED_KEY) == key
+    page.locator("#btn-signout").click()
+    page.locator("#signin").wait_for(state="visible")
+    assert "已退出登录" in page.locator("#signin-msg").inner_text()
+    assert page.evaluate(STORED_KEY) is None
+    assert page.evaluate("() => window.wanggeEditor.me") is None
+    assert page.evaluate("() => localStorage.length") == 0
+    assert key not in page.url and key not in page.content()
+    assert page.locator("#account").is_hidden() and page.locator("#map").is_hidden()
+    shot(page, "27-signed-out")
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.reload()
+    page.locator("#signin").wait_for(state="visible")
+    page.wait_for_load_state("networkidle")
+    assert not api_calls(requested, server), api_calls(requested, server)
+    assert page.locator("#signin-msg").inner_text() == ""
+    # and signing in again works
+    sign_in(page, key)
+    wait_ready(page)
+    assert not page.errors, page.errors
+    ctx.close()
+
+
+def test_revoked_key_returns_to_sign_in(server, browser):
+    """A key revoked while the page is open: the next request answers 401, and the page goes
+    back to the sign-in form with the server's message, the key forgotten."""
+    need_account(server, REVOCABLE)
+    if server.store is None:
+        pytest.skip("revoking needs the server's store")
+    from wangge.data.store import open_store
+
+    ctx, page = open_editor(browser, server, account=REVOCABLE)
+    st = open_store(str(server.store))
+    try:
+        st.book.revoke("e2e-revocable")
+    finally:
+        st.close()
+    page.locator("#tab-btn-versions").click()
+    page.locator("#btn-compare").click()
+    page.locator("#signin").wait_for(state="visible")
+    msg = page.locator("#signin-msg").inner_text()
+    assert "登录已失效" in msg and "401" in msg and "revoked" in msg, msg
+    assert page.evaluate(STORED_KEY) is None
+    assert page.locator("#map").is_hidden()
+    shot(page, "28-revoked")
+    ctx.close()

@@ -1,5 +1,9 @@
 // The wangge HTTP API as the editor uses it: JSON in, JSON out, errors as ApiError with
-// the server's {error, detail, where} body and the HTTP status.
+// the server's {error, detail, where} body and the HTTP status. Every request carries the
+// signed-in account's key (auth.js); a 401 is handed to ``onUnauthorized`` before it is
+// thrown, so that the page can go back to its sign-in form from wherever it happened.
+
+import { authHeaders } from "./auth.js";
 
 export class ApiError extends Error {
   constructor(status, body, ms) {
@@ -10,22 +14,43 @@ export class ApiError extends Error {
   }
 }
 
-export function makeApi(root, plan) {
+// key(): the API key to send (or null); onUnauthorized(err): called on every 401.
+export function makeApi(root, plan, { key = () => null, onUnauthorized = null } = {}) {
   const p = encodeURIComponent(plan || "");
 
-  async function request(method, path, body) {
+  async function send(method, path, body) {
     const t0 = performance.now();
+    const url = root + path;
+    const headers = { ...authHeaders(url, key()) };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
     let res;
     try {
-      res = await fetch(root + path, {
+      res = await fetch(url, {
         method,
-        headers: body === undefined ? {} : { "Content-Type": "application/json" },
+        headers,
         body: body === undefined ? undefined : JSON.stringify(body),
         cache: "no-cache",
       });
     } catch (exc) {
       throw new ApiError(0, { error: String(exc.message || exc) }, performance.now() - t0);
     }
+    if (!res.ok) {
+      const text = await res.text();
+      let data;
+      try {
+        data = text ? JSON.parse(text) : null;
+      } catch {
+        data = { error: text.slice(0, 300) };
+      }
+      const err = new ApiError(res.status, data, performance.now() - t0);
+      if (res.status === 401 && onUnauthorized) onUnauthorized(err);
+      throw err;
+    }
+    return { res, t0 };
+  }
+
+  async function request(method, path, body) {
+    const { res, t0 } = await send(method, path, body);
     const text = await res.text();
     let data = null;
     try {
@@ -33,9 +58,15 @@ export function makeApi(root, plan) {
     } catch {
       data = { error: text.slice(0, 300) };
     }
-    const ms = performance.now() - t0;
-    if (!res.ok) throw new ApiError(res.status, data, ms);
-    return { data, ms };
+    return { data, ms: performance.now() - t0 };
+  }
+
+  // a file download: its bytes and the name the server gives it
+  async function file(path, fallback) {
+    const { res } = await send("GET", path);
+    const disposition = res.headers.get("Content-Disposition") || "";
+    const name = /filename="?([^";]+)"?/.exec(disposition);
+    return { blob: await res.blob(), filename: name ? name[1] : fallback };
   }
 
   const q = (params) => {
@@ -46,6 +77,7 @@ export function makeApi(root, plan) {
   };
 
   return {
+    me: () => request("GET", "/me"),
     plans: () => request("GET", "/plans"),
     state: (version) => request("GET", `/plans/${p}/state${q({ version })}`),
     versions: () => request("GET", `/plans/${p}/versions`),
@@ -56,8 +88,11 @@ export function makeApi(root, plan) {
     tileLayers: (version) => request("GET", `/tiles${q({ plan, version })}`),
     tilejson: (layer, version) =>
       request("GET", `/tiles/${encodeURIComponent(layer)}.json${q({ plan, version })}`),
-    exportUrl: (layer, version, format) =>
-      `${root}/export/${encodeURIComponent(layer)}${q({ plan, version, format })}`,
+    exportFile: (layer, version, format) =>
+      file(
+        `/export/${encodeURIComponent(layer)}${q({ plan, version, format })}`,
+        `${plan}-v${version}-${layer}.${format === "shp" ? "zip" : format}`,
+      ),
   };
 }
 

@@ -1,18 +1,27 @@
-// The planner's editor: actions (move, lock, complete, undo/redo, save, compare, restore),
-// drawing and wiring. The state (state.js) lives on window.wanggeEditor for tests to poll.
+// The planner's editor: signing in, actions (move, lock, complete, undo/redo, save,
+// compare, restore, export), drawing and wiring. The state (state.js) lives on
+// window.wanggeEditor for tests to poll.
+//
+// Nothing is asked of the API before the key is checked with GET /me. A 401 from any
+// request or tile forgets the key and goes back to the sign-in form, which says why; a 403
+// shows the server's message. Grids outside the account's territory are read-only here
+// as on the server: never the source or target of a move, no lock toggle.
 
 import { ApiError, makeApi } from "./api.js";
+import { currentKey, forget, leaveNotice, remember, takeNotice } from "./auth.js";
 import { applyI18n, setLang, t } from "./i18n.js";
-import { MapView, REQUIRED_LAYERS, TILE_LAYERS, shortName } from "./mapview.js";
+import { MapView, REQUIRED_LAYERS, TILE_LAYERS, shortName, unitGrid } from "./mapview.js";
 import * as panel from "./panel.js";
 import {
   S,
   applyState,
   applyVersions,
+  mayWrite,
   redoStack,
   selection,
   selectionInfo,
   undoStack,
+  writable,
 } from "./state.js";
 
 const ROOT = document.body.dataset.root || "";
@@ -22,6 +31,8 @@ const $ = (sel) => document.querySelector(sel);
 const filter = { text: "", problems: false, changed: false };
 let api = null;
 let view = null;
+let signinMsg = null; // what the sign-in form says: {key, params, kind}
+let leaving = false; // the page is reloading to the sign-in form
 
 // --- state ----------------------------------------------------------------------------
 
@@ -47,13 +58,15 @@ function renderAll() {
   S.selected = sel.units;
   S.undo = undoStack.length;
   S.redo = redoStack.length;
-  $("#plan-label").textContent = S.plan ? `${S.plan} · v${S.version ?? "…"}` : "";
+  $("#plan-label").textContent = S.plan && S.me ? `${S.plan} · v${S.version ?? "…"}` : "";
+  panel.renderAccount(S);
   panel.renderToolbar(S, sel);
+  renderSignin();
   if (S.version === null) return;
   panel.renderSelection(S, sel);
   panel.renderGrids(S, filter);
   panel.renderChecks(S);
-  panel.renderVersions(S, api.exportUrl);
+  panel.renderVersions(S);
   panel.renderDiff(S);
   panel.renderStatus(S, sel);
   $("#status-msg").textContent = S.message;
@@ -73,7 +86,7 @@ function renderAll() {
   const labels = {};
   for (const [code, g] of Object.entries(S.grids)) {
     const status = panel.gridStatus(g.households, S.limits);
-    labels[code] = { ...g, status, changed: changed.has(code) };
+    labels[code] = { ...g, status, changed: changed.has(code), readonly: !writable(code) };
   }
   view.setLabels(labels, t("hh"));
 }
@@ -86,7 +99,9 @@ function setMessage(text) {
 function report(err) {
   const status = err instanceof ApiError ? err.status : 0;
   const message = err.message || String(err);
-  const text = status ? t("err.http", { status, message }) : t("err.network", { message });
+  let text = t("err.network", { message });
+  if (status === 403) text = t("err.forbidden", { message });
+  else if (status) text = t("err.http", { status, message });
   S.lastError = { status, message, where: err.body?.where ?? null, text };
   if (!(err instanceof ApiError)) console.error(err);
 }
@@ -118,6 +133,11 @@ async function commit(kind, request, body, describe, { keepChanged = false } = {
     return null;
   }
   if (S.conflict || !S.editable) return null;
+  const why = panel.whyNoWrite(S);
+  if (why) {
+    setMessage(why);
+    return null;
+  }
   S.busy = true;
   S.lastError = null;
   renderAll();
@@ -187,6 +207,8 @@ function pushStep(kind, before, data) {
 const gridName = (code) => (S.grids[code] ? shortName(S.grids[code].name, code) : code);
 
 async function moveSelection(target) {
+  const why = panel.whyReadonly(S, target);
+  if (why) return setMessage(mayWrite() ? t("msg.readonlyTarget", { grid: gridName(target) }) : why);
   const moves = [...selection]
     .filter(([, u]) => u.grid !== target)
     .map(([unit]) => ({ unit, to: target }));
@@ -203,6 +225,8 @@ async function moveSelection(target) {
 }
 
 async function toggleLock(code) {
+  const why = panel.whyReadonly(S, code);
+  if (why) return setMessage(why);
   const locking = !S.locks.includes(code);
   const locks = locking ? [...S.locks, code].sort() : S.locks.filter((c) => c !== code);
   const before = S.version;
@@ -361,6 +385,13 @@ async function reloadLatest() {
 // --- selection and modes --------------------------------------------------------------
 
 function onUnits(features, additive, boxed) {
+  // units of grids the account may not change are never selected (nor moved)
+  const open = features.filter((f) => writable(unitGrid(f)));
+  if (open.length < features.length) {
+    setMessage(panel.whyNoWrite(S) || t("msg.readonlyUnit"));
+    if (!open.length) return renderAll();
+    features = open;
+  }
   if (!additive) {
     const only = selection.size === 1 && features.length === 1;
     const same = only && selection.has(String(features[0].code));
@@ -375,7 +406,7 @@ function onUnits(features, additive, boxed) {
     }
     const micro = f.parent_code === undefined ? "" : String(f.parent_code);
     selection.set(code, {
-      grid: f.grid_code !== undefined ? String(f.grid_code) : micro.slice(0, 15),
+      grid: unitGrid(f),
       micro,
       households: Number(f.households) || 0,
       building_id: f.building_id ?? null,
@@ -386,7 +417,110 @@ function onUnits(features, additive, boxed) {
 
 function onGrid(code) {
   if (!selection.size) return setMessage(t("msg.selectFirst"));
+  if (!writable(code)) return setMessage(t("msg.readonlyTarget", { grid: gridName(code) }));
   moveSelection(code);
+}
+
+// A failed tile or TileJSON request of the map; a 401 means the key no longer works.
+function onMapError(err) {
+  if (err && err.status === 401) expire(err);
+  else console.error(err);
+}
+
+// --- exports --------------------------------------------------------------------------
+
+// Download the grids of the version on screen: fetched with the key (a plain link would
+// carry none), then handed to the browser as a file.
+async function download(format) {
+  $("#export-menu").open = false;
+  if (!api || S.version === null) return;
+  setMessage(t("msg.exporting"));
+  try {
+    const { blob, filename } = await api.exportFile("grids", S.version, format);
+    const href = URL.createObjectURL(blob);
+    const a = document.createElement("a");
+    a.href = href;
+    a.download = filename;
+    a.hidden = true;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(href), 60_000);
+    setMessage(t("msg.exported", { file: filename }));
+  } catch (err) {
+    await handleError(err);
+    renderAll();
+  }
+}
+
+// --- signing in and out ---------------------------------------------------------------
+
+function showSignin(key = null, params = {}, kind = "error") {
+  signinMsg = key ? { key, params, kind } : null;
+  document.body.classList.add("signed-out");
+  $("#signin").hidden = false;
+  $("#signin-key").disabled = false;
+  $("#signin-ok").disabled = false;
+  renderAll();
+  $("#signin-key").focus();
+}
+
+function renderSignin() {
+  const msg = $("#signin-msg");
+  msg.textContent = signinMsg ? t(signinMsg.key, signinMsg.params) : "";
+  msg.className = signinMsg ? signinMsg.kind : "";
+}
+
+// Check a key with GET /me; keep it (in this tab's sessionStorage) only if it works, then
+// load the plan. typed: the key comes from the form (else from an earlier sign-in).
+async function signIn(key, typed) {
+  $("#signin-key").disabled = true;
+  $("#signin-ok").disabled = true;
+  signinMsg = { key: "signin.checking", params: {}, kind: "info" };
+  renderSignin();
+  let me;
+  try {
+    ({ data: me } = await makeApi(ROOT, "", { key: () => key }).me());
+  } catch (err) {
+    const message = err.message || String(err);
+    if (err instanceof ApiError && err.status === 401) {
+      forget();
+      showSignin(typed ? "signin.rejected" : "signin.expired", { message });
+    } else {
+      showSignin("signin.failed", { message });
+    }
+    return;
+  }
+  remember(key);
+  S.me = {
+    name: me.name,
+    role: me.role,
+    scopes: [...(me.scopes || [])],
+    expires_at: me.expires_at ?? null,
+  };
+  signinMsg = null;
+  $("#signin").hidden = true;
+  document.body.classList.remove("signed-out");
+  renderAll();
+  await boot();
+}
+
+// The key stopped working (a 401 from any request or tile): forget it and reload to the
+// sign-in form, which says why. Nothing of the plan stays on screen or in memory.
+function expire(err) {
+  if (leaving) return;
+  leaving = true;
+  forget();
+  leaveNotice("expired", err?.message || "");
+  location.reload();
+}
+
+function signOut() {
+  if (leaving) return;
+  leaving = true;
+  forget();
+  leaveNotice("signedOut");
+  location.reload();
 }
 
 function setMode(mode) {
@@ -475,6 +609,8 @@ const ACTIONS = {
   reload: () => reloadLatest(),
   latest: () => reloadLatest(),
   "close-save": () => $("#save-dialog").close("cancel"),
+  export: (d) => download(d.export),
+  signout: () => signOut(),
   "close-error": () => {
     S.lastError = null;
     renderAll();
@@ -492,7 +628,7 @@ function wire() {
     }
   });
   document.addEventListener("keydown", (e) => {
-    if (e.target.closest("input, textarea, select, dialog")) return;
+    if (!S.me || e.target.closest("input, textarea, select, dialog")) return;
     const key = e.key.toLowerCase();
     const mod = e.ctrlKey || e.metaKey;
     if (mod && key === "z" && !e.shiftKey) undo();
@@ -523,7 +659,15 @@ function wire() {
   for (const id of ["#cmp-a", "#cmp-b"]) {
     $(id).addEventListener("change", (e) => (e.target.dataset.touched = "1"));
   }
-  $("#labels-on").addEventListener("change", (e) => view.toggleLabels(e.target.checked));
+  $("#labels-on").addEventListener("change", (e) => view?.toggleLabels(e.target.checked));
+  $("#signin-form").addEventListener("submit", (e) => {
+    e.preventDefault(); // never a submitted form: the key stays out of the address and logs
+    const input = $("#signin-key");
+    const key = input.value.trim();
+    input.value = "";
+    if (!key) return showSignin("signin.empty");
+    signIn(key, true);
+  });
   $("#save-dialog").addEventListener("close", () => {
     const dialog = $("#save-dialog");
     const name = $("#save-name").value.trim();
@@ -540,15 +684,27 @@ async function start() {
   S.lang = setLang(params.get("lang") === "en" ? "en" : "zh");
   applyI18n();
   wire();
-  view = new MapView("map", { onUnits, onGrid });
+  const notice = takeNotice();
+  const key = currentKey();
+  if (key) return signIn(key, false);
+  if (notice?.kind === "expired") showSignin("signin.expired", { message: notice.message });
+  else if (notice?.kind === "signedOut") showSignin("signin.signedOut", {}, "info");
+  else showSignin();
+}
+
+// Signed in: draw the map and load the plan, every request with the key.
+async function boot() {
+  view = new MapView("map", { onUnits, onGrid, onError: onMapError }, currentKey);
+  view.setAccess(S.me, writable);
   S.map = view.map;
+  const auth = { key: currentKey, onUnauthorized: expire };
   try {
     if (!S.plan) {
-      const { data } = await makeApi(ROOT, "").plans();
+      const { data } = await makeApi(ROOT, "", auth).plans();
       if (!data.length) throw new ApiError(404, { error: t("err.noPlan") });
       S.plan = data[0].plan;
     }
-    api = makeApi(ROOT, S.plan);
+    api = makeApi(ROOT, S.plan, auth);
     const wanted = params.get("version") || undefined;
     const [state, versions] = await Promise.all([api.state(wanted), api.versions()]);
     applyState(state.data);
@@ -609,6 +765,7 @@ S.api = {
   compare,
   reload: reloadLatest,
   setLang: switchLang,
+  signOut,
   selectionInfo,
 };
 

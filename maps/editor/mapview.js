@@ -1,7 +1,10 @@
 // The map: wangge's vector tiles as MapLibre layers, selection by click and by box, and
 // grid labels as HTML markers (no glyph server: text is drawn by the browser's own fonts).
+// Every tile and TileJSON request carries the signed-in account's key (transformRequest);
+// grids outside the account's territory are greyed and hatched.
 
 import { withVersion } from "./api.js";
+import { authHeaders } from "./auth.js";
 
 const maplibregl = window.maplibregl;
 
@@ -25,28 +28,51 @@ const COLOURS = {
   changed: "#ff7a00",
   diff: "#9b3fd1",
   hover: "#1f6feb",
+  readonly: "#6b7280",
 };
 
 // the unit code / grid code of a tile feature, as a string whatever the encoder made of it
 const CODE = ["to-string", ["get", "code"]];
 const none = () => ["literal", []];
 
-function hatchImage(size = 12) {
+// Locked grids: dark "/" stripes. Read-only grids (outside the account's territory): a grey
+// wash with "\" stripes, so that a locked read-only grid is cross-hatched.
+function hatchImage(size = 12, readonly = false) {
   const data = new Uint8Array(size * size * 4);
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
-      const on = (x + y) % size < 2 || (x + y) % size === size - 1;
       const i = (y * size + x) * 4;
-      data.set(on ? [60, 60, 80, 150] : [0, 0, 0, 0], i);
+      if (readonly) {
+        const d = (x - y + size) % size;
+        data.set(d < 2 ? [90, 96, 108, 140] : [160, 164, 172, 80], i);
+      } else {
+        const d = (x + y) % size;
+        data.set(d < 2 || d === size - 1 ? [60, 60, 80, 150] : [0, 0, 0, 0], i);
+      }
     }
   }
   return { width: size, height: size, data };
 }
 
+// The MapLibre filter of the grids outside an account's territory (me: GET /me): none for
+// an admin, all but those under its code prefixes for a planner, all for a viewer.
+export function readonlyFilter(me) {
+  const all = ["all"]; // true (and ["any"] false), in either filter syntax
+  if (!me) return all;
+  if (me.role === "admin") return ["any"];
+  const scopes = me.role === "planner" ? me.scopes || [] : [];
+  if (!scopes.length) return all;
+  return ["!", ["any", ...scopes.map((s) => ["==", ["slice", CODE, 0, s.length], s])]];
+}
+
 export class MapView {
-  constructor(container, handlers) {
-    this.handlers = handlers; // {onUnits(features, additive, boxed), onGrid(code)}
+  // handlers: {onUnits(features, additive, boxed), onGrid(code), onError(error)};
+  // key(): the API key every request to this server carries
+  constructor(container, handlers, key) {
+    this.handlers = handlers;
     this.mode = "select";
+    this.readonly = readonlyFilter(null);
+    this.writable = () => false;
     this.templates = {};
     this.layers = [];
     this.markers = new Map();
@@ -70,6 +96,7 @@ export class MapView {
       maxPitch: 0,
       fadeDuration: 0,
       preserveDrawingBuffer: true,
+      transformRequest: (url) => ({ url, headers: authHeaders(url, key()) }),
     });
     this.map.touchZoomRotate.disableRotation();
     this.map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-left");
@@ -93,6 +120,7 @@ export class MapView {
   addData(tilejsons, version, limits) {
     const map = this.map;
     map.addImage("wg-hatch", hatchImage(), { pixelRatio: 1 });
+    map.addImage("wg-readonly", hatchImage(12, true), { pixelRatio: 1 });
     for (const [layer, tj] of Object.entries(tilejsons)) {
       this.templates[layer] = tj.tiles[0];
       map.addSource(layer, {
@@ -119,6 +147,13 @@ export class MapView {
       type: "fill",
       source: "grids",
       paint: { "fill-color": this._gridColour(limits), "fill-opacity": 0.45 },
+    });
+    add({
+      id: "grids-readonly",
+      type: "fill",
+      source: "grids",
+      filter: this.readonly,
+      paint: { "fill-pattern": "wg-readonly" },
     });
     add({
       id: "grids-locked",
@@ -263,6 +298,13 @@ export class MapView {
     this._codes("grids-hover", code ? [code] : []);
   }
 
+  // me: the signed-in account; writable(code): whether it may change that grid
+  setAccess(me, writable) {
+    this.readonly = readonlyFilter(me);
+    this.writable = writable;
+    if (this.map.getLayer("grids-readonly")) this.map.setFilter("grids-readonly", this.readonly);
+  }
+
   fit(bbox, maxZoom = 17) {
     if (!bbox || bbox.length !== 4) return;
     const [x0, y0, x1, y1] = bbox;
@@ -311,6 +353,7 @@ export class MapView {
       el.classList.toggle("under", g.status === "under");
       el.classList.toggle("changed", !!g.changed);
       el.classList.toggle("locked", !!g.locked);
+      el.classList.toggle("readonly", !!g.readonly);
     }
     this._labelVisibility();
   }
@@ -355,6 +398,8 @@ export class MapView {
   _wireEvents() {
     const map = this.map;
     map.on("zoom", () => this._labelVisibility());
+    // a tile or TileJSON request that failed (error.status 401: the key no longer works)
+    map.on("error", (e) => this.handlers.onError(e.error || e));
     map.on("click", (e) => {
       if (this._boxed) {
         this._boxed = false;
@@ -371,9 +416,12 @@ export class MapView {
     });
     map.on("mousemove", (e) => {
       if (this.mode === "moveto") {
-        this.setHover(this._gridAt(e.point));
+        const code = this._gridAt(e.point);
+        const open = code && this.writable(code);
+        this.setHover(open ? code : null);
+        map.getCanvas().style.cursor = code && !open ? "not-allowed" : "crosshair";
       } else if (this.mode === "select") {
-        const hit = this._unitsAt(e.point).length > 0;
+        const hit = this._unitsAt(e.point).find((f) => this.writable(unitGrid(f)));
         map.getCanvas().style.cursor = hit ? "pointer" : "";
       }
     });
@@ -442,6 +490,12 @@ export function lockIcon(locked) {
   shackle.setAttribute("d", locked ? "M5 7V5a3 3 0 0 1 6 0v2" : "M5 7V5a3 3 0 0 1 6 0");
   svg.append(body, shackle);
   return svg;
+}
+
+// The grid code of a unit's tile feature (its micro-grid code's first 15 digits).
+export function unitGrid(f) {
+  if (f.grid_code !== undefined) return String(f.grid_code);
+  return f.parent_code === undefined ? "" : String(f.parent_code).slice(0, 15);
 }
 
 // "社区001第3网格" → "第3网格": the community is shown by its outline

@@ -3,6 +3,7 @@
 
 import { getLang, num, t, tOr } from "./i18n.js";
 import { lockIcon, shortName } from "./mapview.js";
+import { mayWrite, writable } from "./state.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -36,6 +37,49 @@ function gridLabel(S, code) {
   return g ? shortName(g.name, code) : code;
 }
 
+// --- who is signed in, and what they may change ---------------------------------------
+
+// "社区001 320102001001、320102001002": the account's code prefixes, named where known
+export function scopeText(S) {
+  if (!S.me) return "";
+  if (S.me.role === "admin") return t("account.all");
+  const scopes = S.me.scopes || [];
+  if (!scopes.length) return t("account.none");
+  return scopes
+    .map((c) => (S.communities[c] ? `${S.communities[c].name} ${c}` : c))
+    .join("、");
+}
+
+// Why the account may not change anything (a viewer), or null.
+export function whyNoWrite(S) {
+  if (!S.me) return t("why.signedOut");
+  return mayWrite() ? null : t("why.viewer", { role: tOr(`role.${S.me.role}`, S.me.role) });
+}
+
+// Why the account may not change this grid, or null.
+export function whyReadonly(S, code) {
+  const no = whyNoWrite(S);
+  if (no) return no;
+  if (writable(code)) return null;
+  return t("why.outside", { grid: `${gridLabel(S, code)} ${code}`, scopes: scopeText(S) });
+}
+
+export function renderAccount(S) {
+  const box = $("#account");
+  box.hidden = !S.me;
+  if (!S.me) return;
+  $("#account-name").textContent = S.me.name;
+  const role = $("#account-role");
+  role.textContent = tOr(`role.${S.me.role}`, S.me.role);
+  role.className = `role ${S.me.role}`;
+  const expires = S.me.expires_at ? ` · ${t("account.expires", { when: when(S.me.expires_at) })}` : "";
+  $("#account-scopes").textContent = `${t("account.scopes")}: ${scopeText(S)}${expires}`;
+  const note = $("#access-note");
+  const kind = S.me.role === "admin" ? "admin" : mayWrite() ? "planner" : "viewer";
+  note.textContent = t(`access.${kind}`, { scopes: scopeText(S) });
+  note.className = `access ${kind}`;
+}
+
 // --- selection ------------------------------------------------------------------------
 
 // sel: {units, households, grids, targets: [{code, after}], sourceLocked}
@@ -43,7 +87,7 @@ export function renderSelection(S, sel) {
   const box = $("#sel-body");
   box.replaceChildren();
   if (!sel.units.length) {
-    box.append(el("p", { class: "muted" }, t("sel.none")));
+    box.append(el("p", { class: "muted" }, whyNoWrite(S) ? t("sel.viewer") : t("sel.none")));
     return;
   }
   const grids = sel.grids.map((c) => gridLabel(S, c)).join("、");
@@ -66,14 +110,15 @@ export function renderSelection(S, sel) {
       const g = S.grids[code];
       const other = home.has(code.slice(0, 12)) ? null : S.communities[code.slice(0, 12)];
       const status = gridStatus(after, S.limits);
+      const why = whyReadonly(S, code);
       list.append(
         el(
           "button",
           {
-            class: `target ${status}`,
+            class: `target ${status}${why ? " readonly" : ""}`,
             dataset: { action: "move", grid: code },
-            disabled: g.locked || S.busy || !S.editable || S.conflict,
-            title: `${g.name} ${code}`,
+            disabled: !!why || g.locked || S.busy || !S.editable || S.conflict,
+            title: why || `${g.name} ${code}`,
           },
           el(
             "span",
@@ -81,14 +126,19 @@ export function renderSelection(S, sel) {
             g.locked ? lockIcon(true) : null,
             shortName(g.name, code),
             other ? el("small", { class: "community" }, other.name) : null,
+            why ? el("small", { class: "ro-tag" }, t("sel.readonly")) : null,
           ),
           el("span", { class: "after" }, t("sel.after", { from: num(g.households), to: num(after) })),
         ),
       );
     }
     box.append(el("div", { class: "label" }, t("sel.moveTo")), list);
+    if (sel.targets.some((x) => x.readonly)) {
+      box.append(el("p", { class: "muted small ro-note" }, t("sel.readonlyTargets")));
+    }
   }
   const lockWord = sel.grids.every((c) => S.grids[c]?.locked) ? "tool.unlock" : "tool.lock";
+  const lockWhy = sel.grids.length === 1 ? whyReadonly(S, sel.grids[0]) : null;
   box.append(
     el(
       "div",
@@ -98,7 +148,8 @@ export function renderSelection(S, sel) {
             "button",
             {
               dataset: { action: "lock", grid: sel.grids[0] },
-              disabled: S.busy || !S.editable || S.conflict,
+              disabled: !!lockWhy || S.busy || !S.editable || S.conflict,
+              title: lockWhy,
             },
             t(lockWord),
           )
@@ -135,26 +186,37 @@ export function renderGrids(S, filter) {
       body.append(el("tr", { class: "community" }, el("td", { colspan: 4 }, label)));
     }
     const pct = (v) => `${Math.min(100, (100 * v) / scale).toFixed(1)}%`;
-    const classes = ["grid", status, changed.has(code) && "changed", g.locked && "locked"];
+    const why = whyReadonly(S, code);
+    const classes = [
+      "grid",
+      status,
+      changed.has(code) && "changed",
+      g.locked && "locked",
+      why && "readonly",
+    ];
+    // a grid the account may not change has no lock toggle: its lock state, and why
+    const lockCell = why
+      ? el(
+          "span",
+          { class: "ro", title: why, "aria-label": why },
+          g.locked ? lockIcon(true) : t("grids.readonlyMark"),
+        )
+      : el(
+          "button",
+          {
+            class: "lock-toggle",
+            dataset: { action: "lock", grid: code },
+            title: t("grids.lockTip"),
+            "aria-pressed": g.locked ? "true" : "false",
+            disabled: S.busy || !S.editable || S.conflict,
+          },
+          lockIcon(g.locked),
+        );
     body.append(
       el(
         "tr",
         { class: classes.filter(Boolean).join(" "), dataset: { code } },
-        el(
-          "td",
-          { class: "lock" },
-          el(
-            "button",
-            {
-              class: "lock-toggle",
-              dataset: { action: "lock", grid: code },
-              title: t("grids.lockTip"),
-              "aria-pressed": g.locked ? "true" : "false",
-              disabled: S.busy || !S.editable || S.conflict,
-            },
-            lockIcon(g.locked),
-          ),
-        ),
+        el("td", { class: "lock" }, lockCell),
         el(
           "td",
           { class: "name", dataset: { action: "zoom-grid", grid: code }, title: t("grids.zoomTip") },
@@ -223,7 +285,8 @@ function when(iso) {
   });
 }
 
-export function renderVersions(S, exportUrl) {
+export function renderVersions(S) {
+  const noWrite = whyNoWrite(S);
   const list = $("#version-list");
   list.replaceChildren();
   if (!S.versions.length) list.append(el("li", { class: "muted" }, t("versions.none")));
@@ -255,8 +318,8 @@ export function renderVersions(S, exportUrl) {
               "button",
               {
                 dataset: { action: "restore", version: v.version },
-                title: t("versions.restoreTip"),
-                disabled: S.busy || S.conflict || !S.latestLoaded,
+                title: noWrite || t("versions.restoreTip"),
+                disabled: !!noWrite || S.busy || S.conflict || !S.latestLoaded,
               },
               t("versions.restore"),
             ),
@@ -277,10 +340,6 @@ export function renderVersions(S, exportUrl) {
     $("#cmp-a").value = String(S.versions[S.versions.length - 2].version);
   }
   if (!$("#cmp-b").dataset.touched && S.versions.length) $("#cmp-b").value = String(S.version);
-  for (const link of document.querySelectorAll("a[data-export]")) {
-    link.href = exportUrl("grids", S.version, link.dataset.export);
-    link.setAttribute("download", "");
-  }
 }
 
 // "第3网格·007": the grid's short name and the micro-grid's own three digits
@@ -352,17 +411,29 @@ export function renderStatus(S, sel) {
   $("#status-main").textContent = parts.join(" · ");
 }
 
+// a toolbar button's tooltip: why it is disabled, or what it does
+function explain(button, why) {
+  button.title = why || t(button.dataset.i18nTitle);
+  button.classList.toggle("readonly", !!why);
+}
+
 export function renderToolbar(S, sel) {
-  const editing = S.ready && S.editable && !S.conflict && !S.busy;
+  const noWrite = whyNoWrite(S);
+  const editing = S.ready && S.editable && !S.conflict && !S.busy && !noWrite;
   $("#btn-undo").disabled = !editing || !S.undo;
   $("#btn-redo").disabled = !editing || !S.redo;
   $("#btn-complete").disabled = !editing;
   $("#btn-save").disabled = !editing;
   $("#btn-moveto").disabled = !editing || !sel.units.length;
   const lockBtn = $("#btn-lock");
-  lockBtn.disabled = !editing || sel.grids.length !== 1;
+  const lockWhy = sel.grids.length === 1 ? whyReadonly(S, sel.grids[0]) : null;
+  lockBtn.disabled = !editing || sel.grids.length !== 1 || !!lockWhy;
   const locked = sel.grids.length === 1 && S.grids[sel.grids[0]]?.locked;
   lockBtn.textContent = t(locked ? "tool.unlock" : "tool.lock");
+  for (const id of ["#btn-undo", "#btn-redo", "#btn-complete", "#btn-save", "#btn-moveto"]) {
+    explain($(id), noWrite);
+  }
+  explain(lockBtn, noWrite || lockWhy);
   for (const b of document.querySelectorAll("button[data-mode]")) {
     b.classList.toggle("active", b.dataset.mode === S.mode);
     b.setAttribute("aria-pressed", b.dataset.mode === S.mode ? "true" : "false");

@@ -1,10 +1,14 @@
-// The editor's state: what the server said of the plan version on screen, the selection
-// and the undo/redo stacks. window.wanggeEditor is this object, so that tests can poll it.
+// The editor's state: who is signed in, what the server said of the plan version on
+// screen, the selection and the undo/redo stacks. window.wanggeEditor is this object, so
+// that tests can poll it (it never holds the API key).
+
+import { canWrite, covers } from "./auth.js";
 
 const params = new URLSearchParams(location.search);
 
 export const S = {
   ready: false, // map loaded, state fetched, tiles of the current version drawn
+  me: null, // the signed-in account: {name, role, scopes, expires_at} (GET /me)
   plan: params.get("plan") || null,
   version: null,
   name: "",
@@ -67,7 +71,12 @@ export function applyVersions(list) {
   if (S.latest !== null && S.version < S.latest) S.editable = false;
 }
 
+// May the signed-in account change anything, and this grid (unit, micro-grid) in particular?
+export const mayWrite = () => canWrite(S.me);
+export const writable = (code) => covers(S.me, code);
+
 // what the selection is: its units, households, grids and the grids it may move to
+// (those outside the account's territory are listed, marked read-only)
 export function selectionInfo() {
   const units = [...selection.keys()];
   let households = 0;
@@ -92,7 +101,7 @@ export function selectionInfo() {
     households,
     grids: [...grids].sort(),
     targets: [...targets]
-      .map(([code, after]) => ({ code, after }))
+      .map(([code, after]) => ({ code, after, readonly: !writable(code) }))
       .sort((a, b) => a.code.localeCompare(b.code)),
     sourceLocked: [...grids].some((c) => S.grids[c]?.locked),
   };
