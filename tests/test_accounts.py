@@ -96,3 +96,48 @@ def test_users_command_adds_lists_and_revokes(tmp_path):
     bad = run("users", "add", "x", "--role", "planner", "--store", target)
     assert bad.returncode == 2 and "needs at least one scope" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_demo_makes_its_admin_once_and_the_key_signs_in(tmp_path, capsys):
+    from wangge.cli import _demo_admin
+    from wangge.data.gpkg_store import GpkgStore
+
+    target = str(tmp_path / "store.gpkg")
+    _demo_admin(target)
+    printed = capsys.readouterr().out
+    key = next(w for w in printed.split() if w.startswith("wg_"))
+    store = GpkgStore(target)
+    try:
+        assert store.book.find(key).role == "admin"
+    finally:
+        store.close()
+    _demo_admin(target)  # a store with an account keeps it, and no new key is printed
+    assert "wg_" not in capsys.readouterr().out
+
+
+def test_serve_on_a_fresh_store_says_how_to_make_the_first_admin(tmp_path):
+    import subprocess
+    import time
+
+    from clitools import WANGGE
+    from e2e_server import free_port
+
+    proc = subprocess.Popen(
+        [WANGGE, "serve", "--store", str(tmp_path / "s.gpkg"), "--port", str(free_port())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            seen.append(line)
+            if "signed in only" in line or not line:
+                break
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    text = "".join(seen)
+    assert "no account yet" in text and "wangge users add NAME --role admin" in text, text

@@ -536,6 +536,27 @@ def demo(
     )
     _run_coverage(out_dir)
     _run_import(out_dir / "plan.gpkg", store, "demo", "wangge demo", "bundled demo plan")
+    _demo_admin(store)
+
+
+def _demo_admin(store: str | None) -> None:
+    """On a store with no active account, make the demo's admin and print its key once, so
+    that the editor can be signed into with no further step."""
+    from wangge.data.accounts import make_account, new_key
+
+    st = _book(store)
+    try:
+        if any(a.active() for a in st.book.all()):
+            return
+        key = new_key()
+        st.book.add(make_account("demo-admin", "admin"), key)
+    finally:
+        st.close()
+    out.print(
+        "made the account [bold]demo-admin[/] (admin) on this fresh store; its API key, "
+        "shown once (sign in to /editor with it, or send `Authorization: Bearer KEY`):"
+    )
+    out.print(key, highlight=False, soft_wrap=True)
 
 
 def _settings(store: str | None):
@@ -601,8 +622,15 @@ def serve(
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
+    public_reads: Annotated[
+        bool,
+        typer.Option(
+            "--public-reads", help="Let callers without a key read (env WANGGE_PUBLIC_READS)"
+        ),
+    ] = False,
 ) -> None:
-    """Serve the HTTP API (docs at /docs) from a store."""
+    """Serve the HTTP API (docs at /docs) from a store. Every route but /healthz and the
+    editor's page needs an API key (`wangge users add`), unless reads are made public."""
     import uvicorn
 
     from wangge.api.app import create_app
@@ -613,7 +641,20 @@ def serve(
         opened = open_store(settings.store_target(), settings.statement_timeout_ms)
     except WanggeError as exc:
         _fail(exc)
+    if public_reads:
+        settings = settings.model_copy(update={"public_reads": True})
     out.print(f"serving {escape(settings.store_target())} on http://{host}:{port} (docs: /docs)")
+    if not any(a.active() for a in opened.book.all()):
+        err.print(
+            "[bold]no account yet[/]: every route but /healthz and /editor needs an API key. "
+            "Make the first admin with\n  wangge users add NAME --role admin"
+            + (f" --store {escape(store)}" if store else "")
+            + "\nand sign in to /editor with the key it prints."
+        )
+    out.print(
+        "reads are "
+        + ("open to anyone (WANGGE_PUBLIC_READS)" if settings.public_reads else "signed in only")
+    )
     try:
         uvicorn.run(create_app(settings, opened), host=host, port=port, log_level="info")
     finally:
