@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -116,8 +117,14 @@ def read_plan_data(plan: str | Path) -> PlanData:
 
 
 def update_plan(path: Path, layers: dict[str, pd.DataFrame]) -> None:
-    """Add or replace ``layers`` in plan.gpkg (stored in WGS84) in one atomic rename."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.gpkg")
+    """Add or replace ``layers`` in plan.gpkg (stored in WGS84) in one atomic rename.
+
+    The copy's name is new on every run, never only the pid's: a run killed mid-write
+    leaves its copy and SQLite's hot journal beside it, and a later run that reused the
+    name (same pid, as in a container) would have that journal rolled back into its fresh
+    copy and renamed over the plan, losing its layers.
+    """
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.gpkg")
     shutil.copyfile(path, tmp)
     try:
         for name, frame in layers.items():
