@@ -142,7 +142,11 @@ class Server:
 
 
 def start_server(
-    store: Path, log: Path, keys: dict[str, str] | None = None, timeout: float = 60
+    store: Path,
+    log: Path,
+    keys: dict[str, str] | None = None,
+    timeout: float = 60,
+    log_level: str = "warning",
 ) -> Server:
     """Serve ``store`` with uvicorn (``wangge.api.app:create_app``) on a free local port and
     wait until ``/healthz`` answers. Reads need a key (``WANGGE_PUBLIC_READS`` is cleared);
@@ -163,7 +167,7 @@ def start_server(
         "--port",
         str(port),
         "--log-level",
-        "warning",
+        log_level,
     ]
     out = log.open("wb")
     proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
