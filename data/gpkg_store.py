@@ -134,10 +134,14 @@ class GpkgStore(Store):
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # a COMMIT that failed (busy past the timeout while another connection reads)
+            # leaves the transaction open: end it, or this thread's connection would keep
+            # the write lock from every other writer and read its own unsaved version
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def _book_engine(self):
         import sqlalchemy as sa
