@@ -102,19 +102,23 @@ def serve(target: str, log: Path, workers: int = 2, timeout: float = 90) -> Serv
     out.close()
     server = Server(f"http://127.0.0.1:{port}", proc, log)
     start = time.perf_counter()
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}:\n{server.log_tail()}")
-        try:
-            up = httpx.get(server.url + "/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            up = False
-        if up and len(worker_pids(proc.pid)) >= workers:
-            return server
-        if time.perf_counter() - start > timeout:
-            server.stop()
-            raise RuntimeError(f"the server was not up in {timeout} s:\n{server.log_tail()}")
-        time.sleep(0.2)
+    try:
+        while True:
+            if proc.poll() is not None:
+                code = proc.returncode
+                raise RuntimeError(f"the server exited with {code}:\n{server.log_tail()}")
+            try:
+                up = httpx.get(server.url + "/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                up = False
+            if up and len(worker_pids(proc.pid)) >= workers:
+                return server
+            if time.perf_counter() - start > timeout:
+                raise RuntimeError(f"the server was not up in {timeout} s:\n{server.log_tail()}")
+            time.sleep(0.2)
+    except BaseException:
+        server.stop()  # never leave a server behind, whatever went wrong
+        raise
 
 
 def worker_pids(parent: int) -> list[int]:
