@@ -158,6 +158,14 @@ _APPEND_ONLY = {
 }
 
 
+def _has_append_only(conn: sa.Connection) -> bool:
+    if conn.dialect.name == "postgresql":
+        query = "SELECT 1 FROM pg_trigger WHERE tgname = 'wg_audit_append_only'"
+    else:
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'wg_audit_no_delete'"
+    return conn.execute(sa.text(query)).first() is not None
+
+
 class AccountBook:
     """Accounts and the audit log of one store (GeoPackage file or PostGIS database)."""
 
@@ -167,8 +175,10 @@ class AccountBook:
             if engine.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(20261130)"))
             _meta.create_all(conn)
-            for statement in _APPEND_ONLY.get(engine.dialect.name, []):
-                conn.execute(sa.text(statement))
+            # once per database: re-making a trigger would lock the table from its readers
+            if not _has_append_only(conn):
+                for statement in _APPEND_ONLY.get(engine.dialect.name, []):
+                    conn.execute(sa.text(statement))
 
     def add(self, account: Account, key: str) -> None:
         """Store a new account under ``key``'s digest; an active account of that name is

@@ -183,8 +183,11 @@ class PostgisStore(Store):
             check_schema(have, _safe_url(self.url))
             # schema 1 → 2: a layer may be kept from an earlier version
             conn.execute(sa.text("ALTER TABLE wg_layers ADD COLUMN IF NOT EXISTS source integer"))
-            for statement in SCOPE_GUARD:
-                conn.execute(sa.text(statement))
+            # made once: dropping and re-making a trigger locks the table from every reader
+            guard = "SELECT 1 FROM pg_trigger WHERE tgname = 'wg_scope_guard'"
+            if conn.execute(sa.text(guard)).first() is None:
+                for statement in SCOPE_GUARD:
+                    conn.execute(sa.text(statement))
             stmt = insert(meta_table).values(key="schema", value=str(SCHEMA_VERSION))
             conn.execute(
                 stmt.on_conflict_do_update(

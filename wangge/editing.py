@@ -82,6 +82,7 @@ class Editor:
         self._states: OrderedDict[tuple[str, int], PlanState] = OrderedDict()
         self._keep = keep
         self._lock = threading.RLock()
+        self._loading: dict[tuple[str, int], threading.Lock] = {}
 
     # loading ----------------------------------------------------------------------------
 
@@ -93,8 +94,16 @@ class Editor:
             if key in self._states:
                 self._states.move_to_end(key)
                 return self._states[key]
-        state = self._load(v)
-        self._remember(state)
+            loading = self._loading.setdefault(key, threading.Lock())
+        # one request loads a version; the others asking for it meanwhile wait for it
+        with loading:
+            with self._lock:
+                if key in self._states:
+                    return self._states[key]
+            state = self._load(v)
+            self._remember(state)
+        with self._lock:
+            self._loading.pop(key, None)
         return state
 
     def _remember(self, state: PlanState) -> None:
