@@ -69,7 +69,7 @@ def main() -> None:
             store = open_store(target)
             plan = f"bench{int(time.time())}"
             store.save(plan, layers, meta)
-            app = create_app(Settings(plan=plan, max_batch=args.points), store)
+            app = create_app(Settings(plan=plan, max_batch=args.points, public_reads=True), store)
             times = asyncio.run(_batch(app, body, args.runs))
             rest = times[1:]
             print(

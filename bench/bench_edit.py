@@ -56,12 +56,20 @@ def fresh_pg() -> None:
         conn.execute("CREATE DATABASE wangge_bench_edit")
 
 
-def serve(store: str, plan: Path) -> tuple[subprocess.Popen, str]:
+def serve(store: str, plan: Path) -> tuple[subprocess.Popen, str, str]:
     subprocess.run(
         ["wangge", "import", str(plan), "--store", store, "--plan-id", "demo"],
         check=True,
         capture_output=True,
     )
+    # every edit goes with an API key, as a planner's does
+    made = subprocess.run(
+        ["wangge", "users", "add", f"bench-{os.getpid()}", "--role", "admin", "--store", store],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    key = made.stdout.strip().splitlines()[-1]
     port = free_port()
     proc = subprocess.Popen(
         ["wangge", "serve", "--store", store, "--port", str(port)],
@@ -72,7 +80,7 @@ def serve(store: str, plan: Path) -> tuple[subprocess.Popen, str]:
     for _ in range(200):
         try:
             if httpx.get(f"{base}/healthz").status_code == 200:
-                return proc, base
+                return proc, base, key
         except httpx.HTTPError:
             time.sleep(0.1)
     proc.kill()
@@ -91,9 +99,10 @@ def boundary_move(http: httpx.Client) -> tuple[str, str, str]:
     raise SystemExit("no boundary unit")
 
 
-def run(base: str, edits: int, dry_run: bool) -> dict[str, list[float]]:
+def run(base: str, key: str, edits: int, dry_run: bool) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {"round trip": []}
-    with httpx.Client(base_url=base, timeout=60) as http:
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=base, timeout=60, headers=headers) as http:
         unit, src, dst = boundary_move(http)
         version = http.get("/plans/demo/state").json()["version"]
         label = "dry run" if dry_run else "saved"
@@ -131,10 +140,10 @@ def main() -> None:
             fresh_pg()
             stores["PostGIS"] = PG
         for name, store in stores.items():
-            proc, base = serve(store, plan)
+            proc, base, key = serve(store, plan)
             try:
                 for dry in (True, False):
-                    times = run(base, args.edits, dry)
+                    times = run(base, key, args.edits, dry)
                     for step, values in times.items():
                         v = np.asarray(values[2:])  # the first two load the plan state
                         rows.append(

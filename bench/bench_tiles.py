@@ -317,7 +317,13 @@ def make_servers(names: list[str], args: argparse.Namespace) -> list[Server]:
     servers = []
     for name in names:
         if name in {"wangge", "wangge-nocache"}:
-            env = {**base_env, "WANGGE_DATABASE_URL": wangge_url, "WANGGE_PLAN": args.plan}
+            # reads open to all, as Martin and tipg serve them (they have no keys)
+            env = {
+                **base_env,
+                "WANGGE_DATABASE_URL": wangge_url,
+                "WANGGE_PLAN": args.plan,
+                "WANGGE_PUBLIC_READS": "true",
+            }
             if name == "wangge-nocache":
                 env["WANGGE_TILE_CACHE_MB"] = "0"
             servers.append(
