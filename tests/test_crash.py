@@ -141,10 +141,10 @@ def test_kill_during_import_leaves_the_last_version_whole(store, plan_dir, risk_
         assert nxt.version == max(committed) + 1
         # an import that beat its kill holds exactly what an import run to its end holds
         heavy_print = fingerprint(fresh, plan, nxt.version)
-        assert {k: n for k, (n, _) in heavy_print.items()} == {
-            **{k: len(f) for k, f in heavy_layers.items()},
-            "violations": heavy_print["violations"][0],
-        }
+        # (the file's own violations are replaced by those the import finds)
+        rows = {k: n for k, (n, _) in heavy_print.items() if k != "violations"}
+        assert rows == {k: len(f) for k, f in heavy_layers.items() if k != "violations"}
+        assert "violations" in heavy_print
         for number in landed:
             assert committed[number] == heavy_print, number
         # validating the version that outlived the kills gives what the import found
