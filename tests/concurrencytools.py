@@ -16,7 +16,6 @@ import os
 import random
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from e2e_server import Server, free_port
+from e2e_server import Server, free_port, server_env, uvicorn_command
 
 from wangge.data.accounts import make_account, new_key
 from wangge.data.store import Store
@@ -79,24 +78,8 @@ def serve(target: str, log: Path, workers: int = 2, timeout: float = 90) -> Serv
     GeoPackage path or a database URL, given as ``WANGGE_STORE``), once ``/healthz``
     answers and every worker process is up."""
     port = free_port()
-    env = {**os.environ, "WANGGE_STORE": target}
-    for name in ("WANGGE_PLAN", "WANGGE_PUBLIC_READS", "WANGGE_DATABASE_URL"):
-        env.pop(name, None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "wangge.api.app:create_app",
-        "--factory",
-        "--workers",
-        str(workers),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
+    env = server_env(target)
+    cmd = uvicorn_command(port, workers)
     out = log.open("wb")
     proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     out.close()

@@ -141,6 +141,34 @@ class Server:
             self.proc.wait(timeout=10)
 
 
+def server_env(target: str) -> dict[str, str]:
+    """The environment a test server runs in: ``target`` as its store, no default plan,
+    and reads that need a key."""
+    env = {**os.environ, "WANGGE_STORE": target}
+    for name in ("WANGGE_PLAN", "WANGGE_PUBLIC_READS", "WANGGE_DATABASE_URL"):
+        env.pop(name, None)
+    return env
+
+
+def uvicorn_command(port: int, workers: int = 1, log_level: str = "warning") -> list[str]:
+    """``uvicorn wangge.api.app:create_app --factory`` on 127.0.0.1:``port``."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "wangge.api.app:create_app",
+        "--factory",
+        "--workers",
+        str(workers),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        log_level,
+    ]
+
+
 def start_server(
     store: Path,
     log: Path,
@@ -153,22 +181,8 @@ def start_server(
     ``keys`` are those of the accounts already in the store (:func:`add_accounts`). Raises
     RuntimeError with the server's log otherwise."""
     port = free_port()
-    env = {**os.environ, "WANGGE_STORE": str(store)}
-    env.pop("WANGGE_PLAN", None)
-    env.pop("WANGGE_PUBLIC_READS", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "wangge.api.app:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        log_level,
-    ]
+    env = server_env(str(store))
+    cmd = uvicorn_command(port, log_level=log_level)
     out = log.open("wb")
     proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     out.close()
