@@ -13,11 +13,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from wangge.api.auth import ADMIN, AdminWho
+from wangge.api.bodies import GridCollection, inline_schema
 from wangge.api.deps import StoreDep, read_upload
-from wangge.api.edits import CONFLICT, PlanId, get_editor, refresh_tiles
-from wangge.api.errors import ERRORS, ErrorBody
+from wangge.api.edits import CONFLICT, get_editor, refresh_tiles
+from wangge.api.errors import ERRORS
 from wangge.api.limits import check_features
-from wangge.api.plans import VersionOut, version_out
+from wangge.api.plans import UPLOAD_INVALID, PlanId, VersionOut, version_links, version_out
 from wangge.errors import InputError
 from wangge.existing import adopt as run_adopt
 
@@ -82,13 +83,14 @@ def _suffix(data: bytes, filename: str | None) -> str:
     status_code=201,
     responses={
         **ERRORS,
+        **UPLOAD_INVALID,
         **CONFLICT,
-        413: {"model": ErrorBody, "description": "Upload larger than the limit"},
+        201: {"description": "The adopted version", "links": version_links("/version")},
     },
     openapi_extra={
         "requestBody": {
             "content": {
-                "application/geo+json": {"schema": {"type": "object"}},
+                "application/geo+json": {"schema": inline_schema(GridCollection)},
                 "application/zip": {"schema": {"type": "string", "format": "binary"}},
                 "application/geopackage+sqlite3": {
                     "schema": {"type": "string", "format": "binary"}
@@ -107,10 +109,31 @@ async def adopt(
         int | None, Query(ge=1, le=2**31 - 1, description="409 unless this is the latest")
     ] = None,
     filename: Annotated[
-        str | None, Query(max_length=200, description="The file's name (its type); else sniffed")
+        str | None,
+        Query(
+            max_length=200,
+            pattern=r"^.*\.([gG][eE][oO][jJ][sS][oO][nN]|[jJ][sS][oO][nN]|[gG][pP][kK][gG]"
+            r"|[zZ][iI][pP]|[cC][sS][vV])$",
+            description="The file's name (its type: .geojson, .json, .gpkg, .zip or .csv); "
+            "else sniffed",
+        ),
     ] = None,
-    coords: Annotated[str, Query(max_length=10, description="wgs84, gcj02 or bd09")] = "wgs84",
-    encoding: Annotated[str, Query(max_length=20, description="Attribute encoding")] = "utf-8",
+    coords: Annotated[
+        str,
+        Query(
+            max_length=10,
+            pattern=r"^([wW][gG][sS]84|[gG][cC][jJ]-?02|[bB][dD]-?09)$",
+            description="wgs84, gcj02 or bd09",
+        ),
+    ] = "wgs84",
+    encoding: Annotated[
+        str,
+        Query(
+            max_length=20,
+            pattern=r"^([uU][tT][fF]-?8|[gG][bB][kK]|[gG][bB]18030|[gG][bB]2312)$",
+            description="Attribute encoding: utf-8, gbk, gb18030 or gb2312",
+        ),
+    ] = "utf-8",
     complete: Annotated[bool, Query(description="Re-solve the grids breaking the rules")] = False,
     comment: Annotated[str, Query(max_length=2000)] = "",
 ) -> AdoptOut:

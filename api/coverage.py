@@ -14,8 +14,9 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from wangge.api.auth import READ, ReadWho
+from wangge.api.bodies import inline_schema
 from wangge.api.deps import StoreDep, VersionDep
-from wangge.api.errors import ERRORS, ErrorBody
+from wangge.api.errors import ERRORS, ErrorBody, UnsupportedMedia
 from wangge.api.roster import StaffOut, visible_staff
 from wangge.errors import InputError, NotFound, TooLarge
 from wangge.geo.crs import from_crs_coords
@@ -23,6 +24,11 @@ from wangge.geo.crs import from_crs_coords
 router = APIRouter(tags=["coverage"], dependencies=[READ])
 PointCrs = Literal["EPSG:4326", "EPSG:4490", "GCJ02"]
 LEVEL_NAMES = ("street", "community", "grid", "microgrid")
+_LON = r"-?(180(\.0{1,8})?|(1[0-7][0-9]|[0-9]{1,2})(\.[0-9]{1,8})?)"
+_LAT = r"-?(90(\.0{1,8})?|[0-8]?[0-9](\.[0-9]{1,8})?)"
+#: A CSV batch as its schema describes it: an ``id,lon,lat`` header and a point a row
+#: (the reader also takes other column orders and names: lng, x, 经度; y, 纬度).
+POINTS_CSV = rf"^id,lon,lat\r?\n([A-Za-z0-9_-]{{0,36}},{_LON},{_LAT}\r?\n)*$"
 
 
 class Unit(BaseModel):
@@ -156,40 +162,20 @@ def _read_csv(text: str) -> tuple[list, np.ndarray, np.ndarray, str]:
     return ids, np.array(lon, float), np.array(lat, float), "EPSG:4326"
 
 
-def inline_schema(model: type[BaseModel]) -> dict:
-    """A model's JSON schema with its ``$defs`` written in place: a schema put into
-    ``openapi_extra`` is not merged into the components, so a ``#/$defs/…`` reference
-    would dangle and break client generators."""
-    schema = model.model_json_schema()
-    defs = schema.pop("$defs", {})
-
-    def expand(node):
-        if isinstance(node, dict):
-            ref = node.get("$ref", "")
-            if ref.startswith("#/$defs/"):
-                return expand(defs[ref.removeprefix("#/$defs/")])
-            return {k: expand(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [expand(v) for v in node]
-        return node
-
-    return expand(schema)
-
-
 @router.post(
     "/coverage/points",
     response_model=PointsOut,
     responses={
         **ERRORS,
-        413: {"model": ErrorBody, "description": "More points than the batch limit"},
         200: {"content": {"text/csv": {}}},
+        415: {"model": ErrorBody, "description": "The body is neither JSON nor CSV"},
     },
     openapi_extra={
         "requestBody": {
             "content": {
                 "application/json": {"schema": inline_schema(PointsIn)},
                 "text/csv": {
-                    "schema": {"type": "string"},
+                    "schema": {"type": "string", "pattern": POINTS_CSV},
                     "example": "id,lon,lat\n1,118.78,32.04\n",
                 },
             },
@@ -226,7 +212,7 @@ async def points(
         lat = np.array([p.lat for p in parsed.points], dtype=float)
         point_crs = crs or parsed.crs
     else:
-        raise InputError(f"send JSON or CSV, not {ctype}", where="content-type")
+        raise UnsupportedMedia(f"send JSON or CSV, not {ctype}", where="content-type")
     if len(lon) > limit:
         raise TooLarge(f"{len(lon):,} points; a batch holds at most {limit:,}", where="points")
     wlon, wlat = _to_wgs84(lon, lat, point_crs)

@@ -18,9 +18,10 @@ from fastapi.responses import HTMLResponse, Response
 
 import wangge.maps
 from wangge.api.auth import PUBLIC
-from wangge.api.errors import ERRORS, ErrorBody, error_response
+from wangge.api.errors import ERRORS, error_response
 
 router = APIRouter(tags=["editor"], dependencies=[PUBLIC])
+JSON_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
 
 #: The editor's own files (index.html, scripts, styles), beside the installed maps package.
 EDITOR_DIR = Path(wangge.maps.__file__).resolve().parent / "editor"
@@ -75,7 +76,10 @@ def _file_response(request: Request, path: Path, content_type: str) -> Response:
     response_class=HTMLResponse,
     responses={
         200: {"content": {"text/html": {}}, "description": "The editor page"},
-        503: {"model": ErrorBody, "description": "MapLibre is not vendored yet"},
+        # errors are JSON, not the page's HTML: their content is spelled out, since FastAPI
+        # would file a model under the route's text/html
+        422: {"content": JSON_ERROR, "description": ERRORS[422]["description"]},
+        503: {"content": JSON_ERROR, "description": "MapLibre is not vendored yet"},
     },
 )
 def editor_page(

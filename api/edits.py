@@ -9,21 +9,32 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from wangge.api.auth import READ, PlannerWho
 from wangge.api.deps import StoreDep
-from wangge.api.errors import ERRORS, ErrorBody
-from wangge.api.plans import VersionOut, version_out
+from wangge.api.errors import ERRORS, JSON_BODY, ErrorBody
+from wangge.api.plans import PlanId, VersionOut, link, saved_links, version_out
 from wangge.api.tiles import get_tiler
 from wangge.editing import Editor, EditResult
 
 router = APIRouter(tags=["edits"])
-PlanId = Annotated[str, Path(description="Plan id", max_length=64)]
 CONFLICT = {409: {"model": ErrorBody, "description": "base_version is not the latest"}}
+#: What every write answers: the new version (201), linked to the next write based on it.
+WRITTEN = {
+    **ERRORS,
+    **JSON_BODY,
+    **CONFLICT,
+    201: {
+        "description": "The new version (with dry_run, the check of the base version)",
+        "links": saved_links("/version"),
+    },
+}
 Code = Annotated[str, Field(min_length=1, max_length=40)]
+#: A grid's or a micro-grid's code (15 or 18 digits).
+GRID_OR_MICRO = r"^[0-9]{15}([0-9]{3})?$"
 
 
 class MoveIn(BaseModel):
@@ -120,9 +131,43 @@ def refresh_tiles(request: Request, result: EditResult) -> dict[str, Any]:
     return out
 
 
-@router.get("/plans/{plan_id}/state", responses=ERRORS, dependencies=[READ])
+@router.get(
+    "/plans/{plan_id}/state",
+    responses={
+        **ERRORS,
+        200: {
+            "description": "The version's limits, grids, communities and violations",
+            "links": {
+                "edit": link(
+                    "edits_plans__plan_id__edits_post",
+                    "Move units, based on this version",
+                    {"base_version": "$response.body#/version"},
+                    plan_id="$response.body#/plan",
+                ),
+                "complete": link(
+                    "complete_plans__plan_id__complete_post",
+                    "Complete, based on this version",
+                    {"base_version": "$response.body#/version"},
+                    plan_id="$response.body#/plan",
+                ),
+                "names": link(
+                    "names_plans__plan_id__names_post",
+                    "Rename grids, based on this version",
+                    {"base_version": "$response.body#/version"},
+                    plan_id="$response.body#/plan",
+                ),
+            },
+        },
+    },
+    dependencies=[READ],
+)
 def state(
-    request: Request, store: StoreDep, plan_id: PlanId, version: int | None = None
+    request: Request,
+    store: StoreDep,
+    plan_id: PlanId,
+    version: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="Version (default: the latest)")
+    ] = None,
 ) -> dict[str, Any]:
     """What the editor shows: limits, households per grid with neighbours and locks,
     communities and the violations of the version (the latest by default)."""
@@ -133,7 +178,7 @@ def state(
     "/plans/{plan_id}/edits",
     response_model=EditOut,
     status_code=201,
-    responses={**ERRORS, **CONFLICT},
+    responses=WRITTEN,
 )
 async def edits(request: Request, who: PlannerWho, plan_id: PlanId, body: EditIn) -> EditOut:
     """Move units to a neighbouring grid (or a given micro-grid), set locks, or name the
@@ -157,7 +202,7 @@ async def edits(request: Request, who: PlannerWho, plan_id: PlanId, body: EditIn
     "/plans/{plan_id}/complete",
     response_model=EditOut,
     status_code=201,
-    responses={**ERRORS, **CONFLICT},
+    responses=WRITTEN,
 )
 async def complete(request: Request, who: PlannerWho, plan_id: PlanId, body: CompleteIn) -> EditOut:
     """Hold the edited grids as drawn and re-solve their unlocked neighbours until the
@@ -178,7 +223,7 @@ async def complete(request: Request, who: PlannerWho, plan_id: PlanId, body: Com
     "/plans/{plan_id}/restore",
     response_model=EditOut,
     status_code=201,
-    responses={**ERRORS, **CONFLICT},
+    responses=WRITTEN,
 )
 async def restore(request: Request, who: PlannerWho, plan_id: PlanId, body: RestoreIn) -> EditOut:
     """A new version with the assignment and locks of an earlier one."""

@@ -12,11 +12,20 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
 
 from wangge.errors import WanggeError
+
+
+class UnsupportedMedia(WanggeError):
+    """A body in a media type the route does not read (415); an HTTP notion, so it lives
+    with the API rather than in ``wangge.errors``."""
+
+    status_code = 415
 
 
 class ErrorBody(BaseModel):
@@ -45,6 +54,19 @@ def _wangge(request: Request, exc: WanggeError) -> JSONResponse:
 
 
 def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    if any(e.get("loc", ("",))[0] == "path" for e in exc.errors()):
+        # a route matched by its path's shape alone (PUT /roster/{code} for /roster/import):
+        # the path belongs to the routes whose parameters fit, so this method is not allowed
+        allowed = allowed_methods(request)
+        if allowed and request.method not in allowed:
+            return error_response(
+                405, "Method Not Allowed", None, request.url.path, {"Allow": ", ".join(allowed)}
+            )
+    media = _unsupported_media(request)
+    if media is not None:
+        return error_response(
+            415, f"send the body as application/json, not {media}", None, "content-type"
+        )
     problems = []
     for e in exc.errors():
         loc = [str(x) for x in e.get("loc", ()) if x not in ("query", "path", "body")]
@@ -54,9 +76,54 @@ def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     return error_response(422, text, problems, where)
 
 
+def _unsupported_media(request: Request) -> str | None:
+    """The request's media type when the route reads a JSON body and this is not JSON
+    (FastAPI then leaves the body unparsed, and would call it an invalid object)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or route.body_field is None:
+        return None
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "application/json" or (media.startswith("application/") and "+json" in media):
+        return None
+    return media or "a body without a Content-Type"
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the app serves at the request's path, for a 405's ``Allow``.
+
+    Starlette names only the methods of the first route whose path matches, and a route
+    whose path parameter would refuse the value (``/roster/import`` is no grid code) is not
+    a match.
+    """
+    from wangge.api.auth import api_routes  # auth documents its answers with ErrorBody
+
+    path = request.scope["path"]
+    root = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    routes = api_routes(request.app.router.routes) + [
+        r for r in request.app.router.routes if isinstance(r, Route)
+    ]
+    methods: set[str] = set()
+    for route in routes:
+        found = route.path_regex.match(path)
+        if found is None:
+            continue
+        if isinstance(route, APIRoute):
+            params = found.groupdict()
+            fields = route.dependant.path_params
+            if any(f.validate(params.get(f.alias), loc=("path",))[1] for f in fields):
+                continue
+        methods |= set(route.methods or ())
+    return sorted(methods)
+
+
 def _http(request: Request, exc: HTTPException) -> JSONResponse:
-    # keep the headers a status needs (Allow on 405)
+    # keep the headers a status needs (Allow on 405, naming every method of the path)
     headers = getattr(exc, "headers", None)
+    allowed = allowed_methods(request) if exc.status_code == 405 else None
+    if allowed:
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
     return error_response(exc.status_code, str(exc.detail), None, request.url.path, headers)
 
 
@@ -97,8 +164,22 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
-#: Error responses to document on every route that can give them.
+#: Error responses to document on every route that can give them: every route reading the
+#: store (the caller's key is looked up there too) may meet a statement timeout (413 on
+#: PostGIS), a read timeout (413) or a database that does not answer (503).
 ERRORS = {
     404: {"model": ErrorBody, "description": "Unknown plan, version, layer or code"},
+    413: {
+        "model": ErrorBody,
+        "description": "More than the limits allow: a bbox, batch or upload above its cap, or a "
+        "request the database does not answer within WANGGE_STATEMENT_TIMEOUT_MS or "
+        "WANGGE_REQUEST_TIMEOUT_S",
+    },
     422: {"model": ErrorBody, "description": "A parameter or the input is invalid"},
+    503: {"model": ErrorBody, "description": "The database is unavailable; try again"},
+}
+#: What a route reading a JSON body adds: a body that is not UTF-8 or not JSON at all.
+JSON_BODY = {
+    400: {"model": ErrorBody, "description": "The body cannot be read (not UTF-8)"},
+    415: {"model": ErrorBody, "description": "The body is not sent as application/json"},
 }

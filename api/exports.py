@@ -10,8 +10,16 @@ from wangge.api.auth import READ
 from wangge.api.deps import StoreDep, VersionDep
 from wangge.api.errors import ERRORS
 from wangge.data.exports import export_layer
+from wangge.geo.crs import GAUSS_KRUGER_EPSG
 
 router = APIRouter(tags=["exports"], dependencies=[READ])
+#: The CRSs offered: WGS84, CGCS2000, its 3-degree Gauss-Kruger zones and GCJ-02.
+OFFERED_CRS = [
+    "EPSG:4326",
+    "EPSG:4490",
+    *(f"EPSG:{code}" for code in GAUSS_KRUGER_EPSG),
+    "GCJ02",
+]
 
 
 @router.get(
@@ -36,15 +44,20 @@ def export(
     crs: Annotated[
         str,
         Query(
-            description="EPSG:4326, EPSG:4490, EPSG:4547 (or another CGCS2000 3° zone), GCJ02",
+            description="EPSG:4326, EPSG:4490, EPSG:4547 (or another CGCS2000 3° zone), GCJ02; "
+            "another 2D EPSG code is accepted too",
             max_length=40,
+            json_schema_extra={"enum": OFFERED_CRS},
         ),
     ] = "EPSG:4326",
-    encoding: Annotated[Literal["UTF-8", "GBK"], Query(description="Shapefile only")] = "UTF-8",
+    encoding: Annotated[
+        Literal["UTF-8", "GBK"],
+        Query(description="Shapefile only; GeoJSON and GeoPackage are always UTF-8"),
+    ] = "UTF-8",
 ) -> Response:
     """Download one layer of the plan version as GeoJSON, GeoPackage or zipped Shapefile."""
     frame = store.query(v.plan_id, v.version, layer).frame
-    out = export_layer(frame, layer, format, crs, encoding)
+    out = export_layer(frame, layer, format, crs, encoding if format == "shp" else "UTF-8")
     name = f"{v.plan_id}-v{v.version}-{out.filename}"
     return Response(
         out.content,

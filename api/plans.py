@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from wangge.api.auth import READ, AdminWho
+from wangge.api.bodies import PlanCollection, check_json, inline_schema
 from wangge.api.deps import StoreDep, read_upload
 from wangge.api.errors import ERRORS, ErrorBody
 from wangge.api.limits import check_features
@@ -16,7 +17,88 @@ from wangge.data.store import Version
 from wangge.importing import read_plan_bytes, save_plan
 
 router = APIRouter(tags=["plans"])
-PlanId = Annotated[str, Path(description="Plan id", max_length=64)]
+#: A plan id as the store accepts it (data/store.py check_plan_id).
+PLAN_ID = r"^[A-Za-z0-9_.-]{1,64}$"
+PlanId = Annotated[str, Path(description="Plan id", max_length=64, pattern=PLAN_ID)]
+#: A 422 for an upload: its envelope is in the schema, its content is the validator's.
+UPLOAD_INVALID = {
+    422: {
+        "model": ErrorBody,
+        "description": "A parameter is invalid, or the file is unreadable or not one the "
+        "validator accepts (each problem named by file, row or feature); nothing is saved",
+    }
+}
+
+
+# OpenAPI links: how an answer leads to the next call (plan -> versions -> state -> edits).
+# Each names its target by the operationId FastAPI derives from the function and path;
+# tests/test_api_schema.py checks that every target and parameter exists.
+def link(operation: str, description: str, body: dict | None = None, **parameters: str) -> dict:
+    """One OpenAPI link to ``operation`` with its parameters and request body fields as
+    runtime expressions (``$response.body#/version/plan``)."""
+    out: dict[str, Any] = {"operationId": operation, "description": description}
+    if parameters:
+        out["parameters"] = parameters
+    if body:
+        out["requestBody"] = body
+    return out
+
+
+def version_links(at: str) -> dict[str, dict]:
+    """Links from an answer carrying a plan version at ``at`` (a JSON pointer into the body,
+    such as ``/version``): its plan's versions, its state, and every write based on it."""
+    plan, number = f"$response.body#{at}/plan", f"$response.body#{at}/version"
+    based = {"base_version": number}
+    return {
+        "versions": link(
+            "versions_plans__plan_id__versions_get", "The plan's versions", plan_id=plan
+        ),
+        "state": link(
+            "state_plans__plan_id__state_get",
+            "What the editor shows of this version",
+            plan_id=plan,
+            version=number,
+        ),
+        "edit": link(
+            "edits_plans__plan_id__edits_post",
+            "Move units, based on this version",
+            based,
+            plan_id=plan,
+        ),
+        "complete": link(
+            "complete_plans__plan_id__complete_post",
+            "Complete, based on this version",
+            based,
+            plan_id=plan,
+        ),
+        "restore": link(
+            "restore_plans__plan_id__restore_post",
+            "Bring this version back as the next",
+            {**based, "version": number},
+            plan_id=plan,
+        ),
+        "names": link(
+            "names_plans__plan_id__names_post",
+            "Rename grids, based on this version",
+            based,
+            plan_id=plan,
+        ),
+        "roster": link("roster_plans__plan_id__roster_get", "The plan's roster", plan_id=plan),
+    }
+
+
+def saved_links(at: str) -> dict[str, dict]:
+    """:func:`version_links` for the answer to a write, and the diff against its base."""
+    return {
+        **version_links(at),
+        "diff": link(
+            "diff_plans__plan_id__versions__a__diff__b__get",
+            "What changed from the version the write was based on",
+            plan_id=f"$response.body#{at}/plan",
+            a="$request.body#/base_version",
+            b=f"$response.body#{at}/version",
+        ),
+    }
 
 
 class VersionOut(BaseModel):
@@ -60,7 +142,15 @@ def version_out(v: Version) -> VersionOut:
     )
 
 
-@router.get("/plans", response_model=list[VersionOut], responses=ERRORS, dependencies=[READ])
+@router.get(
+    "/plans",
+    response_model=list[VersionOut],
+    responses={
+        **ERRORS,
+        200: {"description": "Every plan, newest first", "links": version_links("/0")},
+    },
+    dependencies=[READ],
+)
 def plans(store: StoreDep) -> list[VersionOut]:
     """Every plan with its latest version, newest first."""
     return [version_out(v) for v in store.plans()]
@@ -69,7 +159,27 @@ def plans(store: StoreDep) -> list[VersionOut]:
 @router.get(
     "/plans/{plan_id}/versions",
     response_model=list[VersionOut],
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        200: {
+            "description": "The plan's versions, oldest first",
+            "links": {
+                "state": link(
+                    "state_plans__plan_id__state_get",
+                    "The first version's state",
+                    plan_id="$request.path.plan_id",
+                    version="$response.body#/0/version",
+                ),
+                "diff": link(
+                    "diff_plans__plan_id__versions__a__diff__b__get",
+                    "The first version against itself",
+                    plan_id="$request.path.plan_id",
+                    a="$response.body#/0/version",
+                    b="$response.body#/0/version",
+                ),
+            },
+        },
+    },
     dependencies=[READ],
 )
 def versions(store: StoreDep, plan_id: PlanId) -> list[VersionOut]:
@@ -84,13 +194,14 @@ def versions(store: StoreDep, plan_id: PlanId) -> list[VersionOut]:
     status_code=201,
     responses={
         **ERRORS,
+        **UPLOAD_INVALID,
+        201: {"description": "The plan's new version", "links": version_links("/version")},
         409: {"model": ErrorBody, "description": "base_version is not the latest"},
-        413: {"model": ErrorBody, "description": "Upload larger than the limit"},
     },
     openapi_extra={
         "requestBody": {
             "content": {
-                "application/geo+json": {"schema": {"type": "object"}},
+                "application/geo+json": {"schema": inline_schema(PlanCollection)},
                 "application/geopackage+sqlite3": {
                     "schema": {"type": "string", "format": "binary"}
                 },
@@ -103,7 +214,9 @@ async def upload(
     request: Request,
     store: StoreDep,
     who: AdminWho,
-    plan: Annotated[str, Query(description="Plan id to save under", max_length=64)],
+    plan: Annotated[
+        str, Query(description="Plan id to save under", max_length=64, pattern=PLAN_ID)
+    ],
     base_version: Annotated[
         int | None, Query(ge=0, le=2**31 - 1, description="Version the upload replaces")
     ] = None,
@@ -114,6 +227,8 @@ async def upload(
     back as a list and nothing is saved."""
     data = await read_upload(request)
     source = f"upload to {plan}"
+    if not data.startswith(b"SQLite format 3\x00"):
+        await run_in_threadpool(check_json, PlanCollection, data, source)
     layers, meta = await run_in_threadpool(read_plan_bytes, data, source)
     most = request.app.state.settings.max_upload_features
     check_features(sum(len(f) for f in layers.values()), most, source)

@@ -21,8 +21,11 @@ from wangge.api.deps import StoreDep, VersionDep
 from wangge.api.errors import ERRORS
 from wangge.data.store import Store, Version
 from wangge.errors import InputError, NotFound
+from wangge.geo.rules import Rules, load_rules, rules_from_raw
 
 router = APIRouter(tags=["risk and coverage"], dependencies=[READ])
+#: The facility types of the bundled rules (geo/rules.toml), offered in the schema.
+FACILITY_TYPES = list(load_rules().facilities)
 CodeQuery = Annotated[
     str | None,
     Query(
@@ -200,7 +203,12 @@ def coverage_gaps(
     store: StoreDep,
     v: VersionDep,
     type: Annotated[
-        str | None, Query(description="Facility type, e.g. emergency_shelter", max_length=40)
+        str | None,
+        Query(
+            description="Facility type, e.g. emergency_shelter (a plan's own rules may add more)",
+            max_length=40,
+            json_schema_extra={"enum": FACILITY_TYPES},
+        ),
     ] = None,
     kind: Annotated[
         Literal["beyond_reach", "missing_required", "over_capacity", "exposed_vulnerable"] | None,
@@ -213,10 +221,11 @@ def coverage_gaps(
     vulnerable people inside risk zones."""
     frame = _layer(store, v, "gaps", "run wangge coverage on the plan and import it")
     if type is not None:
-        known = sorted(set(frame["type"]) - {""})
+        # a type of the plan's rules with no gaps is an empty answer, not an error
+        known = sorted(set(_rules(v).facilities) | (set(frame["type"]) - {""}))
         if type not in known:
             raise InputError(
-                f"unknown facility type {type!r}; this plan's gaps have: {', '.join(known)}",
+                f"unknown facility type {type!r}; this plan's rules have: {', '.join(known)}",
                 where="type",
             )
         frame = frame[frame["type"] == type]
@@ -234,7 +243,14 @@ async def coverage_suggest(
     request: Request,
     store: StoreDep,
     v: VersionDep,
-    type: Annotated[str, Query(description="Facility type, e.g. aed", max_length=40)],
+    type: Annotated[
+        str,
+        Query(
+            description="Facility type, e.g. aed (a plan's own rules may add more)",
+            max_length=40,
+            json_schema_extra={"enum": FACILITY_TYPES},
+        ),
+    ],
     k: Annotated[int, Query(ge=1, le=100, description="Sites to suggest")] = 5,
 ) -> Response:
     """The ``k`` candidate sites (block centroids, or the plan's candidate file) that
@@ -249,12 +265,16 @@ def _plain(d: dict) -> dict:
     return json.loads(json.dumps(d, default=lambda x: x.item() if hasattr(x, "item") else str(x)))
 
 
+def _rules(v: Version) -> Rules:
+    """The facility rules the plan's coverage was measured with (else the bundled ones)."""
+    raw = v.meta.get("rules_json")
+    return rules_from_raw(json.loads(raw), "plan meta") if raw else load_rules()
+
+
 def _suggest(request: Request, store: Store, v: Version, ftype: str, k: int):
-    from wangge.geo.rules import load_rules, rules_from_raw
     from wangge.overlay import prepare_siting, suggest_prepared
 
-    raw = v.meta.get("rules_json")
-    rules = rules_from_raw(json.loads(raw), "plan meta") if raw else load_rules()
+    rules = _rules(v)
     # the graph and snapped buildings are built once per version (versions never change)
     cache = request.app.state.__dict__.setdefault("siting_inputs", {})
     key = (v.plan_id, v.version)

@@ -7,6 +7,9 @@ reach only callers whose territory holds the grid: never tiles, exports, logs or
 
 from __future__ import annotations
 
+import re
+import sys
+import unicodedata
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -15,28 +18,62 @@ from pydantic import BaseModel, Field
 
 from wangge.api.auth import PlannerWho, ViewerWho
 from wangge.api.deps import StoreDep, read_upload
-from wangge.api.edits import CONFLICT, EditOut, answer, get_editor
-from wangge.api.errors import ERRORS, ErrorBody
+from wangge.api.edits import GRID_OR_MICRO, WRITTEN, EditOut, answer, get_editor
+from wangge.api.errors import ERRORS, JSON_BODY
+from wangge.api.plans import UPLOAD_INVALID, PlanId
 from wangge.data.accounts import Account, audit_entry
-from wangge.data.roster import Staff
+from wangge.data.roster import ROLES, Staff
 from wangge.errors import NotFound
 
 router = APIRouter(tags=["roster"])
-PlanId = Annotated[str, Path(description="Plan id", max_length=64)]
 GridCode = Annotated[
-    str, Path(description="Grid (15 digits) or micro-grid (18) code", pattern=r"^\d{15}(\d{3})?$")
+    str,
+    Path(description="Grid (15 digits) or micro-grid (18) code", pattern=GRID_OR_MICRO),
 ]
-TOO_LARGE = {413: {"model": ErrorBody, "description": "Upload larger than the limit"}}
+
+
+def _spans(categories: tuple[str, ...]) -> str:
+    """A regex character-class body matching every character of these Unicode categories."""
+    chars = [c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in categories]
+    spans: list[list[int]] = []
+    for c in chars:
+        if spans and spans[-1][1] == c - 1:
+            spans[-1][1] = c
+        else:
+            spans.append([c, c])
+    return "".join(re.escape(chr(a)) + (f"-{re.escape(chr(b))}" if b > a else "") for a, b in spans)
+
+
+#: A name as a grid's rename takes it: some text besides spaces, no character below U+0020.
+GRID_NAME = r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$"
+_CONTROL = _spans(("Cc", "Cf"))
+#: A person's name as the roster takes it: some text besides spaces, no control or format
+#: character (data/roster.py clean_name).
+STAFF_NAME = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
+_ROLE = "|".join([*ROLES, *(label for label, _ in ROLES.values())])
+_CELL = r"[^,\"\x00-\x1f\x7f]"
+#: The CSV a roster import reads: a header naming the four columns, then one person a row
+#: (code, role by key or label, name, mobile). Whether each code is a grid of the plan in
+#: the caller's territory is for the import to say (422, 403).
+ROSTER_CSV = (
+    r"^\uFEFF?(code|编码),(role|职务),(name|姓名),(phone|电话)\r?\n"
+    rf"([0-9]{{15}}([0-9]{{3}})?,({_ROLE}),{_CELL}{{0,39}}[^,\"\s\x00-\x1f\x7f],1[3-9][0-9]{{9}}\r?\n)+$"
+)
 
 
 class StaffIn(BaseModel):
     role: str = Field(
-        max_length=20,
+        json_schema_extra={"enum": [*ROLES, *(label for label, _ in ROLES.values())]},
         description="grid_head 网格长, full_time 专职网格员, part_time 兼职网格员, "
         "instructor 网格指导员 (on grids), microgrid_head 微网格长 (on micro-grids)",
     )
-    name: str = Field(min_length=1, max_length=40)
-    phone: str = Field(min_length=3, max_length=40)
+    name: str = Field(min_length=1, max_length=40, pattern=STAFF_NAME)
+    phone: str = Field(
+        max_length=40,
+        pattern=r"^((\+?86|0086)?1[3-9][0-9]{9}|0[0-9]{2,3}-?[2-9][0-9]{6,7}(-[0-9]{1,6})?)$",
+        description="A mobile (1[3-9] and 9 digits, +86 allowed) or a landline with its "
+        "area code and an extension after '-'",
+    )
 
 
 class StaffOut(BaseModel):
@@ -71,8 +108,13 @@ class ImportOut(BaseModel):
 
 class NamesIn(BaseModel):
     base_version: int = Field(ge=1, le=2**31 - 1)
-    names: dict[str, str] = Field(
-        max_length=10_000, description="New name by grid or micro-grid code"
+    names: dict[
+        Annotated[str, Field(pattern=GRID_OR_MICRO)],
+        Annotated[str, Field(min_length=1, max_length=60, pattern=GRID_NAME)],
+    ] = Field(
+        max_length=10_000,
+        description="New name by grid or micro-grid code",
+        json_schema_extra={"additionalProperties": False},
     )
     comment: str = Field(default="", max_length=2000)
 
@@ -103,7 +145,7 @@ def _known(request: Request, plan_id: str) -> set[str]:
     "/plans/{plan_id}/names",
     response_model=EditOut,
     status_code=201,
-    responses={**ERRORS, **CONFLICT},
+    responses=WRITTEN,
 )
 async def names(request: Request, who: PlannerWho, plan_id: PlanId, body: NamesIn) -> EditOut:
     """Rename grids and micro-grids inside the caller's territory, as the next version."""
@@ -133,48 +175,15 @@ def roster(store: StoreDep, who: ViewerWho, plan_id: PlanId) -> RosterOut:
     return RosterOut(plan=plan_id, count=len(rows), rows=rows)
 
 
-@router.put(
-    "/plans/{plan_id}/roster/{code}",
-    response_model=list[StaffOut],
-    responses=ERRORS,
-)
-async def set_staff(
-    request: Request,
-    store: StoreDep,
-    who: PlannerWho,
-    plan_id: PlanId,
-    code: GridCode,
-    body: RosterIn,
-) -> list[StaffOut]:
-    """Replace the people of one grid or micro-grid of the caller's territory."""
-    from wangge.editing import check_scope
-
-    check_scope(who, [code], "the roster of")
-    if code not in await run_in_threadpool(_known, request, plan_id):
-        raise NotFound(f"no grid or micro-grid {code} in the latest version", plan_id, "code")
-    people = [Staff(p.role, p.name, p.phone) for p in body.staff]
-    entry = audit_entry(
-        who.name,
-        "roster",
-        plan_id,
-        None,
-        codes=[code],
-        staff=len(people),
-        roles=sorted({p.role for p in people}),
-    )
-    await run_in_threadpool(store.roster.set, plan_id, code, people, who.name, entry)
-    return [staff_out(p) for p in people]
-
-
 @router.post(
     "/plans/{plan_id}/roster/import",
     response_model=ImportOut,
     status_code=201,
-    responses={**ERRORS, **TOO_LARGE},
+    responses={**ERRORS, **UPLOAD_INVALID},
     openapi_extra={
         "requestBody": {
             "content": {
-                "text/csv": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string", "pattern": ROSTER_CSV}},
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
                     "schema": {"type": "string", "format": "binary"}
                 },
@@ -191,7 +200,9 @@ async def import_roster(
     filename: Annotated[
         str,
         Query(
-            max_length=200, pattern=r"(?i).*\.(csv|txt|xlsx)$", description="roster.csv or .xlsx"
+            max_length=200,
+            pattern=r"^.*\.([cC][sS][vV]|[tT][xX][tT]|[xX][lL][sS][xX])$",
+            description="roster.csv or .xlsx",
         ),
     ] = "roster.csv",
     encoding: Annotated[
@@ -223,3 +234,36 @@ async def import_roster(
         staff=done.staff,
         replaced=done.replaced,
     )
+
+
+@router.put(
+    "/plans/{plan_id}/roster/{code}",
+    response_model=list[StaffOut],
+    responses={**ERRORS, **JSON_BODY},
+)
+async def set_staff(
+    request: Request,
+    store: StoreDep,
+    who: PlannerWho,
+    plan_id: PlanId,
+    code: GridCode,
+    body: RosterIn,
+) -> list[StaffOut]:
+    """Replace the people of one grid or micro-grid of the caller's territory."""
+    from wangge.editing import check_scope
+
+    check_scope(who, [code], "the roster of")
+    if code not in await run_in_threadpool(_known, request, plan_id):
+        raise NotFound(f"no grid or micro-grid {code} in the latest version", plan_id, "code")
+    people = [Staff(p.role, p.name, p.phone) for p in body.staff]
+    entry = audit_entry(
+        who.name,
+        "roster",
+        plan_id,
+        None,
+        codes=[code],
+        staff=len(people),
+        roles=sorted({p.role for p in people}),
+    )
+    await run_in_threadpool(store.roster.set, plan_id, code, people, who.name, entry)
+    return [staff_out(p) for p in people]

@@ -21,10 +21,10 @@ from fastapi.concurrency import run_in_threadpool
 from pyproj import Transformer
 
 from wangge.api.auth import READ
-from wangge.api.errors import ERRORS
+from wangge.api.errors import ERRORS, ErrorBody
 from wangge.data.store import LayerInfo, Store
 from wangge.data.tiles import TILE_FIELDS, TileRequest, kind_of
-from wangge.errors import InputError, NotFound
+from wangge.errors import NotFound
 from wangge.maps.mvt import tile_bounds
 
 router = APIRouter(tags=["tiles"], dependencies=[READ])
@@ -191,9 +191,11 @@ def get_tiler(request: Request) -> Tiler:
 
 
 def _check_tile(z: int, x: int, y: int) -> None:
+    # 404, as OGC API Tiles asks: a tile beyond its zoom's matrix is no resource, and x < 2^z
+    # is more than a parameter's schema can say
     n = 1 << z
     if not (0 <= x < n and 0 <= y < n):
-        raise InputError(f"tile {z}/{x}/{y} does not exist: x and y run 0–{n - 1}", where="tile")
+        raise NotFound(f"tile {z}/{x}/{y} does not exist: x and y run 0–{n - 1}", where="tile")
 
 
 def _matches(header: str | None, etag: str) -> bool:
@@ -208,6 +210,10 @@ def _matches(header: str | None, etag: str) -> bool:
         **ERRORS,
         200: {"content": {MVT: {}}, "description": "A Mapbox Vector Tile (empty when bare)"},
         304: {"description": "The tile is unchanged (If-None-Match)"},
+        404: {
+            "model": ErrorBody,
+            "description": "Unknown plan, version or layer, or no such tile at this zoom",
+        },
     },
     response_class=Response,
 )
@@ -215,8 +221,8 @@ async def tile(
     request: Request,
     layer: Annotated[str, Path(max_length=64)],
     z: Annotated[int, Path(ge=0, le=MAX_ZOOM)],
-    x: Annotated[int, Path(ge=0)],
-    y: Annotated[int, Path(ge=0)],
+    x: Annotated[int, Path(ge=0, le=2**MAX_ZOOM - 1, description="Column, below 2^z")],
+    y: Annotated[int, Path(ge=0, le=2**MAX_ZOOM - 1, description="Row, below 2^z")],
     plan: Annotated[str | None, Query(max_length=64)] = None,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Response:

@@ -115,7 +115,6 @@ def test_properties_select_and_item_by_code(served):
         ("/coverage/point?lon=118.78", 422, "lat"),
         ("/export/grids?format=dwg", 422, "format"),
         ("/export/grids?crs=EPSG:999999", 422, "crs"),
-        ("/export/grids?format=geojson&encoding=GBK", 422, "encoding"),
     ],
 )
 def test_errors_are_json_with_status_and_where(served, url, status, where):

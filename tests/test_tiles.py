@@ -165,7 +165,7 @@ def test_tilejson_and_bad_requests(tiles):
     assert client.get("/tiles/violations/14/1/1.mvt", params={"plan": plan}).status_code == 404
     assert client.get("/tiles/nope/14/1/1.mvt", params={"plan": plan}).status_code == 404
     bad = client.get("/tiles/grids/2/9/1.mvt", params={"plan": plan})
-    assert bad.status_code == 422 and bad.json()["where"] == "tile"
+    assert bad.status_code == 404 and bad.json()["where"] == "tile"
     assert client.get("/tiles/grids/14/1/1.mvt", params={"plan": "nope"}).status_code == 404
 
 
