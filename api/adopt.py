@@ -130,8 +130,8 @@ async def adopt(
         str,
         Query(
             max_length=20,
-            pattern=r"^([uU][tT][fF]-?8|[gG][bB][kK]|[gG][bB]18030|[gG][bB]2312)$",
-            description="Attribute encoding: utf-8, gbk, gb18030 or gb2312",
+            description="Attribute encoding, e.g. utf-8, gbk or gb18030 (any Python codec)",
+            json_schema_extra={"enum": ["utf-8", "gbk", "gb18030"]},
         ),
     ] = "utf-8",
     complete: Annotated[bool, Query(description="Re-solve the grids breaking the rules")] = False,
