@@ -7,6 +7,7 @@ parameter, row or feature at fault.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -140,6 +141,19 @@ def _database(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, "the database is unavailable; try again", None, None)
 
 
+def _busy(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+    # the GeoPackage file is locked by another writer or reader for longer than we wait
+    if "locked" in str(exc) or "busy" in str(exc):
+        return error_response(
+            503,
+            "the store is busy with another write; try again",
+            None,
+            None,
+            {"Retry-After": "1"},
+        )
+    return _unexpected(request, exc)
+
+
 def _refused(request: Request, exc: DBAPIError) -> JSONResponse:
     # the PostGIS scope guard (data/postgis_store.py) refused a change the app let through
     if "wangge scope guard" in str(exc):
@@ -161,6 +175,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(OperationalError, _database)
     app.add_exception_handler(DBAPIError, _refused)
+    app.add_exception_handler(sqlite3.OperationalError, _busy)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -135,3 +135,17 @@ def test_request_time(capped, monkeypatch):
 
     monkeypatch.setattr(store, "plans", slow)
     _refused(client.get("/plans"), 413, "WANGGE_REQUEST_TIMEOUT_S")
+
+
+def test_a_locked_geopackage_is_503_with_retry_after(capped, monkeypatch):
+    import sqlite3
+
+    client, store, _ = capped
+
+    def locked():
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(store, "plans", locked)
+    r = client.get("/plans")
+    assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
+    assert "busy" in r.json()["error"]
