@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from wangge.api.auth import PlannerWho, ViewerWho
 from wangge.api.deps import StoreDep, read_upload
 from wangge.api.edits import GRID_OR_MICRO, WRITTEN, EditOut, answer, get_editor
-from wangge.api.errors import ERRORS, JSON_BODY
+from wangge.api.errors import ERRORS, JSON_BODY, ErrorBody
 from wangge.api.plans import UPLOAD_INVALID, PlanId
 from wangge.data.accounts import Account, audit_entry
 from wangge.data.roster import ROLES, Staff
@@ -239,7 +239,14 @@ async def import_roster(
 @router.put(
     "/plans/{plan_id}/roster/{code}",
     response_model=list[StaffOut],
-    responses={**ERRORS, **JSON_BODY},
+    responses={
+        **ERRORS,
+        **JSON_BODY,
+        405: {
+            "model": ErrorBody,
+            "description": "The code is `import`: that path takes POST (see Allow)",
+        },
+    },
 )
 async def set_staff(
     request: Request,
