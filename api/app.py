@@ -23,6 +23,7 @@ from wangge.api import (
     tiles,
 )
 from wangge.api.auth import PUBLIC, deny_undeclared, enforce
+from wangge.api.errors import ErrorBody
 from wangge.api.limits import ReadTimeout
 from wangge.api.settings import Settings
 from wangge.data.store import Store, open_store
@@ -81,7 +82,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     ):
         app.include_router(module.router)
 
-    @app.get("/healthz", response_model=Health, tags=["health"], dependencies=[PUBLIC])
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        tags=["health"],
+        dependencies=[PUBLIC],
+        responses={503: {"model": ErrorBody, "description": "The store does not answer"}},
+    )
     def healthz(request: Request) -> Health:
         """Ready when the store answers."""
         st = request.app.state.store

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from wangge.api.auth import READ, PlannerWho
+from wangge.api.auth import READ, PlannerWho, ReadWho
 from wangge.api.deps import StoreDep
 from wangge.api.errors import ERRORS, JSON_BODY, ErrorBody
 from wangge.api.plans import PlanId, VersionOut, link, saved_links, version_out
@@ -164,14 +164,21 @@ def refresh_tiles(request: Request, result: EditResult) -> dict[str, Any]:
 def state(
     request: Request,
     store: StoreDep,
+    who: ReadWho,
     plan_id: PlanId,
     version: Annotated[
         int | None, Query(ge=1, le=2**31 - 1, description="Version (default: the latest)")
     ] = None,
 ) -> dict[str, Any]:
     """What the editor shows: limits, households per grid with neighbours and locks,
-    communities and the violations of the version (the latest by default)."""
-    return get_editor(request).overview(plan_id, version)
+    communities and the violations of the version (the latest by default). Each grid says
+    whether the caller may change it (``writable``: a planner's territory, all for an
+    admin, none for a viewer or an anonymous reader)."""
+    out = get_editor(request).overview(plan_id, version)
+    may_write = who is not None and who.at_least("planner")
+    for grid in out["grids"]:
+        grid["writable"] = may_write and who.covers(grid["code"])
+    return out
 
 
 @router.post(

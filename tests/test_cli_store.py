@@ -53,6 +53,10 @@ def _free_port() -> int:
 
 
 def test_serve_answers_over_http(imported):
+    name = f"viewer-{os.getpid()}-{time.monotonic_ns()}"
+    made = run("users", "add", name, "--role", "viewer", "--store", imported)
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip().splitlines()[-1]
     port = _free_port()
     env = {**os.environ, "WANGGE_PLAN": "xw"}
     proc = subprocess.Popen(
@@ -74,11 +78,19 @@ def test_serve_answers_over_http(imported):
                 time.sleep(0.1)
         else:
             pytest.fail("wangge serve did not answer /healthz within 15 s")
-        with urllib.request.urlopen(f"{base}/collections/grids/items?limit=2") as r:
+        # reads need a key: 401 without one, the page with one
+        items = f"{base}/collections/grids/items?limit=2"
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(items)
+        assert info.value.code == 401
+        signed = {"Authorization": f"Bearer {key}"}
+        with urllib.request.urlopen(urllib.request.Request(items, headers=signed)) as r:
             body = json.load(r)
         assert body["plan"] == "xw" and body["numberReturned"] == 2
         with pytest.raises(urllib.error.HTTPError) as info:
-            urllib.request.urlopen(f"{base}/collections/nope/items")
+            urllib.request.urlopen(
+                urllib.request.Request(f"{base}/collections/nope/items", headers=signed)
+            )
         assert info.value.code == 404 and json.load(info.value)["where"] == "layer"
     finally:
         proc.terminate()

@@ -427,3 +427,19 @@ def test_staff_reach_only_callers_whose_territory_holds_the_grid(world):
     public = TestClient(create_app(Settings(plan=w.plan, public_reads=True), w.store))
     one = public.get("/coverage/point", params=params).json()
     assert one["grid"]["staff"] is None and "测试员" not in str(one)
+
+
+def test_the_state_says_which_grids_the_caller_may_change(world):
+    w = world
+    for caller, want in (("viewer", set()), ("anonymous", None), ("admin", "all")):
+        r = w.client.get(f"/plans/{w.plan}/state", headers=w.headers[caller])
+        if want is None:
+            assert r.status_code == 401
+            continue
+        grids = r.json()["grids"]
+        writable = {g["code"] for g in grids if g["writable"]}
+        assert writable == ({g["code"] for g in grids} if want == "all" else want)
+    grids = w.client.get(f"/plans/{w.plan}/state", headers=w.headers["planner"]).json()["grids"]
+    assert {g["code"] for g in grids if g["writable"]} == {
+        g["code"] for g in grids if g["code"].startswith(w.a)
+    }
