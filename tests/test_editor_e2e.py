@@ -903,3 +903,78 @@ def test_revoked_key_returns_to_sign_in(server, browser):
     assert page.locator("#map").is_hidden()
     shot(page, "28-revoked")
     ctx.close()
+
+
+def test_planner_names_a_grid_and_sets_its_staff(server, browser):
+    """A planner of one community renames a grid of it in the "名称与人员" section (a new
+    version, the name in the state) and sets its staff (网格长 with a phone), which is there
+    again after a reload of the page; a grid of another community shows its name disabled."""
+    state = server.get(f"/plans/{PLAN}/state")
+    codes = sorted(g["code"] for g in state["grids"])
+    grid = codes[0]
+    community = grid[:12]
+    other = next(c for c in codes if c[:12] != community)
+    need_account(server, planner_of(community))
+    ctx, page = open_editor(browser, server, account=planner_of(community))
+    v0 = snapshot(page)["version"]
+    assert v0 == state["version"]
+
+    # rename the grid of our community
+    page.locator(f'#grid-table tr[data-code="{grid}"] td.name').click()
+    name_field = page.locator("#gi-name")
+    page.locator("#gi-staff-add").wait_for(state="visible")  # the roster is loaded
+    assert name_field.is_enabled()
+    new_name = "e2e测试网格"
+    name_field.fill(new_name)
+    with page.expect_response(
+        lambda r: r.url.endswith(f"/plans/{PLAN}/names") and r.request.method == "POST"
+    ) as answer:
+        page.locator("#gi-name-save").click()
+    assert answer.value.status == 201
+    wait_version(page, v0 + 1)
+    after = server.get(f"/plans/{PLAN}/state")
+    assert after["version"] == v0 + 1
+    assert {g["code"]: g["name"] for g in after["grids"]}[grid] == new_name
+    assert page.locator("#gi-name").input_value() == new_name
+
+    # set one staff member: a grid head with a phone
+    page.locator("#gi-staff-add").wait_for(state="visible")
+    page.locator("#gi-staff li.gi-person").evaluate_all("rows => rows.forEach(r => r.remove())")
+    page.locator("#gi-staff-add").click()
+    row = page.locator("#gi-staff li.gi-person").last
+    row.locator("select.gi-role").select_option("grid_head")
+    row.locator("input.gi-person-name").fill("张三")
+    row.locator("input.gi-phone").fill("13912345678")
+    with page.expect_response(
+        lambda r: f"/plans/{PLAN}/roster/{grid}" in r.url and r.request.method == "PUT"
+    ) as answer:
+        page.locator("#gi-staff-save").click()
+    assert answer.value.status == 200, answer.value.text()
+    roster = server.get(f"/plans/{PLAN}/roster")
+    mine = [(r["role"], r["name"], r["phone"]) for r in roster["rows"] if r["code"] == grid]
+    assert mine == [("grid_head", "张三", "13912345678")]
+    assert not page.evaluate("() => JSON.stringify(localStorage)").count("1391234")
+    assert "1391234" not in page.url and "张三" not in page.url
+
+    # after a reload of the page (the key stays in this tab) the staff is there
+    page.reload()
+    wait_ready(page)
+    page.locator(f'#grid-table tr[data-code="{grid}"] td.name').click()
+    person = page.locator("#gi-staff li.gi-person")
+    person.first.wait_for(state="visible")
+    assert person.count() == 1
+    assert person.locator("select.gi-role").input_value() == "grid_head"
+    assert person.locator("input.gi-person-name").input_value() == "张三"
+    assert person.locator("input.gi-phone").input_value() == "13912345678"
+    shot(page, "40-planner-name-staff")
+
+    # a grid of another community: its name shown, the field disabled, nothing to save
+    page.locator(f'#grid-table tr[data-code="{other}"] td.name').click()
+    page.wait_for_function(
+        "(c) => document.querySelector('#gi-body .gi-code')?.textContent === c", arg=other
+    )
+    assert page.locator("#gi-name").is_disabled()
+    assert page.locator("#gi-name-save").count() == 0
+    assert page.locator("#gi-staff-save").count() == 0
+    assert not page.errors, page.errors
+    ctx.close()

@@ -85,6 +85,10 @@ export function makeApi(root, plan, { key = () => null, onUnauthorized = null } 
     edits: (body) => request("POST", `/plans/${p}/edits`, body),
     complete: (body) => request("POST", `/plans/${p}/complete`, body),
     restore: (body) => request("POST", `/plans/${p}/restore`, body),
+    names: (body) => request("POST", `/plans/${p}/names`, body),
+    roster: () => request("GET", `/plans/${p}/roster`),
+    setStaff: (code, body) =>
+      request("PUT", `/plans/${p}/roster/${encodeURIComponent(code)}`, body),
     tileLayers: (version) => request("GET", `/tiles${q({ plan, version })}`),
     tilejson: (layer, version) =>
       request("GET", `/tiles/${encodeURIComponent(layer)}.json${q({ plan, version })}`),

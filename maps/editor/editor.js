@@ -11,6 +11,7 @@ import { ApiError, makeApi } from "./api.js";
 import { currentKey, forget, leaveNotice, remember, takeNotice } from "./auth.js";
 import { applyI18n, setLang, t } from "./i18n.js";
 import { MapView, REQUIRED_LAYERS, TILE_LAYERS, shortName, unitGrid } from "./mapview.js";
+import { makeGridInfo } from "./gridinfo.js";
 import * as panel from "./panel.js";
 import {
   S,
@@ -33,6 +34,28 @@ let api = null;
 let view = null;
 let signinMsg = null; // what the sign-in form says: {key, params, kind}
 let leaving = false; // the page is reloading to the sign-in form
+let inspected = null; // the grid last clicked in the grid list (its name and staff shown)
+
+// the grid whose name and staff are shown: the one grid of the selection, else the one
+// last clicked in the grid list
+function currentGrid() {
+  const grids = selectionInfo().grids;
+  return grids.length === 1 ? grids[0] : grids.length ? null : inspected;
+}
+
+const gridInfo = makeGridInfo({
+  S,
+  api: () => api,
+  current: currentGrid,
+  whyReadonly: (code) => panel.whyReadonly(S, code),
+  rename: (code, name) =>
+    commit(
+      "names",
+      api.names,
+      { base_version: S.version, names: { [code]: name } },
+      (d) => t("msg.renamed", { name, version: d.version.version }),
+    ),
+});
 
 // --- state ----------------------------------------------------------------------------
 
@@ -64,6 +87,7 @@ function renderAll() {
   renderSignin();
   if (S.version === null) return;
   panel.renderSelection(S, sel);
+  gridInfo.render();
   panel.renderGrids(S, filter);
   panel.renderChecks(S);
   panel.renderVersions(S);
@@ -597,7 +621,11 @@ const ACTIONS = {
     renderAll();
   },
   "clear-selection": () => clearSelection(),
-  "zoom-grid": (d) => zoomToGrid(d.grid),
+  "zoom-grid": (d) => {
+    inspected = d.grid;
+    zoomToGrid(d.grid);
+    renderAll();
+  },
   "zoom-violation": (d) => {
     const v = S.violations[Number(d.index)];
     if (v?.bbox) view.fit(v.bbox);
