@@ -149,6 +149,7 @@ class GpkgStore(Store):
         return sa.create_engine(f"sqlite:///{self.path}", connect_args={"timeout": 10})
 
     def close(self) -> None:
+        self.__dict__.pop("_runs", None)
         self.__dict__.pop("_roster", None)  # it shares the book's engine, disposed here
         book = self.__dict__.pop("_book", None)
         if book is not None:

@@ -101,6 +101,15 @@ SCOPE_GUARD = [
     CREATE OR REPLACE FUNCTION wg_scope_guard() RETURNS trigger AS $$
     DECLARE bad text;
     BEGIN
+      -- only versions saved under a scope, on a base, are checked: a whole plan (an
+      -- import, a city) moves nothing, and must not pay for a join over all its units
+      IF NOT EXISTS (
+        SELECT 1 FROM wg_versions v
+        WHERE v.plan_id = NEW.plan_id AND v.version = NEW.version
+          AND jsonb_typeof(v.meta->'scopes') = 'array' AND v.meta ? 'base'
+      ) THEN
+        RETURN NULL;
+      END IF;
       SELECT a.code INTO bad
       FROM wg_features a
       JOIN wg_versions v ON v.plan_id = a.plan_id AND v.version = a.version
@@ -183,10 +192,16 @@ class PostgisStore(Store):
             check_schema(have, _safe_url(self.url))
             # schema 1 → 2: a layer may be kept from an earlier version
             conn.execute(sa.text("ALTER TABLE wg_layers ADD COLUMN IF NOT EXISTS source integer"))
-            # made once: dropping and re-making a trigger locks the table from every reader
+            # the function is replaced when its text changes (that locks no table); the
+            # trigger is made once: dropping and re-making it locks the table from readers
+            have_src = conn.execute(
+                sa.text("SELECT prosrc FROM pg_proc WHERE proname = 'wg_scope_guard'")
+            ).scalar()
+            if have_src is None or have_src.strip() not in SCOPE_GUARD[0]:
+                conn.execute(sa.text(SCOPE_GUARD[0]))
             guard = "SELECT 1 FROM pg_trigger WHERE tgname = 'wg_scope_guard'"
             if conn.execute(sa.text(guard)).first() is None:
-                for statement in SCOPE_GUARD:
+                for statement in SCOPE_GUARD[1:]:
                     conn.execute(sa.text(statement))
             stmt = insert(meta_table).values(key="schema", value=str(SCHEMA_VERSION))
             conn.execute(

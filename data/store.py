@@ -123,9 +123,27 @@ class Store(ABC):
             appended in the same transaction, so no version exists without its entry.
         """
         check_plan_id(plan_id)
+        flat = {name: flatten(name, frame) for name, frame in layers.items()}
+        return self.save_flat(
+            plan_id, flat, meta, base_version, author, comment, keep=keep, audit=audit
+        )
+
+    def save_flat(
+        self,
+        plan_id: str,
+        flat: dict[str, Rows],
+        meta: dict[str, Any] | None = None,
+        base_version: int | None = None,
+        author: str = "",
+        comment: str = "",
+        keep: tuple[str, ...] = (),
+        audit: dict[str, Any] | None = None,
+    ) -> Version:
+        """:meth:`save` for layers already flattened (:func:`flatten`): a city's streets,
+        flattened by the workers that drew them (:mod:`wangge.city`)."""
+        check_plan_id(plan_id)
         if keep and base_version is None:
             raise InputError("keeping layers needs the base version", where="keep")
-        flat = {name: flatten(name, frame) for name, frame in layers.items()}
         overlap = set(flat) & set(keep)
         if overlap:
             raise InputError(f"layers both given and kept: {sorted(overlap)}", where="keep")
@@ -224,6 +242,17 @@ class Store(ABC):
         if roster is None:
             roster = self.__dict__["_roster"] = Roster(self.book.engine)
         return roster
+
+    @property
+    def runs(self):
+        """The run table and street results of city runs (:class:`wangge.data.runs.RunTable`)
+        on the accounts' engine; its tables are made on first use."""
+        from wangge.data.runs import RunTable
+
+        runs = self.__dict__.get("_runs")
+        if runs is None:
+            runs = self.__dict__["_runs"] = RunTable(self.book.engine)
+        return runs
 
     def resolve(self, plan_id: str | None = None, version: int | None = None) -> Version:
         """The version asked for; by default the latest of the newest plan."""
@@ -490,7 +519,13 @@ def flatten(name: str, frame: pd.DataFrame) -> Rows:
 def _geometry_type(type_ids: set[int]) -> str:
     names = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint", 5: "MultiLineString"}
     names |= {6: "MultiPolygon", 7: "GeometryCollection"}
-    found = {names.get(t, "Geometry") for t in type_ids}
+    return merge_geometry_types([names.get(t, "Geometry") for t in type_ids])
+
+
+def merge_geometry_types(names: list[str]) -> str:
+    """One geometry type for features of the ``names`` types: theirs when they agree,
+    MultiPolygon for polygons and multipolygons together, else Geometry."""
+    found = set(names)
     if found <= {"Polygon", "MultiPolygon"} and found:
         return "MultiPolygon" if "MultiPolygon" in found else "Polygon"
     if len(found) == 1:

@@ -111,6 +111,74 @@ def synthetic_street(households: int, seed: int = 0) -> dict[str, gpd.GeoDataFra
     }
 
 
+#: District code of the synthetic city (Xuanwu's, as a stand-in; no real place).
+CITY_DISTRICT = "320102"
+
+
+def synthetic_city(streets: int, households: int, seed: int = 0) -> dict[str, gpd.GeoDataFrame]:
+    """A seeded synthetic city of about ``households`` households in ``streets`` given streets.
+
+    The city is one lattice of :func:`synthetic_street` blocks. The streets are the cells
+    of an ``s × s`` grid laid over the lattice (``s = ceil(sqrt(streets))``, rows north to
+    south, west to east), so every street boundary runs along a road, and the first
+    ``streets`` cells in that order are kept (the rest of the lattice is cut away). Streets
+    are coded ``CITY_DISTRICT`` + 001…; the layers are those of a units.gpkg that
+    ``wangge ingest --streets`` writes: ``given_streets``, and blocks labelled with their
+    ``street_row`` (no given communities: each street's communities are drawn).
+    """
+    s = math.ceil(math.sqrt(streets))
+    # size the lattice for the whole s × s grid, then keep the streets' share of it
+    total = households * s * s / streets
+    units = synthetic_street(round(total), seed)
+    blocks = units["blocks"]
+    x0, y0 = ORIGIN
+    side = round(math.sqrt(len(blocks)))
+    per = side / s
+    centres = shapely.centroid(blocks.geometry.to_numpy())
+    ci = np.minimum((shapely.get_x(centres) - x0) / BLOCK_M // per, s - 1).astype(int)
+    # rows counted from the north, as codes are read
+    cj = np.minimum((y0 + side * BLOCK_M - shapely.get_y(centres)) / BLOCK_M // per, s - 1)
+    cell = cj.astype(int) * s + ci
+    keep = cell < streets
+    blocks = blocks[keep].reset_index(drop=True)
+    blocks["street_row"] = cell[keep]
+    blocks["community_row"] = -1
+    ids = set(blocks["block_id"])
+    buildings = units["buildings"][units["buildings"]["block_id"].isin(ids)].reset_index(drop=True)
+    scale = households / max(int(buildings["households"].sum()), 1)
+    buildings["households"] = np.round(buildings["households"] * scale).astype(int)
+    buildings["population"] = np.round(buildings["households"] * 2.62).astype(int)
+    hh = buildings.groupby("block_id")["households"].sum()
+    blocks["households"] = hh.reindex(blocks["block_id"]).fillna(0).astype(int).to_numpy()
+    adjacency = units["adjacency"]
+    adjacency = adjacency[
+        adjacency["block_a"].isin(ids) & adjacency["block_b"].isin(ids)
+    ].reset_index(drop=True)
+    polys = [
+        shapely.union_all(blocks.geometry[blocks["street_row"] == k].to_numpy())
+        for k in range(streets)
+    ]
+    given = gpd.GeoDataFrame(
+        {
+            "code": [f"{CITY_DISTRICT}{k + 1:03d}" for k in range(streets)],
+            "name": [f"合成街道{k + 1}" for k in range(streets)],
+            "households": np.nan,
+            "population": np.nan,
+        },
+        geometry=polys,
+        crs=CRS,
+    )
+    area = shapely.union_all(polys)
+    return {
+        **units,
+        "buildings": buildings,
+        "blocks": blocks,
+        "adjacency": adjacency,
+        "given_streets": given,
+        "study_area": gpd.GeoDataFrame({"area_km2": [area.area / 1e6]}, geometry=[area], crs=CRS),
+    }
+
+
 def _building(rng, x, y, w, h, households, block_id) -> dict:
     return {
         "block_id": block_id,

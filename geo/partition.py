@@ -21,12 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.sparse import coo_array
-from scipy.sparse.csgraph import (
-    breadth_first_order,
-    connected_components,
-    depth_first_order,
-    minimum_spanning_tree,
-)
+from scipy.sparse.csgraph import breadth_first_order, connected_components
+
+from wangge.geo._trees import spanning_tree
 
 
 @dataclass(frozen=True)
@@ -447,15 +444,9 @@ def _trees(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, budget: _Budget | No
             weights = base * (1.0 + attempt * 0.25 * ctx.rng.random(len(edges)))
         else:  # random spanning trees, as GerryChain draws them: the widest search
             weights = ctx.rng.random(len(edges)) + 1e-6
-        tree = minimum_spanning_tree(coo_array((weights, (lu, lv)), shape=(m, m)).tocsr())
-        order, pred = depth_first_order(tree, 0, directed=False, return_predecessors=True)
+        order, _, sub, size = spanning_tree(m, lu, lv, weights, w)
         if len(order) < m:  # not connected: cannot happen for a region cut from a tree
             raise RuntimeError("region to bisect is not connected")
-        sub = w.copy()
-        size = np.ones(m, dtype=np.int64)
-        for v in order[:0:-1]:
-            sub[pred[v]] += sub[v]
-            size[pred[v]] += size[v]
         pos = np.empty(m, dtype=np.int64)
         pos[order] = np.arange(m)
         yield _Tree(order, pos, size, sub), lu, lv

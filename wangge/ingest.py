@@ -10,6 +10,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pyogrio
+import pyproj
 import shapely
 
 from wangge.data import osm as osm_reader
@@ -71,6 +72,8 @@ def ingest(
     buildings: str | Path | None = None,
     buildings_coords: str = "wgs84",
     boundary_crs: str | None = None,
+    extract: osm_reader.OsmExtract | None = None,
+    crs: str | None = None,
 ) -> IngestResult:
     """Read an OSM file (and/or a building file) into buildings with households, blocks
     and their adjacency, inside the streets and communities a user gives.
@@ -104,15 +107,20 @@ def ingest(
     boundary_crs
         The CRS of street/community files that declare none (a CSV in metres), or that
         declare a wrong one.
+    extract, crs
+        An OSM extract already read (one street's cut of a city, :mod:`wangge.city`) in
+        place of ``source``, and the metric CRS to work in (the city's, so that every
+        street is drawn in the same one); by default the zone of the buildings' centre.
     """
-    if source is None and buildings is None:
+    if source is None and buildings is None and extract is None:
         raise InputError("give an OSM file, a building file (--buildings), or both")
     steps = Steps(
         ["read OSM", "study area", "households", "blocks", "adjacency", "network", "finish"],
         progress,
     )
     params = geo_households.load_params(households_config)
-    extract = osm_reader.read_osm(source) if source else None
+    if source:
+        extract = osm_reader.read_osm(source)
     notes = Counter(extract.stats) if extract else Counter()
     findings: list[pd.DataFrame] = []
     raw_buildings, counts_in_file = _building_source(
@@ -121,7 +129,7 @@ def ingest(
     steps.done("read OSM")
 
     c = shapely.union_all(shapely.envelope(raw_buildings.geometry.to_numpy())).centroid
-    crs = metric_crs(c.x, c.y)
+    crs = pyproj.CRS(crs) if crs else metric_crs(c.x, c.y)
 
     def m(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         return frame.to_crs(crs)
@@ -212,7 +220,7 @@ def ingest(
         .reindex([r for r in geo_households.RULE_STEPS if r in set(buildings["rule"])])
     )
     summary = {
-        "source": str(source) if source else "(no OSM file)",
+        "source": str(source or (extract.source if extract else "(no OSM file)")),
         "metric CRS": crs.to_string(),
         "study area km²": round(area_km2, 3),
         "buildings": len(buildings),
@@ -427,6 +435,17 @@ def write_units(result: IngestResult, out_dir: str | Path) -> Path:
     The file is written beside the target and renamed over it only when complete, so a
     failure leaves an earlier ``units.gpkg`` untouched.
     """
+    return write_unit_layers(result.layers, result.tables, result.summary, out_dir)
+
+
+def write_unit_layers(
+    layers: dict[str, gpd.GeoDataFrame],
+    tables: dict[str, pd.DataFrame],
+    summary: dict[str, object],
+    out_dir: str | Path,
+) -> Path:
+    """Write ``layers`` (any CRS), ``tables`` and the ``summary`` (its ``metric CRS`` is
+    the one delineate works in) to ``out_dir/units.gpkg``, atomically."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "units.gpkg"
@@ -434,18 +453,15 @@ def write_units(result: IngestResult, out_dir: str | Path) -> Path:
     tmp.unlink(missing_ok=True)
     try:
         for name in (*LAYERS, *GIVEN_LAYERS):
-            if name not in result.layers:
+            if name not in layers:
                 continue
-            frame = result.layers[name]
-            frame.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
-        for name, table in result.tables.items():
+            layers[name].to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
+        for name, table in tables.items():
             if len(table):
                 pyogrio.write_dataframe(text_table(table), tmp, layer=name, driver="GPKG")
+        summary = {"attribution": osm_reader.ATTRIBUTION, **summary}
         meta = pd.DataFrame(
-            {
-                "key": [*list(result.summary), "attribution"],
-                "value": [str(v) for v in result.summary.values()] + [osm_reader.ATTRIBUTION],
-            }
+            {"key": list(summary), "value": [str(v) for v in summary.values()]}
         )
         pyogrio.write_dataframe(meta, tmp, layer="meta", driver="GPKG")  # a plain table
         os.replace(tmp, target)
