@@ -283,21 +283,8 @@ class PostgisStore(Store):
                         dtypes=rows.dtypes,
                     )
                 )
-                if not rows.records:
-                    continue
-                stmt = features_table.insert().values(
-                    plan_id=plan_id,
-                    version=version,
-                    layer=name,
-                    code=sa.bindparam("c"),
-                    parent_code=sa.bindparam("p"),
-                    properties=sa.cast(sa.bindparam("j", type_=sa.Text), JSONB),
-                    geom=sa.func.ST_GeomFromWKB(sa.bindparam("w", type_=sa.LargeBinary), 4326),
-                )
-                conn.execute(
-                    stmt,
-                    [{"c": c, "p": p, "j": j, "w": w} for c, p, j, w, _ in rows.records],
-                )
+                if rows.records:
+                    _copy_features(conn, plan_id, version, name, rows.records)
         self._analyze_if_stale(sum(len(r.records) for r in flat.values()))
         return version
 
@@ -464,6 +451,31 @@ class PostgisStore(Store):
             for i, code in conn.execute(stmt, args):
                 out[int(i) - 1] = code
         return out
+
+
+_COPY_FEATURES = (
+    "COPY wg_features (plan_id, version, layer, code, parent_code, properties, geom) "
+    "FROM STDIN"
+)
+_SRID_4326 = (4326).to_bytes(4, "little")
+
+
+def _ewkb_hex(wkb: bytes | None) -> str | None:
+    """Little-endian WKB (as :func:`flatten` writes it) as hex EWKB with SRID 4326, the
+    text form COPY reads into a ``geometry(…, 4326)`` column."""
+    if wkb is None:
+        return None
+    kind = int.from_bytes(wkb[1:5], "little") | 0x20000000
+    return (wkb[:1] + kind.to_bytes(4, "little") + _SRID_4326 + wkb[5:]).hex()
+
+
+def _copy_features(conn: sa.Connection, plan_id: str, version: int, layer: str, records) -> None:
+    """Write a layer's rows with COPY: about ten times the speed of an INSERT per row,
+    which is what a city-sized version (hundreds of thousands of rows) needs."""
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(_COPY_FEATURES) as copy:
+        for c, p, j, w, _ in records:
+            copy.write_row((plan_id, version, layer, c, p, j, _ewkb_hex(w)))
 
 
 def _tile_statement(
