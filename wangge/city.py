@@ -224,7 +224,8 @@ def cut_osm(
             "streets": str(street_file),
             "communities": None if comm_file is None else str(comm_file),
         }
-    found = pd.concat([f for f in findings if len(f)], ignore_index=True) if findings else None
+    kept = [f for f in findings if len(f)]
+    found = pd.concat(kept, ignore_index=True) if kept else None
     return out, crs.to_string(), found
 
 
@@ -254,17 +255,56 @@ def write_cuts(cuts: dict[str, dict], run_dir: Path, settings: dict) -> list[dic
     salt = json.dumps(settings, sort_keys=True, ensure_ascii=False).encode()
     for code, cut in cuts.items():
         blob = pickle.dumps(cut, protocol=5)
-        digest = hashlib.sha256(salt + blob).hexdigest()
+        digest = content_digest(cut, salt)
         path = folder / f"{code}.pkl"
-        if not path.exists() or hashlib.sha256(salt + path.read_bytes()).hexdigest() != digest:
-            tmp = folder / f".{code}.{os.getpid()}.pkl"
-            tmp.write_bytes(blob)
-            os.replace(tmp, path)
+        tmp = folder / f".{code}.{os.getpid()}.pkl"
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
         specs.append(
             {"street": code, "cut": str(path), "hash": digest, "size": len(blob), **settings}
         )
     specs.sort(key=lambda s: (-s["size"], s["street"]))
     return specs
+
+
+def content_digest(value: Any, salt: bytes = b"") -> str:
+    """A SHA-256 of what a cut holds, the same for equal contents however the frames were
+    made (pickled bytes are not: a copied frame pickles differently): per frame its
+    columns, dtypes, values and geometries' WKB; files by their bytes."""
+    h = hashlib.sha256(salt)
+    _feed(h, value)
+    return h.hexdigest()
+
+
+def _feed(h, value: Any) -> None:
+    if isinstance(value, dict):
+        for key in sorted(value):
+            h.update(f"<{key}>".encode())
+            _feed(h, value[key])
+    elif isinstance(value, pd.DataFrame):
+        frame = value
+        h.update(repr((list(frame.columns), [str(t) for t in frame.dtypes])).encode())
+        if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame:
+            h.update(str(frame.crs).encode())
+            wkb = shapely.to_wkb(frame.geometry.to_numpy(), byte_order=1)
+            h.update(b"".join(b"" if w is None else w for w in wkb))
+            frame = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+        for col in frame.columns:
+            try:
+                hashed = pd.util.hash_pandas_object(frame[col], index=False).to_numpy()
+            except TypeError:  # lists and other unhashable cells
+                hashed = frame[col].astype(str).to_numpy()
+            h.update(
+                np.ascontiguousarray(hashed).tobytes()
+                if hashed.dtype != object
+                else repr(hashed.tolist()).encode()
+            )
+    elif hasattr(value, "__dataclass_fields__"):
+        _feed(h, {k: getattr(value, k) for k in value.__dataclass_fields__ if k != "stats"})
+    elif isinstance(value, str) and value.endswith(".geojson") and Path(value).is_file():
+        h.update(Path(value).read_bytes())
+    else:
+        h.update(repr(value).encode())
 
 
 def _street_name(cut: dict) -> str:
@@ -536,7 +576,7 @@ def _client(workers: int | None, scheduler: str | None):
         n_workers=n,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",
         silence_logs=logging.ERROR,
     )
     return Client(cluster)

@@ -879,6 +879,11 @@ def users_revoke(
     out.print(f"revoked {escape(account.name)} at {account.revoked_at[:19]}")
 
 
+from wangge.cli_city import city  # noqa: E402 -- it uses the options defined above
+
+app.command()(city)
+
+
 def main() -> None:
     """The console entry point: the app, with a last guard so that a bug in wangge ends in
     one plain line (exit 3) instead of a traceback; ``WANGGE_DEBUG=1`` shows the traceback.
