@@ -85,7 +85,15 @@ features_table = sa.Table(
     # one layer of one version and to the point in a single index scan, however many
     # versions of the same streets the table holds
     sa.Index(
-        "wg_features_version_geom", "plan_id", "version", "layer", "geom", postgresql_using="gist"
+        "wg_features_version_geom",
+        "plan_id",
+        "version",
+        "layer",
+        "geom",
+        postgresql_using="gist",
+        # tables (unit edges, violations) have no geometry: keeping them out of the GiST
+        # makes a city-sized save a quarter faster; spatial predicates imply NOT NULL
+        postgresql_where=sa.text("geom IS NOT NULL"),
     ),
 )
 
@@ -192,6 +200,17 @@ class PostgisStore(Store):
             check_schema(have, _safe_url(self.url))
             # schema 1 → 2: a layer may be kept from an earlier version
             conn.execute(sa.text("ALTER TABLE wg_layers ADD COLUMN IF NOT EXISTS source integer"))
+            # schema 3: the spatial index leaves rows without geometry out (rebuilt once)
+            indexdef = conn.execute(
+                sa.text(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname = 'wg_features_version_geom'"
+                )
+            ).scalar()
+            if indexdef is not None and "WHERE" not in indexdef:
+                conn.execute(sa.text("DROP INDEX wg_features_version_geom"))
+                for index in features_table.indexes:
+                    if index.name == "wg_features_version_geom":
+                        index.create(conn)
             # the function is replaced when its text changes (that locks no table); the
             # trigger is made once: dropping and re-making it locks the table from readers
             have_src = conn.execute(

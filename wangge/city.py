@@ -454,7 +454,9 @@ def run_city(
 
     t: dict[str, float] = {}
     start = time.perf_counter()
-    store = open_store(store_target)
+    from wangge.data.store import Store
+
+    store = store_target if isinstance(store_target, Store) else open_store(store_target)
     run_dir = Path(run_dir) if run_dir else Path("city-runs") / plan_id
     limits = load_limits(config, seed=seed, district_code=district_code, preset=preset)
     notes: list[str] = []
