@@ -131,7 +131,8 @@ def main() -> None:
             runs.append(row)
             print(
                 f"round {r + 1}  workers {n}: {row['wall_s']:.1f} s "
-                f"(cut {row['cut_s']:.1f}, streets {row['streets_s']:.1f}, assemble {row['assemble_s']:.1f}; "
+                f"(cut {row['cut_s']:.1f}, streets {row['streets_s']:.1f}, "
+                f"assemble {row['assemble_s']:.1f}; "
                 f"street work {row['street_s_sum']:.0f} s), "
                 f"peak worker {row['peak_worker_mb']:.0f} MB, "
                 f"grids {row['grids']:,} ({row['in_band_pct']:.1f} % of unflagged in 300–500, "
@@ -139,9 +140,8 @@ def main() -> None:
                 flush=True,
             )
     print()
-    print(
-        "| workers | wall s (median) | runs | µs per household | peak worker MB | grids | in 300–500 % | flagged | errors |"
-    )
+    head = "workers | wall s (median) | runs | µs per household | peak worker MB | grids"
+    print(f"| {head} | in 300–500 % | flagged | errors |")
     print("|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     med = {}
     for n in args.workers:
@@ -153,7 +153,8 @@ def main() -> None:
             f"| {n} | {med[n]:.1f} | {', '.join(f'{w:.1f}' for w in walls)} | "
             f"{1e6 * med[n] / facts['households']:.0f} | "
             f"{max(r['peak_worker_mb'] for r in rows):.0f} | "
-            f"{last['grids']:,} | {last['in_band_pct']:.1f} | {last['flagged']} | {last['errors']} |"
+            f"{last['grids']:,} | {last['in_band_pct']:.1f} | {last['flagged']} | "
+            f"{last['errors']} |"
         )
     if len(med) >= 2:
         lo, hi = min(med), max(med)

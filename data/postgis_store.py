@@ -473,8 +473,7 @@ class PostgisStore(Store):
 
 
 _COPY_FEATURES = (
-    "COPY wg_features (plan_id, version, layer, code, parent_code, properties, geom) "
-    "FROM STDIN"
+    "COPY wg_features (plan_id, version, layer, code, parent_code, properties, geom) FROM STDIN"
 )
 _SRID_4326 = (4326).to_bytes(4, "little")
 
