@@ -460,9 +460,7 @@ def write_unit_layers(
             if len(table):
                 pyogrio.write_dataframe(text_table(table), tmp, layer=name, driver="GPKG")
         summary = {"attribution": osm_reader.ATTRIBUTION, **summary}
-        meta = pd.DataFrame(
-            {"key": list(summary), "value": [str(v) for v in summary.values()]}
-        )
+        meta = pd.DataFrame({"key": list(summary), "value": [str(v) for v in summary.values()]})
         pyogrio.write_dataframe(meta, tmp, layer="meta", driver="GPKG")  # a plain table
         os.replace(tmp, target)
     finally:
