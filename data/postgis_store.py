@@ -308,7 +308,8 @@ class PostgisStore(Store):
         return version
 
     def _analyze_if_stale(self, added: int) -> None:
-        """Refresh the planner's statistics when a save adds a fifth or more to the table.
+        """Refresh the planner's statistics when a save adds a fifth or more to the table,
+        or more than ``_ANALYZE_ROWS`` rows.
 
         Without them the planner takes a fresh table for empty and answers a point lookup
         by testing every micro-grid (0.9 s for 10,000 points on the demo, 0.2 s with).
@@ -321,7 +322,7 @@ class PostgisStore(Store):
         try:
             with self.engine.begin() as conn:
                 seen = conn.execute(rows).scalar()
-                if seen < 0 or added > 0.2 * seen:
+                if seen < 0 or added > min(0.2 * seen, _ANALYZE_ROWS):
                     conn.execute(sa.text("ANALYZE wg_features"))
         except sa.exc.DBAPIError:
             pass  # statistics are an optimisation; autovacuum or the next save refreshes them
@@ -458,7 +459,8 @@ class PostgisStore(Store):
             FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[]))
                  WITH ORDINALITY AS p(lon, lat, i)
             JOIN wg_features f
-              ON f.plan_id = :plan AND f.version = :version AND f.layer = 'microgrids'
+              ON f.plan_id = :plan AND f.version = CAST(:version AS integer)
+             AND f.layer = 'microgrids'
              AND ST_Intersects(f.geom, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326))
             GROUP BY p.i
             """
@@ -472,6 +474,11 @@ class PostgisStore(Store):
         return out
 
 
+#: A save adding this many rows refreshes the planner's statistics whatever the table's
+#: size: a city version (~240,000 rows per million households) in a table of millions is
+#: under a fifth, and without them a point lookup on it tests every micro-grid (10 s for
+#: 1,000 points on a 1M-household city, 1.2 s with; ANALYZE takes about 0.4 s).
+_ANALYZE_ROWS = 100_000
 _COPY_FEATURES = (
     "COPY wg_features (plan_id, version, layer, code, parent_code, properties, geom) FROM STDIN"
 )

@@ -262,6 +262,81 @@ def check(
     return out
 
 
+def sub_units(units: Units, idx: np.ndarray) -> Units:
+    """The units at positions ``idx`` (sorted) and the edges among them, renumbered."""
+    g = units.graph
+    pos = np.full(units.n, -1, dtype=np.int64)
+    pos[idx] = np.arange(len(idx))
+    keep = (pos[g.eu] >= 0) & (pos[g.ev] >= 0)
+    graph = UnitGraph(
+        households=g.households[idx],
+        population=g.population[idx],
+        area=g.area[idx],
+        perimeter=g.perimeter[idx],
+        xy=g.xy[idx],
+        eu=pos[g.eu[keep]],
+        ev=pos[g.ev[keep]],
+        length=g.length[keep],
+        along=g.along[keep],
+        compound=g.compound[keep],
+    )
+    return Units(
+        codes=units.codes[idx],
+        households=units.households[idx],
+        population=units.population[idx],
+        area=units.area[idx],
+        compound=units.compound[idx],
+        graph=graph,
+    )
+
+
+def check_streets(
+    units: Units,
+    micro: np.ndarray,
+    limits: Limits,
+    flags: Flags,
+    base_found: list[Violation],
+    streets: set[str],
+    street_units: dict[str, tuple[np.ndarray, Units]],
+) -> list[Violation]:
+    """:func:`check` for an assignment that differs from a checked one only inside
+    ``streets``: those streets are checked again on their own units (every check but the
+    compounds' stays inside a street: limits, contiguity), the compounds with a unit in
+    them on all their units, and the base's other findings are kept. On a city of 64
+    streets this is the street's cost, not the city's.
+
+    ``street_units`` caches each street's unit positions and sub-graph (units never change
+    between versions, so the cache outlives them); it is filled here as needed.
+    """
+    out = [v for v in base_found if v.level != "compound" and str(v.code)[:9] not in streets]
+    touched = np.zeros(units.n, dtype=bool)
+    street_of = None
+    for street in sorted(streets):
+        if street not in street_units:
+            if street_of is None:  # a unit never leaves its street, so any assignment tells
+                street_of = level_codes(micro, "street")
+            idx = np.flatnonzero(street_of == street)
+            street_units[street] = (idx, sub_units(units, idx))
+        idx, sub = street_units[street]
+        touched[idx] = True
+        found = check(sub, micro[idx], limits, flags)
+        out.extend(v for v in found if v.level != "compound")
+    comps = {c for c in units.compound[touched] if c is not None and pd.notna(c)}
+    again = {str(c) for c in comps}
+    out.extend(v for v in base_found if v.level == "compound" and str(v.code) not in again)
+    if comps:
+        has = np.flatnonzero(pd.Series(units.compound).isin(comps).to_numpy())
+        out.extend(
+            split_compounds(
+                units.compound[has].astype(str),
+                level_codes(micro[has], "grid"),
+                units.households[has],
+                limits,
+            )
+        )
+    return out
+
+
 def _limits(level: str, table: pd.DataFrame, limits: Limits, flags: Flags) -> list[Violation]:
     out = []
     if level in ("street", "community"):
@@ -324,14 +399,18 @@ def diff(units: Units, a: np.ndarray, b: np.ndarray) -> list[Move]:
     return [Move(units.codes[i], a[i], b[i]) for i in np.flatnonzero(a != b)]
 
 
-def grid_neighbours(units: Units, micro: np.ndarray) -> dict[str, list[str]]:
-    """For every grid, the grids it shares a boundary with."""
+def grid_neighbours(
+    units: Units, micro: np.ndarray, only: set[str] | None = None
+) -> dict[str, list[str]]:
+    """For every grid (or those in ``only``), the grids it shares a boundary with."""
     grid = level_codes(micro, "grid")
     g = units.graph
     cross = grid[g.eu] != grid[g.ev]
     pairs = pd.DataFrame({"a": grid[g.eu][cross], "b": grid[g.ev][cross]})
     both = pd.concat([pairs, pairs.rename(columns={"a": "b", "b": "a"})]).drop_duplicates()
-    out = {c: [] for c in sorted(set(grid))}
+    if only is not None:
+        both = both[both["a"].isin(only)]
+    out = {c: [] for c in sorted(set(grid) if only is None else only)}
     for a, group in both.groupby("a", sort=True):
         out[a] = sorted(group["b"])
     return out

@@ -367,3 +367,43 @@ def test_cli_city_reports_and_resumes(city_file, tmp_path):
     )
     assert bad.returncode == 2 and "--streets or --communities" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_street_check_equals_the_whole_check(small_city, tmp_path):
+    """On a city, an edit re-checks only the streets it touches (the revalidation target
+    holds however many streets the city has); after any run of moves the findings equal
+    a check of the whole plan."""
+    from dataclasses import astuple
+
+    from wangge.editing import Editor
+    from wangge.geo import editing as ge
+
+    target = tmp_path / "v.gpkg"
+    run_city(
+        None,
+        target,
+        "c",
+        units=(small_city, CRS),
+        workers=0,
+        run_dir=tmp_path / "r",
+        progress=False,
+    )
+    s = Editor(open_store(target)).state("c")
+    assert s.city and s.found is not None
+    units, micro, found, cache = s.units, s.micro.copy(), list(s.found), {}
+    rng = np.random.default_rng(7)
+    kinds = set()
+    for _ in range(60):
+        u = int(rng.integers(units.n))
+        nb = units.nbrs[units.indptr[u] : units.indptr[u + 1]]
+        nb = [v for v in nb if micro[v] != micro[u] and micro[v][:9] == micro[u][:9]]
+        if not nb:
+            continue
+        before, after = micro[u], micro[int(rng.choice(nb))]
+        micro[u] = after
+        part = ge.check_streets(units, micro, s.limits, s.flags, found, {before[:9]}, cache)
+        whole = ge.check(units, micro, s.limits, s.flags)
+        assert sorted(map(astuple, part)) == sorted(map(astuple, whole))
+        kinds |= {v.check for v in whole}
+        found = part
+    assert kinds, "the moves broke nothing: the comparison proved little"

@@ -52,10 +52,20 @@ class PlanState:
     flags: ge.Flags
     locks: set[str]
     layers: dict[str, gpd.GeoDataFrame]  # POLYGONS and buildings, WGS84
+    #: The violations of ``micro`` (under ``flags``), kept so that an edit inside one
+    #: street of a city re-checks that street only (``ge.check_streets``); None until known.
+    found: list[Violation] | None = None
+    #: Each street's unit positions and sub-graph, shared by the versions of one plan.
+    streets: dict = field(default_factory=dict)
 
     @property
     def plan_id(self) -> str:
         return self.version.plan_id
+
+    @property
+    def city(self) -> bool:
+        """A plan of several streets: edits are checked street by street."""
+        return len(self.layers["streets"]) > 1
 
 
 @dataclass
@@ -139,7 +149,7 @@ class Editor:
         units = ge.units_from_tables(unit_frame, edges, metric)
         micro = unit_frame["parent_code"].astype(str).to_numpy().astype(object)
         layers = {n: frames[n] for n in (*POLYGONS, "buildings") if n in frames}
-        return PlanState(
+        state = PlanState(
             version=v,
             units=units,
             unit_frame=unit_frame,
@@ -151,6 +161,9 @@ class Editor:
             locks=set(v.meta.get("locks") or []),
             layers=layers,
         )
+        if state.city:  # checked once here, so that every edit re-checks only its street
+            state.found = ge.check(units, micro, limits, state.flags)
+        return state
 
     # reading ----------------------------------------------------------------------------
 
@@ -418,7 +431,7 @@ class Editor:
         as the next version (the path every edit, completion, restore and adoption takes)."""
         flags = flags or base.flags
         t0 = time.perf_counter()
-        found = ge.check(base.units, micro, base.limits, flags)
+        found = _check(base, micro, moved, flags)
         timings["check"] = time.perf_counter() - t0
         changed_layers: dict[str, gpd.GeoDataFrame] = {}
         touched: dict[str, list[tuple]] = {}
@@ -427,9 +440,9 @@ class Editor:
             changed_layers, touched = _derive(base, micro, moved, flags)
             timings["derive"] = time.perf_counter() - t0
         layers = {**base.layers, **changed_layers}
-        nbrs = ge.grid_neighbours(base.units, micro)
         changed = {m.before[:15] for m in moved} | {m.after[:15] for m in moved}
-        rows = _grid_rows(base, micro, layers["grids"], nbrs, locks)
+        nbrs = ge.grid_neighbours(base.units, micro, changed)
+        rows = _grid_rows(base, micro, layers["grids"], nbrs, locks, changed)
         grids = [r for r in rows if r["code"] in changed]
         violations = _with_boxes(base, found, layers)
         version = base.version
@@ -439,7 +452,7 @@ class Editor:
                 base, micro, changed_layers, locks, meta, found, who, comment
             )
             timings["save"] = time.perf_counter() - t0
-            self._remember(_next_state(base, version, micro, changed_layers, locks))
+            self._remember(_next_state(base, version, micro, changed_layers, locks, found))
         return EditResult(
             version=version,
             moves=moved,
@@ -598,8 +611,12 @@ def _grid_rows(
     grids: gpd.GeoDataFrame,
     nbrs: dict[str, list[str]],
     locks: set[str],
+    only: set[str] | None = None,
 ) -> list[dict[str, Any]]:
     table = ge.summary(s.units, micro, "grid")
+    if only is not None:  # an edit's answer: the grids it changed, not the whole city's
+        table = table[table.index.isin(only)]
+        grids = grids[grids["code"].isin(only)]
     by_code = grids.set_index("code")
     bounds = dict(zip(grids["code"], shapely.bounds(grids.geometry.to_numpy()), strict=True))
     centres = shapely.point_on_surface(grids.geometry.to_numpy())
@@ -629,8 +646,10 @@ def _with_boxes(
 ) -> list[dict[str, Any]]:
     """Violations as dicts, each with the WGS84 box of what it names (to zoom to)."""
     boxes: dict[str, list[float]] = {}
+    named = {v.code for v in found}
     for name in POLYGONS:
         frame = layers[name]
+        frame = frame[frame["code"].isin(named)]
         for code, b in zip(frame["code"], shapely.bounds(frame.geometry.to_numpy()), strict=True):
             boxes[code] = _box(b)
     uf = s.unit_frame
@@ -779,14 +798,31 @@ def _part_row(
     return row
 
 
+def _check(base: PlanState, micro: np.ndarray, moved: list[ge.Move], flags: ge.Flags):
+    """The violations of ``micro``: on a city whose base is checked, only the streets the
+    moves touch are checked again; a move across streets, or other flags (completion),
+    checks the whole plan."""
+    across = any(m.before[:9] != m.after[:9] for m in moved)
+    if across:
+        base.streets.clear()  # a unit changed street: the cached street members are stale
+    if not base.city or base.found is None or across or flags is not base.flags or not moved:
+        return ge.check(base.units, micro, base.limits, flags)
+    streets = {m.before[:9] for m in moved}
+    return ge.check_streets(
+        base.units, micro, base.limits, flags, base.found, streets, base.streets
+    )
+
+
 def _next_state(
     base: PlanState,
     version: Version,
     micro: np.ndarray,
     layers: dict[str, gpd.GeoDataFrame],
     locks: set[str],
+    found: list[Violation] | None = None,
 ) -> PlanState:
     merged = {**base.layers, **layers}
+    flags = _flags(merged)
     return PlanState(
         version=version,
         units=base.units,
@@ -795,7 +831,10 @@ def _next_state(
         crs=base.crs,
         limits=base.limits,
         micro=micro,
-        flags=_flags(merged),
+        flags=flags,
         locks=set(locks),
         layers=merged,
+        # the found violations hold for the new state only under the same flags
+        found=found if found is not None and flags == base.flags else None,
+        streets=base.streets,
     )
