@@ -188,6 +188,8 @@ class GpkgStore(Store):
         base_version: int | None,
         keep: tuple[str, ...] = (),
         audit: dict | None = None,
+        staged: dict[str, Rows] | None = None,
+        stage: int | None = None,
     ) -> int:
         plan_id = draft.plan_id
         meta_json = json.dumps(draft.meta, ensure_ascii=False)
@@ -230,29 +232,63 @@ class GpkgStore(Store):
                         json.dumps(rows.dtypes),
                     ),
                 )
-                # explicit fids (after the highest ever given) let both inserts run batched
-                (start,) = conn.execute(
-                    "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name='wg_features'"
-                ).fetchone()
-                fids = range(start + 1, start + 1 + len(rows.records))
-                conn.executemany(
-                    "INSERT INTO wg_features (fid, plan_id, version, layer, code, parent_code,"
-                    " properties, geom) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                insert_rows(conn, plan_id, version, name, rows.records)
+            for name, rows in (staged or {}).items():
+                info = rows.info
+                conn.execute(
+                    "INSERT INTO wg_layers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
-                        (fid, plan_id, version, name, c, p, j, encode_geometry(w, b))
-                        for fid, (c, p, j, w, b) in zip(fids, rows.records, strict=True)
-                    ),
-                )
-                conn.executemany(
-                    "INSERT INTO rtree_wg_features_geom VALUES (?, ?, ?, ?, ?)",
-                    (
-                        (fid, b[0], b[2], b[1], b[3])
-                        for fid, (_, _, _, _, b) in zip(fids, rows.records, strict=True)
-                        if b is not None
+                        plan_id,
+                        version,
+                        name,
+                        info.count,
+                        info.geometry_type,
+                        json.dumps(info.bbox),
+                        json.dumps(list(info.columns), ensure_ascii=False),
+                        json.dumps(rows.dtypes),
+                        stage,
                     ),
                 )
             _update_extent(conn)
         return version
+
+    # rows staged by a city's workers (wangge/city.py) ------------------------------------
+
+    def write_staged(self, conn, plan_id: str, stage: int, layer: str, records: list) -> None:
+        insert_rows(conn.connection.driver_connection, plan_id, stage, layer, records)
+
+    def delete_staged(self, conn, plan_id: str, stage: int, street: str) -> None:
+        raw = conn.connection.driver_connection
+        where = (
+            "plan_id=? AND version=? AND json_extract(properties, '$._street')=?",
+            (plan_id, stage, street),
+        )
+        raw.execute(
+            f"DELETE FROM rtree_wg_features_geom WHERE id IN"
+            f" (SELECT fid FROM wg_features WHERE {where[0]})",
+            where[1],
+        )
+        raw.execute(f"DELETE FROM wg_features WHERE {where[0]}", where[1])
+
+    def copy_staged(self, conn, plan_id: str, old: int, new: int, streets: list[str]) -> None:
+        raw = conn.connection.driver_connection
+        marks = ",".join("?" * len(streets))
+        rows = raw.execute(
+            "SELECT layer, code, parent_code, properties, geom FROM wg_features WHERE plan_id=?"
+            f" AND version=? AND json_extract(properties, '$._street') IN ({marks})"
+            " ORDER BY fid",
+            (plan_id, old, *streets),
+        ).fetchall()
+        geoms = decode_geometries([r[4] for r in rows])
+        present = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
+        wkbs = np.where(present, shapely.to_wkb(geoms, byte_order=1), None)
+        boxes = shapely.bounds(geoms)
+        by_layer: dict[str, list] = {}
+        for r, w, b, ok in zip(rows, wkbs, boxes.tolist(), present, strict=True):
+            rec = (r[1], r[2], r[3], w, tuple(b) if ok else None)
+            by_layer.setdefault(r[0], []).append(rec)
+        for layer, records in by_layer.items():
+            insert_rows(raw, plan_id, new, layer, records)
 
     def plans(self) -> list[Version]:
         rows = self._conn().execute(
@@ -417,6 +453,35 @@ def _register(conn: sqlite3.Connection) -> None:
         "INSERT OR IGNORE INTO gpkg_extensions VALUES ('wg_features', 'geom',"
         " 'gpkg_rtree_index', 'http://www.geopackage.org/spec120/#extension_rtree',"
         " 'write-only')"
+    )
+
+
+def insert_rows(
+    conn: sqlite3.Connection, plan_id: str, version: int, layer: str, records: list
+) -> None:
+    """Insert flattened rows (:func:`flatten`) and their R-tree entries."""
+    # explicit fids (after the highest ever given) let both inserts run batched
+    (start,) = conn.execute(
+        "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name='wg_features'"
+    ).fetchone()
+    (top,) = conn.execute("SELECT coalesce(max(fid), 0) FROM wg_features").fetchone()
+    start = max(start, top)
+    fids = range(start + 1, start + 1 + len(records))
+    conn.executemany(
+        "INSERT INTO wg_features (fid, plan_id, version, layer, code, parent_code,"
+        " properties, geom) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            (fid, plan_id, version, layer, c, p, j, encode_geometry(w, b))
+            for fid, (c, p, j, w, b) in zip(fids, records, strict=True)
+        ),
+    )
+    conn.executemany(
+        "INSERT INTO rtree_wg_features_geom VALUES (?, ?, ?, ?, ?)",
+        (
+            (fid, b[0], b[2], b[1], b[3])
+            for fid, (_, _, _, _, b) in zip(fids, records, strict=True)
+            if b is not None
+        ),
     )
 
 

@@ -242,6 +242,8 @@ class PostgisStore(Store):
         base_version: int | None,
         keep: tuple[str, ...] = (),
         audit: dict | None = None,
+        staged: dict[str, Rows] | None = None,
+        stage: int | None = None,
     ) -> int:
         plan_id = draft.plan_id
         with self.engine.begin() as conn:
@@ -304,8 +306,51 @@ class PostgisStore(Store):
                 )
                 if rows.records:
                     _copy_features(conn, plan_id, version, name, rows.records)
+            start = len(kept) + len(flat)
+            for position, (name, rows) in enumerate((staged or {}).items(), start=start):
+                info = rows.info
+                conn.execute(
+                    layers_table.insert().values(
+                        plan_id=plan_id,
+                        version=version,
+                        layer=name,
+                        position=position,
+                        count=info.count,
+                        geometry_type=info.geometry_type,
+                        bbox=list(info.bbox) if info.bbox else None,
+                        columns=list(info.columns),
+                        dtypes=rows.dtypes,
+                        source=stage,
+                    )
+                )
         self._analyze_if_stale(sum(len(r.records) for r in flat.values()))
         return version
+
+    # rows staged by a city's workers (wangge/city.py) ------------------------------------
+
+    def write_staged(self, conn, plan_id: str, stage: int, layer: str, records: list) -> None:
+        _copy_features(conn, plan_id, stage, layer, records)
+
+    def delete_staged(self, conn, plan_id: str, stage: int, street: str) -> None:
+        conn.execute(
+            sa.text(
+                "DELETE FROM wg_features WHERE plan_id = :p AND version = CAST(:v AS integer)"
+                " AND properties->>'_street' = :s"
+            ),
+            {"p": plan_id, "v": stage, "s": street},
+        )
+
+    def copy_staged(self, conn, plan_id: str, old: int, new: int, streets: list[str]) -> None:
+        conn.execute(
+            sa.text(
+                "INSERT INTO wg_features (plan_id, version, layer, code, parent_code,"
+                " properties, geom) SELECT plan_id, CAST(:new AS integer), layer, code,"
+                " parent_code, properties, geom FROM wg_features WHERE plan_id = :p"
+                " AND version = CAST(:old AS integer) AND properties->>'_street' = ANY(:s)"
+                " ORDER BY fid"
+            ),
+            {"p": plan_id, "old": old, "new": new, "s": list(streets)},
+        )
 
     def _analyze_if_stale(self, added: int) -> None:
         """Refresh the planner's statistics when a save adds a fifth or more to the table,

@@ -138,9 +138,14 @@ class Store(ABC):
         comment: str = "",
         keep: tuple[str, ...] = (),
         audit: dict[str, Any] | None = None,
+        staged: dict[str, Rows] | None = None,
+        stage: int | None = None,
     ) -> Version:
-        """:meth:`save` for layers already flattened (:func:`flatten`): a city's streets,
-        flattened by the workers that drew them (:mod:`wangge.city`)."""
+        """:meth:`save` for layers already flattened (:func:`flatten`).
+
+        ``staged`` layers (their infos; no records) are already stored under the plan's
+        negative version ``stage`` by a city's workers (:mod:`wangge.city`,
+        :meth:`write_staged`): the new version points at those rows, none is copied."""
         check_plan_id(plan_id)
         if keep and base_version is None:
             raise InputError("keeping layers needs the base version", where="keep")
@@ -150,8 +155,28 @@ class Store(ABC):
         draft = Version(plan_id, 0, now(), author, comment, meta or {})
         if audit is not None:
             self.book  # noqa: B018 -- the audit table exists before the transaction needs it
-        number = self._commit_version(draft, flat, base_version, tuple(keep), audit)
+        if staged:
+            number = self._commit_version(
+                draft, flat, base_version, tuple(keep), audit, staged=staged, stage=stage
+            )
+        else:
+            number = self._commit_version(draft, flat, base_version, tuple(keep), audit)
         return replace(draft, version=number)
+
+    # rows staged by a city's workers, under a negative version no reader lists ---------
+
+    def write_staged(self, conn, plan_id: str, stage: int, layer: str, records: list) -> None:
+        """Write a street's flattened rows under ``stage`` on ``conn`` (a connection of the
+        accounts' engine, in the caller's transaction)."""
+        raise NotImplementedError
+
+    def delete_staged(self, conn, plan_id: str, stage: int, street: str) -> None:
+        """Delete the rows ``street`` staged under ``stage``."""
+        raise NotImplementedError
+
+    def copy_staged(self, conn, plan_id: str, old: int, new: int, streets: list[str]) -> None:
+        """Copy the rows ``streets`` staged under ``old`` to ``new``."""
+        raise NotImplementedError
 
     @abstractmethod
     def _commit_version(
@@ -251,7 +276,7 @@ class Store(ABC):
 
         runs = self.__dict__.get("_runs")
         if runs is None:
-            runs = self.__dict__["_runs"] = RunTable(self.book.engine)
+            runs = self.__dict__["_runs"] = RunTable(self.book.engine, self)
         return runs
 
     def resolve(self, plan_id: str | None = None, version: int | None = None) -> Version:

@@ -71,6 +71,24 @@ class Units:
             raise InputError(f"no unit {code!r} in this plan", where="moves.unit") from None
 
 
+def edges_at_positions(codes: pd.Series, edges: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The unit graph's ends as positions in the units sorted by code. A plan stores them
+    as unit codes: in a district's plan the codes are the positions (0…n-1); in a city's,
+    each street's codes start from its number (wangge/city.py)."""
+    sorted_codes = codes.astype(np.int64).to_numpy()
+    n = len(sorted_codes)
+    if n and sorted_codes[0] == 0 and sorted_codes[-1] == n - 1:
+        return edges
+    out = edges.copy()
+    for end in ("a", "b"):
+        want = out[end].to_numpy(dtype=np.int64)
+        pos = np.minimum(np.searchsorted(sorted_codes, want), max(n - 1, 0))
+        if n == 0 or not np.array_equal(sorted_codes[pos], want):
+            raise InputError("unit_edges names units the plan does not have", source)
+        out[end] = pos
+    return out
+
+
 def units_from_tables(units: pd.DataFrame, edges: pd.DataFrame, metric_geoms) -> Units:
     """Build :class:`Units` from a plan's ``units`` layer (any order of rows matching
     ``metric_geoms``) and its ``unit_edges`` table."""

@@ -346,7 +346,7 @@ def street_task(spec: dict) -> dict:
         flat, figures = draw_street(spec)
         figures["seconds"] = round(time.perf_counter() - start, 3)
         figures["peak_rss_mb"] = _peak_rss_mb()
-        store.runs.finish(run_id, code, spec["hash"], flat, figures)
+        store.runs.finish(run_id, code, spec["hash"], spec["stage"], flat, figures)
         return {"street": code, "state": "done", "worker": worker, **figures}
     except Exception as exc:  # a street's failure is its own: reported, the others go on
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -371,7 +371,14 @@ def draw_street(spec: dict) -> tuple[dict[str, Rows], dict[str, Any]]:
     result = delineate_units(units, crs, limits)
     violations = validate(result.layers, result.limits)
     frames = plan_frames(result, violations)
-    flat = {name: flatten(name, f) for name, f in frames.items() if name not in _SKIP}
+    frames["units"], frames["unit_edges"] = _city_unit_codes(
+        frames["units"], frames["unit_edges"], spec["street"]
+    )
+    flat = {
+        name: _flatten_marked(name, f, spec["street"])
+        for name, f in frames.items()
+        if name not in _SKIP
+    }
     grids = result.layers["grids"]
     flagged = grids["flag"].fillna("").astype(str).str.len().gt(0) if "flag" in grids else None
     figures = {
@@ -381,6 +388,38 @@ def draw_street(spec: dict) -> tuple[dict[str, Rows], dict[str, Any]]:
         "errors": int((violations["severity"] == "error").sum()),
     }
     return flat, figures
+
+
+#: A street's unit codes: the street's number times this, plus the unit's own.
+UNIT_SPAN = 10**7
+
+
+def _street_number(code: str) -> int:
+    """The number a street's unit codes start from: its code's digits (``row0007`` for
+    a street the file left uncoded)."""
+    digits = "".join(ch for ch in code if ch.isdigit())
+    return int(digits or 0)
+
+
+def _city_unit_codes(units: pd.DataFrame, edges: pd.DataFrame, street: str):
+    """Unit codes unique in the city, whoever draws the other streets: the street's
+    number × ``UNIT_SPAN`` + the unit's; the unit graph's ends (positions in a street's
+    plan, equal to its unit codes) shifted alike. The editor maps codes to positions."""
+    base = _street_number(street) * UNIT_SPAN
+    units = units.assign(code=(units["code"].astype(np.int64) + base).astype(str))
+    edges = edges.assign(a=edges["a"].astype(np.int64) + base, b=edges["b"].astype(np.int64) + base)
+    return units, edges
+
+
+def _flatten_marked(name: str, frame: pd.DataFrame, street: str) -> Rows:
+    """:func:`flatten` with every row's properties marked ``_street`` (how a rerun finds
+    a street's staged rows); the marker is no column of the layer."""
+    rows = flatten(name, frame.assign(_street=street))
+    columns = tuple(c for c in rows.info.columns if c != "_street")
+    dtypes = {k: v for k, v in rows.dtypes.items() if k != "_street"}
+    from dataclasses import replace
+
+    return Rows(replace(rows.info, columns=columns), dtypes, rows.records)
 
 
 def _ingest_cut(cut: dict) -> tuple[dict, str]:
@@ -501,9 +540,12 @@ def run_city(
     names = {code: _street_name(cut) for code, cut in cuts.items()}
     del cuts
     t["cut"] = time.perf_counter() - start
-    todo = set(
-        store.runs.plan(plan_id, [(s["street"], names[s["street"]], s["hash"]) for s in specs])
+    todo, stage = store.runs.plan(
+        plan_id, [(s["street"], names[s["street"]], s["hash"]) for s in specs]
     )
+    todo = set(todo)
+    for spec in specs:
+        spec["stage"] = stage
     run = [s for s in specs if s["street"] in todo]
     skipped = sorted(s["street"] for s in specs if s["street"] not in todo)
     start = time.perf_counter()
@@ -629,29 +671,22 @@ def assemble(
 ) -> Version:
     """Save every street's parts as the city plan's next version (one transaction).
 
-    Streets are joined in code order; unit codes and the unit graph's positions are offset
-    by the units of the streets before, so they stay unique and the plan stays editable.
+    The workers' rows are staged under the run's stage: the version's layers point at
+    them (no row is copied), their infos joined in street-code order, so the plan does not
+    depend on the order streets finished in.
     """
     from wangge.data.accounts import audit_entry, local_actor
     from wangge.data.runs import merge_parts
 
-    pieces = store.runs.pieces(plan_id)
-    offsets = _unit_offsets(pieces.get("units", []))
-    if "units" in pieces:
-        pieces["units"] = [
-            (street, info, dt, [(str(int(c) + offsets[street]), *rest) for c, *rest in recs])
-            for street, info, dt, recs in pieces["units"]
-        ]
-    if "unit_edges" in pieces:
-        pieces["unit_edges"] = [
-            (street, info, dt, _shift_edges(recs, offsets[street]))
-            for street, info, dt, recs in pieces["unit_edges"]
-        ]
-    flat = {name: merge_parts(name, p) for name, p in pieces.items()}
-    if findings is not None and len(findings) and "findings" not in flat:
+    stage, pieces = store.runs.pieces(plan_id)
+    staged = {name: merge_parts(name, p) for name, p in pieces.items()}
+    flat: dict[str, Rows] = {}
+    if findings is not None and len(findings):
         from wangge.ingest import text_table
 
-        flat["findings"] = flatten("findings", text_table(findings))
+        # what the city's files held (the streets' own findings are their layer)
+        name = "city_findings" if "findings" in staged else "findings"
+        flat[name] = flatten(name, text_table(findings))
     households = sum(int(s.figures.get("households") or 0) for s in table)
     meta = {
         "district_code": limits.district_code,
@@ -664,24 +699,10 @@ def assemble(
     who = author or local_actor()
     comment = f"city of {len(table)} streets, {households:,} households"
     entry = audit_entry(who, "city", plan_id, None, source="wangge city")
-    return store.save_flat(plan_id, flat, meta, None, who, comment, audit=entry)
-
-
-def _unit_offsets(pieces: list) -> dict[str, int]:
-    offsets, total = {}, 0
-    for street, info, _dt, _recs in pieces:
-        offsets[street] = total
-        total += info["count"]
-    return offsets
-
-
-def _shift_edges(records: list, offset: int) -> list:
-    if not offset:
-        return records
-    out = []
-    for c, p, j, w, b in records:
-        row = json.loads(j)
-        row["a"] += offset
-        row["b"] += offset
-        out.append((c, p, json.dumps(row, ensure_ascii=False), w, b))
-    return out
+    version = store.save_flat(
+        plan_id, flat, meta, None, who, comment, audit=entry, staged=staged, stage=stage
+    )
+    store.runs.assembled(plan_id)
+    if hasattr(store, "_analyze_if_stale"):  # the workers' rows, new to the planner
+        store._analyze_if_stale(sum(r.info.count for r in staged.values()))
+    return version

@@ -143,6 +143,7 @@ class Editor:
         unit_frame = frames["units"]
         order = np.argsort(unit_frame["code"].astype(int).to_numpy(), kind="stable")
         unit_frame = unit_frame.iloc[order].reset_index(drop=True)
+        edges = ge.edges_at_positions(unit_frame["code"], edges, v.plan_id)
         metric_layers, limits = metric_plan({"units": unit_frame}, v.meta, v.plan_id)
         crs = str(metric_layers["units"].crs)
         metric = metric_layers["units"].geometry.to_numpy()
