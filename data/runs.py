@@ -178,11 +178,16 @@ class RunTable:
         return int(row.stage), bool(row.assembled)
 
     def _new_stage(self, conn: sa.Connection, run_id: str) -> int:
-        """The next negative version of the plan, below every stage it ever had."""
+        """The next negative version of the plan, below every stage it ever had: the
+        current one, and every one a saved version points at (``wg_layers.source``), so a
+        dropped run's successor never writes into rows a version reads."""
         low = conn.execute(
             sa.select(sa.func.min(stages_table.c.stage)).where(stages_table.c.run_id == run_id)
         ).scalar()
-        stage = min(int(low or 0), 0) - 1
+        used = conn.execute(
+            sa.text("SELECT min(source) FROM wg_layers WHERE plan_id = :p"), {"p": run_id}
+        ).scalar()
+        stage = min(int(low or 0), int(used or 0), 0) - 1
         conn.execute(stages_table.delete().where(stages_table.c.run_id == run_id))
         conn.execute(stages_table.insert().values(run_id=run_id, stage=stage, assembled=False))
         return stage

@@ -429,3 +429,33 @@ def test_street_check_equals_the_whole_check(small_city, tmp_path):
         kinds |= {v.check for v in whole}
         found = part
     assert kinds, "the moves broke nothing: the comparison proved little"
+
+
+def test_dropped_run_never_writes_into_a_saved_version(small_city, tmp_path):
+    """Forgetting a run (its table and stage) and running the city again stages the new
+    rows apart: the version the first run saved reads exactly as before."""
+    target = tmp_path / "d.gpkg"
+    first = run_city(
+        None,
+        target,
+        "c",
+        units=(small_city, CRS),
+        workers=0,
+        run_dir=tmp_path / "r",
+        progress=False,
+    )
+    before = open_store(target).load("c", first.version.version)
+    open_store(target).runs.drop("c")
+    second = run_city(
+        None,
+        target,
+        "c",
+        units=(small_city, CRS),
+        workers=0,
+        run_dir=tmp_path / "r",
+        progress=False,
+    )
+    assert len(second.ran) == 4
+    store = open_store(target)
+    _same_plans(before, store.load("c", first.version.version))
+    _same_plans(before, store.load("c", second.version.version))
