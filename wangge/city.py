@@ -496,7 +496,8 @@ def run_city(
     from wangge.data.store import Store
 
     store = store_target if isinstance(store_target, Store) else open_store(store_target)
-    run_dir = Path(run_dir) if run_dir else Path("city-runs") / plan_id
+    # absolute: the workers of a remote scheduler do not share this process's directory
+    run_dir = (Path(run_dir) if run_dir else Path("city-runs") / plan_id).resolve()
     limits = load_limits(config, seed=seed, district_code=district_code, preset=preset)
     notes: list[str] = []
     findings = None
