@@ -199,17 +199,24 @@ class RunTable:
                 stages_table.update().where(stages_table.c.run_id == run_id).values(assembled=True)
             )
 
-    def begin(self, run_id: str, street: str, worker: str) -> None:
-        """Mark a street running on ``worker`` (one more attempt)."""
+    def begin(self, run_id: str, street: str, worker: str, digest: str) -> bool:
+        """Mark a street running on ``worker`` (one more attempt); False when it is already
+        done on ``digest``: a task Dask runs again after its worker died between storing
+        the street and answering."""
         t = runs_table
         with self.engine.begin() as conn:
-            conn.execute(
+            hit = conn.execute(
                 t.update()
-                .where((t.c.run_id == run_id) & (t.c.street == street))
+                .where(
+                    (t.c.run_id == run_id)
+                    & (t.c.street == street)
+                    & ((t.c.state != "done") | (t.c.input_hash != digest))
+                )
                 .values(
                     state="running", worker=worker, attempts=t.c.attempts + 1, updated_at=_now()
                 )
             )
+        return hit.rowcount > 0
 
     def finish(
         self,

@@ -314,7 +314,7 @@ def test_lost_worker_reruns_its_street_elsewhere(city_file, tmp_path):
     row = next(s for s in result.streets if s.street == street)
     assert row.state == "done" and row.attempts >= 2
     assert not row.worker.endswith(f":{pid}")
-    assert result.version is not None
+    assert result.version is not None, [(s.street, s.state, s.error) for s in result.failed]
     _check_city(open_store(target), "c", units)
 
 
@@ -459,3 +459,86 @@ def test_dropped_run_never_writes_into_a_saved_version(small_city, tmp_path):
     store = open_store(target)
     _same_plans(before, store.load("c", first.version.version))
     _same_plans(before, store.load("c", second.version.version))
+
+
+def test_cli_city_coverage_on_a_real_city(tmp_path):
+    """Beijing ingested with its communities, run as a city, then its walking coverage
+    street by street from the command line: a new version with access per building."""
+    osm = DATA / "beijing-cau.osm"
+    comm = beijing_communities(osm, tmp_path / "c.geojson")
+    store = str(tmp_path / "b.gpkg")
+
+    def wangge(*args):
+        done = subprocess.run(
+            [sys.executable, "-m", "wangge", *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    wangge("ingest", osm, "--communities", comm, "--out", tmp_path / "u")
+    units = tmp_path / "u" / "units.gpkg"
+    wangge(
+        "city",
+        units,
+        "--plan",
+        "bj",
+        "--store",
+        store,
+        "--workers",
+        "0",
+        "--run-dir",
+        tmp_path / "r",
+    )
+    said = wangge(
+        "city-coverage",
+        "bj",
+        "--units",
+        units,
+        "--store",
+        store,
+        "--workers",
+        "0",
+        "--run-dir",
+        tmp_path / "rc",
+    )
+    assert "saved plan bj version 2" in said
+    plan = open_store(store).load("bj")
+    assert len(plan["access"]) == len(plan["buildings"])
+    assert {"grid_coverage", "facilities"} <= set(plan)
+
+
+def test_a_task_run_again_after_its_street_is_stored_writes_nothing(small_city, tmp_path):
+    """A worker that dies after storing its street but before answering: Dask runs the
+    task again, and the second run finds the street done and leaves it as it is."""
+    from wangge.city import street_task
+
+    target = tmp_path / "t.gpkg"
+    first = run_city(
+        None,
+        target,
+        "c",
+        units=(small_city, CRS),
+        workers=0,
+        run_dir=tmp_path / "r",
+        progress=False,
+    )
+    store = open_store(target)
+    row = store.runs.streets("c")[0]
+    stage, _ = store.runs.pieces("c")
+    spec = {
+        "run_id": "c",
+        "street": row.street,
+        "hash": row.input_hash,
+        "stage": stage,
+        "store": str(target),
+        "cut": str(tmp_path / "r" / "cuts" / f"{row.street}.pkl"),
+        "limits_json": "{}",
+    }
+    status = street_task(spec)
+    assert status["state"] == "done" and status.get("again")
+    after = store.runs.streets("c")[0]
+    assert after.state == "done" and after.attempts == row.attempts
+    _same_plans(store.load("c", first.version.version), store.load("c"))

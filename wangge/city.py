@@ -340,7 +340,8 @@ def street_task(spec: dict) -> dict:
     start = time.perf_counter()
     store = _store(spec["store"])
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    store.runs.begin(run_id, code, worker)
+    if not store.runs.begin(run_id, code, worker, spec["hash"]):
+        return {"street": code, "state": "done", "worker": worker, "again": True}
     figures: dict[str, Any] = {}
     try:
         flat, figures = draw_street(spec)

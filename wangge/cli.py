@@ -879,9 +879,10 @@ def users_revoke(
     out.print(f"revoked {escape(account.name)} at {account.revoked_at[:19]}")
 
 
-from wangge.cli_city import city  # noqa: E402 -- it uses the options defined above
+from wangge.cli_city import city, city_coverage  # noqa: E402 -- it uses the options above
 
 app.command()(city)
+app.command(name="city-coverage")(city_coverage)
 
 
 def main() -> None:

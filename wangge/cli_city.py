@@ -148,3 +148,58 @@ def _print_city(result, target: str, seconds: float) -> None:
         f"{escape(target)}; serve it with `wangge serve` (tiles, lookups, editor)",
         soft_wrap=True,
     )
+
+
+def city_coverage(
+    plan: Annotated[str, typer.Argument(help="The city plan's id in the store")],
+    units: Annotated[
+        Path,
+        typer.Option(
+            help="The city's units.gpkg (`wangge ingest --streets`): its walking network "
+            "and OSM facilities"
+        ),
+    ],
+    facilities: Annotated[
+        list[Path] | None,
+        typer.Option("--facilities", help="Facility files (CSV/XLSX/GeoJSON), repeatable"),
+    ] = None,
+    store: StoreOpt = None,
+    workers: Annotated[int | None, typer.Option(help="Local workers; 0: this process")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="tcp://HOST:PORT of a scheduler")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Where the per-street cuts go")] = None,
+    rules: Annotated[Path | None, typer.Option(help="TOML overriding rules.toml")] = None,
+    gcj02: Annotated[bool, typer.Option(help="Facility coordinates are GCJ-02")] = False,
+    encoding: EncodingOpt = "utf-8",
+    author: Annotated[str, typer.Option(help="Who runs it (for the audit log)")] = "",
+) -> None:
+    """Walking coverage of a city plan, street by street on Dask with a halo of the longest
+    reach, saved as the plan's next version (facilities, access, grid_coverage)."""
+    from wangge.city_overlay import city_coverage as run
+
+    target = _store_target(store)
+    try:
+        result = run(
+            target,
+            plan,
+            units,
+            facilities=facilities,
+            rules_path=rules,
+            encoding=encoding,
+            gcj02=gcj02,
+            run_dir=run_dir,
+            workers=workers,
+            scheduler=scheduler,
+            save=True,
+            author=author,
+            progress=sys.stderr.isatty(),
+        )
+    except WanggeError as exc:
+        _fail(exc)
+    table = Table(title=f"coverage of city {plan}", show_header=False)
+    for key, value in result.summary.items():
+        table.add_row(str(key), escape(str(value)))
+    out.print(table)
+    out.print(
+        f"saved plan [bold]{plan}[/] version {result.version.version} into {escape(target)}",
+        soft_wrap=True,
+    )
