@@ -46,6 +46,13 @@ def city_file(tmp_path_factory):
     return write_unit_layers(units, {}, summary, folder), units
 
 
+def _in_process(units: dict, target, run_dir, plan: str = "c"):
+    """A synthetic city run street by street in this process."""
+    return run_city(
+        None, target, plan, units=(units, CRS), workers=0, run_dir=run_dir, progress=False
+    )
+
+
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows in a fixed order: streets stage their rows as they finish, so two runs store
     a layer's rows in different orders; what must agree is the set of rows."""
@@ -132,15 +139,7 @@ def test_city_plan_is_editable(small_city, tmp_path):
     from wangge.editing import Editor
 
     target = tmp_path / "e.gpkg"
-    run_city(
-        None,
-        target,
-        "c",
-        units=(small_city, CRS),
-        workers=0,
-        run_dir=tmp_path / "r",
-        progress=False,
-    )
+    _in_process(small_city, target, tmp_path / "r")
     store = open_store(target)
     editor = Editor(store)
     state = editor.state("c")
@@ -201,18 +200,14 @@ def test_failing_street_is_reported_and_the_others_finish(small_city, tmp_path, 
 
     monkeypatch.setattr(city, "draw_street", draw)
     target, run = tmp_path / "f.gpkg", tmp_path / "run"
-    result = run_city(
-        None, target, "c", units=(small_city, CRS), workers=0, run_dir=run, progress=False
-    )
+    result = _in_process(small_city, target, run)
     assert result.version is None
     assert [s.street for s in result.failed] == [bad]
     assert "ValueError: a broken street" in result.failed[0].error
     assert sum(s.state == "done" for s in result.streets) == 3
     assert open_store(target).plans() == []  # no half city saved
     monkeypatch.setattr(city, "draw_street", real)
-    fixed = run_city(
-        None, target, "c", units=(small_city, CRS), workers=0, run_dir=run, progress=False
-    )
+    fixed = _in_process(small_city, target, run)
     assert fixed.ran == [bad] and fixed.version is not None
 
 
@@ -401,15 +396,7 @@ def test_street_check_equals_the_whole_check(small_city, tmp_path):
     from wangge.geo import editing as ge
 
     target = tmp_path / "v.gpkg"
-    run_city(
-        None,
-        target,
-        "c",
-        units=(small_city, CRS),
-        workers=0,
-        run_dir=tmp_path / "r",
-        progress=False,
-    )
+    _in_process(small_city, target, tmp_path / "r")
     s = Editor(open_store(target)).state("c")
     assert s.city and s.found is not None
     units, micro, found, cache = s.units, s.micro.copy(), list(s.found), {}
@@ -435,26 +422,10 @@ def test_dropped_run_never_writes_into_a_saved_version(small_city, tmp_path):
     """Forgetting a run (its table and stage) and running the city again stages the new
     rows apart: the version the first run saved reads exactly as before."""
     target = tmp_path / "d.gpkg"
-    first = run_city(
-        None,
-        target,
-        "c",
-        units=(small_city, CRS),
-        workers=0,
-        run_dir=tmp_path / "r",
-        progress=False,
-    )
+    first = _in_process(small_city, target, tmp_path / "r")
     before = open_store(target).load("c", first.version.version)
     open_store(target).runs.drop("c")
-    second = run_city(
-        None,
-        target,
-        "c",
-        units=(small_city, CRS),
-        workers=0,
-        run_dir=tmp_path / "r",
-        progress=False,
-    )
+    second = _in_process(small_city, target, tmp_path / "r")
     assert len(second.ran) == 4
     store = open_store(target)
     _same_plans(before, store.load("c", first.version.version))
@@ -516,15 +487,7 @@ def test_a_task_run_again_after_its_street_is_stored_writes_nothing(small_city, 
     from wangge.city import street_task
 
     target = tmp_path / "t.gpkg"
-    first = run_city(
-        None,
-        target,
-        "c",
-        units=(small_city, CRS),
-        workers=0,
-        run_dir=tmp_path / "r",
-        progress=False,
-    )
+    first = _in_process(small_city, target, tmp_path / "r")
     store = open_store(target)
     row = store.runs.streets("c")[0]
     stage, _ = store.runs.pieces("c")
