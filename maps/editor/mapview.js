@@ -266,10 +266,26 @@ export class MapView {
     return this.idle();
   }
 
+  // resolves when the map has drawn what it loads: on its "idle" event, or when a poll
+  // finds every tile loaded (headless chromium can go a long time without a frame, and
+  // the editor then waited on "idle" for a version it had long drawn)
   idle() {
     return new Promise((resolve) => {
-      this.map.once("idle", resolve);
+      let done = false;
+      const finish = () => {
+        if (!done) {
+          done = true;
+          resolve();
+        }
+      };
+      this.map.once("idle", finish);
       this.map.triggerRepaint();
+      const poll = () => {
+        if (done) return;
+        if (this.map.loaded() && this.map.areTilesLoaded()) finish();
+        else setTimeout(poll, 250);
+      };
+      setTimeout(poll, 250);
     });
   }
 
