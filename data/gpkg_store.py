@@ -217,23 +217,10 @@ class GpkgStore(Store):
                         " WHERE plan_id=? AND version=? AND layer=?",
                         (version, info.source, plan_id, base_version, info.name),
                     )
-            for name, rows in flat.items():
-                info = rows.info
-                conn.execute(
-                    "INSERT INTO wg_layers VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                    (
-                        plan_id,
-                        version,
-                        name,
-                        info.count,
-                        info.geometry_type,
-                        json.dumps(info.bbox),
-                        json.dumps(list(info.columns), ensure_ascii=False),
-                        json.dumps(rows.dtypes),
-                    ),
-                )
-                insert_rows(conn, plan_id, version, name, rows.records)
-            for name, rows in (staged or {}).items():
+            # written layers carry their rows; staged ones point at the workers' rows
+            written = [(n, r, None) for n, r in flat.items()]
+            written += [(n, r, stage) for n, r in (staged or {}).items()]
+            for name, rows, source in written:
                 info = rows.info
                 conn.execute(
                     "INSERT INTO wg_layers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -246,9 +233,11 @@ class GpkgStore(Store):
                         json.dumps(info.bbox),
                         json.dumps(list(info.columns), ensure_ascii=False),
                         json.dumps(rows.dtypes),
-                        stage,
+                        source,
                     ),
                 )
+                if source is None:
+                    insert_rows(conn, plan_id, version, name, rows.records)
             _update_extent(conn)
         return version
 

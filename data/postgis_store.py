@@ -289,7 +289,10 @@ class PostgisStore(Store):
                         ),
                     )
                 )
-            for position, (name, rows) in enumerate(flat.items(), start=len(kept)):
+            # written layers carry their rows; staged ones point at the workers' rows
+            written = [(n, r, None) for n, r in flat.items()]
+            written += [(n, r, stage) for n, r in (staged or {}).items()]
+            for position, (name, rows, source) in enumerate(written, start=len(kept)):
                 info = rows.info
                 conn.execute(
                     layers_table.insert().values(
@@ -302,27 +305,11 @@ class PostgisStore(Store):
                         bbox=list(info.bbox) if info.bbox else None,
                         columns=list(info.columns),
                         dtypes=rows.dtypes,
+                        source=source,
                     )
                 )
-                if rows.records:
+                if source is None and rows.records:
                     _copy_features(conn, plan_id, version, name, rows.records)
-            start = len(kept) + len(flat)
-            for position, (name, rows) in enumerate((staged or {}).items(), start=start):
-                info = rows.info
-                conn.execute(
-                    layers_table.insert().values(
-                        plan_id=plan_id,
-                        version=version,
-                        layer=name,
-                        position=position,
-                        count=info.count,
-                        geometry_type=info.geometry_type,
-                        bbox=list(info.bbox) if info.bbox else None,
-                        columns=list(info.columns),
-                        dtypes=rows.dtypes,
-                        source=stage,
-                    )
-                )
         self._analyze_if_stale(sum(len(r.records) for r in flat.values()))
         return version
 

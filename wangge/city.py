@@ -601,13 +601,18 @@ def _execute(specs: list[dict], workers, scheduler, client, progress: bool, skip
                     _store(spec["store"]).runs.fail(spec["run_id"], spec["street"], detail)
                     bar.update({"street": spec["street"], "state": "failed", "error": detail})
         finally:
-            if own is not None:
-                cluster = own.cluster
-                own.close()
-                if cluster is not None:
-                    cluster.close()
+            close_own(own)
     finally:
         bar.close()
+
+
+def close_own(client) -> None:
+    """Close a client this run made, and its LocalCluster (None: the caller's, left open)."""
+    if client is not None:
+        cluster = client.cluster
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def _client(workers: int | None, scheduler: str | None):

@@ -509,7 +509,7 @@ class _folder:
 def _run_tasks(fn, specs, workers, scheduler, client, progress: bool, label: str) -> dict:
     """Run ``fn`` on every spec (as :func:`wangge.city.run_city` runs streets) and return
     the statuses by street. ``workers=0`` runs them in this process."""
-    from wangge.city import _Bar, _client
+    from wangge.city import _Bar, _client, close_own
 
     bar = _Bar(len(specs), 0, progress)
     out: dict[str, dict] = {}
@@ -548,11 +548,7 @@ def _run_tasks(fn, specs, workers, scheduler, client, progress: bool, label: str
                 out[spec["street"]] = status
                 bar.update(status)
         finally:
-            if own is not None:
-                cluster = own.cluster
-                own.close()
-                if cluster is not None:
-                    cluster.close()
+            close_own(own)
     finally:
         bar.close()
     return out
