@@ -1,14 +1,5 @@
 # wangge API image: `docker compose up` (see docker-compose.yml) or
 #   docker build -t wangge . && docker run -p 8000:8000 wangge
-# the editor's MapLibre, from npm at build time (the page fetches nothing at run time)
-FROM node:20-slim AS vendor
-WORKDIR /editor
-COPY maps/editor/package.json maps/editor/package-lock.json ./
-RUN npm ci --no-audit --no-fund \
-    && mkdir -p /vendor \
-    && cp node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/maplibre-gl.css \
-          node_modules/maplibre-gl/LICENSE.txt /vendor/
-
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -25,8 +16,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
+# maps/static/vendor (MapLibre, Leaflet) is committed: nothing is fetched at build or run time
 COPY . .
-COPY --from=vendor /vendor/ maps/static/vendor/
 RUN pip install . \
     && rm -rf build *.egg-info
 

@@ -2,8 +2,8 @@
 
 ``GET /editor`` answers the page; ``GET /editor/static/...`` its scripts and styles from
 ``maps/editor/`` and the MapLibre build vendored from npm into ``maps/static/vendor/``
-(``bash scripts/vendor.sh``). Without the vendored build the page answers 503 and names
-the command to run.
+(committed, and shipped in the package; ``bash scripts/vendor.sh --update`` refreshes it).
+An install that lost the vendored build answers 503 and names the command to run.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ JSON_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Erro
 
 #: The editor's own files (index.html, scripts, styles), beside the installed maps package.
 EDITOR_DIR = Path(wangge.maps.__file__).resolve().parent / "editor"
-#: What scripts/vendor.sh copies from npm.
+#: What scripts/vendor.sh copies from npm (committed; shipped as package data).
 VENDOR_DIR = Path(wangge.maps.__file__).resolve().parent / "static" / "vendor"
 VENDOR_FILES = ("maplibre-gl.js", "maplibre-gl.css")
-VENDOR_COMMAND = "bash scripts/vendor.sh"
+VENDOR_COMMAND = "bash scripts/vendor.sh --update"
 
 #: Files served from the editor's folder, by suffix (package.json, node_modules are not).
 CONTENT_TYPES = {

@@ -24,8 +24,7 @@ if [ "${WANGGE_SKIP_SERVICES:-0}" != 1 ]; then
     bash scripts/ensure_services.sh
 fi
 
-# the editor's MapLibre, vendored from npm at build time (the page fetches nothing outside)
-echo "== vendoring the editor's assets"
+# MapLibre and Leaflet are committed in maps/static/vendor: check they are the locked versions
 bash scripts/vendor.sh
 
 echo "== pytest"

@@ -1,22 +1,37 @@
 #!/usr/bin/env bash
-# Vendor the editor's browser assets from npm into maps/static/vendor/, so that the editor
-# page loads nothing from the internet (no CDN: planners often work on intranets).
+# The browser assets wangge ships, vendored from npm into maps/static/vendor/ and committed,
+# so that the editor and the HTML maps load nothing from the internet (no CDN: planners often
+# work on intranets) and work right after `pip install`:
 #
-#   maps/editor/package.json       pins maplibre-gl 5.x (6.x never fires `load` headless)
+#   maplibre-gl  the editor's map (5.x: 6.x never fires `load` headless)
+#   leaflet      the offline HTML maps (grid, risk, heatmap, gaps), inlined into each file
+#
+#   maps/editor/package.json       pins both
 #   maps/editor/package-lock.json  the exact tree; `npm ci` installs it
-#   maps/static/vendor/            maplibre-gl.js, maplibre-gl.css and the licence (gitignored)
+#   maps/static/vendor/            the copied files, their licences and VERSIONS (committed)
 #
-# Usage: bash scripts/vendor.sh [--force]
-# Idempotent: when the installed maplibre-gl is the locked one and the vendored copies
-# match it, it only says so (well under a second). The first run without a lock file
-# creates it with `npm install`. Exit 1 with a message when npm is missing or fails.
+# Usage: bash scripts/vendor.sh            check that the committed copies are the locked
+#                                          versions (no npm, well under a second)
+#        bash scripts/vendor.sh --update   refresh the copies from npm after changing
+#                                          package.json (then commit maps/static/vendor)
+# Exit 1 with a message when a copy is missing or stale, or when npm is missing or fails.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 EDITOR=$ROOT/maps/editor
 VENDOR=$ROOT/maps/static/vendor
-DIST=$EDITOR/node_modules/maplibre-gl/dist
-FILES=(maplibre-gl.js maplibre-gl.css)
+PACKAGES=(maplibre-gl leaflet)
+# package, file in the package, name in maps/static/vendor
+ASSETS=(
+    "maplibre-gl dist/maplibre-gl.js maplibre-gl.js"
+    "maplibre-gl dist/maplibre-gl.css maplibre-gl.css"
+    "maplibre-gl LICENSE.txt maplibre-gl.LICENSE.txt"
+    "leaflet dist/leaflet.js leaflet.js"
+    "leaflet dist/leaflet.css leaflet.css"
+    "leaflet dist/images/layers.png images/layers.png"
+    "leaflet dist/images/layers-2x.png images/layers-2x.png"
+    "leaflet LICENSE leaflet.LICENSE.txt"
+)
 
 say() { echo "== $*"; }
 die() {
@@ -24,59 +39,57 @@ die() {
     exit 1
 }
 
-force=0
+update=0
 case ${1:-} in
---force) force=1 ;;
+--update | --force) update=1 ;;
 "") ;;
-*) die "unknown argument '$1' (expected --force)" ;;
+*) die "unknown argument '$1' (expected --update)" ;;
 esac
 
-# the maplibre-gl version a package.json names ("version" field), or nothing
-pkg_version() {
-    [ -f "$1" ] || return 0
-    sed -n 's/^  "version": "\([^"]*\)".*/\1/p' "$1" | head -n 1
-}
-
-# the maplibre-gl version the lock file pins, or nothing
+# the version of a package that the lock file pins, or nothing
 locked_version() {
     [ -f "$EDITOR/package-lock.json" ] || return 0
-    awk '/"node_modules\/maplibre-gl": \{/ { hit = 1 } hit && /"version":/ {
+    awk -v key="\"node_modules/$1\": {" 'index($0, key) { hit = 1 } hit && /"version":/ {
         gsub(/[",]/, "", $2); print $2; exit }' "$EDITOR/package-lock.json"
 }
 
-up_to_date() {
-    local want have f
-    want=$(locked_version)
-    have=$(pkg_version "$EDITOR/node_modules/maplibre-gl/package.json")
-    [ -n "$want" ] && [ "$want" = "$have" ] || return 1
-    for f in "${FILES[@]}"; do
-        cmp -s "$DIST/$f" "$VENDOR/$f" || return 1
-    done
-    cmp -s "$DIST/../LICENSE.txt" "$VENDOR/LICENSE.txt"
+# "name version" per line, as VERSIONS records them
+wanted_versions() {
+    local p
+    for p in "${PACKAGES[@]}"; do echo "$p $(locked_version "$p")"; done
 }
 
-if [ "$force" -eq 0 ] && up_to_date; then
-    say "maplibre-gl $(locked_version) already vendored in maps/static/vendor"
+check() {
+    local a name
+    for a in "${ASSETS[@]}"; do
+        name=${a##* }
+        [ -s "$VENDOR/$name" ] || die "maps/static/vendor/$name is missing; run \`bash scripts/vendor.sh --update\` (needs npm)"
+    done
+    [ -f "$VENDOR/VERSIONS" ] && [ "$(cat "$VENDOR/VERSIONS")" = "$(wanted_versions)" ] ||
+        die "maps/static/vendor/VERSIONS does not match maps/editor/package-lock.json; run \`bash scripts/vendor.sh --update\`"
+    say "vendored $(wanted_versions | paste -sd, - | sed 's/,/, /g') in maps/static/vendor"
+}
+
+if [ "$update" -eq 0 ]; then
+    check
     exit 0
 fi
 
-command -v npm >/dev/null 2>&1 || die "npm is needed to vendor the editor's assets (apt-get install npm, or Node.js 18+)"
-
+command -v npm >/dev/null 2>&1 || die "npm is needed to update the vendored assets (apt-get install npm, or Node.js 18+)"
 cd "$EDITOR"
 if [ -f package-lock.json ]; then
-    if [ "$force" -eq 1 ] || [ "$(locked_version)" != "$(pkg_version node_modules/maplibre-gl/package.json)" ]; then
-        say "npm ci in maps/editor"
-        npm ci --no-audit --no-fund --loglevel=error || die "npm ci failed in $EDITOR"
-    fi
+    say "npm ci in maps/editor"
+    npm ci --no-audit --no-fund --loglevel=error || die "npm ci failed in $EDITOR"
 else
     say "npm install in maps/editor (no lock file yet: creating package-lock.json; commit it)"
     npm install --no-audit --no-fund --loglevel=error || die "npm install failed in $EDITOR"
 fi
-
-[ -f "$DIST/maplibre-gl.js" ] || die "$DIST/maplibre-gl.js is missing after npm"
-mkdir -p "$VENDOR"
-for f in "${FILES[@]}"; do
-    cp "$DIST/$f" "$VENDOR/$f"
+for a in "${ASSETS[@]}"; do
+    read -r pkg src name <<<"$a"
+    [ -f "node_modules/$pkg/$src" ] || die "node_modules/$pkg/$src is missing after npm"
+    mkdir -p "$(dirname "$VENDOR/$name")"
+    cp "node_modules/$pkg/$src" "$VENDOR/$name"
 done
-cp "$EDITOR/node_modules/maplibre-gl/LICENSE.txt" "$VENDOR/LICENSE.txt"
-say "vendored maplibre-gl $(pkg_version node_modules/maplibre-gl/package.json) into maps/static/vendor"
+wanted_versions >"$VENDOR/VERSIONS"
+rm -f "$VENDOR/LICENSE.txt" # the name before leaflet joined
+check
