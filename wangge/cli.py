@@ -29,6 +29,27 @@ err = Console(stderr=True, soft_wrap=True)
 DEMO_OSM = Path(str(resources.files("wangge.data").joinpath("demo", "nanjing-xinjiekou.osm")))
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from wangge import __version__
+
+        out.print(f"wangge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """网格 wangge: grid governance GIS — ingest OSM, delineate grids, overlay risks, find
+    coverage gaps, serve and export."""
+
+
 def _fail(exc: WanggeError) -> None:
     err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)

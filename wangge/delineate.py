@@ -21,7 +21,7 @@ from wangge.geo.households import load_params
 from wangge.geo.limits import Limits, limits_from_raw, load_limits
 from wangge.geo.metrics import road_halo, unit_metrics
 from wangge.geo.tessellation import cell_of, nested_buildings, tessellate
-from wangge.ingest import text_table
+from wangge.ingest import IngestResult, ingest, text_table, write_units
 
 UNIT_LAYERS = ("buildings", "blocks", "adjacency", "compounds", "roads", "barriers", "study_area")
 #: Layers of units.gpkg read when present: the given levels and what was noticed in ingest.
@@ -41,6 +41,9 @@ class DelineateResult:
     feasibility: pd.DataFrame | None = None
     #: Plain words for the planner about choices the run made for them (the district code).
     notes: list[str] = field(default_factory=list)
+    #: The atomic units when they were ingested from an OSM or building file in this run:
+    #: written beside the plan as units.gpkg, so that coverage and overlay find them.
+    ingested: IngestResult | None = None
 
 
 def district_from_given(
@@ -117,9 +120,12 @@ def load_units(
             if n in have:
                 layers[n] = pyogrio.read_dataframe(source, layer=n)
         return layers, crs
-    from wangge.ingest import ingest
+    return ingested_units(ingest(source, progress=progress, **ingest_options))
 
-    result = ingest(source, progress=progress, **ingest_options)
+
+def ingested_units(result: IngestResult) -> tuple[dict, str]:
+    """The layers (in the metric CRS) and tables of an ingest result, as :func:`load_units`
+    gives them."""
     layers = {n: f.to_crs(result.crs) for n, f in result.layers.items()}
     layers.update(result.tables)
     return layers, result.crs
@@ -143,13 +149,19 @@ def delineate(
     enterprises...), taken beside those found in the OSM land use."""
     limits = load_limits(config, seed=seed, district_code=district_code, preset=preset)
     start = time.perf_counter()
-    units, crs = load_units(source, progress, **ingest_options)
+    ingested = None
+    if source is not None and Path(source).suffix.lower() == ".gpkg":
+        units, crs = load_units(source, progress)
+    else:
+        ingested = ingest(source, progress=progress, **ingest_options)
+        units, crs = ingested_units(ingested)
     if sites is not None:
         units["site_file"] = read_sites(sites, crs, sites_coords)
     limits, note = district_from_given(limits, units, district_code)
     result = delineate_units(units, crs, limits)
     if note:
         result.notes.append(note)
+    result.ingested = ingested
     result.timings = {"units": time.perf_counter() - start, **result.timings}
     return result
 
@@ -342,13 +354,16 @@ def plan_frames(result: DelineateResult, violations: pd.DataFrame) -> dict[str, 
 
 
 def write_plan(result: DelineateResult, violations: pd.DataFrame, out_dir: str | Path) -> Path:
-    """Write plan.gpkg (atomically), one GeoJSON per polygon layer, and map.html."""
+    """Write plan.gpkg (atomically), one GeoJSON per polygon layer, and map.html; and,
+    when the units were ingested in this run, units.gpkg (what coverage and overlay read)."""
     import os
 
     from wangge.maps.grid_map import write_grid_map
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if result.ingested is not None:
+        write_units(result.ingested, out_dir)
     frames = plan_frames(result, violations)
     target = out_dir / "plan.gpkg"
     tmp = out_dir / f".plan.{os.getpid()}.gpkg"
