@@ -977,3 +977,42 @@ def test_planner_names_a_grid_and_sets_its_staff(server, browser):
     assert page.locator("#gi-staff-save").count() == 0
     assert not page.errors, page.errors
     ctx.close()
+
+
+# --- labels ---------------------------------------------------------------------------
+
+LABEL_BOXES = """() => [...document.querySelectorAll('.wg-label')]
+  .filter(el => getComputedStyle(el).display !== 'none')
+  .map(el => { const r = el.getBoundingClientRect();
+               return [el.dataset.code, el.classList.contains('wg-label-hidden'),
+                       r.left, r.top, r.right, r.bottom]; })"""
+
+
+def test_grid_labels_never_overlap(server, browser):
+    """Zoomed out, labels that would pile on each other are hidden (most important first);
+    zooming in brings them back. No two shown labels overlap at any zoom."""
+    context, page = open_editor(browser, server)
+    shown_at = {}
+    for zoom in (14.0, 15.0, 16.5):
+        page.evaluate(
+            """(z) => { const m = window.wanggeEditor.map;
+                        m.jumpTo({center: m.getCenter(), zoom: z}); }""",
+            zoom,
+        )
+        map_idle(page)
+        page.wait_for_timeout(100)  # moveend's declutter has run
+        boxes = page.evaluate(LABEL_BOXES)
+        shown = [b for b in boxes if not b[1]]
+        assert shown, f"no label shown at z{zoom}"
+        for i, a in enumerate(shown):
+            for b in shown[i + 1 :]:
+                overlap = a[2] < b[4] and b[2] < a[4] and a[3] < b[5] and b[3] < a[5]
+                assert not overlap, f"z{zoom}: labels {a[0]} and {b[0]} overlap"
+        on_screen = [b for b in shown if 0 <= b[2] and b[4] <= VIEWPORT["width"]]
+        shown_at[zoom] = (len(on_screen), len(boxes) - len(shown))
+    print(f"labels (shown on screen, hidden) by zoom: {shown_at}")
+    shot(page, "30-labels-decluttered")
+    # zoomed out, some labels had to give way; closer in, fewer do
+    assert shown_at[14.0][1] > 0, shown_at
+    assert shown_at[16.5][1] <= shown_at[14.0][1], shown_at
+    context.close()

@@ -1,5 +1,7 @@
 // The map: wangge's vector tiles as MapLibre layers, selection by click and by box, and
-// grid labels as HTML markers (no glyph server: text is drawn by the browser's own fonts).
+// grid labels as HTML markers (no glyph server: text is drawn by the browser's own fonts),
+// decluttered: a label that would overlap one already placed is hidden until zooming in
+// makes room (changed, over/under and locked grids are placed first, then by households).
 // Every tile and TileJSON request carries the signed-in account's key (transformRequest);
 // grids outside the account's territory are greyed and hatched.
 
@@ -372,16 +374,66 @@ export class MapView {
       el.classList.toggle("readonly", !!g.readonly);
     }
     this._labelVisibility();
+    this._declutter();
   }
 
   toggleLabels(on) {
     this.labelsOn = on;
     this._labelVisibility();
+    this._declutter();
   }
 
   _labelVisibility() {
     const show = this.labelsOn && this.map.getZoom() >= 13.5;
     this.map.getContainer().classList.toggle("wg-labels-hidden", !show);
+  }
+
+  // Hide every label that would overlap one placed before it, in order of importance; the
+  // hidden ones carry the class wg-label-hidden (and reappear when zooming in frees room).
+  _declutter() {
+    const entries = [];
+    for (const [code, marker] of this.markers) {
+      const el = marker.getElement();
+      el.classList.remove("wg-label-hidden");
+      const w = el.offsetWidth;
+      const h = el.offsetHeight;
+      if (!w || !h) continue; // not displayed (labels off, or zoomed out)
+      const p = this.map.project(marker.getLngLat());
+      const [hw, hh] = [w / 2 + 2, h / 2 + 2]; // 2 px of air around each label
+      entries.push({ el, code, box: [p.x - hw, p.y - hh, p.x + hw, p.y + hh] });
+    }
+    const rank = (e) => {
+      const c = e.el.classList;
+      const off = c.contains("over") || c.contains("under");
+      return (c.contains("changed") ? 8 : 0) + (off ? 4 : 0) + (c.contains("locked") ? 2 : 0);
+    };
+    const hh = (e) => Number.parseFloat(e.el.querySelector(".hh").textContent) || 0;
+    entries.sort((a, b) => rank(b) - rank(a) || hh(b) - hh(a) || (a.code < b.code ? -1 : 1));
+    // placed boxes by 64-pixel cell, so that each label is checked against its neighbours only
+    const cells = new Map();
+    const CELL = 64;
+    const keys = ([x0, y0, x1, y1]) => {
+      const out = [];
+      for (let i = Math.floor(x0 / CELL); i <= Math.floor(x1 / CELL); i++)
+        for (let j = Math.floor(y0 / CELL); j <= Math.floor(y1 / CELL); j++)
+          out.push(`${i},${j}`);
+      return out;
+    };
+    const hits = (a, b) => a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+    let hidden = 0;
+    for (const e of entries) {
+      const near = keys(e.box);
+      if (near.some((k) => (cells.get(k) || []).some((b) => hits(b, e.box)))) {
+        e.el.classList.add("wg-label-hidden");
+        hidden += 1;
+        continue;
+      }
+      for (const k of near) {
+        if (!cells.has(k)) cells.set(k, []);
+        cells.get(k).push(e.box);
+      }
+    }
+    this.labelsHidden = hidden;
   }
 
   // --- interaction ----------------------------------------------------------------------
@@ -414,6 +466,7 @@ export class MapView {
   _wireEvents() {
     const map = this.map;
     map.on("zoom", () => this._labelVisibility());
+    map.on("moveend", () => this._declutter());
     // a tile or TileJSON request that failed (error.status 401: the key no longer works)
     map.on("error", (e) => this.handlers.onError(e.error || e));
     map.on("click", (e) => {
