@@ -1,93 +1,190 @@
-"""A self-contained HTML map of a plan: grids coloured by households, drawn as inline SVG.
+"""The plan map: grids coloured by households against the band, with micro-grids, communities
+and streets, as an offline web map (folium; see :mod:`wangge.maps.webmap`).
 
-No script, tile or font is fetched: the file opens the same on an intranet with no
-internet. Interactive maps (Leaflet/MapLibre, vendored) come with the editor.
+Grids lie at the bottom, filled by their household class; micro-grids above them, outlined,
+with a transparent fill so that hovering anywhere shows the micro-grid and the grid it lies in;
+community and street boundaries on top, drawn only. Each level is a layer of the layer
+control: switching micro-grids off shows the grids' own tooltips.
 """
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
+import folium
 import geopandas as gpd
 import numpy as np
 
-from wangge.maps._svg import ATTRIBUTION, Viewport, page, path_d
+from wangge.maps.webmap import (
+    features,
+    finish,
+    fmt,
+    geojson,
+    legend_block,
+    new_map,
+    page,
+    records,
+    save,
+    swatch_rect,
+    text,
+)
 
-__all__ = ["ATTRIBUTION", "PALETTE", "grid_map_html", "write_grid_map"]
+__all__ = ["DEDICATED", "PALETTE", "grid_map", "grid_map_html", "household_classes"]
+__all__ += ["write_grid_map"]
 
 #: Sequential colours (light → dark) for households, one per class.
 PALETTE = ("#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704")
 #: Dedicated grids (专属网格) stand apart: outside the household bands by rule.
 DEDICATED = "#9fb1e0"
+#: What a unit's flag means, in Chinese and English.
+FLAGS = {
+    "dedicated": "专属网格 dedicated grid",
+    "vertical": "竖向微网格 vertical (by unit or floor)",
+    "oversize": "超限 over the limit",
+    "infeasible": "无法满足限制 limits infeasible",
+    "empty": "无户 no households",
+}
+COMMUNITY, STREET, MICRO = "#08306b", "#000000", "#777777"
 
 
-def grid_map_html(
-    layers: dict[str, gpd.GeoDataFrame], title: str, lo: float, hi: float, width: int = 1100
-) -> str:
-    """Render grids (fill by households against the band), micro-grids and communities.
+def household_classes(households, lo: float, hi: float) -> tuple[np.ndarray, list[str]]:
+    """The class (index into :data:`PALETTE`) of each household count, and the class labels.
+
+    The edges are 0, ``lo``, the band's middle, ``hi`` and 1.5 × ``hi``.
+    """
+    edges = [0, lo, 0.5 * (lo + hi), hi, hi * 1.5]
+    values = np.asarray(households, dtype=float)
+    classes = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(PALETTE) - 1)
+    labels = [
+        f"< {lo:g}",
+        f"{lo:g}–{0.5 * (lo + hi):g}",
+        f"{0.5 * (lo + hi):g}–{hi:g}",
+        f"{hi:g}–{1.5 * hi:g}",
+        f"> {1.5 * hi:g}",
+    ]
+    return classes, labels
+
+
+def _flag(v) -> str:
+    v = text(v)
+    return FLAGS.get(v, v)
+
+
+def grid_map(layers: dict[str, gpd.GeoDataFrame], title: str, lo: float, hi: float) -> folium.Map:
+    """The plan map: grids (fill by households against the band), micro-grids, communities
+    and streets.
 
     Parameters
     ----------
     layers
-        ``grids``, ``microgrids`` and ``communities`` in one metric CRS.
+        ``grids`` and ``microgrids``, optionally ``communities`` and ``streets``, in any
+        one CRS (``code``, ``name``, ``households``, ``flag``, ``note``).
     title
         Heading of the page.
     lo, hi
         The grid band, marked in the legend.
+
+    Returns
+    -------
+    folium.Map
+        The finished map (:func:`wangge.maps.webmap.finish`).
     """
     grids = layers["grids"]
-    vp = Viewport.fit(grids.total_bounds, width)
-    edges = [0, lo, 0.5 * (lo + hi), hi, hi * 1.5]
-    classes = np.clip(
-        np.searchsorted(edges, grids["households"].to_numpy(), side="right") - 1,
-        0,
-        len(PALETTE) - 1,
-    )
-    shapes = []
-    for (code, hh, flag), cls, geom in zip(
-        grids[["code", "households", "flag"]].itertuples(index=False),
-        classes,
-        grids.geometry,
-        strict=True,
-    ):
-        kind = "专属网格 dedicated grid" if flag == "dedicated" else "网格 grid"
-        tip = html.escape(f"{kind} {code}: {hh:g} 户 households {flag}")
-        fill = DEDICATED if flag == "dedicated" else PALETTE[cls]
-        shapes.append(
-            f'<path d="{path_d(geom, vp)}" fill="{fill}" stroke="#444" '
-            f'stroke-width="1"><title>{tip}</title></path>'
+    micro = layers.get("microgrids")
+    m = new_map(grids)
+    classes, labels = household_classes(grids["households"].to_numpy(), lo, hi)
+    rows = records(grids)
+    by_code = {text(r.get("code")): r for r in rows}
+    props, styles = [], []
+    for r, cls in zip(rows, classes, strict=True):
+        dedicated = text(r.get("flag")) == "dedicated"
+        props.append(
+            {
+                "code": text(r.get("code")),
+                "name": text(r.get("name")),
+                "hh": f"{fmt(r.get('households'))} 户",
+                "flag": " · ".join(v for v in (_flag(r.get("flag")), text(r.get("note"))) if v),
+            }
         )
-    for geom in layers["microgrids"].geometry:
-        shapes.append(
-            f'<path d="{path_d(geom, vp)}" fill="none" stroke="#999" stroke-width="0.3"/>'
-        )
-    for geom in layers["communities"].geometry:
-        shapes.append(
-            f'<path d="{path_d(geom, vp)}" fill="none" stroke="#08306b" stroke-width="2.5"/>'
-        )
-    labels = [
-        f"&lt; {lo:g}",
-        f"{lo:g}–{0.5 * (lo + hi):g}",
-        f"{0.5 * (lo + hi):g}–{hi:g}",
-        f"{hi:g}–{1.5 * hi:g}",
-        f"&gt; {1.5 * hi:g}",
+        fill = DEDICATED if dedicated else PALETTE[int(cls)]
+        styles.append({"color": "#444", "weight": 1, "fillColor": fill, "fillOpacity": 0.75})
+
+    tip = [
+        ("code", "网格 grid"),
+        ("name", "名称 name"),
+        ("hh", "户数 households"),
+        ("flag", "类型 flag"),
     ]
-    legend = "".join(
-        f'<div><span style="background:{c}"></span>{t}</div>'
-        for c, t in zip(PALETTE, labels, strict=True)
+    geojson(features(grids, props), "网格 grids", styles, tip).add_to(m)
+
+    micro_props = []
+    for r in records(micro):
+        grid = by_code.get(text(r.get("parent_code")), {})
+        micro_props.append(
+            {
+                "code": text(r.get("code")),
+                "hh": f"{fmt(r.get('households'))} 户",
+                "flag": _flag(r.get("flag")),
+                "grid": " ".join(
+                    v
+                    for v in (
+                        text(r.get("parent_code")),
+                        text(grid.get("name")),
+                        f"· {fmt(grid.get('households'))} 户" if grid else "",
+                    )
+                    if v
+                ),
+            }
+        )
+    micro_style = {
+        "color": MICRO,
+        "weight": 0.6,
+        "fill": True,
+        "fillColor": "#ffffff",
+        "fillOpacity": 0,
+    }
+    micro_tip = [
+        ("code", "微网格 micro-grid"),
+        ("hh", "户数 households"),
+        ("flag", "类型 flag"),
+        ("grid", "所属网格 grid"),
+    ]
+    if micro is not None:
+        layer = features(micro, micro_props)
+        geojson(layer, "微网格 micro-grids", micro_style, micro_tip, role="upper").add_to(m)
+    for key, name, colour, weight in (
+        ("communities", "社区 communities", COMMUNITY, 2.5),
+        ("streets", "街道 streets", STREET, 3.5),
+    ):
+        frame = layers.get(key)
+        if frame is None or not len(frame):
+            continue
+        style = {"color": colour, "weight": weight, "fill": False, "opacity": 0.9}
+        geojson(features(frame), name, style, interactive=False, role="lines").add_to(m)
+
+    legend = legend_block(
+        f"户数 households per grid (band 标准 {lo:g}–{hi:g})",
+        [(swatch_rect(c, "#444"), t) for c, t in zip(PALETTE, labels, strict=True)]
+        + [(swatch_rect(DEDICATED, "#444"), "专属网格 dedicated grid")],
+    ) + legend_block(
+        "边界 boundaries",
+        [
+            (swatch_rect("none", STREET, width=3), "街道 street"),
+            (swatch_rect("none", COMMUNITY, width=2.5), "社区 community"),
+            (swatch_rect("none", "#444"), "网格 grid"),
+            (swatch_rect("none", MICRO, width=0.8), "微网格 micro-grid"),
+        ],
     )
-    body = f"""<div class="legend"><b>户数 / households per grid</b>{legend}
-<div><span style="background:{DEDICATED}"></span>专属网格 dedicated grid</div>
-<div>— 社区 community boundary</div><div>┈ 微网格 micro-grid</div></div>
-{vp.svg_open()}{"".join(shapes)}</svg>"""
-    return page(title, body)
+    return finish(m, title, legend)
+
+
+def grid_map_html(layers: dict[str, gpd.GeoDataFrame], title: str, lo: float, hi: float) -> str:
+    """The page of :func:`grid_map`."""
+    return page(grid_map(layers, title, lo, hi))
 
 
 def write_grid_map(
     path: str | Path, layers: dict[str, gpd.GeoDataFrame], title: str, lo: float, hi: float
 ) -> Path:
-    """Write :func:`grid_map_html` to ``path``."""
-    path = Path(path)
-    path.write_text(grid_map_html(layers, title, lo, hi), "utf-8")
-    return path
+    """Write the page of :func:`grid_map` to ``path`` and return it."""
+    return save(path, grid_map(layers, title, lo, hi))

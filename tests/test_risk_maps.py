@@ -1,23 +1,37 @@
-"""The offline risk maps: four-colour grid map, heatmap and coverage gaps, on small frames."""
+"""The web maps' content without a browser, on small frames: the layers each map has, the
+colour of every shape, the tooltips' fields, the legends, the kernel density, and a page
+that names nothing outside itself. tests/test_maps_offline.py opens the real maps in
+chromium."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
-from html.parser import HTMLParser
 
+import folium
 import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
 
 from wangge.geo.rules import LEVEL_COLOURS, LEVEL_ZH
-from wangge.maps._svg import OSM_COPYRIGHT, SAMPLE_BANNER
-from wangge.maps.risk_maps import (
+from wangge.maps.gap_map import BEYOND, FACILITY, MISSING, OVER, gap_map, write_gap_maps
+from wangge.maps.grid_map import DEDICATED, PALETTE, grid_map, household_classes, write_grid_map
+from wangge.maps.heatmap import (
     density_raster,
+    heatmap,
     kernel_density,
-    write_gap_maps,
+    mercator_density,
     write_heatmap,
-    write_risk_map,
+)
+from wangge.maps.risk_maps import COLD, HOT, risk_map, write_risk_map
+from wangge.maps.webmap import (
+    OSM_COPYRIGHT,
+    SAMPLE_BANNER,
+    OfflineError,
+    check_offline,
+    features,
+    page,
 )
 
 CRS = "EPSG:4549"
@@ -26,43 +40,51 @@ LEVELS = ["red", "orange", "yellow", "blue", "red", "blue"]
 HOTSPOT = ["hot", "", "", "", "", "cold"]
 
 
-class Tags(HTMLParser):
-    """Every start tag with its attributes; fails on what the parser cannot close."""
-
-    def __init__(self):
-        super().__init__()
-        self.tags: list[tuple[str, dict]] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-    def having(self, tag: str, cls: str) -> list[dict]:
-        return [a for t, a in self.tags if t == tag and cls in (a.get("class") or "").split()]
+# --- reading a folium map ---------------------------------------------------------------
 
 
-def parse(path) -> tuple[str, Tags]:
-    text = path.read_text("utf-8")
-    tags = Tags()
-    tags.feed(text)
-    tags.close()
-    return text, tags
+def layers(m: folium.Map) -> dict[str, folium.map.Layer]:
+    """The map's layers by their name in the layer control."""
+    return {
+        c.layer_name: c
+        for c in m._children.values()
+        if isinstance(c, folium.map.Layer) and c.control
+    }
 
 
-def assert_offline(text: str) -> None:
-    refs = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', text)
-    assert refs, "expected at least the copyright link"
-    for ref in refs:
-        assert ref == OSM_COPYRIGHT or ref.startswith(("#", "data:image/png")), ref
-    assert not re.findall(
-        r"https?://", text.replace(OSM_COPYRIGHT, "").replace("http://www.w3.org/2000/svg", "")
-    )
+def parts(group: folium.FeatureGroup) -> dict[str, folium.GeoJson]:
+    """The GeoJSON layers inside a feature group, by name."""
+    return {c.layer_name: c for c in group._children.values() if isinstance(c, folium.GeoJson)}
 
 
-def assert_common(text: str, sample: bool) -> None:
+def styles(layer: folium.GeoJson) -> list[dict]:
+    return [layer.style_function(f) for f in layer.data["features"]]
+
+
+def tips(layer: folium.GeoJson) -> list[str]:
+    """Each feature's tooltip as text: ``label value`` lines, as the browser shows them."""
+    (tip,) = [c for c in layer._children.values() if isinstance(c, folium.GeoJsonTooltip)]
+    return [
+        "\n".join(f"{a} {f['properties'][k]}" for k, a in zip(tip.fields, tip.aliases, strict=True))
+        for f in layer.data["features"]
+    ]
+
+
+def assert_page(m: folium.Map, sample: bool) -> str:
+    text = page(m)
     assert "© OpenStreetMap contributors, ODbL 1.0" in text
-    assert "OpenStreetMap 贡献者" in text
+    assert "OpenStreetMap 贡献者" in text and f'href="{OSM_COPYRIGHT}"' in text
     assert (SAMPLE_BANNER in text) == sample
-    assert_offline(text)
+    # Leaflet inlined, none of folium's CDN links, the control images as data: URIs
+    assert "Leaflet 1.9.4" in text
+    assert not re.search(r"<(script|link)\b[^>]*\b(src|href)=", text)
+    assert "cdn.jsdelivr" not in text and "bootstrap" not in text.lower()
+    assert "images/layers" not in text and "url(data:image/png;base64," in text
+    check_offline(text)
+    return text
+
+
+# --- frames -----------------------------------------------------------------------------
 
 
 @pytest.fixture()
@@ -106,7 +128,7 @@ def make_points(sample: bool) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
         {
             "risk_id": [f"R{k}" for k in range(len(xy))],
-            "name": ["加油站", "仓库", "工地", "小店"],
+            "name": ["加油站", "仓库 <b>&", "工地", "小店"],
             "category_zh": ["安全生产", "消防安全", "安全生产", "社会治安"],
             "level": levels,
             "level_zh": [LEVEL_ZH[lv] for lv in levels],
@@ -139,28 +161,160 @@ def make_zones() -> gpd.GeoDataFrame:
     )
 
 
+# --- the shared parts -------------------------------------------------------------------
+
+
+def test_features_are_wgs84_to_six_decimals_escaped_and_keep_row_ids(grids):
+    frame = grids.iloc[:3].copy()
+    frame.loc[frame.index[1], "geometry"] = None  # a row without geometry is left out
+    fc = features(
+        frame, [{"name": n, "n": k, "gone": None} for k, n in enumerate(["<a>", "b", "c"])]
+    )
+    assert [f["id"] for f in fc["features"]] == ["0", "2"]
+    assert fc["features"][0]["properties"] == {"name": "&lt;a&gt;", "n": 0, "gone": ""}
+    coords = np.asarray(fc["features"][0]["geometry"]["coordinates"][0])
+    assert (coords[:, 0] > 110).all() and (coords[:, 1] > 30).all() and (coords[:, 1] < 35).all()
+    assert np.allclose(coords, np.round(coords, 6), rtol=0, atol=0)
+    # the corners come back within 0.1 m of the original
+    back = gpd.GeoSeries(shapely.points(coords), crs=4326).to_crs(CRS)
+    corners = np.asarray(grids.geometry.iloc[0].exterior.coords)
+    near = np.hypot(*(np.column_stack([back.x, back.y])[:, None, :] - corners[None]).T)
+    assert near.min(axis=0).max() < 0.1
+
+
+def test_check_offline_refuses_what_a_browser_would_fetch():
+    fine = (
+        '<a href="https://www.openstreetmap.org/copyright">osm</a>'
+        '<img src="data:image/png;base64,AAAA"><style>.x{background:url(data:image/png;base64,A)}'
+        ".y{fill:url(#hatch)}</style><script>var s = '<a href=\"https://leafletjs.com\">'</script>"
+    )
+    check_offline(fine)
+    for bad in (
+        '<script src="https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js"></script>',
+        '<link rel="stylesheet" href="//cdn.example.com/x.css"/>',
+        '<script src="leaflet.js"></script>',
+        '<img src="http://tile.openstreetmap.org/1/1/1.png">',
+        "<style>.a{background:url(images/layers.png)}</style>",
+        "<style>@import 'https://fonts.example.com/a.css';</style>",
+    ):
+        with pytest.raises(OfflineError):
+            check_offline(bad)
+
+
+def test_no_module_draws_svg_by_hand_any_more():
+    assert importlib.util.find_spec("wangge.maps._svg") is None
+
+
+# --- the plan map -----------------------------------------------------------------------
+
+
+def test_household_classes_follow_the_band():
+    classes, labels = household_classes([0, 299, 300, 399, 400, 499, 500, 749, 750, 2000], 300, 500)
+    assert classes.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert labels == ["< 300", "300–400", "400–500", "500–750", "> 750"]
+
+
+def test_grid_map_colours_grids_by_class_and_names_each_level(grids, tmp_path):
+    plan = grids[["code", "name", "households", "geometry"]].copy()
+    plan["households"] = [250, 320, 450, 520, 900, 0]
+    plan["flag"] = ["", "", "", "", "oversize", "dedicated"]
+    plan["note"] = ["", "", "", "", "", "amenity=school 中学"]
+    micro = plan.iloc[:2].copy()
+    micro["parent_code"] = micro["code"]
+    micro["code"] = micro["code"] + "001"
+    micro["households"] = [25, 30]
+    micro["flag"] = ["vertical", ""]
+    community = gpd.GeoDataFrame(
+        {"code": ["C1"]}, geometry=[shapely.union_all(plan.geometry)], crs=CRS
+    )
+    frames = {"grids": plan, "microgrids": micro, "communities": community, "streets": community}
+    m = grid_map(frames, "网格 plan", 300, 500)
+    named = layers(m)
+    assert list(named) == ["网格 grids", "微网格 micro-grids", "社区 communities", "街道 streets"]
+    fills = [s["fillColor"] for s in styles(named["网格 grids"])]
+    assert fills == [PALETTE[0], PALETTE[1], PALETTE[2], PALETTE[3], PALETTE[4], DEDICATED]
+    text = tips(named["网格 grids"])
+    assert "网格 grid G04" in text[4] and "户数 households 900 户" in text[4]
+    assert "超限 over the limit" in text[4]
+    assert "专属网格 dedicated grid · amenity=school 中学" in text[5]
+    micro_tips = tips(named["微网格 micro-grids"])
+    assert "微网格 micro-grid G00001" in micro_tips[0] and "竖向微网格" in micro_tips[0]
+    assert "所属网格 grid G00 网格0 · 250 户" in micro_tips[0]
+    # boundaries only draw, above the grids whatever is ticked off and on
+    assert named["社区 communities"].options == {"interactive": False, "pane": "wg-lines"}
+    assert named["微网格 micro-grids"].options == {"pane": "wg-upper"}
+    assert named["网格 grids"].options == {}  # Leaflet's overlay pane, under the others
+    html = assert_page(m, sample=False)
+    for term in (
+        "户数 households per grid",
+        "300–400",
+        "专属网格 dedicated grid",
+        "社区 community",
+    ):
+        assert term in html
+    path = write_grid_map(tmp_path / "map.html", frames, "网格 plan", 300, 500)
+    assert path.stat().st_size < 500_000
+
+
+# --- the four-colour risk map -----------------------------------------------------------
+
+
 @pytest.mark.parametrize("sample", [False, True])
-def test_risk_map_draws_each_grid_and_point_in_its_colour(tmp_path, grids, sample):
+def test_risk_map_colours_grids_zones_and_points_by_level(tmp_path, grids, sample):
     points = make_points(sample)
-    path = write_risk_map(tmp_path / "risk.html", grids, points, make_zones(), title="风险 risk")
-    text, tags = parse(path)
-    assert_common(text, sample)
-    for term in ("重大风险", "较大风险", "一般风险", "低风险", "major risk", "low risk", "Gi*"):
-        assert term in text
-    for term in ("热点 hot spot", "冷点 cold spot", "风险点 risk point", "风险区 risk zone"):
-        assert term in text
-    cells = tags.having("path", "grid")
-    assert [c["data-code"] for c in cells] == grids["code"].tolist()
-    assert [c["fill"] for c in cells] == grids["colour"].tolist()
-    assert len(tags.having("path", "hot")) == 1 and len(tags.having("path", "cold")) == 1
-    assert tags.having("path", "hot")[0]["stroke-dasharray"]
-    dots = tags.having("circle", "point")
-    assert len(dots) == len(points)
-    assert sorted(d["fill"] for d in dots) == sorted(points["colour"])
-    assert len(tags.having("path", "zone")) == 1
-    # the summary table counts grids per level
-    table = text[text.index('id="summary"') :]
-    assert re.search(r"重大风险 red</td><td>2</td><td>270</td>", table)
+    m = risk_map(grids, points, make_zones(), title="风险 risk")
+    named = layers(m)
+    assert list(named) == [
+        "网格风险 grid risk",
+        "风险区 risk zones",
+        "冷热点 hot and cold spots (Gi*)",
+        "风险点 risk points",
+    ]
+    cells = named["网格风险 grid risk"]
+    assert [s["fillColor"] for s in styles(cells)] == grids["colour"].tolist()
+    first = tips(cells)[0]
+    for term in ("网格 grid G00 网格0", "120 户", "2/1/0/0", "重大风险 red (major risk)"):
+        assert term in first
+    assert "22.0 (18.3 /100户 per 100 hh)" in first and "z 2.50 p 0.010 · 热点 hot spot" in first
+    assert "40 户 hh, 重点人群 vulnerable 5" in first
+
+    spots = named["冷热点 hot and cold spots (Gi*)"]
+    assert spots.options == {"interactive": False, "pane": "wg-lines"}
+    assert [(s["color"], s["dashArray"]) for s in styles(spots)] == [
+        (HOT, "10 5"),
+        (COLD, "10 5"),
+    ]
+    (zone,) = styles(named["风险区 risk zones"])
+    assert zone["fillColor"] == "url(#hatch-orange)" and zone["color"] == LEVEL_COLOURS["orange"]
+    dots = named["风险点 risk points"]
+    # blue first and red last, so that red points lie on top
+    assert [s["fillColor"] for s in styles(dots)] == [
+        LEVEL_COLOURS[lv] for lv in ("blue", "orange", "red", "red")
+    ]
+    assert dots.marker.options["radius"] == 5 and dots.marker.options["fill"]
+    assert {s["pane"] for s in styles(dots)} == {"wg-points"}  # points stay on top
+    point_tips = tips(dots)
+    assert "风险点 risk point R1 仓库 &lt;b&gt;&amp;" in point_tips[3]  # escaped for the HTML
+    assert "类别 category 消防安全" in point_tips[3] and "风险值 score 20 (matrix)" in point_tips[3]
+    assert ("样例 sample" in point_tips[2]) == sample
+
+    html = assert_page(m, sample)
+    assert '<pattern id="hatch-orange"' in html
+    for term in (
+        "重大风险 major risk",
+        "低风险 low risk",
+        "热点 hot spot (Gi*)",
+        "风险区 risk zone",
+    ):
+        assert term in html
+    table = html[html.index('id="summary"') :]
+    assert re.search(r"重大风险 red</td><td>2</td><td>270</td><td>2</td><td>0</td>", table)
+    assert "热点网格 hot-spot grids: 1" in table
+    path = write_risk_map(tmp_path / "risk.html", grids, points, make_zones())
+    assert path.read_text("utf-8").count("L.map(") == 1
+
+
+# --- the heatmap ------------------------------------------------------------------------
 
 
 def test_kernel_density_keeps_the_mass_and_peaks_at_the_heavy_cluster():
@@ -181,19 +335,54 @@ def test_kernel_density_keeps_the_mass_and_peaks_at_the_heavy_cluster():
     assert not kernel_density(np.empty((0, 2)), [], (xs, ys), 150.0).any()
 
 
+def test_mercator_density_is_per_square_metre_and_peaks_at_the_cluster(grids):
+    box = shapely.box(X0 - 1000, Y0 - 1000, X0 + 2000, Y0 + 1000)
+    wide = gpd.GeoDataFrame(geometry=[box], crs=CRS)
+    points = make_points(False)
+    weights = {"red": 9, "orange": 4, "yellow": 2, "blue": 1}
+    dens, box, cell = mercator_density(points, wide, weights, 20.0, 150.0)
+    assert cell == 20.0
+    (south, west), (north, east) = box
+    w0, s0, e0, n0 = wide.to_crs(4326).total_bounds
+    assert west <= w0 and south <= s0 and east >= e0 and north >= n0
+    # ground cells of 20 m: the raster holds the weights (9 + 9 + 4 + 1), none cut off
+    assert dens.sum() * 20.0**2 == pytest.approx(23.0, rel=2e-2)
+    iy, ix = np.unravel_index(np.argmax(dens), dens.shape)
+    lon = west + (ix + 0.5) / dens.shape[1] * (east - west)
+    lat = north - (iy + 0.5) / dens.shape[0] * (north - south)
+    peak = gpd.GeoSeries([shapely.Point(lon, lat)], crs=4326).to_crs(CRS).iloc[0]
+    assert np.hypot(peak.x - (X0 + 100), peak.y - (Y0 + 103)) < 40
+
+
 @pytest.mark.parametrize("sample", [False, True])
-def test_heatmap_is_an_offline_image_with_ramp_legend(tmp_path, grids, sample):
+def test_heatmap_is_an_inline_image_under_grids_zones_and_points(tmp_path, grids, sample):
     points = make_points(sample)
+    m = heatmap(points, make_zones(), grids, bandwidth_m=150)
+    named = layers(m)
+    assert list(named) == [
+        "风险核密度 risk density",
+        "网格 grids",
+        "风险区 risk zones",
+        "风险点 risk points",
+    ]
+    image = named["风险核密度 risk density"]
+    assert image.url.startswith("data:image/png;base64,")
+    (south, west), (north, east) = image.bounds
+    w0, s0, e0, n0 = grids.to_crs(4326).total_bounds
+    assert west <= w0 < e0 <= east and south <= s0 < n0 <= north
+    assert len(named["网格 grids"].data["features"]) == len(grids)
+    assert "网格 grid G02\n名称 name 网格2\n户数 households 200 户" in tips(named["网格 grids"])[2]
+    (zone,) = styles(named["风险区 risk zones"])
+    assert zone["fill"] is False and zone["dashArray"] == "4 3"
+    assert len(named["风险点 risk points"].data["features"]) == len(points)
+    html = assert_page(m, sample)
+    for term in ("低 low", "高 high", "带宽 bandwidth 150 m", "Gaussian kernel", "权重 weights"):
+        assert term in html
     path = write_heatmap(tmp_path / "heat.html", points, make_zones(), grids, bandwidth_m=150)
-    text, tags = parse(path)
-    assert_common(text, sample)
-    for term in ("低 low", "高 high", "带宽 bandwidth 150 m", "Gaussian kernel"):
-        assert term in text
-    (image,) = [a for t, a in tags.tags if t == "image"]
-    assert image["href"].startswith("data:image/png;base64,")
-    assert len(tags.having("path", "grid")) == len(grids)
-    assert len(tags.having("circle", "point")) == len(points)
     assert path.stat().st_size < 3_000_000
+
+
+# --- the coverage-gap map ---------------------------------------------------------------
 
 
 def make_gap_inputs(sample: bool):
@@ -237,6 +426,7 @@ def make_gap_inputs(sample: bool):
             "kind": [r[0] for r in rows],
             "type": [r[1] for r in rows],
             "type_zh": [{"clinic": "卫生服务站", "": ""}.get(r[1], "紧急避难场所") for r in rows],
+            "ref": [f"w{k}" for k in range(len(rows))],
             "grid_code": ["G00"] * len(rows),
             "households": [r[2] for r in rows],
             "people": [r[3] for r in rows],
@@ -257,47 +447,75 @@ def make_gap_inputs(sample: bool):
 
 
 @pytest.mark.parametrize("sample", [False, True])
-def test_gap_maps_one_group_per_type_with_the_uncovered_totals(tmp_path, grids, sample):
+def test_gap_map_one_base_layer_per_type_with_the_uncovered_totals(tmp_path, grids, sample):
     buildings, facilities, gaps, types = make_gap_inputs(sample)
-    path = write_gap_maps(tmp_path / "gaps.html", grids, buildings, facilities, gaps, types)
-    text, tags = parse(path)
-    assert_common(text, sample)
-    groups = [a for t, a in tags.tags if t == "g" and "data-layer" in a]
-    assert [g["data-layer"] for g in groups] == [*types, "exposed_vulnerable"]
-    # without JS only the first layer shows
-    assert "style" not in groups[0] and all(g["style"] == "display:none" for g in groups[1:])
-    assert [a["data-show"] for t, a in tags.tags if t == "button"] == [
-        g["data-layer"] for g in groups
+    m = gap_map(grids, buildings, facilities, gaps, types)
+    named = layers(m)
+    assert list(named) == [
+        "楼栋 buildings",
+        "网格 grids",
+        "紧急避难场所 emergency shelter ≤ 500 m",
+        "卫生服务站 health station ≤ 1,000 m",
+        "重点人群暴露 exposed vulnerable people",
     ]
-    assert "<script>" in text and "直线距离 straight-line (no network)" in text
-    for term in ("紧急避难场所 emergency shelter", "重点人群暴露 exposed vulnerable people"):
-        assert term in text
+    shelter, clinic = (
+        named["紧急避难场所 emergency shelter ≤ 500 m"],
+        named["卫生服务站 health station ≤ 1,000 m"],
+    )
+    # one facility type at a time: radio buttons, the first shown; the overlay starts off
+    assert not shelter.overlay and not clinic.overlay and shelter.show and not clinic.show
+    assert named["重点人群暴露 exposed vulnerable people"].show is False
+    assert named["楼栋 buildings"].options["interactive"] is False
+
+    s, c = parts(shelter), parts(clinic)
+    beyond = styles(s["beyond"])
+    assert len(beyond) == 2 and len(styles(c["beyond"])) == 1
+    assert beyond[0]["fillColor"] == BEYOND and beyond[0]["radius"] > 5
+    assert beyond[1]["fill"] is False and beyond[1]["dashArray"]  # straight line: dashed ring
+    text = tips(s["beyond"])
+    assert "距离 distance 900 m &gt; 500 m (直线距离 straight line, no network)" in text[1]
+    assert (
+        "户数 households 45 户 households, 120 人 people" in text[1]
+        and "原因 reason 远 far" in text[1]
+    )
+    assert "楼栋 building w0" in text[0]
+    (missing,) = styles(c["missing"])
+    assert missing["fillColor"] == "url(#hatch-missing)" and missing["color"] == MISSING
+    assert "网格 grid G00 缺少必配设施 lacks a required 卫生服务站" in tips(c["missing"])[0]
+    assert [st["fillColor"] for st in styles(s["over"])] == [OVER]
+    (ring,) = styles(s["rings"])
+    assert ring["interactive"] is False and ring["fill"] is False and ring["color"] == OVER
+    fac = styles(s["facilities"])
+    assert [f["color"] for f in fac] == ["#ffffff", FACILITY if sample else "#ffffff"]
+    assert ("样例 sample" in tips(s["facilities"])[1]) == sample
+    assert "负荷 load 1.40 · 超容量 over capacity" in tips(s["facilities"])[0]
+    assert (
+        "重点人群 vulnerable 7 人 people"
+        in tips(named["重点人群暴露 exposed vulnerable people"])[0]
+    )
+
+    html = assert_page(m, sample)
+    assert '<pattern id="hatch-missing"' in html
+    for term in ("直线距离 straight-line (no network)", "超出服务范围的楼栋 building beyond reach"):
+        assert term in html
     # 24 buildings of 30 households = 720; shelters leave 30 + 45 out, the clinic 12
-    cells = re.findall(r'<td class="uncovered">([^<]*)</td>', text)
+    cells = re.findall(r'<td class="uncovered">([^<]*)</td>', html)
     assert cells[0].startswith("75 / 720 (10.4%), 直线 straight-line 45")
     assert cells[1].startswith("12 / 720")
-    assert len(tags.having("circle", "beyond")) == 3
-    assert len(tags.having("circle", "straight")) == 1
-    assert tags.having("circle", "straight")[0]["fill"] == "none"
-    assert len(tags.having("path", "missing")) == 1
-    assert len(tags.having("circle", "over-ring")) == 1
-    assert len(tags.having("rect", "facility")) == 3
-    assert len(tags.having("rect", "sample")) == int(sample)
-    assert len(tags.having("circle", "exposed")) == 1
+    path = write_gap_maps(tmp_path / "gaps.html", grids, buildings, facilities, gaps, types)
+    assert path.stat().st_size < 3_000_000
 
 
-def test_maps_without_points_or_gaps_still_render(tmp_path, grids):
+def test_maps_without_points_or_gaps_still_render(grids):
     none = make_points(False).iloc[:0]
     zones = make_zones().iloc[:0]
-    text, tags = parse(write_heatmap(tmp_path / "heat.html", none, zones, grids))
-    assert "无风险点 no risk points" in text and not [t for t, _ in tags.tags if t == "image"]
-    text, tags = parse(write_risk_map(tmp_path / "risk.html", grids, none, zones))
-    assert len(tags.having("path", "grid")) == len(grids) and not tags.having("circle", "point")
+    m = heatmap(none, zones, grids)
+    assert "风险核密度 risk density" not in layers(m)
+    assert "无风险点 no risk points" in assert_page(m, False)
+    m = risk_map(grids, none, zones)
+    assert len(layers(m)["网格风险 grid risk"].data["features"]) == len(grids)
+    assert not layers(m)["风险点 risk points"].data["features"]
+    assert_page(m, False)
     buildings, facilities, gaps, types = make_gap_inputs(False)
-    text, tags = parse(
-        write_gap_maps(
-            tmp_path / "gaps.html", grids, buildings, facilities.iloc[:0], gaps.iloc[:0], types
-        )
-    )
-    assert re.findall(r'<td class="uncovered">([^<]*)</td>', text) == ["0 / 720 (0.0%)"] * 2
-    assert_common(text, False)
+    html = assert_page(gap_map(grids, buildings, facilities.iloc[:0], gaps.iloc[:0], types), False)
+    assert re.findall(r'<td class="uncovered">([^<]*)</td>', html) == ["0 / 720 (0.0%)"] * 2

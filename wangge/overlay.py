@@ -317,7 +317,8 @@ def overlay(
     update_plan(data.path, {**layers, "meta": _meta(data, rules)})
     written = []
     if maps:
-        from wangge.maps.risk_maps import write_heatmap, write_risk_map
+        from wangge.maps.heatmap import write_heatmap
+        from wangge.maps.risk_maps import write_risk_map
 
         title = f"wangge 网格风险四色图 grid risk · {data.meta.get('district_code', '')}"
         written.append(
@@ -442,7 +443,7 @@ def coverage(
     update_plan(data.path, {**layers, "meta": _meta(data, rules)})
     written = []
     if maps:
-        from wangge.maps.risk_maps import write_gap_maps
+        from wangge.maps.gap_map import write_gap_maps
 
         kinds = {
             key: {"zh": t.zh, "en": t.en, "reach_m": t.reach_m}
