@@ -1008,7 +1008,7 @@ def test_grid_labels_never_overlap(server, browser):
             for b in shown[i + 1 :]:
                 overlap = a[2] < b[4] and b[2] < a[4] and a[3] < b[5] and b[3] < a[5]
                 assert not overlap, f"z{zoom}: labels {a[0]} and {b[0]} overlap"
-        on_screen = [b for b in shown if 0 <= b[2] and b[4] <= VIEWPORT["width"]]
+        on_screen = [b for b in shown if b[2] >= 0 and b[4] <= VIEWPORT["width"]]
         shown_at[zoom] = (len(on_screen), len(boxes) - len(shown))
     print(f"labels (shown on screen, hidden) by zoom: {shown_at}")
     shot(page, "30-labels-decluttered")
