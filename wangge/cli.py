@@ -901,9 +901,11 @@ def users_revoke(
 
 
 from wangge.cli_city import city, city_coverage  # noqa: E402 -- it uses the options above
+from wangge.cli_print import print_maps  # noqa: E402
 
 app.command()(city)
 app.command(name="city-coverage")(city_coverage)
+app.command(name="print")(print_maps)
 
 
 def main() -> None:
