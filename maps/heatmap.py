@@ -268,28 +268,11 @@ def heatmap(
     return finish(m, title, legend, sample=sample)
 
 
-def write_heatmap(
-    path: str | Path,
-    points: gpd.GeoDataFrame,
-    zones: gpd.GeoDataFrame,
-    grids: gpd.GeoDataFrame,
-    weights: Mapping[str, float] | None = None,
-    cell_m: float = 25.0,
-    bandwidth_m: float = 200.0,
-    title: str = "风险热力图 Risk heatmap",
-) -> Path:
-    """Write the page of :func:`heatmap` to ``path`` and return it."""
-    return save(path, heatmap(points, zones, grids, weights, cell_m, bandwidth_m, title))
+def write_heatmap(path: str | Path, *args, **kwargs) -> Path:
+    """Write the page of :func:`heatmap` (same arguments after ``path``) and return it."""
+    return save(path, heatmap(*args, **kwargs))
 
 
-def heatmap_html(
-    points: gpd.GeoDataFrame,
-    zones: gpd.GeoDataFrame,
-    grids: gpd.GeoDataFrame,
-    weights: Mapping[str, float] | None = None,
-    cell_m: float = 25.0,
-    bandwidth_m: float = 200.0,
-    title: str = "风险热力图 Risk heatmap",
-) -> str:
-    """The page of :func:`heatmap`."""
-    return page(heatmap(points, zones, grids, weights, cell_m, bandwidth_m, title))
+def heatmap_html(*args, **kwargs) -> str:
+    """The page of :func:`heatmap` (same arguments)."""
+    return page(heatmap(*args, **kwargs))

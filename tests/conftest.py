@@ -65,12 +65,18 @@ def risk_plan_dir(plan_dir, tmp_path_factory):
     the maps are beside it."""
     import shutil
 
+    d = tmp_path_factory.mktemp("risk") / "plan"
+    shutil.copytree(plan_dir, d)
+    return with_samples(d)
+
+
+def with_samples(d: Path, seed: int = 0) -> Path:
+    """The plan in ``d`` with the seeded sample register overlaid and coverage measured
+    (risk and coverage layers in plan.gpkg, the maps beside it)."""
     from wangge.data.samples import write_samples
     from wangge.overlay import coverage, overlay
 
-    d = tmp_path_factory.mktemp("risk") / "plan"
-    shutil.copytree(plan_dir, d)
-    samples = write_samples(d, seed=0)
+    samples = write_samples(d, seed=seed)
     overlay(
         d,
         samples["risks"],

@@ -21,6 +21,27 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--enable-unsafe-swiftshader", "--use-angle=swiftshader", "--ignore-gpu-blocklist"]
 
 
+def chromium(args: list[str] | None = None):
+    """Debian's chromium under Playwright, headless, for a fixture to ``yield from``; a
+    missing chromium or playwright skips the test, or fails it under CI=true."""
+    from conftest import need
+
+    if not CHROMIUM.exists():
+        need("chromium", f"{CHROMIUM} is missing; run `bash scripts/ensure_services.sh chromium`")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        need("playwright", f"{exc}; install the test extras: pip install -e '.[test]'")
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS if args is None else args,
+        )
+        yield b
+        b.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

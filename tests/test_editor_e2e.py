@@ -22,12 +22,11 @@ import pytest
 from conftest import need
 from e2e_server import (
     ADMIN,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     REVOCABLE,
     VIEWER,
     Server,
     add_accounts,
+    chromium,
     import_plan,
     planner_of,
     start_server,
@@ -91,16 +90,7 @@ def need_account(server: Server, label: str) -> None:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        need("chromium", f"{CHROMIUM} is missing; run `bash scripts/ensure_services.sh chromium`")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        need("playwright", f"{exc}; install the test extras: pip install -e '.[test]'")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    yield from chromium()
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -364,7 +354,7 @@ def test_editor_routes(monkeypatch, tmp_path):
     assert res.status_code == 503
     body = res.json()
     assert "bash scripts/vendor.sh" in body["error"]
-    assert body["detail"]["run"] == "bash scripts/vendor.sh"
+    assert body["detail"]["run"] == "bash scripts/vendor.sh --update"
 
 
 # --- the browser tests ----------------------------------------------------------------

@@ -25,8 +25,8 @@ import shapely
 import shapely.ops
 from cities_osm import BEIJING_OSM, real_file
 from clitools import run
-from conftest import need
-from e2e_server import CHROMIUM
+from conftest import with_samples
+from e2e_server import chromium
 
 from wangge.geo.rules import load_rules
 from wangge.maps.webmap import ATTRIBUTION, OSM_COPYRIGHT, SAMPLE_BANNER
@@ -140,25 +140,13 @@ CASES = [(city, name) for city in ("nanjing", "beijing") for name in KINDS]
 @pytest.fixture(scope="module")
 def beijing_dir(tmp_path_factory) -> Path:
     """Beijing delineated (seed 7), the sample register overlaid and coverage measured."""
-    from wangge.data.samples import write_samples
     from wangge.ingest import ingest, write_units
-    from wangge.overlay import coverage, overlay
 
     d = tmp_path_factory.mktemp("beijing-maps")
     units = write_units(ingest(real_file(BEIJING_OSM), progress=False), d)
     res = run("delineate", units, "--out", d, "--seed", 7)
     assert res.returncode == 0, res.stderr
-    samples = write_samples(d, seed=0)
-    overlay(
-        d,
-        samples["risks"],
-        zones=samples["zones"],
-        facilities=[samples["facilities"]],
-        vulnerable=samples["vulnerable"],
-        progress=False,
-    )
-    coverage(d, progress=False)
-    return d
+    return with_samples(d)
 
 
 @pytest.fixture(scope="module")
@@ -168,16 +156,7 @@ def cities(risk_plan_dir, beijing_dir) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        need("chromium", f"{CHROMIUM} is missing; run `bash scripts/ensure_services.sh chromium`")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        need("playwright", f"{exc}; install the test extras: pip install -e '.[test]'")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--headless=new"])
-        yield b
-        b.close()
+    yield from chromium(["--headless=new"])
 
 
 # --- helpers --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pyproj import CRS
 
 from wangge.errors import InputError, NotFound
 from wangge.maps.notice import Sheet, draw_sheet, notice_font, sheet_texts
+from wangge.maps.webmap import has_sample
 
 LAYERS = ("communities", "grids", "microgrids")
 #: Layers that may carry roads, best first.
@@ -52,17 +53,6 @@ class Printed:
     pdf: Path
     png: Path
     labels_off: int
-
-
-def has_sample(*frames) -> bool:
-    """True when any frame has a ``sample`` column with a true value (the rule of the
-    HTML maps' sample banner)."""
-    for f in frames:
-        if f is None or "sample" not in f or not len(f):
-            continue
-        if pd.Series(f["sample"]).fillna(False).astype(bool).any():
-            return True
-    return False
 
 
 def _metric(frames: dict[str, gpd.GeoDataFrame], meta: dict) -> CRS:
