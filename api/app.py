@@ -17,6 +17,7 @@ from wangge.api import (
     edits,
     errors,
     exports,
+    ogc,
     plans,
     risk,
     roster,
@@ -56,8 +57,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         version=__version__,
         summary="Grid governance plans: collections, coverage lookups, exports.",
         description=(
-            "Streets, communities, grids and micro-grids of a plan, served in the style of "
-            "OGC API Features. Map data © OpenStreetMap contributors, ODbL 1.0."
+            "Streets, communities, grids and micro-grids of a plan, served as OGC API – "
+            "Features (Parts 1 and 2; start at `/`). Map data © OpenStreetMap contributors, "
+            "ODbL 1.0."
         ),
         lifespan=lifespan,
         dependencies=[Depends(enforce)],
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.state.store = store
     errors.install(app)
     for module in (
+        ogc,
         collections,
         coverage,
         exports,

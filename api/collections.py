@@ -1,4 +1,10 @@
-"""OGC API Features-style collections: list layers, page through items, fetch one by code."""
+"""OGC API – Features collections: the plan's layers, one layer, a page of its features
+and one feature by code, as JSON (GeoJSON for features) or HTML, in any offered CRS.
+
+The service's own pages (landing, conformance, the API description), links, formats and
+geometry types are in :mod:`wangge.api.ogc`; the CRSs and ``bbox-crs`` in
+:mod:`wangge.api.ogc_crs`; the HTML pages in :mod:`wangge.api.html`.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +12,89 @@ import json
 from typing import Annotated, Any
 
 import geopandas as gpd
+import numpy as np
 import shapely
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
+from wangge.api import html
 from wangge.api.auth import READ
-from wangge.api.deps import BboxDep, StoreDep, VersionDep
-from wangge.api.errors import ERRORS
+from wangge.api.deps import StoreDep, VersionDep
+from wangge.api.errors import ERRORS, ErrorBody
+from wangge.api.html import ATTRIBUTION
+from wangge.api.ogc import (
+    GEOJSON,
+    HTML,
+    JSON,
+    Format,
+    Link,
+    link,
+    promote,
+    self_links,
+    wants_html,
+)
+from wangge.api.ogc_crs import (
+    CRS84,
+    OFFERED,
+    STORAGE_CRS,
+    BoxDep,
+    CrsQuery,
+    OutputCrs,
+    crs_named,
+    to_crs,
+)
+from wangge.data.store import LayerInfo, now
 from wangge.errors import InputError
 
+__all__ = ["ATTRIBUTION", "GEOJSON", "feature_json", "router"]
+
 router = APIRouter(tags=["collections"], dependencies=[READ])
-GEOJSON = "application/geo+json"
 LayerName = Annotated[str, Path(description="Layer name, e.g. grids", max_length=64)]
-
-
-class Link(BaseModel):
-    href: str
-    rel: str
-    type: str | None = None
-    title: str | None = None
+#: What every collection route may answer besides 200 (a CRS not offered is 400).
+ANSWERS = {
+    **ERRORS,
+    400: {"model": ErrorBody, "description": "A crs or bbox-crs the service does not offer"},
+}
+CONTENT_CRS = {
+    "Content-Crs": {
+        "description": "The CRS of the geometries, as <URI>",
+        "schema": {"type": "string"},
+    }
+}
+#: A page of features: GeoJSON, or HTML with f=html (errors stay JSON).
+PAGE_CONTENT = {
+    GEOJSON: {"schema": {"$ref": "#/components/schemas/FeatureCollection"}},
+    **html.OK["content"],
+}
+#: Titles and descriptions of the layers a plan holds (others are titled by their name).
+TITLES = {
+    "streets": ("街道 Streets", "Sub-district (街道) boundaries and their codes"),
+    "communities": ("社区 Communities", "Community (社区) boundaries, inside their street"),
+    "grids": ("网格 Grids", "Basic and dedicated grids (网格), 300–500 households each"),
+    "microgrids": ("微网格 Micro-grids", "Micro-grids (微网格) of about 25 households"),
+    "units": ("单元 Units", "The atomic units (blocks, compounds, buildings) grids are made of"),
+    "buildings": ("楼栋 Buildings", "Buildings with their estimated or given households"),
+    "study_area": ("研究区 Study area", "The district or study area the plan covers"),
+    "risk_points": ("风险点 Risk points", "Risk points of the register, scored L×S or LEC"),
+    "risk_zones": ("风险区 Risk zones", "Risk zones such as flood or landslide areas"),
+    "grid_risk": ("网格风险 Grid risk", "Per grid: risk counts, score and exposure"),
+    "facilities": ("设施 Facilities", "Shared facilities (shelters, clinics, AEDs, ...)"),
+    "grid_coverage": ("网格覆盖 Grid coverage", "Per grid: facility coverage"),
+    "gaps": ("覆盖缺口 Coverage gaps", "Households and grids beyond reach of a facility"),
+}
 
 
 class Collection(BaseModel):
     id: str
     title: str
+    description: str
+    itemType: str = "feature"
     itemCount: int
-    geometryType: str | None
-    extent: dict[str, Any] | None
+    geometryType: str | None = None
+    extent: dict[str, Any] | None = None
+    crs: list[str]
+    storageCrs: str
     properties: list[str]
     links: list[Link]
 
@@ -52,18 +114,20 @@ class FeatureCollection(BaseModel):
     features: list[dict[str, Any]]
     numberMatched: int | None = None
     numberReturned: int | None = None
+    timeStamp: str | None = None
     links: list[Link] = []
 
 
-ATTRIBUTION = "Map data © OpenStreetMap contributors, ODbL 1.0"
-
-
-def feature_json(frame: gpd.GeoDataFrame, properties: list[str] | None = None) -> list[str]:
-    """One GeoJSON Feature string per row; ``code`` is the feature id."""
+def feature_json(
+    frame: gpd.GeoDataFrame, properties: list[str] | None = None, geoms: np.ndarray | None = None
+) -> list[str]:
+    """One GeoJSON Feature string per row; ``code`` is the feature id. ``geoms`` replaces
+    the frame's geometries (the same ones moved to another CRS)."""
     cols = [c for c in frame.columns if c != frame.geometry.name]
     if properties is not None:
         cols = [c for c in cols if c in properties or c == "code"]
-    geoms = frame.geometry.to_numpy()
+    if geoms is None:
+        geoms = frame.geometry.to_numpy()
     geo_text = shapely.to_geojson(geoms)
     records = frame[cols].astype(object).where(frame[cols].notna(), None).to_dict("records")
     out = []
@@ -86,50 +150,84 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def _link(request: Request, rel: str, **params: Any) -> Link:
-    url = request.url.include_query_params(**params) if params else request.url
-    return Link(href=str(url), rel=rel, type=GEOJSON)
+def _describe(request: Request, info: LayerInfo) -> Collection:
+    title, text = TITLES.get(info.name, (info.name, f"The plan's {info.name} layer"))
+    base = f"/collections/{info.name}"
+    extent = None
+    if info.bbox:
+        extent = {"spatial": {"bbox": [list(info.bbox)], "crs": CRS84}}
+    return Collection(
+        id=info.name,
+        title=title,
+        description=text,
+        itemCount=info.count,
+        geometryType=info.geometry_type,
+        extent=extent,
+        crs=list(OFFERED),
+        storageCrs=STORAGE_CRS,
+        properties=list(info.columns),
+        links=[
+            link(request, base, "self", JSON, title),
+            link(request, base, "alternate", HTML, f"{title} as HTML", f="html"),
+            link(request, f"{base}/items", "items", GEOJSON, f"{title}: features"),
+            link(request, f"{base}/items", "items", HTML, f"{title}: features as HTML", f="html"),
+        ],
+    )
 
 
-@router.get("/collections", response_model=Collections, responses=ERRORS)
-def collections(request: Request, store: StoreDep, v: VersionDep) -> Collections:
+@router.get("/collections", response_model=Collections, responses={**ERRORS, 200: html.OK})
+def collections(request: Request, store: StoreDep, v: VersionDep, f: Format = None) -> Response:
     """The layers of the plan version being served."""
-    base = str(request.base_url).rstrip("/")
-    out = []
-    for info in store.layers(v.plan_id, v.version):
-        props = list(info.columns)
-        extent = {"spatial": {"bbox": [list(info.bbox)], "crs": "OGC:CRS84"}} if info.bbox else None
-        items = f"{base}/collections/{info.name}/items"
-        out.append(
-            Collection(
-                id=info.name,
-                title=info.name,
-                itemCount=info.count,
-                geometryType=info.geometry_type,
-                extent=extent,
-                properties=props,
-                links=[Link(href=items, rel="items", type=GEOJSON)],
-            )
-        )
-    return Collections(
+    body = Collections(
         plan=v.plan_id,
         version=v.version,
-        collections=out,
-        links=[Link(href=str(request.url), rel="self", type="application/json")],
+        collections=[_describe(request, info) for info in store.layers(v.plan_id, v.version)],
+        links=self_links(request, JSON),
         attribution=ATTRIBUTION,
     )
+    if wants_html(request, f):
+        return HTMLResponse(html.collections(body.model_dump()))
+    return JSONResponse(body.model_dump(exclude_none=True))
+
+
+@router.get("/collections/{layer}", response_model=Collection, responses={**ERRORS, 200: html.OK})
+def collection(
+    request: Request, store: StoreDep, v: VersionDep, layer: LayerName, f: Format = None
+) -> Response:
+    """One layer: its extent, CRSs, geometry type, properties and links to its features."""
+    body = _describe(request, store._check_layer(v.plan_id, v.version, layer))
+    if wants_html(request, f):
+        return HTMLResponse(html.collection(body.model_dump(), v.plan_id, v.version))
+    return JSONResponse(body.model_dump(exclude_none=True))
+
+
+def _geoms(frame: gpd.GeoDataFrame, info: LayerInfo, crs: OutputCrs) -> np.ndarray:
+    return to_crs(promote(frame.geometry.to_numpy(), info.geometry_type), crs)
+
+
+def _page_links(request: Request, offset: int, limit: int, shown: int, matched: int) -> list:
+    links = self_links(request, GEOJSON)
+    if offset + shown < matched:
+        url = request.url.include_query_params(offset=offset + limit, limit=limit)
+        links.append(Link(href=str(url), rel="next", type=GEOJSON))
+    if offset > 0:
+        url = request.url.include_query_params(offset=max(0, offset - limit), limit=limit)
+        links.append(Link(href=str(url), rel="prev", type=GEOJSON))
+    layer = request.path_params["layer"]
+    links.append(link(request, f"/collections/{layer}", "collection", JSON, layer))
+    return links
 
 
 @router.get(
     "/collections/{layer}/items",
     response_model=FeatureCollection,
-    responses={**ERRORS, 200: {"content": {GEOJSON: {}}}},
+    responses={**ANSWERS, 200: {"content": PAGE_CONTENT, "headers": CONTENT_CRS}},
 )
 def items(
     request: Request,
     store: StoreDep,
     v: VersionDep,
-    bbox: BboxDep,
+    box: BoxDep,
     layer: LayerName,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Features per page")] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Features to skip")] = 0,
@@ -137,8 +235,11 @@ def items(
         str | None,
         Query(description="Comma-separated properties to return (code always)", max_length=2000),
     ] = None,
+    crs: CrsQuery = None,
+    f: Format = None,
 ) -> Response:
     """A page of a layer's features, in code order, optionally within ``bbox``."""
+    out_crs = crs_named(crs)
     limit = min(limit, request.app.state.settings.max_limit)
     info = store._check_layer(v.plan_id, v.version, layer)
     wanted = None
@@ -150,36 +251,64 @@ def items(
                 f"unknown properties {', '.join(unknown)}; {layer} has: {', '.join(info.columns)}",
                 where="properties",
             )
-    page = store.query(v.plan_id, v.version, layer, bbox=bbox, limit=limit, offset=offset)
-    feats = feature_json(page.frame, wanted)
-    links = [_link(request, "self")]
-    if offset + len(feats) < page.number_matched:
-        links.append(_link(request, "next", offset=offset + limit, limit=limit))
-    if offset > 0:
-        links.append(_link(request, "prev", offset=max(0, offset - limit), limit=limit))
+    lonlat, outline = box if box else (None, None)
+    if outline is None:
+        page = store.query(v.plan_id, v.version, layer, bbox=lonlat, limit=limit, offset=offset)
+        frame, matched = page.frame, page.number_matched
+    else:  # a projected bbox: filter by its own outline, then page
+        frame = store.query(v.plan_id, v.version, layer, bbox=lonlat).frame
+        frame = frame[shapely.intersects(frame.geometry.to_numpy(), outline)]
+        frame, matched = frame.iloc[offset : offset + limit], len(frame)
+    geoms = _geoms(frame, info, out_crs)
+    links = _page_links(request, offset, limit, len(frame), matched)
+    if wants_html(request, f):
+        return HTMLResponse(html.items(layer, frame, wanted, links, matched, offset, out_crs.uri))
+    feats = feature_json(frame, wanted, geoms)
     head = {
         "type": "FeatureCollection",
-        "numberMatched": page.number_matched,
+        "numberMatched": matched,
         "numberReturned": len(feats),
+        "timeStamp": now(),
         "plan": v.plan_id,
         "version": v.version,
-        "links": [link.model_dump(exclude_none=True) for link in links],
+        "links": [x.model_dump(exclude_none=True) for x in links],
         "attribution": ATTRIBUTION,
     }
     text = json.dumps(head, ensure_ascii=False)[:-1] + ',"features":[' + ",".join(feats) + "]}"
-    return Response(text, media_type=GEOJSON)
+    return Response(text, media_type=GEOJSON, headers={"Content-Crs": f"<{out_crs.uri}>"})
 
 
 @router.get(
     "/collections/{layer}/items/{code}",
-    responses={**ERRORS, 200: {"content": {GEOJSON: {}}, "description": "A GeoJSON Feature"}},
+    responses={
+        **ANSWERS,
+        200: {
+            "content": {GEOJSON: {}, **html.OK["content"]},
+            "description": "A GeoJSON Feature",
+            "headers": CONTENT_CRS,
+        },
+    },
 )
 def item(
+    request: Request,
     store: StoreDep,
     v: VersionDep,
     layer: LayerName,
     code: Annotated[str, Path(max_length=64, description="The unit's code")],
+    crs: CrsQuery = None,
+    f: Format = None,
 ) -> Response:
     """One feature by its code."""
-    frame = store.item(v.plan_id, v.version, layer, code)
-    return Response(feature_json(frame.iloc[:1])[0], media_type=GEOJSON)
+    out_crs = crs_named(crs)
+    info = store._check_layer(v.plan_id, v.version, layer)
+    frame = store.item(v.plan_id, v.version, layer, code).iloc[:1]
+    links = [
+        *self_links(request, GEOJSON),
+        link(request, f"/collections/{layer}", "collection", JSON, layer),
+    ]
+    if wants_html(request, f):
+        return HTMLResponse(html.item(layer, frame, links))
+    text = feature_json(frame, None, _geoms(frame, info, out_crs))[0]
+    dumped = json.dumps([x.model_dump(exclude_none=True) for x in links], ensure_ascii=False)
+    text = f'{text[:-1]},"links":{dumped}}}'
+    return Response(text, media_type=GEOJSON, headers={"Content-Crs": f"<{out_crs.uri}>"})

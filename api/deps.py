@@ -25,7 +25,11 @@ def get_version(
     store: StoreDep,
     plan: Annotated[
         str | None,
-        Query(description="Plan id (default: the configured plan, else the newest)", max_length=64),
+        Query(
+            description="Plan id (default: the configured plan, else the newest)",
+            max_length=64,
+            pattern=r"^[A-Za-z0-9_.-]{1,64}$",  # as plan ids are (data/store.py)
+        ),
     ] = None,
     version: Annotated[
         int | None, Query(description="Version (default: the latest)", ge=1, le=2**31 - 1)

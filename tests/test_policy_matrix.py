@@ -26,11 +26,15 @@ from wangge.importing import save_plan
 #: The policy each route must declare (a change here is a change of who may do what).
 POLICIES = {
     "GET /healthz": "public",
+    "GET /": "public",
+    "GET /conformance": "public",
+    "GET /api": "public",
     "GET /editor": "public",
     "GET /editor/static/{path:path}": "public",
     "GET /me": "viewer",
     "GET /audit": "admin",
     "GET /collections": "read",
+    "GET /collections/{layer}": "read",
     "GET /collections/{layer}/items": "read",
     "GET /collections/{layer}/items/{code}": "read",
     "GET /coverage/point": "read",
@@ -192,11 +196,15 @@ def _grid_geojson(w: World) -> bytes:
 TILE = "14/13597/6660"
 REQUESTS = {
     "GET /healthz": lambda w, c: ("GET", "/healthz", {}),
+    "GET /": lambda w, c: ("GET", "/", {}),
+    "GET /conformance": lambda w, c: ("GET", "/conformance", {}),
+    "GET /api": lambda w, c: ("GET", "/api", {}),
     "GET /editor": lambda w, c: ("GET", "/editor", {}),
     "GET /editor/static/{path:path}": lambda w, c: ("GET", "/editor/static/editor.js", {}),
     "GET /me": lambda w, c: ("GET", "/me", {}),
     "GET /audit": lambda w, c: ("GET", "/audit", {"params": {"plan": w.plan}}),
     "GET /collections": lambda w, c: ("GET", "/collections", {}),
+    "GET /collections/{layer}": lambda w, c: ("GET", "/collections/grids", {}),
     "GET /collections/{layer}/items": lambda w, c: (
         "GET",
         "/collections/grids/items",

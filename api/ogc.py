@@ -1,0 +1,236 @@
+"""OGC API – Features (Parts 1 and 2): the landing page, conformance and the API
+description, and what every OGC route shares: links, the choice of JSON or HTML, and one
+geometry type per layer.
+
+A client starts at ``/`` and follows its links: ``/api`` (the OpenAPI document, given as
+OpenAPI 3.0, as the oas30 conformance class asks), ``/conformance`` and ``/collections``
+(:mod:`wangge.api.collections`; the CRSs are in :mod:`wangge.api.ogc_crs`). Each feature
+of a layer is served with the layer's one geometry type: a layer that mixes single and
+multi parts (an edited plan's grids are Polygon and MultiPolygon) is served all multi,
+so GDAL and QGIS, which learn the type from the first page, do not find it unknown.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import shapely
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel
+
+from wangge.api import html
+from wangge.api.auth import PUBLIC
+from wangge.api.errors import ERRORS
+from wangge.api.html import ATTRIBUTION
+
+JSON = "application/json"
+GEOJSON = "application/geo+json"
+HTML = "text/html"
+OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+]
+
+
+#: Single-part type ids of shapely (Point 0, LineString 1, Polygon 3) by the multi type
+#: that holds them, and the function that wraps each.
+_MULTI = {
+    "MultiPoint": (0, shapely.multipoints),
+    "MultiLineString": (1, shapely.multilinestrings),
+    "MultiPolygon": (3, shapely.multipolygons),
+}
+
+
+def promote(geoms: np.ndarray, geometry_type: str | None) -> np.ndarray:
+    """Single parts as one-part multis where the layer's type is a multi type (a layer that
+    mixes Polygon and MultiPolygon is MultiPolygon; see ``merge_geometry_types``)."""
+    if geometry_type not in _MULTI:
+        return geoms
+    single, wrap = _MULTI[geometry_type]
+    mask = shapely.get_type_id(geoms) == single
+    if not mask.any():
+        return geoms
+    out = np.array(geoms, dtype=object)
+    out[mask] = wrap(out[mask][:, np.newaxis])
+    return out
+
+
+Format = Annotated[
+    Literal["json", "html"] | None,
+    Query(
+        description="json (the default) or html; without it, an Accept header that prefers "
+        "text/html gets html"
+    ),
+]
+
+
+def wants_html(request: Request, f: str | None) -> bool:
+    """HTML when ``f=html``, or without ``f`` when Accept ranks text/html above JSON."""
+    if f is not None:
+        return f == "html"
+    best = {"html": 0.0, "json": 0.0}
+    for part in request.headers.get("accept", "").split(","):
+        media, _, params = part.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.strip().lower()
+        kind = "html" if media in (HTML, "application/xhtml+xml") else None
+        if media in (JSON, GEOJSON) or media.endswith("+json"):
+            kind = "json"
+        if kind:
+            best[kind] = max(best[kind], q)
+    return best["html"] > 0 and best["html"] > best["json"]
+
+
+class Link(BaseModel):
+    href: str
+    rel: str
+    type: str | None = None
+    title: str | None = None
+
+
+def plan_params(request: Request) -> dict[str, str]:
+    """The plan and version the request named, carried into every link it answers with."""
+    return {k: request.query_params[k] for k in ("plan", "version") if k in request.query_params}
+
+
+def link(request: Request, path: str, rel: str, media: str, title: str | None = None, **q) -> Link:
+    """A link to ``path`` on this server, keeping the request's plan and version."""
+    url = request.url_for("landing").include_query_params(**plan_params(request), **q)
+    url = url.replace(path=url.path.rstrip("/") + path)
+    return Link(href=str(url), rel=rel, type=media, title=title)
+
+
+def self_links(request: Request, media: str, html_too: bool = True) -> list[Link]:
+    """``self`` in JSON and ``alternate`` in HTML (or the reverse for an HTML answer)."""
+    out = [Link(href=str(request.url.include_query_params(f="json")), rel="self", type=media)]
+    if html_too:
+        alt = request.url.include_query_params(f="html")
+        out.append(Link(href=str(alt), rel="alternate", type=HTML, title="as HTML"))
+    return out
+
+
+# routes: the landing page, conformance and the API description -------------------------
+
+router = APIRouter(tags=["OGC API"], dependencies=[PUBLIC])
+TITLE = "wangge 网格 API"
+DESCRIPTION = (
+    "Streets, communities, grids and micro-grids of grid-governance plans (网格化管理), "
+    "with their risk and facility-coverage layers, as OGC API – Features collections."
+)
+
+
+#: The one error the service's own pages can give: an ``f`` that is neither json nor html.
+INVALID = ERRORS[422]
+
+
+class Landing(BaseModel):
+    title: str
+    description: str
+    links: list[Link]
+    attribution: str
+
+
+class Conformance(BaseModel):
+    conformsTo: list[str]
+
+
+@router.get("/", response_model=Landing, name="landing", responses={200: html.OK, 422: INVALID})
+def landing(request: Request, f: Format = None) -> Response:
+    """The landing page: what this service is and where its parts are."""
+    links = [
+        *self_links(request, JSON),
+        link(request, "/api", "service-desc", OPENAPI, "The API definition (OpenAPI 3.0)"),
+        link(request, "/docs", "service-doc", HTML, "The API documentation"),
+        link(request, "/conformance", "conformance", JSON, "Conformance classes"),
+        link(request, "/collections", "data", JSON, "The plan's layers"),
+    ]
+    body = Landing(title=TITLE, description=DESCRIPTION, links=links, attribution=ATTRIBUTION)
+    if wants_html(request, f):
+        return HTMLResponse(html.landing(body.model_dump()))
+    return JSONResponse(body.model_dump(exclude_none=True))
+
+
+@router.get("/conformance", response_model=Conformance, responses={200: html.OK, 422: INVALID})
+def conformance(request: Request, f: Format = None) -> Response:
+    """The OGC API conformance classes this service implements."""
+    if wants_html(request, f):
+        return HTMLResponse(html.conformance(CONFORMANCE))
+    return JSONResponse({"conformsTo": CONFORMANCE})
+
+
+class OpenAPIResponse(JSONResponse):
+    media_type = OPENAPI
+
+
+@router.get("/api", response_class=OpenAPIResponse, responses={200: {"description": "OpenAPI"}})
+def api(request: Request) -> Response:
+    """This API's definition as an OpenAPI 3.0 document (``/openapi.json`` has it as 3.1)."""
+    doc = getattr(request.app.state, "openapi_30", None)
+    if doc is None:
+        doc = request.app.state.openapi_30 = openapi_30(request.app.openapi())
+    return OpenAPIResponse(doc)
+
+
+def openapi_30(doc: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI's OpenAPI 3.1 document rewritten as 3.0: nullable for null types, enum for
+    const, items for prefixItems, example for a schema's examples; no info.summary."""
+    out = copy.deepcopy(doc)
+    out["openapi"] = "3.0.3"
+    summary = out["info"].pop("summary", None)
+    if summary:
+        out["info"]["description"] = f"{summary}\n\n{out['info'].get('description', '')}"
+    _schemas_30(out)
+    return out
+
+
+def _schemas_30(node: Any) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _schemas_30(item)
+        return
+    if not isinstance(node, dict):
+        return
+    for key in ("anyOf", "oneOf"):
+        options = node.get(key)
+        if isinstance(options, list) and {"type": "null"} in options:
+            rest = [o for o in options if o != {"type": "null"}]
+            del node[key]
+            node["nullable"] = True
+            if len(rest) == 1 and "$ref" not in rest[0]:
+                node.update({k: v for k, v in rest[0].items() if k not in node})
+            elif len(rest) == 1:
+                node["allOf"] = rest
+            elif rest:
+                node[key] = rest
+    if isinstance(node.get("type"), list):
+        types = [t for t in node["type"] if t != "null"]
+        node["nullable"] = len(types) < len(node["type"]) or node.get("nullable", False)
+        node["type"] = types[0] if len(types) == 1 else node["type"]
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    if "prefixItems" in node:
+        parts = node.pop("prefixItems")
+        node["items"] = parts[0] if all(p == parts[0] for p in parts) else {"anyOf": parts}
+    if "patternProperties" in node:  # keys by pattern: 3.0 can only say what values are
+        patterns = list(node.pop("patternProperties").values())
+        node["additionalProperties"] = patterns[0] if len(patterns) == 1 else {"anyOf": patterns}
+    if isinstance(node.get("examples"), list) and ("type" in node or "anyOf" in node):
+        examples = node.pop("examples")
+        if examples:
+            node["example"] = examples[0]
+    for value in node.values():
+        _schemas_30(value)

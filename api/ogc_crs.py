@@ -1,0 +1,174 @@
+"""The CRSs an OGC API – Features client may ask for (Part 2): their URIs and axis order,
+geometries moved into them, and a ``bbox`` given in one (``bbox-crs``).
+
+Geometries are stored in WGS84 longitude/latitude, which is OGC CRS84. A request may ask
+for them (``crs``) or give its ``bbox`` (``bbox-crs``) in CRS84 (lon,lat), EPSG:4326 or
+EPSG:4490 (lat,lon, as their EPSG definitions say) or a CGCS2000 3-degree Gauss-Kruger
+zone EPSG:4534–4554 (northing,easting, likewise); the answer names its CRS in
+``Content-Crs``. A bbox in a projected CRS is no lon/lat rectangle: the store is asked for
+the lon/lat box around it, and the features are then kept by its own outline.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Annotated
+
+import numpy as np
+import shapely
+from fastapi import Depends, Query, Request
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
+from wangge.api.deps import parse_bbox
+from wangge.errors import InputError, WanggeError
+from wangge.geo.crs import GAUSS_KRUGER_EPSG, from_crs_coords, to_crs_coords
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+_EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
+
+
+class UnsupportedCrs(WanggeError):
+    """A ``crs`` or ``bbox-crs`` the service does not offer (400, as OGC API Part 2 says)."""
+
+    status_code = 400
+
+
+@dataclass(frozen=True)
+class OutputCrs:
+    """A CRS the service offers: its URI, EPSG code (None for CRS84) and whether its first
+    axis points north (latitude or northing first)."""
+
+    uri: str
+    code: int | None
+    north_first: bool
+
+
+def _offered() -> dict[str, OutputCrs]:
+    out = {CRS84: OutputCrs(CRS84, None, False)}
+    for code in (4326, 4490, *GAUSS_KRUGER_EPSG):
+        try:
+            axes = CRS.from_epsg(code).axis_info
+        except CRSError:  # an EPSG database without the code: not offered
+            continue
+        out[f"{_EPSG}{code}"] = OutputCrs(f"{_EPSG}{code}", code, axes[0].direction == "north")
+    return out
+
+
+#: The CRSs offered for ``crs`` and ``bbox-crs``, by URI, CRS84 first.
+OFFERED = _offered()
+#: The CRS geometries are stored in (data/store.py keeps WGS84 longitude/latitude).
+STORAGE_CRS = CRS84
+
+
+def crs_named(uri: str | None, where: str = "crs") -> OutputCrs:
+    """The offered CRS with this URI (CRS84 when None); UnsupportedCrs otherwise."""
+    if uri is None:
+        return OFFERED[CRS84]
+    found = OFFERED.get(uri.strip())
+    if found is None:
+        zones = [c.code for c in OFFERED.values() if c.code and c.code not in (4326, 4490)]
+        span = f"{_EPSG}{min(zones)} to {max(zones)}" if zones else "none"
+        raise UnsupportedCrs(
+            f"unsupported CRS {uri!r}; offered: {CRS84}, {_EPSG}4326, {_EPSG}4490 and the "
+            f"CGCS2000 3-degree Gauss-Kruger zones {span}",
+            where=where,
+        )
+    return found
+
+
+def _swap(xy: np.ndarray) -> np.ndarray:
+    return xy[:, ::-1].copy()
+
+
+def to_crs(geoms: np.ndarray, crs: OutputCrs) -> np.ndarray:
+    """WGS84 lon/lat geometries in ``crs``, in its axis order."""
+    if crs.code is None:
+        return geoms
+    if crs.code in (4326, 4490):  # CGCS2000 is WGS84 to PROJ (a few cm): the axes swap
+        return shapely.transform(geoms, _swap) if crs.north_first else geoms
+
+    def move(xy: np.ndarray) -> np.ndarray:
+        x, y = to_crs_coords(xy[:, 0], xy[:, 1], f"EPSG:{crs.code}")
+        out = np.column_stack((y, x) if crs.north_first else (x, y))
+        if not np.isfinite(out).all():
+            raise UnsupportedCrs(f"the features lie outside what {crs.uri} can hold")
+        return out
+
+    return shapely.transform(geoms, move)
+
+
+def bbox_in_lonlat(values: list[float], crs: OutputCrs) -> shapely.Polygon:
+    """A bbox given in ``crs`` (in its axis order, lower corner first) as a WGS84 lon/lat
+    polygon: the box itself for a geographic CRS, its densified outline for a projected one
+    (whose box is no lon/lat rectangle)."""
+    a, b, c, d = values
+    x0, y0, x1, y1 = (b, a, d, c) if crs.north_first else (a, b, c, d)
+    if crs.code in (None, 4326, 4490):  # CGCS2000 is WGS84 to PROJ (a few cm)
+        return shapely.box(x0, y0, x1, y1)
+    t = np.linspace(0.0, 1.0, 21)
+    xs = np.concatenate([x0 + (x1 - x0) * t, np.full(21, x1), x1 - (x1 - x0) * t, np.full(21, x0)])
+    ys = np.concatenate([np.full(21, y0), y0 + (y1 - y0) * t, np.full(21, y1), y1 - (y1 - y0) * t])
+    lon, lat = from_crs_coords(xs, ys, f"EPSG:{crs.code}")
+    return shapely.Polygon(np.column_stack((lon, lat)))
+
+
+CrsQuery = Annotated[
+    str | None,
+    Query(
+        description="The CRS of the answer's geometries, by URI (default CRS84: lon,lat); "
+        "EPSG:4326 and 4490 give lat,lon and the Gauss-Kruger zones northing,easting",
+        json_schema_extra={"enum": list(OFFERED)},
+    ),
+]
+
+
+def parse_box(
+    request: Request,
+    bbox: Annotated[
+        str | None,
+        Query(
+            description="Lower and upper corner in bbox-crs, in its axis order "
+            "(CRS84, the default: minLon,minLat,maxLon,maxLat)",
+            examples=["118.77,32.03,118.79,32.05"],
+            max_length=200,
+            pattern=r"^\s*[-+]?[0-9.eE+-]+(\s*,\s*[-+]?[0-9.eE+-]+){3}\s*$",
+        ),
+    ] = None,
+    bbox_crs: Annotated[
+        str | None,
+        Query(
+            alias="bbox-crs",
+            description="The CRS of bbox, by URI (default CRS84)",
+            json_schema_extra={"enum": list(OFFERED)},
+        ),
+    ] = None,
+) -> tuple[tuple[float, float, float, float], shapely.Polygon | None] | None:
+    """The bbox as a WGS84 lon/lat box for the store, and the exact lon/lat outline to
+    filter by when bbox-crs is projected (None when the box is exact)."""
+    crs = crs_named(bbox_crs, where="bbox-crs")
+    if bbox is None:
+        return None
+    if crs.code is None:
+        return parse_bbox(request, bbox), None
+    try:
+        values = [float(p) for p in bbox.split(",")]
+    except ValueError as exc:
+        raise InputError("bbox must be four numbers", where="bbox") from exc
+    if len(values) != 4 or not all(math.isfinite(x) for x in values):
+        raise InputError("bbox must be four numbers", where="bbox")
+    if values[0] > values[2] or values[1] > values[3]:
+        raise InputError("bbox must give its lower corner first", where="bbox")
+    outline = bbox_in_lonlat(values, crs)
+    lonlat = ",".join(repr(x) for x in outline.bounds)
+    try:
+        box = parse_bbox(request, lonlat)
+    except InputError as exc:
+        raise InputError(f"in {crs.uri}, {exc.problem} (lon/lat: {lonlat})", where="bbox") from exc
+    return box, (outline if crs.code not in (4326, 4490) else None)
+
+
+BoxDep = Annotated[
+    tuple[tuple[float, float, float, float], shapely.Polygon | None] | None, Depends(parse_box)
+]
