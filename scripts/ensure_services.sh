@@ -6,8 +6,9 @@
 #             postgres, database wangge_test with the postgis extension; the tests' default
 #             WANGGE_TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/wangge_test
 #   chromium  /usr/bin/chromium for the browser tests (playwright comes from the test extras)
+#   gdal      ogr2ogr (Debian's gdal-bin), which runs the README's OGC API command in a test
 #
-# Usage: bash scripts/ensure_services.sh [postgis] [chromium]     (no argument: both)
+# Usage: bash scripts/ensure_services.sh [postgis] [chromium] [gdal]     (no argument: all)
 # Exports nothing. What cannot be installed without root is reported and skipped (exit 0);
 # the tests then skip, or fail when CI=true. Anything else that goes wrong exits 1.
 set -euo pipefail
@@ -187,14 +188,30 @@ ensure_chromium() {
     say "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo /usr/bin/chromium)"
 }
 
+# --- GDAL's command-line tools -----------------------------------------------------------
+# ogr2ogr, to run the README's OGC API command as a GIS user would (tests/test_fresh_install.py)
+ensure_gdal() {
+    if command -v ogr2ogr >/dev/null 2>&1; then
+        say "gdal: $(ogr2ogr --version)"
+        return 0
+    fi
+    if ! can_admin; then
+        warn "ogr2ogr is missing and installing gdal-bin needs root: the README's GDAL command will not be tested (or fail with CI=true)"
+        return 0
+    fi
+    apt_install gdal-bin
+    command -v ogr2ogr >/dev/null 2>&1 || die "apt installed gdal-bin but ogr2ogr is missing"
+    say "gdal: $(ogr2ogr --version)"
+}
+
 # --- main -------------------------------------------------------------------------------
 wanted=("$@")
-[ "${#wanted[@]}" -gt 0 ] || wanted=(postgis chromium)
+[ "${#wanted[@]}" -gt 0 ] || wanted=(postgis chromium gdal)
 failed=()
 for service in "${wanted[@]}"; do
     case $service in
-    postgis | chromium) ;;
-    *) die "unknown service '$service' (expected postgis or chromium)" ;;
+    postgis | chromium | gdal) ;;
+    *) die "unknown service '$service' (expected postgis, chromium or gdal)" ;;
     esac
     # each in its own subshell so that one failing does not stop the other; errexit is
     # switched on inside it explicitly, since `( ... ) || x` would silently disable it

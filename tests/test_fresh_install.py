@@ -123,14 +123,10 @@ def test_readme_first_command_in_a_fresh_venv(fresh):
     assert "Traceback" not in res.stderr
 
 
-def test_editor_after_the_first_command(fresh):
-    """`wangge serve` from the venv, then /editor in chromium with the demo's key: the map
-    draws the demo's grids, and every request stays on the server."""
+@pytest.fixture(scope="module")
+def served(fresh):
+    """`wangge serve` from the venv, in the copy, as the README says; the demo's key."""
     _, repo, env, res = fresh
-    if not CHROMIUM.exists():
-        need("chromium", f"{CHROMIUM} is missing; run `bash scripts/ensure_services.sh chromium`")
-    from playwright.sync_api import sync_playwright
-
     key = KEY.search(res.stdout).group(0)
     port = free_port()
     log = repo / "serve.log"
@@ -154,37 +150,69 @@ def test_editor_after_the_first_command(fresh):
                 pass
             assert time.perf_counter() < deadline, server.log_tail()
             time.sleep(0.3)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-            )
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            requested: list[str] = []
-            errors: list[str] = []
-            page.on("request", lambda r: requested.append(r.url))
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{server.url}/editor?plan=demo")
-            page.locator("#signin-key").fill(key)
-            page.locator("#signin-ok").click()
-            page.wait_for_function(
-                """() => { const s = window.wanggeEditor;
-                           return s && s.ready && s.renderedVersion === s.version; }""",
-                timeout=90_000,
-            )
-            drawn = page.evaluate(
-                "() => window.wanggeEditor.map.queryRenderedFeatures({layers: ['grids-fill']})"
-                ".length"
-            )
-            SHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SHOTS / "fresh-install-editor.png"))
-            browser.close()
-        assert drawn > 0, "no grid drawn"
-        outside = [u for u in requested if not u.startswith((server.url + "/", "data:", "blob:"))]
-        assert not outside, outside
-        assert any("/editor/static/vendor/maplibre-gl.js" in u for u in requested)
-        assert not errors, errors
+        yield server
     finally:
         server.stop()
+
+
+def test_editor_after_the_first_command(served):
+    """/editor in chromium with the demo's key: the map draws the demo's grids, and every
+    request stays on the server."""
+    if not CHROMIUM.exists():
+        need("chromium", f"{CHROMIUM} is missing; run `bash scripts/ensure_services.sh chromium`")
+    from playwright.sync_api import sync_playwright
+
+    key = served.keys["admin"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        requested: list[str] = []
+        errors: list[str] = []
+        page.on("request", lambda r: requested.append(r.url))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{served.url}/editor?plan=demo")
+        page.locator("#signin-key").fill(key)
+        page.locator("#signin-ok").click()
+        page.wait_for_function(
+            """() => { const s = window.wanggeEditor;
+                       return s && s.ready && s.renderedVersion === s.version; }""",
+            timeout=90_000,
+        )
+        drawn = page.evaluate(
+            "() => window.wanggeEditor.map.queryRenderedFeatures({layers: ['grids-fill']}).length"
+        )
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "fresh-install-editor.png"))
+        browser.close()
+    assert drawn > 0, "no grid drawn"
+    outside = [u for u in requested if not u.startswith((served.url + "/", "data:", "blob:"))]
+    assert not outside, outside
+    assert any("/editor/static/vendor/maplibre-gl.js" in u for u in requested)
+    assert not errors, errors
+
+
+def test_readme_gdal_command(served, tmp_path):
+    """The README's ogr2ogr line, as a GIS user copies it (their key and server filled in),
+    copies every grid of the plan through GDAL's OGC API – Features driver."""
+    if shutil.which("ogr2ogr") is None:
+        need("ogr2ogr", "run `bash scripts/ensure_services.sh gdal` (Debian's gdal-bin)")
+    text = (ROOT / "README.md").read_text("utf-8")
+    (line,) = [x for x in text.splitlines() if x.startswith("ogr2ogr ")]
+    assert "OAPIF:http://127.0.0.1:8000" in line and "KEY" in line, line
+    command = line.replace("http://127.0.0.1:8000", served.url).replace("KEY", served.keys["admin"])
+    res = subprocess.run(
+        ["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stderr
+    import pyogrio
+
+    (out,) = tmp_path.glob("*.gpkg")
+    info = pyogrio.read_info(out, layer="grids")
+    collection = served.get("/collections/grids?f=json")
+    assert info["features"] == collection["itemCount"] > 0
+    assert info["geometry_type"] in ("MultiPolygon", "Polygon"), info["geometry_type"]
 
 
 def test_wheel_ships_the_vendored_assets(fresh, tmp_path):
