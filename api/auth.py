@@ -13,7 +13,9 @@ Every route declares one policy with ``dependencies=[...]``:
 A route that declares none answers 403 whatever the caller (:func:`deny_undeclared`), and
 the role × scope × route matrix test fails until it declares one. The credential is an API
 key sent as ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; a missing or unknown key
-is 401, a known key without the role 403.
+is 401, a known key without the role 403. HTTP Basic with the key as the password (any user
+name) is taken too: it is what GIS clients can send whatever their version (GDAL's
+``GDAL_HTTP_USERPWD``, a QGIS "Basic" authentication configuration).
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import (
+    APIKeyHeader,
+    HTTPAuthorizationCredentials,
+    HTTPBasic,
+    HTTPBasicCredentials,
+    HTTPBearer,
+)
 from fastapi.utils import create_model_field
 from starlette.routing import Route
 
@@ -41,6 +49,13 @@ _header = APIKeyHeader(
     scheme_name="apiKey",
     description="The same API key in an `X-API-Key` header",
 )
+_basic = HTTPBasic(
+    auto_error=False,
+    scheme_name="basic",
+    realm="wangge",
+    description="The same API key as the password of HTTP Basic (any user name), for GIS "
+    "clients: `ogr2ogr --config GDAL_HTTP_USERPWD key:KEY`, a QGIS Basic configuration",
+)
 #: Routes the framework itself adds; they describe the API and are public.
 FRAMEWORK_PUBLIC = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
@@ -49,6 +64,7 @@ def caller(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header: Annotated[str | None, Depends(_header)],
+    basic: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
 ) -> Account | None:
     """The account the request's key stands for; None without a key.
 
@@ -57,7 +73,12 @@ def caller(
     Unauthenticated
         A key was sent, but it is unknown, revoked or expired.
     """
-    key = bearer.credentials if bearer is not None else header
+    if bearer is not None:
+        key = bearer.credentials
+    elif header:
+        key = header
+    else:
+        key = basic.password if basic is not None else None
     if not key:
         return None
     account = request.app.state.store.book.find(key.strip())

@@ -141,3 +141,39 @@ def test_serve_on_a_fresh_store_says_how_to_make_the_first_admin(tmp_path):
         proc.wait(timeout=10)
     text = "".join(seen)
     assert "no account yet" in text and "wangge users add NAME --role admin" in text, text
+
+
+def test_a_key_is_taken_as_bearer_header_or_basic_password(store):
+    """GIS clients that can only send HTTP Basic (GDAL's GDAL_HTTP_USERPWD, a QGIS Basic
+    configuration) sign in with the key as the password; a wrong or revoked key is 401
+    whichever way it comes."""
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from wangge.api.app import create_app
+    from wangge.api.settings import Settings
+
+    key = new_key()
+    account = make_account(name(), "viewer", [])
+    store.book.add(account, key)
+
+    def basic(user: str, password: str) -> dict[str, str]:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    with TestClient(create_app(Settings(), store)) as client:
+
+        def status(headers: dict[str, str]) -> int:
+            return client.get("/me", headers=headers).status_code
+
+        assert status({}) == 401
+        assert status({"Authorization": f"Bearer {key}"}) == 200
+        assert status({"X-API-Key": key}) == 200
+        assert status(basic("key", key)) == 200
+        assert status(basic("", key)) == 200
+        assert client.get("/me", headers=basic("gis", key)).json()["name"] == account.name
+        assert status(basic(key, "")) == 401  # the key is the password, not the user name
+        assert status(basic("key", "wg_not-a-key")) == 401
+        store.book.revoke(account.name)
+        assert status(basic("key", key)) == 401
