@@ -170,9 +170,11 @@ def test_point_lookup_agrees_with_a_geopandas_spatial_join(served):
     got = pd.Series([r["microgrid_code"] for r in body["results"]])
     assert body["count"] == 10_000 and body["inside"] == int(want.notna().sum())
     assert (got.fillna("") == want.fillna("")).all()
-    # and /coverage/point, called once per point, agrees on every one of them
-    codes = asyncio.run(_point_lookups(client.app, lon, lat, dict(client.headers)))
-    assert codes == want.fillna("").tolist()
+    # and /coverage/point, called once per point, agrees on each of the first 1,000 (one
+    # request each: 10,000 took minutes per store, and the batch above covers them all)
+    n = 1_000
+    codes = asyncio.run(_point_lookups(client.app, lon[:n], lat[:n], dict(client.headers)))
+    assert codes == want.fillna("").tolist()[:n]
 
 
 async def _point_lookups(app, lon, lat, headers) -> list[str]:
