@@ -28,4 +28,4 @@ fi
 bash scripts/vendor.sh
 
 echo "== pytest"
-"$PYTHON" -m pytest "$@"
+"$PYTHON" -m pytest --durations=25 "$@"
