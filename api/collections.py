@@ -1,6 +1,11 @@
 """OGC API – Features collections: the plan's layers, one layer, a page of its features
 and one feature by code, as JSON (GeoJSON for features) or HTML, in any offered CRS.
 
+A collection is a layer, or, where a layer mixes geometry dimensions, the layer's features
+of one dimension (``gaps-points``, ``gaps-areas``; the rule is in :mod:`wangge.api.ogc`):
+the store is asked for that dimension only, so counts, extents and pages are the
+collection's own. Such a layer's features without geometry are in none of its collections.
+
 The service's own pages (landing, conformance, the API description), links, formats and
 geometry types are in :mod:`wangge.api.ogc`; the CRSs and ``bbox-crs`` in
 :mod:`wangge.api.ogc_crs`; the HTML pages in :mod:`wangge.api.html`.
@@ -9,6 +14,7 @@ geometry types are in :mod:`wangge.api.ogc`; the CRSs and ``bbox-crs`` in
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 import geopandas as gpd
@@ -27,9 +33,12 @@ from wangge.api.ogc import (
     GEOJSON,
     HTML,
     JSON,
+    PARTS,
     Format,
     Link,
+    dimension_type,
     link,
+    part_id,
     promote,
     self_links,
     wants_html,
@@ -44,13 +53,20 @@ from wangge.api.ogc_crs import (
     crs_named,
     to_crs,
 )
-from wangge.data.store import LayerInfo, now
-from wangge.errors import InputError
+from wangge.data.store import LayerInfo, Store, Version, now
+from wangge.errors import InputError, NotFound
 
 __all__ = ["ATTRIBUTION", "GEOJSON", "feature_json", "router"]
 
 router = APIRouter(tags=["collections"], dependencies=[READ])
-LayerName = Annotated[str, Path(description="Layer name, e.g. grids", max_length=64)]
+LayerName = Annotated[
+    str,
+    Path(
+        description="Collection id: a layer's name, e.g. grids, or one dimension of a layer "
+        "that mixes them, e.g. gaps-points or gaps-areas",
+        max_length=72,
+    ),
+]
 #: What every collection route may answer besides 200 (a CRS not offered is 400).
 ANSWERS = {
     **ERRORS,
@@ -150,14 +166,92 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def _describe(request: Request, info: LayerInfo) -> Collection:
+@dataclass(frozen=True)
+class Offered:
+    """One collection: a layer, or the features of one dimension of a layer that mixes
+    them (``dimension``, which the store filters by). ``info`` is the layer's, with the
+    count, geometry type and bbox of what the collection holds."""
+
+    id: str
+    info: LayerInfo
+    dimension: int | None = None
+
+
+_TYPE_NAMES = ("Point", "LineString", "LinearRing", "Polygon", "MultiPoint")
+_TYPE_NAMES += ("MultiLineString", "MultiPolygon", "GeometryCollection")
+
+
+def _by_dimension(store: Store, v: Version, info: LayerInfo) -> list[Offered]:
+    """The collections of a layer whose stored type is Geometry (its features disagree):
+    one per dimension present, or the layer itself, with the one type that holds all its
+    features, when they only disagree on single or multi parts."""
+    geoms = store.query(v.plan_id, v.version, info.name).frame.geometry.to_numpy()
+    dims = shapely.get_dimensions(geoms)  # -1 for none
+    present = sorted(set(dims[dims >= 0].tolist()))
+    if len(present) == 1:
+        return [Offered(info.name, replace(info, geometry_type=_type_of(geoms[dims >= 0])))]
+    out = []
+    for d in present:
+        mine = geoms[dims == d]
+        bbox = tuple(float(x) for x in shapely.total_bounds(mine))
+        part = replace(info, count=len(mine), geometry_type=_type_of(mine), bbox=bbox)
+        out.append(Offered(part_id(info.name, d), part, d))
+    return out
+
+
+def _type_of(geoms: np.ndarray) -> str:
+    return dimension_type({_TYPE_NAMES[t] for t in shapely.get_type_id(geoms).tolist()})
+
+
+def offered(request: Request, store: Store, v: Version) -> dict[str, Offered]:
+    """The collections of a plan version by id, in layer order; a layer that mixes
+    dimensions is read once per version (a saved version never changes)."""
+    cache = getattr(request.app.state, "ogc_collections", None)
+    if cache is None:
+        cache = request.app.state.ogc_collections = {}
+    key = (store.url, v.plan_id, v.version)
+    found = cache.get(key)
+    if found is None:
+        found = {}
+        for info in store.layer_infos(v.plan_id, v.version).values():
+            parts = [Offered(info.name, info)]
+            if info.geometry_type == "Geometry":
+                parts = _by_dimension(store, v, info)
+            found |= {part.id: part for part in parts}
+        if len(cache) >= 64:
+            cache.pop(next(iter(cache)), None)
+        cache[key] = found
+    return found
+
+
+def _collection(request: Request, store: Store, v: Version, cid: str) -> Offered:
+    """The collection ``cid``; NotFound naming the collections a mixed layer is served as
+    when ``cid`` is that layer, or every collection otherwise."""
+    found = offered(request, store, v)
+    if cid in found:
+        return found[cid]
+    parts = [p.id for p in found.values() if p.info.name == cid]
+    if parts:
+        raise NotFound(
+            f"{cid!r} mixes geometry dimensions: its features are the collections "
+            f"{' and '.join(parts)}",
+            where="layer",
+        )
+    raise NotFound(f"no collection {cid!r}; this plan has: {', '.join(found)}", where="layer")
+
+
+def _describe(request: Request, col: Offered) -> Collection:
+    info = col.info
     title, text = TITLES.get(info.name, (info.name, f"The plan's {info.name} layer"))
-    base = f"/collections/{info.name}"
+    if col.dimension is not None:
+        part = PARTS[col.dimension]
+        title, text = f"{title} ({part})", f"{text}: its {part} (the layer mixes dimensions)"
+    base = f"/collections/{col.id}"
     extent = None
     if info.bbox:
         extent = {"spatial": {"bbox": [list(info.bbox)], "crs": CRS84}}
     return Collection(
-        id=info.name,
+        id=col.id,
         title=title,
         description=text,
         itemCount=info.count,
@@ -181,7 +275,7 @@ def collections(request: Request, store: StoreDep, v: VersionDep, f: Format = No
     body = Collections(
         plan=v.plan_id,
         version=v.version,
-        collections=[_describe(request, info) for info in store.layers(v.plan_id, v.version)],
+        collections=[_describe(request, col) for col in offered(request, store, v).values()],
         links=self_links(request, JSON),
         attribution=ATTRIBUTION,
     )
@@ -194,8 +288,9 @@ def collections(request: Request, store: StoreDep, v: VersionDep, f: Format = No
 def collection(
     request: Request, store: StoreDep, v: VersionDep, layer: LayerName, f: Format = None
 ) -> Response:
-    """One layer: its extent, CRSs, geometry type, properties and links to its features."""
-    body = _describe(request, store._check_layer(v.plan_id, v.version, layer))
+    """One collection: its extent, CRSs, geometry type, properties and links to its
+    features."""
+    body = _describe(request, _collection(request, store, v, layer))
     if wants_html(request, f):
         return HTMLResponse(html.collection(body.model_dump(), v.plan_id, v.version))
     return JSONResponse(body.model_dump(exclude_none=True))
@@ -238,10 +333,11 @@ def items(
     crs: CrsQuery = None,
     f: Format = None,
 ) -> Response:
-    """A page of a layer's features, in code order, optionally within ``bbox``."""
+    """A page of a collection's features, in code order, optionally within ``bbox``."""
     out_crs = crs_named(crs)
     limit = min(limit, request.app.state.settings.max_limit)
-    info = store._check_layer(v.plan_id, v.version, layer)
+    col = _collection(request, store, v, layer)
+    info = col.info
     wanted = None
     if properties is not None:
         wanted = [p.strip() for p in properties.split(",") if p.strip()]
@@ -252,11 +348,12 @@ def items(
                 where="properties",
             )
     lonlat, outline = box if box else (None, None)
+    ask = {"bbox": lonlat, "dimension": col.dimension}
     if outline is None:
-        page = store.query(v.plan_id, v.version, layer, bbox=lonlat, limit=limit, offset=offset)
+        page = store.query(v.plan_id, v.version, info.name, limit=limit, offset=offset, **ask)
         frame, matched = page.frame, page.number_matched
     else:  # a projected bbox: filter by its own outline, then page
-        frame = store.query(v.plan_id, v.version, layer, bbox=lonlat).frame
+        frame = store.query(v.plan_id, v.version, info.name, **ask).frame
         frame = frame[shapely.intersects(frame.geometry.to_numpy(), outline)]
         frame, matched = frame.iloc[offset : offset + limit], len(frame)
     geoms = _geoms(frame, info, out_crs)
@@ -300,8 +397,9 @@ def item(
 ) -> Response:
     """One feature by its code."""
     out_crs = crs_named(crs)
-    info = store._check_layer(v.plan_id, v.version, layer)
-    frame = store.item(v.plan_id, v.version, layer, code).iloc[:1]
+    col = _collection(request, store, v, layer)
+    info = col.info
+    frame = store.item(v.plan_id, v.version, info.name, code, col.dimension).iloc[:1]
     links = [
         *self_links(request, GEOJSON),
         link(request, f"/collections/{layer}", "collection", JSON, layer),

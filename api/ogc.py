@@ -1,13 +1,17 @@
 """OGC API – Features (Parts 1 and 2): the landing page, conformance and the API
 description, and what every OGC route shares: links, the choice of JSON or HTML, and one
-geometry type per layer.
+geometry type per collection.
 
 A client starts at ``/`` and follows its links: ``/api`` (the OpenAPI document, given as
 OpenAPI 3.0, as the oas30 conformance class asks), ``/conformance`` and ``/collections``
 (:mod:`wangge.api.collections`; the CRSs are in :mod:`wangge.api.ogc_crs`). Each feature
 of a layer is served with the layer's one geometry type: a layer that mixes single and
 multi parts (an edited plan's grids are Polygon and MultiPolygon) is served all multi,
-so GDAL and QGIS, which learn the type from the first page, do not find it unknown.
+so GDAL and QGIS, which learn the type from the first page, do not find it unknown. A
+layer that mixes dimensions (``gaps``: buildings as points, grids and communities as
+polygons) is no collection: each dimension present is one, named ``<layer>-points``,
+``<layer>-lines`` or ``<layer>-areas`` (layer names hold no "-"), and a request for the
+layer's own name answers 404 naming them.
 """
 
 from __future__ import annotations
@@ -46,6 +50,31 @@ _MULTI = {
     "MultiLineString": (1, shapely.multilinestrings),
     "MultiPolygon": (3, shapely.multipolygons),
 }
+
+
+#: The id suffix of each dimension's collection when a layer mixes them (points 0, lines
+#: 1, areas 2), and the multi type that holds each dimension's features.
+PARTS = {0: "points", 1: "lines", 2: "areas"}
+_MULTI_OF = {0: "MultiPoint", 1: "MultiLineString", 2: "MultiPolygon"}
+_DIMENSION_OF = {"Point": 0, "LineString": 1, "Polygon": 2}
+_DIMENSION_OF |= {multi: d for d, multi in _MULTI_OF.items()}
+
+
+def part_id(layer: str, dimension: int) -> str:
+    """The id of the collection of a mixed layer's features of one dimension."""
+    return f"{layer}-{PARTS[dimension]}"
+
+
+def dimension_type(names: set[str]) -> str:
+    """One geometry type for features of one dimension of the ``names`` types: theirs when
+    they agree, else the multi type (Point and MultiPoint are MultiPoint); Geometry with
+    a GeometryCollection among them."""
+    if len(names) == 1:
+        return next(iter(names))
+    dims = {_DIMENSION_OF.get(n) for n in names}
+    if len(dims) == 1 and None not in dims:
+        return _MULTI_OF[dims.pop()]
+    return "Geometry"
 
 
 def promote(geoms: np.ndarray, geometry_type: str | None) -> np.ndarray:

@@ -88,6 +88,24 @@ def encode_geometry(wkb: bytes | None, bbox: tuple | None, srs_id: int = 4326) -
     return b"GP\x00\x03" + struct.pack("<i4d", srs_id, minx, maxx, miny, maxy) + wkb
 
 
+#: Dimension by WKB geometry type: points 0, lines 1, areas 2 (the collection, 7, is read).
+_DIMENSIONS = {1: 0, 2: 1, 3: 2, 4: 0, 5: 1, 6: 2}
+
+
+def geometry_dimension(blob: bytes | None) -> int | None:
+    """The dimension of a GeoPackage geometry blob as PostGIS's ST_Dimension gives it (0
+    points, 1 lines, 2 areas, a collection its highest part's), from its header alone but
+    for a collection; None for none. Registered in SQLite as ``wg_dimension``."""
+    if blob is None:
+        return None
+    start = 8 + _ENVELOPE_BYTES.get((blob[3] >> 1) & 0x07, 0)
+    kind = int.from_bytes(blob[start + 1 : start + 5], "little" if blob[start] else "big")
+    kind = (kind & 0x0FFFFFFF) % 1000  # without the EWKB flags and ISO's Z, M thousands
+    if kind == 7:
+        return max(int(shapely.get_dimensions(shapely.from_wkb(bytes(blob[start:])))), 0)
+    return _DIMENSIONS.get(kind)
+
+
 def decode_geometries(blobs: list[bytes | None]) -> np.ndarray:
     """Shapely geometries from GeoPackage blobs (None stays None)."""
     wkbs: list[bytes | None] = []
@@ -125,6 +143,7 @@ class GpkgStore(Store):
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA foreign_keys = OFF")
             conn.execute("PRAGMA busy_timeout = 10000")
+            conn.create_function("wg_dimension", 1, geometry_dimension, deterministic=True)
             self._local.conn = conn
         return conn
 
@@ -322,6 +341,7 @@ class GpkgStore(Store):
         limit: int | None = None,
         offset: int = 0,
         codes: list[str] | None = None,
+        dimension: int | None = None,
     ) -> Page:
         info = self._check_layer(plan_id, version, layer)
         dtypes = self.dtypes(plan_id, version, layer)
@@ -331,6 +351,9 @@ class GpkgStore(Store):
         if codes is not None:
             where += f" AND f.code IN ({','.join('?' * len(codes))})"
             args += list(codes)
+        if dimension is not None:  # read from each blob's header by wg_dimension
+            where += " AND wg_dimension(f.geom) = ?"
+            args.append(int(dimension))
         select = "SELECT f.code, f.parent_code, f.properties, f.geom FROM wg_features f"
         if bbox is None:
             (matched,) = conn.execute(f"SELECT count(*) FROM wg_features f WHERE {where}", args)

@@ -405,6 +405,7 @@ class PostgisStore(Store):
         limit: int | None = None,
         offset: int = 0,
         codes: list[str] | None = None,
+        dimension: int | None = None,
     ) -> Page:
         info = self._check_layer(plan_id, version, layer)
         f = features_table
@@ -412,6 +413,8 @@ class PostgisStore(Store):
         cond = (f.c.plan_id == plan_id) & (f.c.version == stored) & (f.c.layer == layer)
         if codes is not None:
             cond &= f.c.code.in_(codes)
+        if dimension is not None:
+            cond &= sa.func.ST_Dimension(f.c.geom) == int(dimension)
         if bbox is not None:
             env = sa.func.ST_MakeEnvelope(*bbox, 4326)
             cond &= f.c.geom.op("&&")(env) & sa.func.ST_Intersects(f.c.geom, env)

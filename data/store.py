@@ -214,8 +214,11 @@ class Store(ABC):
         limit: int | None = None,
         offset: int = 0,
         codes: list[str] | None = None,
+        dimension: int | None = None,
     ) -> Page:
-        """Features of a layer intersecting ``bbox`` (lon/lat), in code order, paged."""
+        """Features of a layer intersecting ``bbox`` (lon/lat), in code order, paged; with
+        ``dimension``, only those whose geometry has it (0 points, 1 lines, 2 areas; a
+        collection its highest part's, as ST_Dimension; no geometry has none)."""
 
     @abstractmethod
     def _cover_codes(
@@ -311,9 +314,12 @@ class Store(ABC):
             )
         return out
 
-    def item(self, plan_id: str, version: int, layer: str, code: str) -> gpd.GeoDataFrame:
-        """The feature with ``code`` in ``layer``; NotFound if there is none."""
-        page = self.query(plan_id, version, layer, codes=[code])
+    def item(
+        self, plan_id: str, version: int, layer: str, code: str, dimension: int | None = None
+    ) -> gpd.GeoDataFrame:
+        """The feature with ``code`` in ``layer`` (of ``dimension``, if given); NotFound if
+        there is none."""
+        page = self.query(plan_id, version, layer, codes=[code], dimension=dimension)
         if not len(page.frame):
             raise NotFound(f"no feature with code {code!r}", layer, where="code")
         return page.frame

@@ -5,7 +5,11 @@ landing page, conformance, the API description, collection metadata, crs / bbox-
 Content-Crs in a Gauss-Kruger zone, unsupported CRSs and the HTML pages.
 
 The demo's grids are saved with single-part ones as Polygon beside MultiPolygon ones, as
-an edited plan has them: served, the layer must be MultiPolygon throughout.
+an edited plan has them: served, the layer must be MultiPolygon throughout. Its ``gaps``
+mix points and polygons, and a made-up ``marks`` layer mixes points, lines and areas (with
+codes): each is served as one collection per dimension, ``<layer>-points``, ``-lines``,
+``-areas``, each of one geometry type, paged, counted and written to GPKG and Shapefile
+without loss; ``stops`` mixes Point and MultiPoint only and stays one MultiPoint layer.
 
 No OGC conformance checker that runs offline could be found (the OGC's own suites run
 on TEAM Engine, a Java web application; cite-runner on PyPI only drives one), so the
@@ -21,6 +25,7 @@ import time
 import uuid
 import warnings
 
+import geopandas as gpd
 import httpx
 import numpy as np
 import pyogrio
@@ -39,6 +44,52 @@ EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
 GK = 4549  # CGCS2000 3-degree Gauss-Kruger CM 120°E: the zone of the demo (Nanjing)
 #: A grid name that HTML must escape.
 NASTY = "<script>alert('网格')</script> & \"quoted\""
+#: The id suffix of a mixed layer's collection of each dimension.
+PARTS = {0: "points", 1: "lines", 2: "areas"}
+
+
+def _made_up_layers(near: shapely.Point) -> dict[str, gpd.GeoDataFrame]:
+    """``marks``: points and multipoints, lines and a multiline, polygons, with codes, in
+    no code order by dimension; ``stops``: points and a multipoint."""
+    x, y = near.x, near.y
+    d = 0.001
+    geoms = [
+        shapely.Point(x, y),
+        shapely.LineString([(x, y), (x + d, y + d)]),
+        shapely.box(x, y, x + d, y + d),
+        shapely.MultiPoint([(x + d, y), (x + 2 * d, y)]),
+        shapely.MultiLineString([[(x, y), (x, y + d)], [(x + d, y), (x + d, y + 2 * d)]]),
+        shapely.Point(x - d, y),
+        shapely.box(x - 2 * d, y, x - d, y + d),
+        shapely.LineString([(x - d, y - d), (x, y - 2 * d)]),
+        shapely.Point(x, y - d),
+    ]
+    marks = gpd.GeoDataFrame(
+        {"code": [f"M{i:03d}" for i in range(len(geoms))], "n": range(len(geoms))},
+        geometry=geoms,
+        crs=4326,
+    )
+    stops = gpd.GeoDataFrame(
+        {"code": ["S1", "S2", "S3"]},
+        geometry=[shapely.Point(x, y), shapely.MultiPoint([(x, y), (x + d, y)]), near],
+        crs=4326,
+    )
+    return {"marks": marks, "stops": stops}
+
+
+def _by_collection(frames: dict) -> dict:
+    """The stored layers as the collections they must be served as: one per dimension
+    where a layer's geometries span more than one."""
+    out = {}
+    for name, frame in frames.items():
+        dims = shapely.get_dimensions(frame.geometry.to_numpy())
+        present = sorted(set(dims[dims >= 0].tolist()))
+        if len(present) < 2:
+            out[name] = frame
+            continue
+        for d in present:
+            out[f"{name}-{PARTS[d]}"] = frame[dims == d]
+    return out
 
 
 def _plan_layers(plan_dir):
@@ -54,6 +105,7 @@ def _plan_layers(plan_dir):
     grids = grids.set_geometry(geoms)
     grids.loc[0, "name"] = NASTY
     layers["grids"] = grids
+    layers |= _made_up_layers(shapely.union_all(grids.geometry).centroid)
     return layers, meta
 
 
@@ -79,11 +131,14 @@ def _start(target: str, plan: str, log, timeout: float = 60) -> Server:
 
 
 class Served:
-    """A server on one store holding the plan, a reader's key and the stored layers."""
+    """A server on one store holding the plan, a reader's key, the stored layers and the
+    collections they must be served as (``frames``; ``types``: None for tables)."""
 
-    def __init__(self, server: Server, key: str, plan: str, frames: dict, types: dict):
+    def __init__(self, server: Server, key: str, plan: str, layers: dict, types: dict):
         self.server, self.key, self.plan = server, key, plan
-        self.frames, self.types = frames, types
+        self.layers = layers
+        self.frames = _by_collection(layers)
+        self.types = {c: types[c.partition("-")[0]] for c in self.frames}  # no "-" in names
         self.url = server.url
         self.http = httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
@@ -144,12 +199,15 @@ def _same_geometries(got: np.ndarray, want: np.ndarray, where: str) -> None:
 @pytest.mark.parametrize(("crs", "page"), [("EPSG:4326", 50), ("EPSG:4490", 200)])
 def test_gdal_reads_every_collection_through_every_page(served, crs, page):
     """Every collection, every feature, once each, in pages of ``page``: the same rows and
-    the same geometries as the store holds."""
+    the same geometries as the store holds, each collection of the one geometry type it
+    advertises, which GDAL finds too (not Unknown, as a mixed layer's would be)."""
     url = f"OAPIF:{served.url}"
+    advertised = {c["id"]: c for c in served.get("/collections").json()["collections"]}
     with gdal_key(served.key), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # tables: "no geometry column"
         names = [str(n) for n in pyogrio.list_layers(url)[:, 0]]
-        assert set(names) == set(served.frames)
+        assert set(names) == set(served.frames) == set(advertised)
+        assert {"gaps-points", "gaps-areas", "marks-lines"} <= set(names)
         for name in names:
             want = served.frames[name]
             got = pyogrio.read_dataframe(url, layer=name, CRS=crs, PAGE_SIZE=page)
@@ -159,6 +217,10 @@ def test_gdal_reads_every_collection_through_every_page(served, crs, page):
                 got = got.set_index("code").loc[want["code"]]
             if served.types[name] is None:
                 continue
+            kind = advertised[name]["geometryType"]
+            assert kind not in ("Geometry", "GeometryCollection"), name
+            assert pyogrio.read_info(url, layer=name)["geometry_type"] == kind, name
+            assert set(got.geom_type) == {kind}, f"{name}: {set(got.geom_type)}, said {kind}"
             # GDAL asks for CRS84 when told EPSG:4326 (the same datum, lon/lat order);
             # EPSG:4490 it asks for by its URI, latitude first
             assert got.crs.to_string() == ("OGC:CRS84" if crs == "EPSG:4326" else crs), name
@@ -181,6 +243,124 @@ def test_gdal_sees_the_grids_as_multipolygons(served):
     assert served.get(f"/collections/grids/items/{one}").json()["geometry"]["type"] == (
         "MultiPolygon"
     )
+
+
+# a layer that mixes dimensions: one collection per dimension -------------------------------
+
+
+def _all_pages(served: Served, path: str, **params) -> tuple[list[dict], set[int]]:
+    """Every feature of a collection by following its next links; the numberMatched seen."""
+    page = served.get(path, **params).json()
+    feats, matched = [], set()
+    while True:
+        feats += page["features"]
+        matched.add(page["numberMatched"])
+        nxt = [x["href"] for x in page["links"] if x["rel"] == "next"]
+        if not nxt:
+            return feats, matched
+        page = served.http.get(nxt[0]).json()
+
+
+def test_no_collection_mixes_dimensions_and_each_serves_its_one_type(served):
+    """/collections lists no mixed layer; every collection's geometryType, count and extent
+    are those of the features it serves, and every feature is of that type."""
+    listed = {c["id"]: c for c in served.get("/collections").json()["collections"]}
+    assert "gaps" not in listed and "marks" not in listed
+    want = {
+        "gaps-points": "Point",
+        "gaps-areas": "MultiPolygon",
+        "marks-points": "MultiPoint",
+        "marks-lines": "MultiLineString",
+        "marks-areas": "Polygon",
+        "stops": "MultiPoint",
+    }
+    assert {k: listed[k]["geometryType"] for k in want} == want
+    for cid, c in listed.items():
+        frame = served.frames[cid]
+        assert c["itemCount"] == len(frame), cid
+        if served.types[cid] is None:
+            continue
+        assert c == served.get(f"/collections/{cid}").json()
+        assert np.allclose(c["extent"]["spatial"]["bbox"][0], frame.total_bounds), cid
+        feats = served.get(f"/collections/{cid}/items", limit=10_000).json()["features"]
+        assert len(feats) == len(frame), cid
+        assert {f["geometry"]["type"] for f in feats} == {c["geometryType"]}, cid
+    # the layer's own name and a dimension a layer does not mix are no collection
+    for path in ("/collections/gaps", "/collections/gaps/items", "/collections/gaps/items/x"):
+        r = served.get(path)
+        assert r.status_code == 404 and r.json()["where"] == "layer", path
+        assert "gaps-points and gaps-areas" in r.json()["error"], path
+    r = served.get("/collections/marks")
+    assert "marks-points and marks-lines and marks-areas" in r.json()["error"]
+    assert served.get("/collections/grids-areas").status_code == 404
+
+
+@pytest.mark.parametrize(("cid", "limit"), [("gaps-areas", 4), ("gaps-points", 700)])
+def test_paging_a_split_collection_gives_each_feature_once(served, cid, limit):
+    """numberMatched counts the collection's dimension only, and the next links reach
+    every one of its features once, in small pages and with a bbox in a Gauss-Kruger zone."""
+    want = served.frames[cid]
+    feats, matched = _all_pages(served, f"/collections/{cid}/items", limit=limit)
+    assert matched == {len(want)}
+    assert sorted(f["properties"]["gap_id"] for f in feats) == sorted(want["gap_id"])
+    assert len({f["properties"]["gap_id"] for f in feats}) == len(feats)
+    # a projected bbox over the middle of the gaps: filtered by outline, then paged
+    metric = want.to_crs(GK)
+    (cx, cy), half = metric.total_bounds.reshape(2, 2).mean(axis=0), 500
+    box = shapely.box(cx - half, cy - half, cx + half, cy + half)
+    inside = sorted(want["gap_id"][metric.intersects(box)])
+    assert 0 < len(inside) < len(want)
+    bbox = f"{cy - half},{cx - half},{cy + half},{cx + half}"  # northing first
+    path = f"/collections/{cid}/items"
+    crs = {"bbox-crs": f"{EPSG}{GK}"}
+    feats, matched = _all_pages(served, path, bbox=bbox, limit=max(2, limit // 4), **crs)
+    assert matched == {len(inside)}
+    assert sorted(f["properties"]["gap_id"] for f in feats) == inside
+
+
+def test_a_split_collection_serves_its_own_features_one_by_one(served):
+    """Single items by code come from their own dimension's collection only, promoted to
+    its type and in any offered CRS."""
+    marks = served.layers["marks"]
+    dims = shapely.get_dimensions(marks.geometry.to_numpy())
+    for code, d in zip(marks["code"], dims, strict=True):
+        for other, part in PARTS.items():
+            r = served.get(f"/collections/marks-{part}/items/{code}")
+            if other != d:
+                assert r.status_code == 404 and r.json()["where"] == "code", (code, part)
+                continue
+            kind = {0: "MultiPoint", 1: "MultiLineString", 2: "Polygon"}[d]
+            assert r.status_code == 200 and r.json()["geometry"]["type"] == kind, code
+            assert r.json()["id"] == code
+    r = served.get("/collections/marks-lines/items/M001", crs=f"{EPSG}{GK}")
+    assert r.headers["content-crs"] == f"<{EPSG}{GK}>"
+    northing, easting = shapely.get_coordinates(shapely.geometry.shape(r.json()["geometry"]))[0]
+    assert northing > 3e6 and 3e5 < easting < 7e5
+
+
+@pytest.mark.parametrize("driver", ["GPKG", "ESRI Shapefile"])
+def test_gdal_copies_each_split_collection_without_loss(served, tmp_path, driver):
+    """What ogr2ogr does: read a collection through the OAPIF driver and write a layer of
+    the type GDAL found for it; a GeoPackage and a Shapefile then hold every feature of that
+    dimension (a Shapefile refuses a feature of another type)."""
+    url = f"OAPIF:{served.url}"
+    stored = served.layers["gaps"].geometry.to_numpy()
+    counts = {f"gaps-{PARTS[d]}": int((shapely.get_dimensions(stored) == d).sum()) for d in PARTS}
+    assert counts["gaps-points"] and counts["gaps-areas"] and not counts["gaps-lines"]
+    for cid in ("gaps-points", "gaps-areas"):
+        with gdal_key(served.key):
+            kind = pyogrio.read_info(url, layer=cid)["geometry_type"]
+            got = pyogrio.read_dataframe(url, layer=cid)
+        assert len(got) == counts[cid], cid
+        out = tmp_path / (f"{cid}.gpkg" if driver == "GPKG" else cid)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # Shapefile: long field names
+            pyogrio.write_dataframe(got, out, layer=cid, driver=driver, geometry_type=kind)
+        back = pyogrio.read_dataframe(out, layer=cid)
+        assert len(back) == counts[cid], f"{cid}: {len(back)} of {counts[cid]} written"
+        written = pyogrio.read_info(out, layer=cid)["geometry_type"]
+        assert written in (kind, kind.removeprefix("Multi")), cid  # a Shapefile says Polygon
+        assert sorted(back["gap_id"]) == sorted(served.frames[cid]["gap_id"]), cid
 
 
 # the service's own pages --------------------------------------------------------------------
