@@ -27,5 +27,7 @@ fi
 # MapLibre and Leaflet are committed in maps/static/vendor: check they are the locked versions
 bash scripts/vendor.sh
 
+# two processes (one per core of the CI machine), a test file to each in turn, each with its
+# own PostGIS database (tests/conftest.py); WANGGE_TEST_WORKERS=0 runs in this process
 echo "== pytest"
-"$PYTHON" -m pytest --durations=25 "$@"
+"$PYTHON" -m pytest -n "${WANGGE_TEST_WORKERS:-2}" --dist loadfile --durations=25 "$@"

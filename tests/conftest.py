@@ -100,10 +100,41 @@ def demo_plan_frames(demo_plan):
     return frames, dict(zip(table["key"], table["value"], strict=True))
 
 
-#: The PostGIS the tests use; scripts/ensure_services.sh creates it on a fresh machine.
-PG_URL = os.environ.get(
+_PG_BASE = os.environ.get(
     "WANGGE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/wangge_test"
 )
+
+
+def worker_database(url: str) -> str:
+    """``url``, or under pytest-xdist a database of the worker's own (``wangge_test_gw0``...),
+    made with PostGIS on first use: :func:`postgis_store` empties its tables when a session
+    starts, which must not reach another worker's plans. Unreachable PostGIS: ``url``
+    unchanged, and the tests that need it say so."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    import sqlalchemy as sa
+
+    base = sa.engine.make_url(url)
+    name = f"{base.database}_{worker}"
+    try:
+        admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            known = sa.text("SELECT 1 FROM pg_database WHERE datname = :n")
+            if conn.execute(known, {"n": name}).first() is None:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        engine = sa.create_engine(base.set(database=name))
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
+        engine.dispose()
+    except sa.exc.SQLAlchemyError:
+        return url
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+#: The PostGIS the tests use; scripts/ensure_services.sh creates it on a fresh machine.
+PG_URL = worker_database(_PG_BASE)
 
 
 def need(service: str, problem: str) -> None:
