@@ -351,26 +351,11 @@ def _legend() -> str:
     )
 
 
-def write_gap_maps(
-    path: str | Path,
-    grids: gpd.GeoDataFrame,
-    buildings: gpd.GeoDataFrame,
-    facilities: gpd.GeoDataFrame,
-    gaps: gpd.GeoDataFrame,
-    types: Mapping[str, Mapping],
-    title: str = "设施覆盖缺口 Facility coverage gaps",
-) -> Path:
-    """Write the page of :func:`gap_map` to ``path`` and return it."""
-    return save(path, gap_map(grids, buildings, facilities, gaps, types, title))
+def write_gap_maps(path: str | Path, *args, **kwargs) -> Path:
+    """Write the page of :func:`gap_map` (same arguments after ``path``) and return it."""
+    return save(path, gap_map(*args, **kwargs))
 
 
-def gap_maps_html(
-    grids: gpd.GeoDataFrame,
-    buildings: gpd.GeoDataFrame,
-    facilities: gpd.GeoDataFrame,
-    gaps: gpd.GeoDataFrame,
-    types: Mapping[str, Mapping],
-    title: str = "设施覆盖缺口 Facility coverage gaps",
-) -> str:
-    """The page of :func:`gap_map`."""
-    return page(gap_map(grids, buildings, facilities, gaps, types, title))
+def gap_maps_html(*args, **kwargs) -> str:
+    """The page of :func:`gap_map` (same arguments)."""
+    return page(gap_map(*args, **kwargs))
