@@ -77,6 +77,19 @@ def limits_from_raw(raw: dict[str, Any], source: str, **overrides: Any) -> Limit
     """
     from wangge.errors import InputError
 
+    if not isinstance(raw, dict):
+        raise InputError(f"limits must be a table of tables, got {type(raw).__name__}", source)
+    try:
+        return _limits(raw, source, overrides)
+    except KeyError as exc:
+        raise InputError(f"the limits lack the key {exc.args[0]!r}", source) from exc
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"unreadable limits: {exc}", source) from exc
+
+
+def _limits(raw: dict[str, Any], source: str, overrides: dict[str, Any]) -> Limits:
+    from wangge.errors import InputError
+
     raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     if overrides.get("seed") is not None:
         raw["solver"]["seed"] = int(overrides["seed"])

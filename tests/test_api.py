@@ -312,3 +312,23 @@ def test_upload_feature_without_a_level_or_geometry_is_named(served):
     doc["features"][2]["geometry"] = None
     r = client.post("/plans?plan=badgeom", content=json.dumps(doc).encode())
     assert r.status_code == 422 and "no geometry" in r.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("meta", "needle"),
+    [
+        ({"metric_crs": "EPSG:99999"}, "metric_crs: not a CRS pyproj knows"),
+        ({"metric_crs": "EPSG:4326"}, "metric_crs 'EPSG:4326' is not projected"),
+        ({"limits_json": "{not json"}, "limits_json"),
+        ({"limits_json": json.dumps({"grid": {"min_households": 300}})}, "lack the key"),
+        ({"limits_json": "[1, 2]"}, "table of tables"),
+    ],
+)
+def test_upload_with_bad_meta_is_a_422_and_saves_nothing(served, meta, needle):
+    client, frames, _ = served
+    doc = json.loads(_plan_bytes(frames)) | meta
+    plan = f"badmeta{np.random.default_rng().integers(1e9)}"
+    r = client.post(f"/plans?plan={plan}", content=json.dumps(doc).encode())
+    assert r.status_code == 422, r.text
+    assert needle in r.json()["error"]
+    assert client.get(f"/plans/{plan}/versions").status_code == 404

@@ -505,3 +505,19 @@ def test_a_task_run_again_after_its_street_is_stored_writes_nothing(small_city, 
     after = store.runs.streets("c")[0]
     assert after.state == "done" and after.attempts == row.attempts
     _same_plans(store.load("c", first.version.version), store.load("c"))
+
+
+def test_a_city_without_given_streets_or_with_a_street_code_twice_is_named(small_city):
+    from wangge.city import cut_units
+    from wangge.errors import InputError
+
+    bare = {k: v for k, v in small_city.items() if k != "given_streets"}
+    with pytest.raises(InputError, match="a city needs its streets") as got:
+        cut_units(bare, CRS)
+    assert got.value.where == "given_streets"
+    twice = dict(small_city)
+    streets = small_city["given_streets"].copy()
+    streets.loc[streets.index[1], "code"] = streets["code"].iat[0]
+    twice["given_streets"] = streets
+    with pytest.raises(InputError, match=f"street code {streets['code'].iat[0]} is given twice"):
+        cut_units(twice, CRS)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import sqlite3
 import subprocess
 import time
 import urllib.error
@@ -13,6 +15,8 @@ import urllib.request
 import geopandas as gpd
 import pytest
 from clitools import WANGGE, run
+
+from wangge.data.store import open_store
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +48,45 @@ def test_export_writes_a_gbk_shapefile(imported, tmp_path):
     assert back.crs.to_epsg() == 4549 and back["name"].str.contains("网格").all()
     res = run("export", "nope", "--store", imported, "--out", tmp_path / "x")
     assert res.returncode == 2 and "no layer 'nope'" in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "needle"),
+    [
+        ("metric_crs", "EPSG:99999", "unknown metric_crs 'EPSG:99999'"),
+        ("metric_crs", "EPSG:4490", "metric_crs 'EPSG:4490' is not projected"),
+        ("limits_json", '{"grid": {"min_households": 300}}', "lack the key 'district'"),
+        ("limits_json", "[1, 2]", "table of tables"),
+    ],
+)
+def test_a_plan_gpkg_with_bad_meta_is_named_and_saves_nothing(
+    imported, plan_dir, tmp_path, key, value, needle
+):
+    bad = tmp_path / "plan.gpkg"
+    shutil.copy(plan_dir / "plan.gpkg", bad)
+    with sqlite3.connect(bad) as db:
+        assert db.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key)).rowcount == 1
+    before = open_store(imported).versions("xw")
+    res = run("import", bad, "--store", imported, "--plan-id", "xw")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert needle in res.stderr and "plan.gpkg" in res.stderr and "Traceback" not in res.stderr
+    assert len(open_store(imported).versions("xw")) == len(before)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("export", "grids", "--out", "x.geojson"),
+        ("print", "--out", "sheets"),
+        ("adopt", "grids.geojson", "--plan-id", "xw"),
+    ],
+)
+def test_a_read_from_a_missing_store_names_it_and_makes_no_file(command, tmp_path):
+    missing = tmp_path / "nowhere" / "wangge.gpkg"
+    res = run(*command, "--store", missing)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "no store here" in res.stderr and "nowhere" in res.stderr
+    assert not missing.exists() and not missing.parent.exists()
 
 
 def _free_port() -> int:

@@ -591,6 +591,22 @@ def _store_target(store: str | None) -> str:
     return _settings(store).store_target()
 
 
+def _stored(store: str | None):
+    """Open a store that must already hold plans: a GeoPackage path that does not exist is
+    an error naming it, rather than a new empty store left behind by a read."""
+    from wangge.data.store import open_store
+    from wangge.errors import InputError
+
+    target = _store_target(store)
+    if not target.startswith(("postgresql", "postgres://")) and not Path(target).exists():
+        raise InputError(
+            "no store here: `wangge demo` makes one, `wangge import PLAN` fills one, and "
+            "--store (or WANGGE_STORE) names another",
+            target,
+        )
+    return open_store(target)
+
+
 def _run_import(path: Path, store: str | None, plan_id: str, author: str, comment: str) -> None:
     from wangge.data.gpkg_store import read_plan_file
     from wangge.data.store import open_store
@@ -695,10 +711,9 @@ def export(
 ) -> None:
     """Write one layer of a stored plan as GeoJSON, GeoPackage or a zipped Shapefile."""
     from wangge.data.exports import export_layer
-    from wangge.data.store import open_store
 
     try:
-        st = open_store(_store_target(store))
+        st = _stored(store)
         try:
             v = st.resolve(plan_id, version)
             frame = st.query(v.plan_id, v.version, layer).frame
@@ -738,12 +753,11 @@ def adopt(
     --complete re-solve the grids that break the rules and list the grids that changed."""
     import pandas as pd
 
-    from wangge.data.store import open_store
     from wangge.existing import adopt as run_adopt
 
     t0 = time.perf_counter()
     try:
-        st = open_store(_store_target(store))
+        st = _stored(store)
         try:
             done = run_adopt(
                 st,

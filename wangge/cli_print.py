@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from wangge.cli import StoreOpt, _fail, _store_target, out
+from wangge.cli import StoreOpt, _fail, _stored, out
 from wangge.errors import InputError, Unauthenticated, WanggeError
 
 
@@ -93,9 +93,7 @@ def _read(plan, store, plan_id, version, with_roster: bool, key: str | None):
                 plan,
             )
         return read_plan_file(plan), None, ""
-    from wangge.data.store import open_store
-
-    st = open_store(_store_target(store))
+    st = _stored(store)
     try:
         printing, pid = read_store_plan(st, plan_id, version)
         if not with_roster:

@@ -401,6 +401,22 @@ def read_plan(path: str | Path) -> tuple[dict[str, gpd.GeoDataFrame], Limits]:
     return metric_plan(frames, dict(meta), str(path))
 
 
+def _check_metric(crs: str, source: str) -> None:
+    """A plan's metric CRS must be one pyproj knows and measure in metres."""
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        parsed = CRS.from_user_input(crs)
+    except CRSError as exc:
+        raise InputError(f"its meta names an unknown metric_crs {crs!r}", source) from exc
+    if not parsed.is_projected:
+        raise InputError(
+            f"its metric_crs {crs!r} is not projected; name one in metres, e.g. EPSG:4549",
+            source,
+        )
+
+
 def metric_plan(
     frames: dict[str, pd.DataFrame], meta: dict, source: str
 ) -> tuple[dict[str, gpd.GeoDataFrame], Limits]:
@@ -434,6 +450,7 @@ def metric_plan(
             raise InputError("the plan holds no features", source)
         centre = shown.to_crs(4326).geometry.union_all().centroid
         crs = metric_crs(centre.x, centre.y).to_string()
+    _check_metric(crs, source)
     layers = {n: f.to_crs(crs) for n, f in layers.items()}
     for name in PLAN_POLYGONS:
         if name in layers:
