@@ -118,6 +118,10 @@ class _Negative(Exception):
     """The input holds ids ≤ 0: it has to be read again with its ids made positive."""
 
 
+class _Twice(Exception):
+    """The input holds an object more than once: it is read again with one copy of each."""
+
+
 def check_osm_file(path: Path) -> None:
     """Raise :class:`InputError` unless ``path`` looks like a readable OSM file."""
     if not path.exists():
@@ -220,7 +224,7 @@ class _Collector(osmium.SimpleHandler):
             self.last = ident
             return
         if rank == self.rank and ident == self.last:
-            raise _twice(self.source, self.where)
+            raise _Twice
         if rank <= self.rank:
             raise _Unsorted
         self.rank, self.last = rank, ident
@@ -485,28 +489,23 @@ def _facility_tags(tags: dict) -> dict | None:
     return None
 
 
+#: The roads table's columns, which a file without roads (buildings alone) has too.
+ROAD_COLUMNS = [
+    "road_id", "highway", "name", "walk", "cuts_blocks", "rank", "oneway", "tunnel", "bridge",
+    "geometry",
+]  # fmt: skip
+
+
 def _frame(rows: list[dict], columns: list[str]) -> gpd.GeoDataFrame:
     if not rows:
         return gpd.GeoDataFrame(pd.DataFrame(columns=columns), geometry=[], crs=4326)
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=4326)
 
 
-def _twice(source: Path, where: str | None) -> InputError:
-    return InputError(
-        "appears twice in the file (a merged file? merge extracts with `osmium merge`, "
-        "which keeps one copy of each object)",
-        source,
-        where,
-    )
-
-
 def _read_error(exc: Exception, source: Path, handler: _Collector | None = None) -> InputError:
     """The :class:`InputError` for an exception raised while libosmium read ``source``."""
     detail = str(exc) or type(exc).__name__
     where = handler.where if handler is not None else None
-    if "twice in input" in detail:
-        # libosmium stops at the second copy, just after the collector saw the first one
-        return _twice(source, where)
     ends = ("no element found", "gzip error", "bzip2 error", "unexpected EOF", "truncated")
     if any(w in detail for w in ends):
         detail = f"the file ends too early or is damaged (truncated?): {detail}"
@@ -535,14 +534,15 @@ def _claims_sorted(path: Path) -> bool:
         return False
 
 
-def _sorted_copy(path: Path, dst: Path, source: Path) -> Path:
-    """Write ``path`` sorted by type, then id (duplicates kept) to the PBF ``dst``."""
+def _sorted_copy(path: Path, dst: Path, source: Path, once: bool = False) -> Path:
+    """Write ``path`` sorted by type, then id to the PBF ``dst``: every copy of an object
+    kept, or with ``once`` only its newest version (what ``osmium merge`` keeps)."""
     reader = osmium.MergeInputReader()
     try:
         reader.add_file(str(path))
         writer = osmium.SimpleWriter(str(dst), overwrite=True)
         try:
-            reader.apply(writer, simplify=False)
+            reader.apply(writer, simplify=once)
         finally:
             writer.close()
     except Exception as exc:
@@ -579,11 +579,13 @@ def _collect(path: Path, source: Path, *, is_sorted: bool) -> _Collector:
     handler = _Collector(source)
     try:
         handler.apply_file(str(path), locations=True)
-    except (_Unsorted, _Negative, InputError):
+    except (_Unsorted, _Negative, _Twice, InputError):
         raise
     except Exception as exc:
         if "out of order" in str(exc) and not is_sorted:
             raise _Unsorted from exc
+        if "twice in input" in str(exc):  # libosmium's own check, at the second copy
+            raise _Twice from exc
         raise _read_error(exc, source, handler) from exc
     handler.finish()
     return handler
@@ -596,22 +598,45 @@ def _read_any(path: Path) -> _Collector:
     once either way) is sorted in memory into a temporary PBF by libosmium's own
     ``MergeInputReader``, which costs about nothing; a file with ids ≤ 0 (JOSM) is copied
     once more with positive ids, because the node location index keeps positive ids only.
+    A file holding objects more than once (Overpass downloads joined end to end) is copied
+    with one copy of each, the newest version, as ``osmium merge`` would; how many were
+    dropped, and the first, is counted in ``stats``.
     """
     if _claims_sorted(path):
         try:
             return _collect(path, path, is_sorted=False)
-        except (_Unsorted, _Negative):
+        except (_Unsorted, _Negative, _Twice):
             pass
     with tempfile.TemporaryDirectory(prefix="wangge-osm-") as tmp:
-        sorted_path = _sorted_copy(path, Path(tmp) / "sorted.osm.pbf", path)
-        try:
-            return _collect(sorted_path, path, is_sorted=True)
-        except _Negative:
-            positive = _positive_ids(sorted_path, Path(tmp), path)
-        try:
-            return _collect(positive, path, is_sorted=True)
-        except (_Unsorted, _Negative) as exc:  # cannot happen on a sorted positive copy
-            raise InputError("cannot be put in id order", path, None) from exc
+        current = _sorted_copy(path, Path(tmp) / "sorted.osm.pbf", path)
+        noted: Counter = Counter()
+        for _ in range(3):  # at most: ids made positive once, copies dropped once
+            try:
+                handler = _collect(current, path, is_sorted=True)
+            except _Negative:
+                current = _positive_ids(current, Path(tmp), path)
+            except _Twice:
+                noted.update(_copies(current))
+                current = _sorted_copy(current, Path(tmp) / "once.osm.pbf", path, once=True)
+            else:
+                handler.stats.update(noted)
+                return handler
+        raise InputError("cannot be put in id order", path, None)
+
+
+def _copies(path: Path) -> Counter:
+    """The objects of the sorted file ``path`` given more than once, as a ``stats`` line."""
+    seen, first, extra = None, None, 0
+    for obj in osmium.FileProcessor(str(path)):
+        key = (obj.type_str(), obj.id)
+        if key == seen:
+            extra += 1
+            first = first or osm_id(*key)
+        seen = key
+    what = (
+        f"objects given more than once (the newest copy kept, as osmium merge does; first {first})"
+    )
+    return Counter({what: extra})
 
 
 def read_osm(path: str | Path) -> OsmExtract:
@@ -637,8 +662,7 @@ def read_osm(path: str | Path) -> OsmExtract:
     Raises
     ------
     InputError
-        If the file is missing, empty, not OSM, truncated, holds an object twice (named,
-        e.g. ``way w-5``) or holds no buildings.
+        If the file is missing, empty, not OSM, truncated or holds no buildings.
     """
     path = Path(path)
     check_osm_file(path)
@@ -668,8 +692,8 @@ def read_osm(path: str | Path) -> OsmExtract:
     return OsmExtract(
         source=path,
         buildings=buildings,
-        roads=_frame(handler.roads, ["road_id", "highway", "geometry"]),
-        barriers=_frame(handler.barriers, ["barrier_id", "kind", "geometry"]),
+        roads=_frame(handler.roads, ROAD_COLUMNS),
+        barriers=_frame(handler.barriers, ["barrier_id", "kind", "name", "geometry"]),
         landuse=_frame(handler.landuse, ["landuse_id", "kind", "geometry"]),
         compounds=_frame(handler.compounds, ["compound_id", "kind", "geometry"]),
         facilities=facilities,

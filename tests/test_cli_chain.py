@@ -62,3 +62,16 @@ def test_version():
         res = run(*args)
         assert res.returncode == 0, res.stderr
         assert res.stdout.strip() == f"wangge {__version__}"
+
+
+def test_summary_counts_basic_grids_and_their_band_apart_from_dedicated(beijing_plan):
+    out, res = beijing_plan
+    grids = pyogrio.read_dataframe(out / "plan.gpkg", layer="grids")
+    basic = grids[grids["grid_type"] == "basic"]
+    row = next(line for line in res.stdout.splitlines() if "│ grids" in line)
+    cells = [c.strip() for c in row.split("│")[1:-1]]
+    dedicated = len(grids) - len(basic)
+    assert cells[0] == "grids" + (f" (+{dedicated} dedicated)" if dedicated else "")
+    low, high = basic["households"].min(), basic["households"].max()
+    assert cells[1] == f"{len(basic):,}" and cells[2] == f"{low:,.0f}–{high:,.0f}"
+    assert "…" not in res.stdout  # nothing cut short in a log

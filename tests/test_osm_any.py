@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import gzip
+import xml.etree.ElementTree as ET
+from collections import Counter
 from pathlib import Path
 
 import osmium
@@ -98,6 +101,55 @@ def test_clustered_variant_reads_and_ingests(city, tmp_path):
     assert (out / "units.gpkg").stat().st_size > 0
 
 
+def test_downloads_joined_end_to_end_read_once_each_and_say_so(city, tmp_path):
+    """Two Overpass downloads of overlapping areas pasted into one file: every object that
+    both hold is read once (as `osmium merge` keeps it), and the count is reported."""
+    src, original = city
+    tree = ET.parse(real_file(src))
+    root = tree.getroot()
+    again = [copy.deepcopy(e) for e in root if e.tag in ("node", "way")][::3]
+    root.extend(again)  # the second download, after the first
+    path = tmp_path / "joined.osm"
+    tree.write(path, encoding="utf-8", xml_declaration=True)
+    joined = read_osm(path)
+    notes = {k: n for k, n in joined.stats.items() if "more than once" in k}
+    assert list(notes.values()) == [len(again)], joined.stats
+    joined.stats = Counter({k: n for k, n in joined.stats.items() if k not in notes})
+    _assert_same_layers(original, joined)
+
+
+def test_an_object_twice_keeps_its_newest_version(tmp_path):
+    path = tmp_path / "twice.osm"
+    path.write_text(
+        _osm(
+            SQUARE,
+            f'<way id="5" version="2">{HOUSE}<tag k="building" v="school"/></way>',
+            f'<way id="5" version="1">{HOUSE}<tag k="building" v="yes"/></way>',
+        )
+    )
+    extract = read_osm(path)
+    assert extract.buildings["building_id"].tolist() == ["w5"]
+    assert extract.buildings["building"].tolist() == ["school"]
+    assert sum(n for k, n in extract.stats.items() if "more than once" in k) == 1
+
+
+def test_a_file_of_buildings_alone_delineates(tmp_path):
+    """No highway at all (an export of buildings): blocks come from the study area."""
+    tree = ET.parse(real_file(BEIJING_OSM))
+    root = tree.getroot()
+    for e in [e for e in root if e.tag == "way" and e.find("tag[@k='highway']") is not None]:
+        root.remove(e)
+    path = tmp_path / "buildings-only.osm"
+    tree.write(path, encoding="utf-8", xml_declaration=True)
+    extract = read_osm(path)
+    assert extract.roads.empty and "cuts_blocks" in extract.roads
+    proc = run("delineate", path, "--out", tmp_path / "plan", "--district-code", "110108")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cov = run("coverage", tmp_path / "plan")
+    assert cov.returncode == 0, cov.stdout + cov.stderr
+    assert "straight line" in cov.stdout
+
+
 def _osm(*body: str) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n<osm version="0.6">' + "".join(body) + "</osm>"
 
@@ -173,16 +225,6 @@ BAD = {
     "only-missing-nodes.osm": (
         lambda p: p.write_text(_osm(f'<way id="5">{HOUSE}<tag k="building" v="yes"/></way>')),
         "way nodes missing from the file: 1",
-    ),
-    "duplicate-ways.osm": (
-        lambda p: p.write_text(
-            _osm(
-                SQUARE,
-                f'<way id="5">{HOUSE}<tag k="building" v="yes"/></way>',
-                f'<way id="5">{HOUSE}<tag k="building" v="house"/></way>',
-            )
-        ),
-        "way w5: appears twice",
     ),
     "empty.osm": (lambda p: p.write_text(_osm()), "holds no buildings"),
 }

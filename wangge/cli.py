@@ -23,8 +23,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console(soft_wrap=True)  # a long path stays on one line, whole
-err = Console(stderr=True, soft_wrap=True)
+# a long path stays on one line, whole; into a file or pipe (a log, CI) tables get room
+# for their figures instead of a terminal's 80 columns, which cut "6,617–6,617" to "6,6…"
+_LOG_WIDTH = 160
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else _LOG_WIDTH)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else _LOG_WIDTH)
 
 DEMO_OSM = Path(str(resources.files("wangge.data").joinpath("demo", "nanjing-xinjiekou.osm")))
 
@@ -251,12 +254,14 @@ def _print_plan(result, violations, target: Path, seconds: float) -> None:
         dedicated = len(f) - len(basic)
         table.add_row(
             name + (f" (+{dedicated} dedicated)" if dedicated else ""),
-            f"{len(f):,}",
-            f"{f['households'].min():,.0f}–{f['households'].max():,.0f}",
+            f"{len(basic):,}",
+            f"{basic['households'].min():,.0f}–{basic['households'].max():,.0f}"
+            if len(basic)
+            else "–",
             shown(basic["deviation_pct"].abs().mean(), ".1f"),
-            shown(f["polsby_popper"].mean(), ".2f"),
-            shown(f["road_share"].mean(), ".0%"),
-            f"{(f['flag'] != '').sum():,}",
+            shown(basic["polsby_popper"].mean(), ".2f"),
+            shown(basic["road_share"].mean(), ".0%"),
+            f"{(basic['flag'] != '').sum():,}",
         )
     n_vertical = len(result.layers["vertical_microgrids"])
     table.add_row("vertical micro-grid records", f"{n_vertical:,}", *[""] * 5)
