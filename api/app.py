@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     async def lifespan(app: FastAPI):
         own = store is None
         app.state.store = store or open_store(
-            settings.store_target(), settings.statement_timeout_ms
+            settings.store_target(), settings.statement_timeout_ms, settings.db_pool
         )
         try:
             yield

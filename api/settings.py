@@ -42,6 +42,16 @@ class Settings(BaseSettings):
     #: On PostGIS, a statement running longer than this (ms) is cancelled (413 to the
     #: caller), so one heavy request cannot hold the database for the others.
     statement_timeout_ms: int = 30_000
+    #: On PostGIS, the connections one server process keeps open, and the extra ones it
+    #: opens (and closes again) when more requests than that use the database at once.
+    #: Their sum should cover the 40 threads that run requests; processes × sum must stay
+    #: under PostgreSQL's max_connections (100 by default).
+    db_pool_size: int = 20
+    db_pool_overflow: int = 20
+
+    @property
+    def db_pool(self) -> tuple[int, int]:
+        return (self.db_pool_size, self.db_pool_overflow)
 
     def store_target(self) -> str:
         """The store to open: ``store``, else ``database_url``, else the data dir's file."""

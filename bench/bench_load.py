@@ -419,15 +419,30 @@ def run(args: argparse.Namespace) -> dict:
     rows: list[dict] = []
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("WANGGE_")}
     public = {"WANGGE_PUBLIC_READS": "true"} if args.public_reads else {}
+    runs = [(name, target, None) for name, target in targets.items()]
+    if args.pools and "postgis" in targets:  # the same PostGIS store at each pool size
+        runs = [r for r in runs if r[0] != "postgis"] + [
+            (f"postgis pool {p}", targets["postgis"], p) for p in args.pools
+        ]
     for rnd in range(args.rounds):
-        for name, target in targets.items():
+        for name, target, pool in runs:
             key = None if args.public_reads else viewer_key(target)
-            db = args.db if name == "postgis" else None
+            db = args.db if name.startswith("postgis") else None
+            sized = {}
+            if pool:
+                kept, extra = pool.split(":")
+                sized = {"WANGGE_DB_POOL_SIZE": kept, "WANGGE_DB_POOL_OVERFLOW": extra}
             for workers in args.workers:
                 server = Server(
-                    name=f"wangge-{name}-{workers}w",
+                    name=f"wangge-{name.replace(' ', '-').replace(':', '+')}-{workers}w",
                     argv=uvicorn_argv(workers),
-                    env={**base_env, "WANGGE_STORE": target, "WANGGE_PLAN": PLAN, **public},
+                    env={
+                        **base_env,
+                        "WANGGE_STORE": target,
+                        "WANGGE_PLAN": PLAN,
+                        **public,
+                        **sized,
+                    },
                     tile_template="",
                     tilejson_template="",
                     ready_path="/healthz",
@@ -672,6 +687,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--public-reads",
         action="store_true",
         help="serve with WANGGE_PUBLIC_READS=true and send no key (the key check's cost)",
+    )
+    p.add_argument(
+        "--pools",
+        nargs="+",
+        metavar="KEPT:EXTRA",
+        help="run PostGIS once per connection pool (WANGGE_DB_POOL_SIZE:WANGGE_DB_POOL_OVERFLOW)"
+        ", e.g. 8:16 20:20 40:0",
     )
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--timeout", type=float, default=30.0, help="per request, seconds")

@@ -152,8 +152,13 @@ SCOPE_GUARD = [
 class PostgisStore(Store):
     """Plans in a PostGIS database."""
 
-    def __init__(self, url: str, statement_timeout_ms: int | None = None):
+    def __init__(
+        self, url: str, statement_timeout_ms: int | None = None, pool: tuple[int, int] | None = None
+    ):
         self.url = url
+        # kept + extra = 40, the threads a server process runs sync routes on: no request
+        # waits for a connection; two server processes stay under PostgreSQL's 100
+        kept, extra = pool or (20, 20)
         # a statement running past the timeout is cancelled by PostgreSQL itself, so one
         # heavy request cannot hold a connection (and the tables) for the others
         connect_args = {}
@@ -166,8 +171,8 @@ class PostgisStore(Store):
                 url,
                 pool_pre_ping=False,
                 pool_recycle=300,
-                pool_size=8,
-                max_overflow=16,
+                pool_size=kept,
+                max_overflow=extra,
                 connect_args=connect_args,
             )
             # reads that need no transaction (tiles): the same pool, in autocommit

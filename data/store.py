@@ -390,14 +390,19 @@ class Store(ABC):
         return found
 
 
-def open_store(target: str | Path, statement_timeout_ms: int | None = None) -> Store:
+def open_store(
+    target: str | Path,
+    statement_timeout_ms: int | None = None,
+    pool: tuple[int, int] | None = None,
+) -> Store:
     """Open (creating or migrating as needed) the store at a path or database URL; on
-    PostGIS, statements are cancelled after ``statement_timeout_ms``."""
+    PostGIS, statements are cancelled after ``statement_timeout_ms``, and ``pool`` is the
+    connections kept open and the extra ones opened for a moment (default 20 and 20)."""
     text = str(target)
     if text.startswith(("postgresql", "postgres://")):
         from wangge.data.postgis_store import PostgisStore
 
-        return PostgisStore(text, statement_timeout_ms)
+        return PostgisStore(text, statement_timeout_ms, pool)
     from wangge.data.gpkg_store import GpkgStore
 
     return GpkgStore(Path(text))

@@ -680,7 +680,9 @@ def serve(
 
     settings = _settings(store)
     try:
-        opened = open_store(settings.store_target(), settings.statement_timeout_ms)
+        opened = open_store(
+            settings.store_target(), settings.statement_timeout_ms, settings.db_pool
+        )
     except WanggeError as exc:
         _fail(exc)
     if public_reads:
