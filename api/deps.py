@@ -4,16 +4,59 @@ uploads."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from wangge.api.auth import CallerDep
 from wangge.api.limits import check_bbox
-from wangge.data.store import Store, Version
+from wangge.data.store import LayerInfo, Page, Store, Version
+from wangge.data.tiles import PRIVATE_FIELDS
 from wangge.errors import InputError, TooLarge
 
 
-def get_store(request: Request) -> Store:
+class PublicView:
+    """The store as an anonymous reader sees it (``WANGGE_PUBLIC_READS``): every layer
+    without the columns of :data:`wangge.data.tiles.PRIVATE_FIELDS`, whatever the route
+    (items, exports, registers, gaps); the rest is the store itself."""
+
+    def __init__(self, store: Store):
+        self._store = store
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    @staticmethod
+    def _frame(frame):
+        return frame.drop(columns=[c for c in frame.columns if c in PRIVATE_FIELDS])
+
+    @staticmethod
+    def _info(info: LayerInfo) -> LayerInfo:
+        return replace(info, columns=tuple(c for c in info.columns if c not in PRIVATE_FIELDS))
+
+    def query(self, *args, **kwargs) -> Page:
+        page = self._store.query(*args, **kwargs)
+        return Page(self._frame(page.frame), page.number_matched)
+
+    def item(self, *args, **kwargs):
+        return self._frame(self._store.item(*args, **kwargs))
+
+    def layers(self, plan_id: str, version: int) -> list[LayerInfo]:
+        return [self._info(i) for i in self._store.layers(plan_id, version)]
+
+    def layer_infos(self, plan_id: str, version: int) -> dict[str, LayerInfo]:
+        return {n: self._info(i) for n, i in self._store.layer_infos(plan_id, version).items()}
+
+    def dtypes(self, plan_id: str, version: int, layer: str) -> dict[str, str]:
+        found = self._store.dtypes(plan_id, version, layer)
+        return {c: t for c, t in found.items() if c not in PRIVATE_FIELDS}
+
+
+def get_store(request: Request, who: CallerDep) -> Store:
+    """The store; as :class:`PublicView` to a caller without a key."""
+    if who is None:
+        return PublicView(request.app.state.store)  # type: ignore[return-value]
     return request.app.state.store
 
 

@@ -20,6 +20,7 @@ from wangge.api.collections import ATTRIBUTION, GEOJSON, feature_json
 from wangge.api.deps import StoreDep, VersionDep
 from wangge.api.errors import ERRORS
 from wangge.data.store import Store, Version
+from wangge.data.tiles import PRIVATE_FIELDS
 from wangge.errors import InputError, NotFound
 from wangge.geo.rules import Rules, load_rules, rules_from_raw
 
@@ -181,7 +182,9 @@ def register_table(
         return pd.DataFrame(columns=list(REGISTER.values()))
     table = pd.concat(parts, ignore_index=True)
     table = table.sort_values("score", ascending=False, kind="stable")
-    return table.reindex(columns=list(REGISTER)).rename(columns=REGISTER)
+    # an anonymous reader's layers lack the private columns: so does its register
+    shown = [c for c in REGISTER if c in table or c not in PRIVATE_FIELDS]
+    return table.reindex(columns=shown).rename(columns=REGISTER)
 
 
 def _zones_in(zones: gpd.GeoDataFrame, code: str) -> gpd.GeoDataFrame:

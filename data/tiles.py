@@ -113,6 +113,13 @@ TILE_FIELDS: dict[str, tuple[str, ...]] = {
     "network_edges": ("highway", "length_m"),
 }
 
+#: Columns that name a person or an address, or count the vulnerable people of one
+#: building: never in a tile, and left out of every layer an anonymous reader gets
+#: (``WANGGE_PUBLIC_READS``); an account's key is needed to read them.
+PRIVATE_FIELDS = frozenset(
+    {"address", "responsible", "phone", "elderly", "disabled", "alone", "vulnerable_sample"}
+)
+
 #: Most features one layer puts in one tile; beyond it the largest are kept.
 MAX_FEATURES = 20_000
 

@@ -14,6 +14,7 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
+from apitools import auth
 
 from wangge.api.app import create_app
 from wangge.api.settings import Settings
@@ -31,15 +32,18 @@ REGISTER_HEADINGS = ["编号", "名称", "风险类别", "风险值", "风险等
 class Client:
     """GET requests to the app in process, through httpx's ASGI transport."""
 
-    def __init__(self, app):
+    def __init__(self, app, headers: dict[str, str] | None = None):
         self.app = app
+        self.headers = headers or {}
 
     def get(self, url: str, **params) -> httpx.Response:
         return asyncio.run(self._get(url, params))
 
     async def _get(self, url: str, params: dict) -> httpx.Response:
         transport = httpx.ASGITransport(app=self.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=self.headers
+        ) as http:
             return await http.get(url, params=params)
 
 
@@ -102,8 +106,9 @@ def _register_rows(layer, community: str) -> tuple[int, int]:
     return int(n_points), int(n_zones)
 
 
-def test_register_as_csv_and_xlsx(served):
+def test_register_as_csv_and_xlsx(served, store):
     client, layer, _ = served
+    client = Client(client.app, auth(store, "viewer"))  # the responsible party needs a key
     # the community with the most risk points among those a risk zone touches
     touched = layer("risk_zones")["grid_codes"].str.split(",").explode().str[:12]
     by_points = layer("risk_points")["grid_code"].str[:12].value_counts()
@@ -212,3 +217,32 @@ def test_suggest_without_coverage_layers_is_404(store, plan_dir):
     client = _client(store, plan_dir / "plan.gpkg", BARE)
     body = _error(client.get("/coverage/suggest", type="aed"), 404, "plan")
     assert "wangge coverage" in body["error"]
+
+
+def test_an_anonymous_reader_never_gets_names_addresses_or_vulnerable_counts(served, store):
+    """With public reads, a caller without a key reads every layer and file without the
+    columns that name people or addresses or count one building's vulnerable people; the
+    same request with a viewer's key gets them."""
+    from wangge.data.tiles import PRIVATE_FIELDS, TILE_FIELDS
+
+    client, layer, _ = served
+    assert not PRIVATE_FIELDS & {f for fields in TILE_FIELDS.values() for f in fields}
+    held = {n: set(layer(n).columns) & PRIVATE_FIELDS for n in ("buildings", "risk_points")}
+    assert held["buildings"] >= {"elderly", "disabled", "alone"}, held
+    assert held["risk_points"] >= {"address", "responsible"}, held
+    key = auth(store, "viewer")
+    for name, private in held.items():
+        page = client.get(f"/collections/{name}/items", limit=10_000).json()
+        assert not private & set(page["features"][0]["properties"]), name
+        described = client.get(f"/collections/{name}").json()
+        assert not private & set(json.dumps(described).split('"')), name
+        export = client.get(f"/export/{name}").json()
+        assert not private & set(export["features"][0]["properties"]), name
+        asked = client.get(f"/collections/{name}/items", properties=",".join(private))
+        assert asked.status_code == 422, asked.text
+        full = Client(client.app, key).get(f"/collections/{name}/items", limit=1)
+        assert private <= set(full.json()["features"][0]["properties"]), name
+    community = layer("risk_points")["grid_code"].str[:12].iloc[0]
+    register = client.get("/risk/register", community=community, format="csv")
+    headings = register.content.decode("utf-8-sig").splitlines()[0].split(",")
+    assert "责任单位" not in headings and "地址" not in headings and "编号" in headings
