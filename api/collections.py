@@ -300,13 +300,17 @@ def _geoms(frame: gpd.GeoDataFrame, info: LayerInfo, crs: OutputCrs) -> np.ndarr
     return to_crs(promote(frame.geometry.to_numpy(), info.geometry_type), crs)
 
 
-def _page_links(request: Request, offset: int, limit: int, shown: int, matched: int) -> list:
+def _page_links(
+    request: Request, v: Version, offset: int, limit: int, shown: int, matched: int
+) -> list:
     links = self_links(request, GEOJSON)
+    # the next and previous pages are of this version, though a save makes a newer one
+    pinned = {"plan": v.plan_id, "version": v.version, "limit": limit}
     if offset + shown < matched:
-        url = request.url.include_query_params(offset=offset + limit, limit=limit)
+        url = request.url.include_query_params(offset=offset + limit, **pinned)
         links.append(Link(href=str(url), rel="next", type=GEOJSON))
     if offset > 0:
-        url = request.url.include_query_params(offset=max(0, offset - limit), limit=limit)
+        url = request.url.include_query_params(offset=max(0, offset - limit), **pinned)
         links.append(Link(href=str(url), rel="prev", type=GEOJSON))
     layer = request.path_params["layer"]
     links.append(link(request, f"/collections/{layer}", "collection", JSON, layer))
@@ -324,7 +328,15 @@ def items(
     v: VersionDep,
     box: BoxDep,
     layer: LayerName,
-    limit: Annotated[int, Query(ge=1, le=10_000, description="Features per page")] = 100,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=2**31 - 1,
+            description="Features per page; above the server's page cap (WANGGE_MAX_LIMIT, "
+            "10,000) the cap is used, as OGC API – Features asks, with a next link",
+        ),
+    ] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Features to skip")] = 0,
     properties: Annotated[
         str | None,
@@ -357,7 +369,7 @@ def items(
         frame = frame[shapely.intersects(frame.geometry.to_numpy(), outline)]
         frame, matched = frame.iloc[offset : offset + limit], len(frame)
     geoms = _geoms(frame, info, out_crs)
-    links = _page_links(request, offset, limit, len(frame), matched)
+    links = _page_links(request, v, offset, limit, len(frame), matched)
     if wants_html(request, f):
         return HTMLResponse(html.items(layer, frame, wanted, links, matched, offset, out_crs.uri))
     feats = feature_json(frame, wanted, geoms)

@@ -86,6 +86,8 @@ VersionDep = Annotated[Version, Depends(get_version)]
 
 def parse_bbox(
     request: Request,
+    store: StoreDep,
+    v: VersionDep,
     bbox: Annotated[
         str | None,
         Query(
@@ -113,7 +115,26 @@ def parse_bbox(
             "bbox must have min ≤ max, longitudes in −180…180 and latitudes in −90…90",
             where="bbox",
         )
+    # a client zoomed out (QGIS, GDAL's -spat) asks for far more than the plan covers: only
+    # the part over the plan's extent counts against the cap, and is what is read
+    x0, y0, x1, y1 = _over_plan(store, v, (x0, y0, x1, y1))
     check_bbox((x0, y0, x1, y1), request.app.state.settings.max_bbox_km2)
+    return x0, y0, x1, y1
+
+
+def _over_plan(
+    store: Store, v: Version, box: tuple[float, float, float, float]
+) -> tuple[float, float, float, float]:
+    """``box`` cut to the extent of the version's layers (a point of it when they miss)."""
+    extents = [i.bbox for i in store.layer_infos(v.plan_id, v.version).values() if i.bbox]
+    if not extents:
+        return box
+    ex0, ey0 = min(e[0] for e in extents), min(e[1] for e in extents)
+    ex1, ey1 = max(e[2] for e in extents), max(e[3] for e in extents)
+    x0, y0 = min(max(box[0], ex0), ex1), min(max(box[1], ey0), ey1)
+    x1, y1 = max(min(box[2], ex1), x0), max(min(box[3], ey1), y0)
+    if box[2] < ex0 or box[0] > ex1 or box[3] < ey0 or box[1] > ey1:
+        return box[0], box[1], box[0], box[1]  # misses the plan: an empty answer, no cap
     return x0, y0, x1, y1
 
 

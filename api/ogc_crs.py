@@ -21,7 +21,7 @@ from fastapi import Depends, Query, Request
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
-from wangge.api.deps import parse_bbox
+from wangge.api.deps import StoreDep, VersionDep, parse_bbox
 from wangge.errors import InputError, WanggeError
 from wangge.geo.crs import GAUSS_KRUGER_EPSG, from_crs_coords, to_crs_coords
 
@@ -126,6 +126,8 @@ CrsQuery = Annotated[
 
 def parse_box(
     request: Request,
+    store: StoreDep,
+    v: VersionDep,
     bbox: Annotated[
         str | None,
         Query(
@@ -151,7 +153,7 @@ def parse_box(
     if bbox is None:
         return None
     if crs.code is None:
-        return parse_bbox(request, bbox), None
+        return parse_bbox(request, store, v, bbox), None
     try:
         values = [float(p) for p in bbox.split(",")]
     except ValueError as exc:
@@ -163,7 +165,7 @@ def parse_box(
     outline = bbox_in_lonlat(values, crs)
     lonlat = ",".join(repr(x) for x in outline.bounds)
     try:
-        box = parse_bbox(request, lonlat)
+        box = parse_bbox(request, store, v, lonlat)
     except InputError as exc:
         raise InputError(f"in {crs.uri}, {exc.problem} (lon/lat: {lonlat})", where="bbox") from exc
     return box, (outline if crs.code not in (4326, 4490) else None)

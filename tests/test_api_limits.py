@@ -60,7 +60,8 @@ def capped(plan_dir, tmp_path_factory):
         plan="caps",
         max_upload_mb=1.0,
         max_upload_features=3,
-        max_bbox_km2=50.0,
+        max_bbox_km2=3.0,
+        max_limit=20,
         max_batch=2,
         request_timeout_s=0.5,
     )
@@ -97,15 +98,27 @@ def test_features_per_upload(capped):
 
 
 def test_page_size(capped):
+    """Items above the page cap get the cap and a next link (OGC API – Features: a limit
+    above the maximum SHALL NOT be an error); the audit log's page refuses it."""
     client, _, _ = capped
     r = client.get("/collections/grids/items", params={"limit": 10_001})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["numberReturned"] == 20 < body["numberMatched"]
+    after = next(x["href"] for x in body["links"] if x["rel"] == "next")
+    assert "limit=20" in after and "offset=20" in after and "version=1" in after
+    r = client.get("/audit", params={"limit": 10_001})
     assert r.status_code == 422 and r.json()["where"] == "limit"
 
 
 def test_bbox_area(capped):
+    """The cap counts the part of a bbox over the plan: a client zoomed out to a province
+    is answered, and only a bbox whose overlap with the plan passes the cap is refused."""
     client, _, _ = capped
-    ok = client.get("/collections/grids/items", params={"bbox": "118.77,32.03,118.79,32.05"})
-    assert ok.status_code == 200
+    ok = client.get("/collections/grids/items", params={"bbox": "118.775,32.035,118.785,32.045"})
+    assert ok.status_code == 200 and ok.json()["numberReturned"] > 0
+    beijing = client.get("/collections/grids/items", params={"bbox": "115,39,117,41"})
+    assert beijing.status_code == 200 and beijing.json()["numberReturned"] == 0
     china = client.get("/collections/grids/items", params={"bbox": "73,18,135,53"})
     _refused(china, 413, "WANGGE_MAX_BBOX_KM2")
 
