@@ -76,10 +76,10 @@ def tessellate(
             regions = shapely.intersection(regions, block)
         except shapely.errors.GEOSException:
             # cocircular outline points (grid-aligned footprints) can leave a Voronoi
-            # region invalid; repaired, the clip goes through on a fine grid
-            regions = polygonal_all(
-                shapely.intersection(shapely.make_valid(regions), block, grid_size=GRID_M)
-            )
+            # region invalid; repaired (its polygonal part: a repair can leave lines too,
+            # which GEOS will not overlay with polygons), the clip goes through on a grid
+            repaired = polygonal_all(shapely.make_valid(regions))
+            regions = polygonal_all(shapely.intersection(repaired, block, grid_size=GRID_M))
         frame = pd.DataFrame({"owner": region_owner, "geom": regions})
         frame = frame[(frame["owner"] >= 0) & ~shapely.is_empty(regions)]
         for o, group in frame.groupby("owner")["geom"]:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+import shapely.affinity
 from cities_buildings import (
     demo_building_points,
     demo_buildings_gcj02,
@@ -23,6 +24,7 @@ from cities_buildings import (
     write_buildings,
 )
 from cities_osm import BEIJING_OSM, DEMO_OSM, real_file
+from clitools import run
 
 from wangge.data.buildings import (
     OSM_COLUMNS,
@@ -242,6 +244,44 @@ def test_csv_points_with_area_get_square_stand_ins(nanjing, tmp_path):
     inside = frame.to_crs(nanjing.crs).centroid.within(osm.to_crs(nanjing.crs).buffer(1.0))
     assert inside.all()
     assert frame["levels_tag"].notna().sum() == osm["levels_tag"].notna().sum()
+
+
+def test_square_stand_ins_that_overlap_delineate(tmp_path):
+    """The demo's points give squares that overlap their neighbours (hundreds of pairs,
+    up to 3,000 m²); the tessellation's repair once left lines GEOS would not overlay."""
+    path = demo_building_points(DEMO_OSM, tmp_path / "pts.csv", coords="wgs84")
+    res = run("delineate", DEMO_OSM, "--buildings", path, "--out", tmp_path / "plan")
+    assert res.returncode == 0, res.stdout + res.stderr
+    plan = gpd.read_file(tmp_path / "plan" / "plan.gpkg", layer="microgrids")
+    units = gpd.read_file(tmp_path / "plan" / "units.gpkg", layer="buildings")
+    assert plan["households"].sum() == units["households"].sum() > 0
+
+
+def test_footprints_in_several_parts_read_and_count_once(tmp_path):
+    """A 3D layer's record may be a MultiPolygon, a GeometryCollection or a bow-tie that
+    repairs into two parts: the run reads them (it stopped on a TypeError) and each
+    building's households are counted once."""
+    table = osm_building_table(real_file(BEIJING_OSM), coords="wgs84").reset_index(drop=True)
+    crs = metric_crs(116.35, 40.0)
+    metric = table.to_crs(crs).geometry
+    p = metric.iloc[20]
+    h = p.bounds[3] - p.bounds[1]
+    twin = shapely.affinity.translate(p, 0, -2 * h)
+    parts = {
+        20: shapely.MultiPolygon([p, twin]),
+        21: shapely.GeometryCollection([metric.iloc[21], metric.iloc[21].exterior]),
+    }
+    x0, y0, x1, y1 = metric.iloc[22].bounds
+    parts[22] = shapely.Polygon([(x0, y0), (x1, y1), (x1, y0), (x0, y1)])  # a bow-tie
+    for i, g in parts.items():
+        table.loc[i, "geometry"] = gpd.GeoSeries([g], crs=crs).to_crs(4326).iloc[0]
+    path = tmp_path / "parts.gpkg"
+    table.to_file(path, engine="pyogrio")
+    res = run("delineate", BEIJING_OSM, "--buildings", path, "--out", tmp_path / "plan")
+    assert res.returncode == 0, res.stdout + res.stderr
+    plan = gpd.read_file(tmp_path / "plan" / "plan.gpkg", layer="microgrids")
+    units = gpd.read_file(tmp_path / "plan" / "units.gpkg", layer="buildings")
+    assert plan["households"].sum() == units["households"].sum() > 0
 
 
 def test_points_without_area_are_refused(tmp_path):

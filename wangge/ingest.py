@@ -143,7 +143,8 @@ def ingest(
         context["roads"] = _NO_ROADS.copy()
     footprints = m(raw_buildings)
     # what the building data covers, for calibration: the hull of the buildings + 50 m
-    extent = shapely.convex_hull(shapely.multipolygons(footprints.geometry.to_numpy())).buffer(50)
+    extent = shapely.convex_hull(shapely.geometrycollections(footprints.geometry.to_numpy()))
+    extent = extent.buffer(50)
     given = None
     if streets is not None or communities is not None:
         given = read_given(streets, communities, crs, boundary_coords, encoding, boundary_crs)
