@@ -5,6 +5,8 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
 from wangge import __version__
@@ -36,6 +38,21 @@ class Health(BaseModel):
     plans: int
 
 
+def _docs(request: Request) -> HTMLResponse:
+    """Swagger UI for the API, from the copy vendored with the editor's assets: an intranet
+    without internet access gets the docs too (and no online validator is asked)."""
+    root = request.scope.get("root_path", "").rstrip("/")
+    vendor = f"{root}/editor/static/vendor"
+    return get_swagger_ui_html(
+        openapi_url=f"{root}/openapi.json",
+        title="wangge 网格 API",
+        swagger_js_url=f"{vendor}/swagger-ui-bundle.js",
+        swagger_css_url=f"{vendor}/swagger-ui.css",
+        swagger_favicon_url="data:,",
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+
+
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     """Build the app. ``store`` (tests) or the settings' store target is used."""
     settings = settings or Settings()
@@ -63,6 +80,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         ),
         lifespan=lifespan,
         dependencies=[Depends(enforce)],
+        docs_url=None,  # FastAPI's pages load Swagger UI and ReDoc from a CDN: see _docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.add_middleware(ReadTimeout, seconds=settings.request_timeout_s)
@@ -96,6 +115,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         """Ready when the store answers."""
         st = request.app.state.store
         return Health(status="ok", store=type(st).__name__, plans=len(st.plans()))
+
+    app.add_route("/docs", _docs, include_in_schema=False)
 
     # deny by default: a route without a policy answers 403 to everyone
     app.state.policies = deny_undeclared(app)

@@ -5,6 +5,7 @@
 #
 #   maplibre-gl  the editor's map (5.x: 6.x never fires `load` headless)
 #   leaflet      the offline HTML maps (grid, risk, heatmap, gaps), inlined into each file
+#   swagger-ui-dist  the API's interactive docs at /docs (FastAPI's default loads a CDN)
 #
 #   maps/editor/package.json       pins both
 #   maps/editor/package-lock.json  the exact tree; `npm ci` installs it
@@ -20,7 +21,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 EDITOR=$ROOT/maps/editor
 VENDOR=$ROOT/maps/static/vendor
-PACKAGES=(maplibre-gl leaflet)
+PACKAGES=(maplibre-gl leaflet swagger-ui-dist)
 # package, file in the package, name in maps/static/vendor
 ASSETS=(
     "maplibre-gl dist/maplibre-gl.js maplibre-gl.js"
@@ -31,6 +32,9 @@ ASSETS=(
     "leaflet dist/images/layers.png images/layers.png"
     "leaflet dist/images/layers-2x.png images/layers-2x.png"
     "leaflet LICENSE leaflet.LICENSE.txt"
+    "swagger-ui-dist swagger-ui-bundle.js swagger-ui-bundle.js"
+    "swagger-ui-dist swagger-ui.css swagger-ui.css"
+    "swagger-ui-dist LICENSE swagger-ui.LICENSE.txt"
 )
 
 say() { echo "== $*"; }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import zipfile
 
 import geopandas as gpd
@@ -45,7 +46,15 @@ def test_health_and_docs(served):
     assert {"/collections/{layer}/items", "/coverage/point", "/export/{layer}"} <= set(
         schema["paths"]
     )
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    # nothing from the internet: Swagger UI comes from the vendored copy, no validator asked
+    loaded = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", docs.text)
+    assert loaded and not [u for u in loaded if u.startswith(("http:", "https:", "//"))]
+    assert "validatorUrl" in docs.text
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        got = client.get(f"/editor/static/vendor/{asset}")
+        assert got.status_code == 200 and len(got.content) > 100_000, asset
 
 
 def test_collections_list_every_layer_with_counts(served):
