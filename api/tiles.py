@@ -199,9 +199,12 @@ def _check_tile(z: int, x: int, y: int) -> None:
 
 
 def _matches(header: str | None, etag: str) -> bool:
+    """If-None-Match compares weakly (RFC 9110 13.1.2): a proxy that compresses the tile
+    (nginx gzip) hands the client a W/ form of the same tag."""
     if not header:
         return False
-    return header.strip() == "*" or etag in [t.strip() for t in header.split(",")]
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return header.strip() == "*" or etag in tags
 
 
 @router.get(
@@ -240,11 +243,14 @@ async def tile(
         req = TileRequest(layer, z, x, y, max_features=request.app.state.settings.tile_max_features)
         found = await run_in_threadpool(tiler.render, key, plan_id, number, req)
     data, etag = found
+    # a tile behind a key is for its caller's cache only, never a shared one (a CDN or
+    # proxy would hand it to callers without a key)
+    scope = "public" if request.app.state.settings.public_reads else "private"
     headers = {
         "ETag": etag,
-        "Cache-Control": "public, max-age=31536000, immutable"
+        "Cache-Control": f"{scope}, max-age=31536000, immutable"
         if version is not None
-        else "public, no-cache",
+        else f"{scope}, no-cache",
         "Access-Control-Allow-Origin": "*",
     }
     if _matches(request.headers.get("if-none-match"), etag):

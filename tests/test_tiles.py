@@ -139,14 +139,19 @@ def test_etag_304_and_cache_control(tiles):
     r = client.get(url, params={"plan": plan})
     etag = r.headers["etag"]
     assert etag.startswith('"') and not etag.startswith("W/")
-    assert "no-cache" in r.headers["cache-control"]
+    assert r.headers["cache-control"] == "private, no-cache"  # behind a key: no shared cache
     again = client.get(url, params={"plan": plan}, headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b""
     assert again.headers["etag"] == etag
+    weak = client.get(url, params={"plan": plan}, headers={"If-None-Match": f'"x", W/{etag}'})
+    assert weak.status_code == 304  # as a gzipping proxy passes the tag on
     other = client.get(url, params={"plan": plan}, headers={"If-None-Match": '"other"'})
     assert other.status_code == 200 and other.content == r.content
     pinned = client.get(url, params={"plan": plan, "version": 1})
     assert "immutable" in pinned.headers["cache-control"] and pinned.headers["etag"] == etag
+    with TestClient(create_app(Settings(public_reads=True), store)) as anyone:
+        open_tile = anyone.get(url, params={"plan": plan, "version": 1})
+        assert open_tile.headers["cache-control"] == "public, max-age=31536000, immutable"
 
 
 def test_tilejson_and_bad_requests(tiles):
