@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
@@ -27,7 +28,7 @@ from wangge.api import (
 )
 from wangge.api.auth import PUBLIC, deny_undeclared, enforce
 from wangge.api.errors import ErrorBody
-from wangge.api.limits import ReadTimeout
+from wangge.api.limits import HeadAsGet, ReadTimeout
 from wangge.api.settings import Settings
 from wangge.data.store import Store, open_store
 
@@ -85,6 +86,17 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     app.state.settings = settings
     app.add_middleware(ReadTimeout, seconds=settings.request_timeout_s)
+    app.add_middleware(HeadAsGet)
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:  # a city dashboard on its own origin: preflights answered, keys allowed
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "HEAD", "POST", "PUT"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "If-None-Match"],
+            expose_headers=["ETag", "Content-Crs", "Content-Disposition", "Retry-After", "Link"],
+            max_age=600,
+        )
     if store is not None:
         app.state.store = store
     errors.install(app)

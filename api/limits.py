@@ -52,6 +52,26 @@ def check_features(count: int, most: int, what: str) -> None:
         )
 
 
+class HeadAsGet:
+    """ASGI middleware: HEAD is answered wherever GET is (RFC 9110 9.3.2), with the GET's
+    status and headers and no body; load balancers and link checkers ask with it."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message):
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
 class ReadTimeout:
     """ASGI middleware: a GET or HEAD that has not started its answer within ``seconds``
     is answered 413. Writes are left to finish: a write cut off mid-way could commit after

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     #: On PostGIS, a statement running longer than this (ms) is cancelled (413 to the
     #: caller), so one heavy request cannot hold the database for the others.
     statement_timeout_ms: int = 30_000
+    #: Origins whose pages may call the API from a browser (CORS), comma-separated, e.g.
+    #: ``https://dashboard.city.gov.cn``; ``*`` for any. Empty (the default): none.
+    cors_origins: str = ""
     #: On PostGIS, the connections one server process keeps open, and the extra ones it
     #: opens (and closes again) when more requests than that use the database at once.
     #: Their sum should cover the 40 threads that run requests; processes × sum must stay

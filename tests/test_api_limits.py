@@ -162,3 +162,41 @@ def test_a_locked_geopackage_is_503_with_retry_after(capped, monkeypatch):
     r = client.get("/plans")
     assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
     assert "busy" in r.json()["error"]
+
+
+def test_head_answers_wherever_get_does(capped):
+    client, _, _ = capped
+    for url in ("/healthz", "/", "/collections/grids/items?limit=2", "/tiles/grids.json"):
+        got, head = client.get(url), client.head(url)
+        assert head.status_code == got.status_code == 200, url
+        assert head.content == b"" and head.headers["content-type"] == got.headers["content-type"]
+    assert client.head("/collections/nope/items").status_code == 404
+
+
+def test_cors_only_for_the_origins_set(capped):
+    from apitools import auth
+
+    from wangge.api.app import create_app
+    from wangge.api.settings import Settings
+
+    client, store, _ = capped
+    ask = {
+        "Origin": "https://dash.example",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    closed = client.options("/collections/grids/items", headers=ask)
+    assert "access-control-allow-origin" not in closed.headers
+    app = create_app(Settings(plan="caps", cors_origins="https://dash.example"), store)
+    with TestClient(app) as browser:
+        pre = browser.options("/collections/grids/items", headers=ask)
+        assert pre.status_code == 200, pre.text
+        assert pre.headers["access-control-allow-origin"] == "https://dash.example"
+        assert "authorization" in pre.headers["access-control-allow-headers"].lower()
+        r = browser.get(
+            "/collections/grids/items",
+            headers={"Origin": "https://dash.example", **auth(store, "viewer")},
+        )
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"]
+        other = browser.options("/collections/grids/items", headers={**ask, "Origin": "https://x"})
+        assert other.status_code == 400
