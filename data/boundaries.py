@@ -13,7 +13,14 @@ import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
 
-from wangge.data.userfiles import TABLE_SUFFIXES, VECTOR_SUFFIXES, _check_file, read_table
+from wangge.data.userfiles import (
+    TABLE_SUFFIXES,
+    VECTOR_SUFFIXES,
+    _check_file,
+    read_table,
+    shapefile_members,
+    vector_source,
+)
 from wangge.errors import InputError
 from wangge.geo._geom import polygonal
 from wangge.geo.crs import CHINA_BBOX, metric_crs, unshift
@@ -266,26 +273,29 @@ def _dbf_bytes(path: Path) -> tuple[bytes | None, bool]:
         cpg = path.with_suffix(".cpg").exists() or path.with_suffix(".CPG").exists()
         return (dbf.read_bytes() if dbf.exists() else None), cpg
     names = _zip_members(path)
-    dbfs = [n for n in names if n.lower().endswith(".dbf")]
-    cpg = any(n.lower().endswith(".cpg") for n in names)
-    if not dbfs:
+    source = str(vector_source(path))
+    shp = source.split(".zip/", 1)[1] if source.startswith("/vsizip/") else None
+    dbf, cpg = shapefile_members(names, shp)
+    if dbf is None:
         return None, cpg
     with zipfile.ZipFile(path) as z:
-        return z.read(dbfs[0]), cpg
+        return z.read(dbf), cpg
 
 
 def _shapefile_encoding(path: Path, encoding: str) -> tuple[str | None, str | None]:
     """Choose the attribute encoding of a shapefile, and say why when it was guessed.
 
-    Rule: an encoding the caller passed other than UTF-8 always wins; otherwise a .cpg
-    file or the DBF's language byte decides (GDAL reads them); with neither, the records
-    are read as UTF-8 when they decode as UTF-8, else as GB18030 (a superset of GBK, the
+    Rule: a .cpg file decides (GDAL reads it), else an encoding the caller passed other
+    than UTF-8 (``--encoding`` is meant for CSV), else the DBF's language byte; with none,
+    the records are read as UTF-8 when they decode as UTF-8, else as GB18030 (a superset of GBK, the
     default of Chinese ArcGIS and SuperMap installations).
     """
+    data, has_cpg = _dbf_bytes(path)
+    if has_cpg:
+        return None, None
     if encoding.replace("-", "").lower() not in ("utf8", "utf8sig"):
         return encoding, None
-    data, has_cpg = _dbf_bytes(path)
-    if data is None or has_cpg or (len(data) > 29 and data[29] != 0):
+    if data is None or (len(data) > 29 and data[29] != 0):
         return None, None
     header = int.from_bytes(data[8:10], "little") if len(data) >= 10 else 0
     records = data[header:]
@@ -335,7 +345,9 @@ def _read_vector_units(
         if why:
             findings.append(_row("encoding", level, None, None, None, why))
     try:
-        frame = gpd.read_file(path, engine="pyogrio", **kwargs)
+        frame = gpd.read_file(vector_source(path), engine="pyogrio", **kwargs)
+    except InputError:
+        raise
     except Exception as exc:  # pyogrio raises several types for unreadable files
         hint = ""
         if isinstance(exc, UnicodeDecodeError) or "codec can't decode" in str(exc):

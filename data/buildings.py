@@ -16,7 +16,14 @@ import pyogrio
 import shapely
 from pyproj import CRS
 
-from wangge.data.userfiles import TABLE_SUFFIXES, VECTOR_SUFFIXES, _check_file, read_table
+from wangge.data.userfiles import (
+    TABLE_SUFFIXES,
+    VECTOR_SUFFIXES,
+    _check_file,
+    read_table,
+    shapefile_members,
+    vector_source,
+)
 from wangge.errors import InputError
 from wangge.geo._geom import polygonal
 from wangge.geo.crs import SHIFTED, metric_crs, unshift
@@ -280,12 +287,12 @@ def _shapefile_parts(path: Path) -> tuple[bytes | None, bool]:
         )
         cpg = any(p.suffix.lower() == ".cpg" for p in path.parent.glob(path.stem + ".*"))
         return (dbf.read_bytes() if dbf else None), cpg
+    source = str(vector_source(path))
     try:
         with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-            dbfs = [n for n in names if n.lower().endswith(".dbf")]
-            cpg = any(n.lower().endswith(".cpg") for n in names)
-            return (zf.read(dbfs[0]) if dbfs else None), cpg
+            shp = source.split(".zip/", 1)[1] if source.startswith("/vsizip/") else None
+            dbf, cpg = shapefile_members(zf.namelist(), shp)
+            return (zf.read(dbf) if dbf else None), cpg
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise InputError(
             f"is not a readable zip archive (truncated?): {exc}", path, where="zip"
@@ -295,15 +302,17 @@ def _shapefile_parts(path: Path) -> tuple[bytes | None, bool]:
 def _dbf_encoding(path: Path, encoding: str, log: _Log) -> str | None:
     """The encoding to read a shapefile's attributes in, or ``None`` to let GDAL decide.
 
-    A .cpg file or a non-UTF-8 ``encoding`` decides. Without either, the .dbf's text is
+    A .cpg file decides, else a non-UTF-8 ``encoding``. Without either, the .dbf's text is
     tested: UTF-8 if it decodes as such, else GBK if it decodes as GB18030 (what ArcGIS and
     SuperMap write in China without a .cpg), which is noted.
     """
+    dbf, has_cpg = _shapefile_parts(path)
+    if has_cpg:  # the file's own word, over --encoding (meant for CSV inputs)
+        return None
     explicit = encoding.strip().lower().replace("-", "").replace("_", "")
     if explicit not in ("utf8", "utf8sig"):
         return encoding
-    dbf, has_cpg = _shapefile_parts(path)
-    if has_cpg or dbf is None or len(dbf) < 32:
+    if dbf is None or len(dbf) < 32:
         return None
     header = struct.unpack("<H", dbf[8:10])[0]
     body = dbf[header:]
@@ -329,7 +338,9 @@ def _read_vector_file(path: Path, encoding: str, log: _Log) -> gpd.GeoDataFrame:
         if enc:
             kwargs["encoding"] = enc
     try:
-        return pyogrio.read_dataframe(path, **kwargs)
+        return pyogrio.read_dataframe(vector_source(path), **kwargs)
+    except InputError:
+        raise
     except Exception as exc:  # pyogrio raises several types for unreadable files
         raise InputError(
             f"cannot be read as vector data (truncated or not a GIS file?): {exc}", path

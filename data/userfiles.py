@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,50 @@ COLUMN_NAMES = {
 }
 #: Points further than this from any building are reported as unmatched.
 MAX_SNAP_M = 20.0
+
+
+def vector_source(path: Path) -> str | Path:
+    """What GDAL should open for ``path``: a zip's one shapefile wherever it sits in the
+    archive (a folder inside, as Windows zips a folder; macOS's ``__MACOSX`` copies
+    ignored), else the path itself.
+
+    Raises
+    ------
+    InputError
+        The zip cannot be read, or holds several shapefiles (named: zip one layer a file).
+    """
+    if path.suffix.lower() != ".zip":
+        return path
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise InputError(f"is not a readable zip archive (truncated?): {exc}", path) from exc
+    shps = [
+        n
+        for n in names
+        if n.lower().endswith(".shp")
+        and not n.startswith("__MACOSX/")
+        and not n.rsplit("/", 1)[-1].startswith("._")
+    ]
+    if len(shps) > 1:
+        raise InputError(
+            f"holds {len(shps)} shapefiles ({', '.join(shps[:5])}); zip one layer per file",
+            path,
+        )
+    if not shps or "/" not in shps[0]:
+        return path
+    return f"/vsizip/{path}/{shps[0]}"
+
+
+def shapefile_members(names: list[str], shp: str | None = None) -> tuple[str | None, bool]:
+    """The .dbf among a zip's ``names`` (the one beside ``shp`` when given) and whether a
+    .cpg sits beside it; macOS's ``__MACOSX`` copies are not members."""
+    names = [n for n in names if not n.startswith("__MACOSX/")]
+    stem = shp[: -len(".shp")].lower() if shp else None
+    beside = [n for n in names if stem is None or n.lower().rsplit(".", 1)[0] == stem]
+    dbf = next((n for n in beside if n.lower().endswith(".dbf")), None)
+    return dbf, any(n.lower().endswith(".cpg") for n in beside)
 
 
 @dataclass
@@ -63,7 +108,9 @@ def read_vector(path: str | Path) -> tuple[gpd.GeoDataFrame, int]:
     path = Path(path)
     _check_file(path, VECTOR_SUFFIXES)
     try:
-        frame = gpd.read_file(path, engine="pyogrio")
+        frame = gpd.read_file(vector_source(path), engine="pyogrio")
+    except InputError:
+        raise
     except Exception as exc:  # pyogrio raises several types for unreadable files
         raise InputError(f"cannot be read as vector data: {exc}", path) from exc
     if frame.empty:

@@ -7,6 +7,7 @@ ODbL 1.0) by tests/cities_bounds.py and written into ``tmp_path`` at test time.
 from __future__ import annotations
 
 import re
+import zipfile
 from pathlib import Path
 
 import geopandas as gpd
@@ -96,6 +97,39 @@ def test_zipped_shapefile_utf8(tmp_path, truth):
     assert list(units.frame["code"]) == CODES
     assert list(units.frame["street_code"][:1]) == ["320106001"]  # via street_cod
     assert _hausdorff(units.frame, truth) < 0.01
+
+
+def _rezip(src: Path, dst: Path, folder: str, extra: dict[str, bytes] | None = None) -> Path:
+    """The members of the zip ``src`` under ``folder/`` in ``dst``, plus ``extra``."""
+    with zipfile.ZipFile(src) as a, zipfile.ZipFile(dst, "w") as b:
+        for name in a.namelist():
+            b.writestr(folder + name, a.read(name))
+        for name, data in (extra or {}).items():
+            b.writestr(name, data)
+    return dst
+
+
+def test_a_shapefile_in_a_folder_of_the_zip_reads_and_two_are_named(tmp_path):
+    """Windows zips a folder, macOS adds __MACOSX copies: the one shapefile is found
+    wherever it sits; two shapefiles in one zip are an error naming both."""
+    flat = demo_communities(DEMO_OSM, tmp_path / "c.zip")
+    junk = {"__MACOSX/社区/._c.shp": b"\x00\x05\x16\x07", "__MACOSX/社区/._c.dbf": b"junk"}
+    for name, folder in (("folder.zip", "社区/"), ("deep.zip", "a/b/")):
+        path = _rezip(flat, tmp_path / name, folder, junk)
+        assert list(read_units(path, "community").frame["code"]) == CODES, name
+    with zipfile.ZipFile(flat) as a:
+        copies = {f"copy_{n}": a.read(n) for n in a.namelist()}
+    two = _rezip(flat, tmp_path / "two.zip", "", copies)
+    with pytest.raises(InputError, match=r"two.zip: holds 2 shapefiles \(c.shp, copy_c.shp\)"):
+        read_units(two, "community")
+
+
+def test_a_cpg_wins_over_the_encoding_given_for_csv(tmp_path):
+    """--encoding gbk is for the CSV files of a run: a UTF-8 shapefile with its .cpg keeps
+    its names (they were read as GBK and lost)."""
+    path = demo_communities(DEMO_OSM, tmp_path / "utf8.zip", cpg=True)
+    units = read_units(path, "community", encoding="gbk")
+    assert list(units.frame["name"][:4]) == NAMES
 
 
 @pytest.mark.parametrize("cpg", [True, False])
