@@ -191,6 +191,10 @@ def read_table(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
             raise InputError(f"is not a well-formed CSV: {exc}", path) from exc
         except pd.errors.EmptyDataError as exc:
             raise InputError("holds no rows", path) from exc
+    # rows of empty cells at the end (Excel saves ",,," lines below a table) are no rows;
+    # blank rows inside the table stay, so that row numbers in messages keep their place
+    filled = np.flatnonzero(~frame.isna().all(axis=1).to_numpy())
+    frame = frame.iloc[: filled[-1] + 1 if len(filled) else 0]
     if frame.empty:
         raise InputError("holds no rows", path)
     frame.columns = [str(c).strip() for c in frame.columns]
