@@ -675,6 +675,14 @@ def read_units(
     require_unique(codes, names, path, kind, f"{level} codes")
     geoms = require_polygons(frame.geometry.to_numpy(), codes, names, path, kind, "boundaries")
     frame = frame.set_geometry(gpd.GeoSeries(geoms, crs=frame.crs))
+    source = CRS.from_user_input(crs) if crs else frame.crs
+    shifted = str(coords).strip().lower().replace("-", "") != "wgs84"
+    if shifted and source is not None and not source.is_geographic:
+        raise InputError(
+            f"--boundary-coords {coords} applies to longitude/latitude, but the file is in "
+            f"{source.name}: its CRS places it, so leave the option out",
+            path,
+        )
     frame = _to_wgs84(frame, path, kind, codes, names, crs)
     geoms = frame.geometry.to_numpy()
     geoms = unshift(geoms, coords)

@@ -124,6 +124,14 @@ def test_a_shapefile_in_a_folder_of_the_zip_reads_and_two_are_named(tmp_path):
         read_units(two, "community")
 
 
+def test_shifted_coords_on_a_projected_file_is_an_error(tmp_path):
+    """gcj02/bd09 shift lon/lat; a Gauss-Kruger file was shifted by ~500 m unasked."""
+    path = demo_communities(DEMO_OSM, tmp_path / "gk.zip", crs=4549)
+    assert list(read_units(path, "community").frame["code"]) == CODES
+    with pytest.raises(InputError, match=r"gk\.zip: --boundary-coords gcj02 applies to longitude"):
+        read_units(path, "community", coords="gcj02")
+
+
 def test_a_cpg_wins_over_the_encoding_given_for_csv(tmp_path):
     """--encoding gbk is for the CSV files of a run: a UTF-8 shapefile with its .cpg keeps
     its names (they were read as GBK and lost)."""
