@@ -50,8 +50,24 @@ def error_response(
 
 def _wangge(request: Request, exc: WanggeError) -> JSONResponse:
     detail = getattr(exc, "violations", None)
-    headers = {"WWW-Authenticate": 'Bearer realm="wangge"'} if exc.status_code == 401 else None
-    return error_response(exc.status_code, exc.message, detail, exc.where, headers)
+    headers = {"WWW-Authenticate": _challenge(request)} if exc.status_code == 401 else None
+    message = exc.message
+    store = getattr(request.app.state, "store", None)
+    if exc.source and exc.source == str(getattr(store, "url", None)):
+        # the store's own path or URL is the server's business, not the caller's
+        message = f"{exc.where}: {exc.problem}" if exc.where else exc.problem
+    return error_response(exc.status_code, message, detail, exc.where, headers)
+
+
+def _challenge(request: Request) -> str:
+    """A browser opening a page (Accept: text/html, ``f=html``) is asked for Basic, so it
+    prompts for the key (as the password); scripts (the editor's fetch) get Bearer only,
+    which prompts nothing."""
+    bearer = 'Bearer realm="wangge"'
+    page = request.query_params.get("f") == "html" or request.headers.get("accept", "").startswith(
+        "text/html"
+    )
+    return f'{bearer}, Basic realm="wangge", charset="UTF-8"' if page else bearer
 
 
 def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -45,9 +45,9 @@ def export(
         str,
         Query(
             description="EPSG:4326, EPSG:4490, EPSG:4547 (or another CGCS2000 3° zone), GCJ02; "
-            "another 2D EPSG code is accepted too",
+            "another 2D EPSG code is accepted too (so this lists examples, not an enum)",
             max_length=40,
-            json_schema_extra={"enum": OFFERED_CRS},
+            examples=OFFERED_CRS,
         ),
     ] = "EPSG:4326",
     encoding: Annotated[

@@ -200,3 +200,21 @@ def test_cors_only_for_the_origins_set(capped):
         assert r.status_code == 200 and r.headers["access-control-allow-origin"]
         other = browser.options("/collections/grids/items", headers={**ask, "Origin": "https://x"})
         assert other.status_code == 400
+
+
+def test_a_browser_is_asked_for_the_key_and_no_error_shows_the_store(capped):
+    """A page opened in a browser gets a Basic challenge (it prompts; the key is the
+    password); a script gets Bearer only (a prompt in the editor would be wrong). No error
+    names the server's store path."""
+    from wangge.api.app import create_app
+    from wangge.api.settings import Settings
+
+    client, store, _ = capped
+    with TestClient(create_app(Settings(plan="caps"), store)) as anonymous:
+        page = anonymous.get("/collections", headers={"Accept": "text/html,*/*;q=0.8"})
+        assert page.status_code == 401 and "Basic" in page.headers["www-authenticate"]
+        script = anonymous.get("/collections", headers={"Accept": "application/json"})
+        assert script.headers["www-authenticate"] == 'Bearer realm="wangge"'
+    missing = client.get("/collections/grids/items", params={"version": 99})
+    assert missing.status_code == 404 and "has versions 1–" in missing.json()["error"]
+    assert str(store.url) not in missing.text and "store.gpkg" not in missing.text
