@@ -219,6 +219,27 @@ def test_batch_as_csv_and_its_limits(served):
     assert client.post("/coverage/points", json={"points": "x"}).status_code == 422
 
 
+@pytest.mark.parametrize("charset", ["gbk", None, "utf-8"])
+def test_batch_csv_from_excel_in_gbk_keeps_its_chinese_ids(served, charset):
+    """A city system's CSV as Excel saves it in China: GBK, headers 编号/经度/纬度. The ids
+    come back whole (they were mojibake, or dropped under 编号)."""
+    client, frames, _ = served
+    pt = frames["grids"].geometry.iloc[0].representative_point()
+    text = f"编号,经度,纬度\n网格甲,{pt.x},{pt.y}\n网格乙,116.4,39.9\n"
+    ctype = "text/csv" + (f"; charset={charset}" if charset else "")
+    body = text.encode(charset or "gbk")
+    r = client.post("/coverage/points?format=json", content=body, headers={"content-type": ctype})
+    assert r.status_code == 200, r.text
+    assert [p["id"] for p in r.json()["results"]] == ["网格甲", "网格乙"]
+    assert r.json()["results"][0]["grid_code"] == frames["grids"]["code"].iloc[0]
+    wrong = client.post(
+        "/coverage/points",
+        content=text.encode("gbk"),
+        headers={"content-type": "text/csv; charset=utf-8"},
+    )
+    assert wrong.status_code == 422 and "charset" in wrong.json()["error"]
+
+
 def test_gbk_shapefile_export_keeps_chinese_names(served):
     client, frames, _ = served
     r = client.get("/export/grids", params={"format": "shp", "encoding": "GBK", "crs": "EPSG:4549"})
