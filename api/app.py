@@ -26,7 +26,7 @@ from wangge.api import (
     roster,
     tiles,
 )
-from wangge.api.auth import PUBLIC, deny_undeclared, enforce
+from wangge.api.auth import PUBLIC, api_routes, deny_undeclared, enforce
 from wangge.api.errors import ErrorBody
 from wangge.api.limits import HeadAsGet, ReadTimeout
 from wangge.api.settings import Settings
@@ -37,6 +37,12 @@ class Health(BaseModel):
     status: str
     store: str
     plans: int
+
+
+BAD_PARAMETER = {
+    "model": ErrorBody,
+    "description": "An invalid parameter value: OGC API – Features answers 400, not 422",
+}
 
 
 def _docs(request: Request) -> HTMLResponse:
@@ -129,6 +135,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         return Health(status="ok", store=type(st).__name__, plans=len(st.plans()))
 
     app.add_route("/docs", _docs, include_in_schema=False)
+    for route in api_routes(app.router.routes):  # OGC answers a bad parameter 400: say so
+        if route.path in ("/", "/conformance", "/api") or route.path.startswith("/collections"):
+            route.responses.setdefault(400, BAD_PARAMETER)
 
     # deny by default: a route without a policy answers 403 to everyone
     app.state.policies = deny_undeclared(app)

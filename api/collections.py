@@ -70,7 +70,11 @@ LayerName = Annotated[
 #: What every collection route may answer besides 200 (a CRS not offered is 400).
 ANSWERS = {
     **ERRORS,
-    400: {"model": ErrorBody, "description": "A crs or bbox-crs the service does not offer"},
+    400: {
+        "model": ErrorBody,
+        "description": "An invalid parameter value (a bbox, limit, f, properties, or a crs "
+        "the service does not offer): OGC API – Features answers 400, not 422",
+    },
 }
 CONTENT_CRS = {
     "Content-Crs": {
@@ -300,6 +304,13 @@ def _geoms(frame: gpd.GeoDataFrame, info: LayerInfo, crs: OutputCrs) -> np.ndarr
     return to_crs(promote(frame.geometry.to_numpy(), info.geometry_type), crs)
 
 
+_INSTANT = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))?"
+)
+#: An instant, or an interval with ``..`` for an open end (OGC API – Features, datetime).
+DATETIME = rf"^({_INSTANT}|({_INSTANT}|\.\.)?/({_INSTANT}|\.\.)?)$"
+
+
 def _page_links(
     request: Request, v: Version, offset: int, limit: int, shown: int, matched: int
 ) -> list:
@@ -344,6 +355,16 @@ def items(
     ] = None,
     crs: CrsQuery = None,
     f: Format = None,
+    datetime: Annotated[
+        str | None,
+        Query(
+            description="An RFC 3339 instant or interval (``..`` open), as OGC API – Features "
+            "defines it; a plan's features carry no time of their own, so every feature of "
+            "the version matches (pick the version with ``version``)",
+            max_length=100,
+            pattern=DATETIME,
+        ),
+    ] = None,
 ) -> Response:
     """A page of a collection's features, in code order, optionally within ``bbox``."""
     out_crs = crs_named(crs)

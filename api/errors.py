@@ -48,6 +48,22 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def ogc_path(request: Request) -> bool:
+    """Whether the request is to an OGC API – Features resource (the landing page,
+    conformance, the API description, collections and their items)."""
+    path = request.scope["path"]
+    root = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path in ("/", "/conformance", "/api") or path.startswith("/collections")
+
+
+def _status(request: Request, status: int) -> int:
+    """OGC API – Features answers an invalid parameter value with 400
+    (/req/core/query-param-invalid); the rest of the API says 422 for it."""
+    return 400 if status == 422 and ogc_path(request) else status
+
+
 def _wangge(request: Request, exc: WanggeError) -> JSONResponse:
     detail = getattr(exc, "violations", None)
     headers = {"WWW-Authenticate": _challenge(request)} if exc.status_code == 401 else None
@@ -56,7 +72,8 @@ def _wangge(request: Request, exc: WanggeError) -> JSONResponse:
     if exc.source and exc.source == str(getattr(store, "url", None)):
         # the store's own path or URL is the server's business, not the caller's
         message = f"{exc.where}: {exc.problem}" if exc.where else exc.problem
-    return error_response(exc.status_code, message, detail, exc.where, headers)
+    status = _status(request, exc.status_code)
+    return error_response(status, message, detail, exc.where, headers)
 
 
 def _challenge(request: Request) -> str:
@@ -90,7 +107,7 @@ def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems.append({"where": ".".join(loc), "problem": e.get("msg", "invalid")})
     where = problems[0]["where"] if problems else None
     text = "; ".join(f"{p['where']}: {p['problem']}" for p in problems) or "invalid request"
-    return error_response(422, text, problems, where)
+    return error_response(_status(request, 422), text, problems, where)
 
 
 def _unsupported_media(request: Request) -> str | None:

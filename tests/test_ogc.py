@@ -557,4 +557,21 @@ def test_html_pages_carry_the_attribution_and_escape_everything(served):
         "/collections/grids/items", params={"f": "json"}, headers={"Accept": "text/html"}
     )
     assert r.headers["content-type"] == "application/geo+json"
-    assert served.get("/collections/grids/items", f="xml").status_code == 422
+    assert served.get("/collections/grids/items", f="xml").status_code == 400
+
+
+def test_invalid_parameters_are_400_and_datetime_is_taken(served):
+    """OGC API – Features: an invalid parameter value is 400 (/req/core/query-param-
+    invalid); items take datetime (Part 1), which every feature of a version matches."""
+    for params in ({"limit": "abc"}, {"limit": 0}, {"bbox": "1,2,3"}, {"f": "xml"}):
+        r = served.http.get("/collections/grids/items", params=params)
+        assert r.status_code == 400, (params, r.text)
+        assert r.json()["where"]
+    assert served.http.get("/", params={"f": "xml"}).status_code == 400
+    everything = served.get("/collections/grids/items").json()["numberMatched"]
+    for when in ("2026-11-30", "2026-11-30T08:00:00Z", "../2026-12-01", "2020-01-01/.."):
+        r = served.http.get("/collections/grids/items", params={"datetime": when})
+        assert r.status_code == 200 and r.json()["numberMatched"] == everything, when
+    assert (
+        served.http.get("/collections/grids/items", params={"datetime": "soon"}).status_code == 400
+    )
