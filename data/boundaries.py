@@ -17,6 +17,7 @@ from wangge.data.userfiles import (
     TABLE_SUFFIXES,
     VECTOR_SUFFIXES,
     _check_file,
+    geometry_from_text,
     read_table,
     shapefile_members,
     vector_source,
@@ -322,12 +323,13 @@ def _read_table_units(path: Path, encoding: str) -> tuple[gpd.GeoDataFrame, str]
             f"named one of {', '.join(ALIASES['wkt'])}",
             path,
         )
-    text = frame[col].astype(object).where(frame[col].notna(), None)
-    geoms = shapely.from_wkt(text.to_numpy(), on_invalid="ignore")
+    geoms = np.array([geometry_from_text(t) for t in frame[col]], dtype=object)
     bad = np.flatnonzero(shapely.is_missing(geoms) & frame[col].notna().to_numpy())
     if len(bad):
         raise InputError(
-            f"column {col!r} holds text that is not WKT", path, where=_labels("row", bad)
+            f"column {col!r} holds text that is neither WKT, EWKT nor hex WKB",
+            path,
+            where=_labels("row", bad),
         )
     frame = frame.drop(columns=[col])
     return gpd.GeoDataFrame(frame, geometry=geoms, crs=None), "row"

@@ -20,6 +20,7 @@ from wangge.data.userfiles import (
     TABLE_SUFFIXES,
     VECTOR_SUFFIXES,
     _check_file,
+    geometry_from_text,
     read_table,
     shapefile_members,
     vector_source,
@@ -360,10 +361,9 @@ def _table_geometry(
         blank = text.isna().to_numpy() | (text.astype(str).str.strip() == "").to_numpy()
         problem[blank] = "no geometry (blank WKT)"
         for i in np.flatnonzero(~blank):
-            try:
-                geoms[i] = shapely.from_wkt(str(text.iloc[i]))
-            except shapely.errors.GEOSException:
-                problem[i] = "WKT cannot be parsed (truncated?)"
+            geoms[i] = geometry_from_text(text.iloc[i])
+            if geoms[i] is None:
+                problem[i] = "neither WKT, EWKT nor hex WKB (truncated?)"
         log.notes[f"footprints read from WKT column {wkt_col!r}"] += int((problem == "").sum())
         return geoms, problem, "wkt"
     lon_col, lat_col = _column(table.columns, "lon"), _column(table.columns, "lat")

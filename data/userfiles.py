@@ -65,6 +65,23 @@ def vector_source(path: Path) -> str | Path:
     return f"/vsizip/{path}/{shps[0]}"
 
 
+def geometry_from_text(text: object) -> shapely.Geometry | None:
+    """A geometry from a table cell as GIS tools export them: WKT, PostGIS's EWKT
+    (``SRID=4490;POLYGON…``, the SRID left to the file's CRS options) or hex (E)WKB;
+    None when the cell is none of them."""
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return None
+    value = str(text).strip()
+    if value.upper().startswith("SRID=") and ";" in value:
+        value = value.split(";", 1)[1]
+    try:
+        if value and len(value) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in value):
+            return shapely.from_wkb(bytes.fromhex(value))
+        return shapely.from_wkt(value)
+    except (shapely.errors.GEOSException, ValueError):
+        return None
+
+
 def shapefile_members(names: list[str], shp: str | None = None) -> tuple[str | None, bool]:
     """The .dbf among a zip's ``names`` (the one beside ``shp`` when given) and whether a
     .cpg sits beside it; macOS's ``__MACOSX`` copies are not members."""

@@ -202,6 +202,26 @@ def test_csv_with_wkt(nanjing, demo_table, tmp_path):
     assert _centroid_gap_m(frame, osm, nanjing.crs).max() < 1.0
 
 
+@pytest.mark.parametrize("form", ["ewkt", "hexwkb", "hexewkb"])
+def test_postgis_exports_ewkt_and_hex_wkb_read_as_wkt(demo_table, tmp_path, form):
+    """A CSV out of PostGIS carries EWKT (SRID=4490;POLYGON…) or hex (E)WKB."""
+    path = write_buildings(demo_table, tmp_path / "b.csv")
+    table = pd.read_csv(path, dtype=str)
+    col = next(c for c in table.columns if c.lower() in ("wkt", "geometry", "geom", "几何"))
+    geoms = shapely.from_wkt(table[col].to_numpy())
+    if form == "ewkt":
+        table[col] = ["SRID=4490;" + w for w in table[col]]
+    else:
+        table[col] = shapely.to_wkb(geoms, hex=True, include_srid=form == "hexewkb")
+    table.to_csv(path, index=False)
+    want = read_buildings(write_buildings(demo_table, tmp_path / "w.csv"), coords="gcj02")
+    got = read_buildings(path, coords="gcj02")
+    assert len(got.frame) == len(want.frame) == len(demo_table)
+    assert shapely.equals_exact(
+        got.frame.geometry.to_numpy(), want.frame.geometry.to_numpy(), 1e-9
+    ).all()
+
+
 def test_empty_rows_below_the_table_are_no_rows(demo_table, tmp_path):
     """Excel saves rows of empty cells below a table (",,,"): they are not footprints
     (30 of them refused the file as more than 5 % unusable)."""
