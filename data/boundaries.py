@@ -390,6 +390,18 @@ def _xy_bounds(geoms: np.ndarray) -> np.ndarray:
     return shapely.bounds(geoms)  # (n, 4): xmin, ymin, xmax, ymax
 
 
+def _zone_hint(x: float) -> str:
+    """What to declare for eastings that carry a 3-degree zone number in front (x of 25 to
+    45 million): the zone's prefixed CRS, EPSG:4513 (zone 25) to EPSG:4533 (zone 45)."""
+    zone = int(abs(x) // 1_000_000)
+    if not 25 <= zone <= 45:
+        return ""
+    return (
+        f" (x = {x:,.0f} carries the zone number {zone} in front: declare the prefixed "
+        f"zone, --boundary-crs EPSG:{4513 + zone - 25})"
+    )
+
+
 def _in_bbox(b: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
     x0, y0, x1, y1 = box
     return (b[:, 0] >= x0) & (b[:, 2] <= x1) & (b[:, 1] >= y0) & (b[:, 3] <= y1)
@@ -488,12 +500,7 @@ def _to_wgs84(
     bad = np.flatnonzero(~finite | ~_in_bbox(np.where(finite[:, None], wb, 0), box))
     if len(bad):
         i = bad[0]
-        hint = (
-            " (x values above 10 million carry a zone prefix: use EPSG:4513-4533's "
-            "unprefixed twin, EPSG:4534-4554)"
-            if abs(b[i, 0]) > 1e7
-            else ""
-        )
+        hint = _zone_hint(b[i, 0])
         raise InputError(
             f"its coordinates do not fit its CRS {name}: transformed, they land at "
             f"lon {wb[i, 0]:.3f}, lat {wb[i, 1]:.3f}, outside where {name} is used; "

@@ -132,6 +132,15 @@ def test_shifted_coords_on_a_projected_file_is_an_error(tmp_path):
         read_units(path, "community", coords="gcj02")
 
 
+def test_eastings_with_a_zone_number_name_the_prefixed_zone(tmp_path):
+    """Nanjing in 3-degree zone 40 with the zone number in front (EPSG:4528) but declared
+    as the unprefixed CM 120°E (EPSG:4549): the error names EPSG:4528, which then reads."""
+    path = demo_communities(DEMO_OSM, tmp_path / "z.zip", crs=4528, declare=4549)
+    with pytest.raises(InputError, match=r"zone number 40 in front.*--boundary-crs EPSG:4528"):
+        read_units(path, "community")
+    assert list(read_units(path, "community", crs="EPSG:4528").frame["code"]) == CODES
+
+
 def test_a_cpg_wins_over_the_encoding_given_for_csv(tmp_path):
     """--encoding gbk is for the CSV files of a run: a UTF-8 shapefile with its .cpg keeps
     its names (they were read as GBK and lost)."""
