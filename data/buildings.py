@@ -413,7 +413,9 @@ def _coordinate_problems(geoms: np.ndarray, src: CRS, problem: np.ndarray) -> No
         swapped |= (x0 >= 3) & (x1 <= 54) & (y0 >= 73) & (y1 <= 136)
         problem[ok[big]] = (
             f"coordinates look like metres but are read as degrees ({src.name}); "
-            "pass the projected CRS (crs='EPSG:4547', ...) or add the .prj"
+            "pass its CRS with --buildings-crs (the city's CGCS2000 zone: EPSG:4548 for CM "
+            "117°E, EPSG:4549 for CM 120°E; EPSG:4513-4533 when x carries the zone number) "
+            "or add the .prj"
         )
         problem[ok[~big & swapped]] = "longitude and latitude look swapped"
         problem[ok[~big & ~swapped & out]] = "coordinates out of range (lon ±180°, lat ±90°)"

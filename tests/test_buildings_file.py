@@ -350,6 +350,14 @@ def test_projected_gpkg_and_shapefile_without_prj(nanjing, demo_table, tmp_path)
     assert _centroid_gap_m(frame, osm, nanjing.crs).max() < 0.01
     with pytest.raises(InputError, match="applies to longitude/latitude"):
         read_buildings(gpkg, coords="gcj02")
+    # the command line says how, and takes it: --buildings-crs
+    res = run("ingest", "--buildings", shp_dir / "b.shp", "--out", tmp_path / "u1")
+    assert res.returncode == 2 and "--buildings-crs" in res.stderr, res.stderr
+    res = run(
+        "ingest", "--buildings", shp_dir / "b.shp", "--buildings-crs", "EPSG:4549",
+        "--out", tmp_path / "u2",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
 
 
 def test_cgcs2000_declared(demo_table, tmp_path):

@@ -180,6 +180,14 @@ BuildingsOpt = Annotated[
     ),
 ]
 BuildingsCoordsOpt = _coords_option("the building file")
+BuildingsCrsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--buildings-crs",
+        help="CRS of a building file that declares none or a wrong one (a CSV or Shapefile "
+        "in metres): EPSG:4548 (CM 117°E), EPSG:4549 (CM 120°E)…",
+    ),
+]
 HouseholdsOpt = Annotated[
     Path | None,
     typer.Option(
@@ -205,6 +213,7 @@ def ingest(
     boundary_crs: BoundaryCrsOpt = None,
     buildings: BuildingsOpt = None,
     buildings_coords: BuildingsCoordsOpt = "wgs84",
+    buildings_crs: BuildingsCrsOpt = None,
     households: HouseholdsOpt = None,
     households_config: HouseholdsConfigOpt = None,
     encoding: EncodingOpt = "utf-8",
@@ -222,6 +231,7 @@ def ingest(
         boundary_crs=boundary_crs,
         buildings=buildings,
         buildings_coords=buildings_coords,
+        buildings_crs=buildings_crs,
         households=households,
         households_config=households_config,
         encoding=encoding,
@@ -361,6 +371,7 @@ def delineate(
     boundary_crs: BoundaryCrsOpt = None,
     buildings: BuildingsOpt = None,
     buildings_coords: BuildingsCoordsOpt = "wgs84",
+    buildings_crs: BuildingsCrsOpt = None,
     households: HouseholdsOpt = None,
     households_config: HouseholdsConfigOpt = None,
     encoding: EncodingOpt = "utf-8",
@@ -376,6 +387,7 @@ def delineate(
         "boundary_crs": boundary_crs,
         "buildings": buildings,
         "buildings_coords": buildings_coords,
+        "buildings_crs": buildings_crs,
         "households": households,
         "households_config": households_config,
         "encoding": encoding,

@@ -72,6 +72,7 @@ def ingest(
     buildings: str | Path | None = None,
     buildings_coords: str = "wgs84",
     boundary_crs: str | None = None,
+    buildings_crs: str | None = None,
     extract: osm_reader.OsmExtract | None = None,
     crs: str | None = None,
 ) -> IngestResult:
@@ -104,9 +105,9 @@ def ingest(
         for the boundary files and the building file.
     buildings
         A building file from another source (data/buildings.py) replacing OSM buildings.
-    boundary_crs
-        The CRS of street/community files that declare none (a CSV in metres), or that
-        declare a wrong one.
+    boundary_crs, buildings_crs
+        The CRS of street/community files, or of the building file, that declare none (a
+        CSV in metres), or that declare a wrong one.
     extract, crs
         An OSM extract already read (one street's cut of a city, :mod:`wangge.city`) in
         place of ``source``, and the metric CRS to work in (the city's, so that every
@@ -124,7 +125,7 @@ def ingest(
     notes = Counter(extract.stats) if extract else Counter()
     findings: list[pd.DataFrame] = []
     raw_buildings, counts_in_file = _building_source(
-        extract, buildings, buildings_coords, encoding, notes, findings
+        extract, buildings, buildings_coords, encoding, notes, findings, buildings_crs
     )
     steps.done("read OSM")
 
@@ -285,6 +286,7 @@ def _building_source(
     encoding: str,
     notes: Counter,
     findings: list[pd.DataFrame],
+    crs: str | None = None,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame | None]:
     """The footprints (WGS84) from the building file if one is given, else from OSM, and
     the household counts the file carries (None when it carries none)."""
@@ -295,7 +297,7 @@ def _building_source(
     osm_b = extract.buildings if extract is not None and len(extract.buildings) else None
     # the file's own floors, height and use win; where it states no use, the OSM
     # building it overlaps lends its type and name (data/buildings.adopt_osm_tags)
-    bfile = read_buildings(path, coords=coords, encoding=encoding, osm_buildings=osm_b)
+    bfile = read_buildings(path, coords=coords, encoding=encoding, crs=crs, osm_buildings=osm_b)
     notes.update(bfile.notes)
     findings.append(findings_frame(bfile.findings, Path(path).name))
     counts = bfile.counts()
