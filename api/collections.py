@@ -53,7 +53,7 @@ from wangge.api.ogc_crs import (
     crs_named,
     to_crs,
 )
-from wangge.data.store import LayerInfo, Store, Version, now
+from wangge.data.store import LayerInfo, Store, Version, feature_id_column, now
 from wangge.errors import InputError, NotFound
 
 __all__ = ["ATTRIBUTION", "GEOJSON", "feature_json", "router"]
@@ -139,20 +139,25 @@ class FeatureCollection(BaseModel):
 
 
 def feature_json(
-    frame: gpd.GeoDataFrame, properties: list[str] | None = None, geoms: np.ndarray | None = None
+    frame: gpd.GeoDataFrame,
+    properties: list[str] | None = None,
+    geoms: np.ndarray | None = None,
+    layer: str = "",
 ) -> list[str]:
-    """One GeoJSON Feature string per row; ``code`` is the feature id. ``geoms`` replaces
-    the frame's geometries (the same ones moved to another CRS)."""
+    """One GeoJSON Feature string per row; ``code`` is the feature id, or the layer's id
+    column (data/store.FEATURE_IDS). ``geoms`` replaces the frame's geometries (the same
+    ones moved to another CRS)."""
     cols = [c for c in frame.columns if c != frame.geometry.name]
+    id_col = feature_id_column(layer, cols) or "code"
     if properties is not None:
-        cols = [c for c in cols if c in properties or c == "code"]
+        cols = [c for c in cols if c in properties or c == id_col]
     if geoms is None:
         geoms = frame.geometry.to_numpy()
     geo_text = shapely.to_geojson(geoms)
     records = frame[cols].astype(object).where(frame[cols].notna(), None).to_dict("records")
     out = []
     for rec, geom, text in zip(records, geoms, geo_text, strict=True):
-        fid = rec.get("code")
+        fid = rec.get(id_col)
         head = '{"type":"Feature",'
         if fid is not None:
             head += f'"id":{json.dumps(fid, ensure_ascii=False)},'
@@ -393,7 +398,7 @@ def items(
     links = _page_links(request, v, offset, limit, len(frame), matched)
     if wants_html(request, f):
         return HTMLResponse(html.items(layer, frame, wanted, links, matched, offset, out_crs.uri))
-    feats = feature_json(frame, wanted, geoms)
+    feats = feature_json(frame, wanted, geoms, info.name)
     head = {
         "type": "FeatureCollection",
         "numberMatched": matched,
@@ -424,7 +429,14 @@ def item(
     store: StoreDep,
     v: VersionDep,
     layer: LayerName,
-    code: Annotated[str, Path(max_length=64, description="The unit's code")],
+    code: Annotated[
+        str,
+        Path(
+            max_length=64,
+            description="The feature's id: a unit's code, or its layer's own id "
+            "(building_id, risk_id, facility_id, gap_id…)",
+        ),
+    ],
     crs: CrsQuery = None,
     f: Format = None,
 ) -> Response:
@@ -439,7 +451,7 @@ def item(
     ]
     if wants_html(request, f):
         return HTMLResponse(html.item(layer, frame, links))
-    text = feature_json(frame, None, _geoms(frame, info, out_crs))[0]
+    text = feature_json(frame, None, _geoms(frame, info, out_crs), info.name)[0]
     dumped = json.dumps([x.model_dump(exclude_none=True) for x in links], ensure_ascii=False)
     text = f'{text[:-1]},"links":{dumped}}}'
     return Response(text, media_type=GEOJSON, headers={"Content-Crs": f"<{out_crs.uri}>"})

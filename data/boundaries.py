@@ -675,6 +675,19 @@ def read_units(
         sc = _find(cols, "street_code")
         if sc is not None and sc != code_col:
             street_codes = _codes(frame[sc], "street", sc, path, kind)
+            for code, name, street in zip(codes, names, street_codes, strict=True):
+                if code and len(code) == 12 and street and code[:9] != street:
+                    findings.append(
+                        _row(
+                            "code_mismatch",
+                            level,
+                            code,
+                            name,
+                            None,
+                            f"code {code} starts with street {code[:9]}, but its column "
+                            f"{sc!r} says {street}; the code's own prefix is used",
+                        )
+                    )
         sn = _find(cols, "street_name")
         if sn is not None and sn != name_col:
             street_names = [

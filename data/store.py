@@ -495,8 +495,33 @@ class Rows:
     records: list[tuple[str | None, str | None, str, bytes | None, tuple | None]]
 
 
+#: The column that identifies a feature of a layer without a ``code`` of its own: stored
+#: in the rows' code field (not as a column), so ``/collections/{layer}/items/{id}`` and
+#: ``query(codes=...)`` find it, and it is the feature's GeoJSON id.
+FEATURE_IDS = {
+    "buildings": "building_id",
+    "access": "building_id",
+    "risk_points": "risk_id",
+    "risk_zones": "risk_id",
+    "facilities": "facility_id",
+    "gaps": "gap_id",
+    "candidates": "candidate_id",
+    "network_nodes": "node_id",
+}
+
+
+def feature_id_column(layer: str, columns) -> str | None:
+    """The column whose value is a feature's id in ``layer``: ``code``, else the layer's
+    entry of :data:`FEATURE_IDS` (when it has that column), else None."""
+    if "code" in columns:
+        return "code"
+    found = FEATURE_IDS.get(layer)
+    return found if found in columns else None
+
+
 def flatten(name: str, frame: pd.DataFrame) -> Rows:
-    """Flatten a frame into (code, parent_code, properties JSON, WKB, bbox) rows."""
+    """Flatten a frame into (code, parent_code, properties JSON, WKB, bbox) rows; a layer
+    without codes stores its :data:`FEATURE_IDS` column's values as their codes."""
     if not isinstance(name, str) or not re.match(r"^[a-z][a-z0-9_]{0,62}$", name):
         raise InputError("a layer name is lower-case letters, digits and '_'", where=name)
     geoms = None
@@ -512,7 +537,8 @@ def flatten(name: str, frame: pd.DataFrame) -> Rows:
     columns = tuple(data.columns)
     props_cols = [c for c in columns if c not in ("code", "parent_code")]
     n = len(data)
-    code = _plain_column(data["code"]) if "code" in data else [None] * n
+    id_col = feature_id_column(name, data.columns)
+    code = _plain_column(data[id_col]) if id_col else [None] * n
     parent = _plain_column(data["parent_code"]) if "parent_code" in data else [None] * n
     values = [_plain_column(data[c]) for c in props_cols]
     records = []

@@ -575,3 +575,15 @@ def test_invalid_parameters_are_400_and_datetime_is_taken(served):
     assert (
         served.http.get("/collections/grids/items", params={"datetime": "soon"}).status_code == 400
     )
+
+
+def test_features_without_a_code_have_their_own_id(served):
+    """OGC /req/core/f-op: every feature is reachable at /items/{featureId}; buildings,
+    risk points and facilities are by their own ids."""
+    for layer, column in (("buildings", "building_id"), ("risk_points", "risk_id")):
+        page = served.get(f"/collections/{layer}/items", limit=5).json()
+        first = page["features"][0]
+        assert first["id"] == first["properties"][column], layer
+        one = served.get(f"/collections/{layer}/items/{first['id']}")
+        assert one.status_code == 200, one.text
+        assert one.json()["properties"][column] == first["id"]
