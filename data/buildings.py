@@ -739,12 +739,57 @@ def read_buildings(
     gfa = next((c for c in table.columns if str(c).strip() == "建筑面积"), None)
     if gfa is not None and area_col != gfa:
         log.notes["column 建筑面积 (gross floor area) not used; footprints give the area"] += 1
-    out = out[keep].reset_index(drop=True)
+    out = _once(out[keep].reset_index(drop=True), np.asarray(rows)[keep], log)
     log.notes["buildings read"] += len(out)
     result = BuildingFile(frame=out, notes=log.notes, findings=log.frame(), source=path)
     if osm_buildings is not None:
         result = adopt_osm_tags(result, osm_buildings)
     return result
+
+
+#: Two footprints that share this much of their joint area are one building given twice
+#: (a layer exported twice, one polygon per floor): counted once.
+SAME_FOOTPRINT = 0.9
+
+
+def _once(out: gpd.GeoDataFrame, rows: np.ndarray, log: _Log) -> gpd.GeoDataFrame:
+    """Drop footprints that repeat another (intersection ≥ ``SAME_FOOTPRINT`` of their
+    union), keeping the one with the most floors (then height, then the first), each with
+    a ``duplicate_footprint`` finding: households would otherwise be counted twice."""
+    geoms = out.geometry.to_numpy()
+    a, b = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    pairs = a < b
+    a, b = a[pairs], b[pairs]
+    if not len(a):
+        return out
+    inter = shapely.area(shapely.intersection(geoms[a], geoms[b]))
+    union = shapely.area(geoms[a]) + shapely.area(geoms[b]) - inter
+    same = inter >= SAME_FOOTPRINT * np.maximum(union, 1e-30)
+    if not same.any():
+        return out
+    rank = pd.DataFrame(
+        {
+            "floors": pd.to_numeric(out["levels_tag"], errors="coerce").fillna(-1),
+            "height": pd.to_numeric(out["height_tag"], errors="coerce").fillna(-1),
+        }
+    )
+    dropped: set[int] = set()
+    for i, j, share in zip(a[same], b[same], (inter / union)[same], strict=True):
+        if i in dropped or j in dropped:
+            continue
+        key = rank.iloc[[i, j]].to_numpy()
+        lose = j if tuple(key[0]) >= tuple(key[1]) else i
+        win = i if lose == j else j
+        dropped.add(int(lose))
+        log.find(
+            "duplicate_footprint",
+            f"the same footprint as {out['building_id'].iat[win]} ({share:.0%} shared): "
+            "counted once, as the one with more floors",
+            out["building_id"].iat[lose],
+            rows[lose],
+        )
+    log.notes["footprints given twice, counted once"] += len(dropped)
+    return out.drop(index=sorted(dropped)).reset_index(drop=True)
 
 
 def _refuse_or_drop(

@@ -222,6 +222,18 @@ def test_postgis_exports_ewkt_and_hex_wkb_read_as_wkt(demo_table, tmp_path, form
     ).all()
 
 
+def test_a_footprint_given_twice_is_counted_once(demo_table, tmp_path):
+    """A layer exported twice, or one polygon per floor: households were counted twice."""
+    once = read_buildings(write_buildings(demo_table, tmp_path / "a.geojson"), coords="gcj02")
+    twice = pd.concat([demo_table, demo_table.iloc[:40]], ignore_index=True)
+    for col in {"id", "编号", "building_id"} & set(twice.columns):  # ids stay unique
+        twice[col] = [f"b{i}" for i in range(len(twice))]
+    got = read_buildings(write_buildings(twice, tmp_path / "b.geojson"), coords="gcj02")
+    assert len(got.frame) == len(once.frame)
+    dup = got.findings[got.findings["kind"] == "duplicate_footprint"]
+    assert len(dup) == 40 and got.notes["footprints given twice, counted once"] == 40
+
+
 def test_empty_rows_below_the_table_are_no_rows(demo_table, tmp_path):
     """Excel saves rows of empty cells below a table (",,,"): they are not footprints
     (30 of them refused the file as more than 5 % unusable)."""
