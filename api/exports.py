@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from wangge.api.auth import READ
 from wangge.api.deps import StoreDep, VersionDep
@@ -37,6 +37,7 @@ OFFERED_CRS = [
     },
 )
 def export(
+    request: Request,
     store: StoreDep,
     v: VersionDep,
     layer: Annotated[str, Path(max_length=64)],
@@ -55,8 +56,14 @@ def export(
         Query(description="Shapefile only; GeoJSON and GeoPackage are always UTF-8"),
     ] = "UTF-8",
 ) -> Response:
-    """Download one layer of the plan version as GeoJSON, GeoPackage or zipped Shapefile."""
-    frame = store.query(v.plan_id, v.version, layer).frame
+    """Download one layer of the plan version as GeoJSON, GeoPackage or zipped Shapefile;
+    a layer that mixes geometry dimensions also by its OGC collections (``gaps-points``,
+    ``gaps-areas``), one geometry type each, as a Shapefile needs."""
+    from wangge.api.collections import offered
+
+    part = offered(request, store, v).get(layer)
+    name, dimension = (part.info.name, part.dimension) if part else (layer, None)
+    frame = store.query(v.plan_id, v.version, name, dimension=dimension).frame
     out = export_layer(frame, layer, format, crs, encoding if format == "shp" else "UTF-8")
     name = f"{v.plan_id}-v{v.version}-{out.filename}"
     return Response(

@@ -587,3 +587,24 @@ def test_features_without_a_code_have_their_own_id(served):
         one = served.get(f"/collections/{layer}/items/{first['id']}")
         assert one.status_code == 200, one.text
         assert one.json()["properties"][column] == first["id"]
+
+
+def test_a_mixed_layer_exports_by_its_collections(served):
+    """gaps mixes points and areas: its collections export one geometry type each, so a
+    Shapefile of each can be written (the whole layer cannot)."""
+    import io
+    import zipfile
+
+    import pyogrio
+
+    whole = served.get("/export/gaps").json()["features"]
+    counts = {}
+    for part in ("gaps-points", "gaps-areas"):
+        r = served.get(f"/export/{part}", format="shp")
+        assert r.status_code == 200, r.text
+        with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+            assert any(n.endswith(".shp") for n in z.namelist())
+        frame = pyogrio.read_dataframe(io.BytesIO(r.content))
+        counts[part] = len(frame)
+        assert frame.geom_type.str.contains("Point" if "points" in part else "Polygon").all()
+    assert sum(counts.values()) == len(whole)
