@@ -218,7 +218,8 @@ def offered(request: Request, store: Store, v: Version) -> dict[str, Offered]:
     cache = getattr(request.app.state, "ogc_collections", None)
     if cache is None:
         cache = request.app.state.ogc_collections = {}
-    key = (store.url, v.plan_id, v.version)
+    # an anonymous reader's view lists fewer columns: it has collections of its own
+    key = (store.url, type(store).__name__, v.plan_id, v.version)
     found = cache.get(key)
     if found is None:
         found = {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from wangge.data.userfiles import (
     _check_file,
     geometry_from_text,
     read_table,
-    shapefile_members,
+    shapefile_dbf,
     vector_source,
 )
 from wangge.errors import InputError
@@ -257,32 +256,6 @@ def _numbers(frame: pd.DataFrame, key: str, path: Path, kind: str) -> np.ndarray
     return values.to_numpy(dtype=float)
 
 
-def _zip_members(path: Path) -> list[str]:
-    try:
-        with zipfile.ZipFile(path) as z:
-            return z.namelist()
-    except zipfile.BadZipFile as exc:
-        raise InputError(f"is not a readable zip file: {exc}", path) from exc
-
-
-def _dbf_bytes(path: Path) -> tuple[bytes | None, bool]:
-    """The first .dbf of a shapefile (or zipped one) and whether a .cpg sits beside it."""
-    if path.suffix.lower() == ".shp":
-        dbf = path.with_suffix(".dbf")
-        if not dbf.exists():
-            dbf = path.with_suffix(".DBF")
-        cpg = path.with_suffix(".cpg").exists() or path.with_suffix(".CPG").exists()
-        return (dbf.read_bytes() if dbf.exists() else None), cpg
-    names = _zip_members(path)
-    source = str(vector_source(path))
-    shp = source.split(".zip/", 1)[1] if source.startswith("/vsizip/") else None
-    dbf, cpg = shapefile_members(names, shp)
-    if dbf is None:
-        return None, cpg
-    with zipfile.ZipFile(path) as z:
-        return z.read(dbf), cpg
-
-
 def _shapefile_encoding(path: Path, encoding: str) -> tuple[str | None, str | None]:
     """Choose the attribute encoding of a shapefile, and say why when it was guessed.
 
@@ -291,7 +264,7 @@ def _shapefile_encoding(path: Path, encoding: str) -> tuple[str | None, str | No
     the records are read as UTF-8 when they decode as UTF-8, else as GB18030 (a superset of GBK, the
     default of Chinese ArcGIS and SuperMap installations).
     """
-    data, has_cpg = _dbf_bytes(path)
+    data, has_cpg = shapefile_dbf(path)
     if has_cpg:
         return None, None
     if encoding.replace("-", "").lower() not in ("utf8", "utf8sig"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import struct
-import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from wangge.data.userfiles import (
     _check_file,
     geometry_from_text,
     read_table,
-    shapefile_members,
+    shapefile_dbf,
     vector_source,
 )
 from wangge.errors import InputError
@@ -280,26 +279,6 @@ def _where(rows: np.ndarray, what: str) -> str:
 # --------------------------------------------------------------------------- reading
 
 
-def _shapefile_parts(path: Path) -> tuple[bytes | None, bool]:
-    """The .dbf bytes of a .shp or zipped shapefile, and whether a .cpg declares its encoding."""
-    if path.suffix.lower() == ".shp":
-        dbf = next(
-            (p for p in path.parent.glob(path.stem + ".*") if p.suffix.lower() == ".dbf"), None
-        )
-        cpg = any(p.suffix.lower() == ".cpg" for p in path.parent.glob(path.stem + ".*"))
-        return (dbf.read_bytes() if dbf else None), cpg
-    source = str(vector_source(path))
-    try:
-        with zipfile.ZipFile(path) as zf:
-            shp = source.split(".zip/", 1)[1] if source.startswith("/vsizip/") else None
-            dbf, cpg = shapefile_members(zf.namelist(), shp)
-            return (zf.read(dbf) if dbf else None), cpg
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise InputError(
-            f"is not a readable zip archive (truncated?): {exc}", path, where="zip"
-        ) from exc
-
-
 def _dbf_encoding(path: Path, encoding: str, log: _Log) -> str | None:
     """The encoding to read a shapefile's attributes in, or ``None`` to let GDAL decide.
 
@@ -307,7 +286,7 @@ def _dbf_encoding(path: Path, encoding: str, log: _Log) -> str | None:
     tested: UTF-8 if it decodes as such, else GBK if it decodes as GB18030 (what ArcGIS and
     SuperMap write in China without a .cpg), which is noted.
     """
-    dbf, has_cpg = _shapefile_parts(path)
+    dbf, has_cpg = shapefile_dbf(path)
     if has_cpg:  # the file's own word, over --encoding (meant for CSV inputs)
         return None
     explicit = encoding.strip().lower().replace("-", "").replace("_", "")

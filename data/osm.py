@@ -489,11 +489,18 @@ def _facility_tags(tags: dict) -> dict | None:
     return None
 
 
-#: The roads table's columns, which a file without roads (buildings alone) has too.
-ROAD_COLUMNS = [
-    "road_id", "highway", "name", "walk", "cuts_blocks", "rank", "oneway", "tunnel", "bridge",
-    "geometry",
-]  # fmt: skip
+#: The roads table's columns and types, which a file without roads (buildings alone) and
+#: a run without an OSM file have too.
+ROAD_DTYPES = {
+    "road_id": object, "highway": object, "name": object, "walk": bool, "cuts_blocks": bool,
+    "rank": int, "oneway": bool, "tunnel": bool, "bridge": bool,
+}  # fmt: skip
+
+
+def empty_roads() -> gpd.GeoDataFrame:
+    """A roads table without roads, with every column the reader gives."""
+    columns = {c: pd.Series(dtype=t) for c, t in ROAD_DTYPES.items()}
+    return gpd.GeoDataFrame(pd.DataFrame(columns), geometry=[], crs=4326)
 
 
 def _frame(rows: list[dict], columns: list[str]) -> gpd.GeoDataFrame:
@@ -692,7 +699,7 @@ def read_osm(path: str | Path) -> OsmExtract:
     return OsmExtract(
         source=path,
         buildings=buildings,
-        roads=_frame(handler.roads, ROAD_COLUMNS),
+        roads=_frame(handler.roads, []) if handler.roads else empty_roads(),
         barriers=_frame(handler.barriers, ["barrier_id", "kind", "name", "geometry"]),
         landuse=_frame(handler.landuse, ["landuse_id", "kind", "geometry"]),
         compounds=_frame(handler.compounds, ["compound_id", "kind", "geometry"]),

@@ -31,26 +31,27 @@ COLUMN_NAMES = {
 MAX_SNAP_M = 20.0
 
 
-def vector_source(path: Path) -> str | Path:
-    """What GDAL should open for ``path``: a zip's one shapefile wherever it sits in the
-    archive (a folder inside, as Windows zips a folder; macOS's ``__MACOSX`` copies
-    ignored), else the path itself.
+def _zip_names(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return z.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise InputError(f"is not a readable zip archive (truncated?): {exc}", path) from exc
+
+
+def zipped_shapefile(path: Path) -> str | None:
+    """The one shapefile in the zip ``path``, wherever it sits in the archive (a folder
+    inside, as Windows zips a folder; macOS's ``__MACOSX`` copies ignored); None when
+    it holds none.
 
     Raises
     ------
     InputError
         The zip cannot be read, or holds several shapefiles (named: zip one layer a file).
     """
-    if path.suffix.lower() != ".zip":
-        return path
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise InputError(f"is not a readable zip archive (truncated?): {exc}", path) from exc
     shps = [
         n
-        for n in names
+        for n in _zip_names(path)
         if n.lower().endswith(".shp")
         and not n.startswith("__MACOSX/")
         and not n.rsplit("/", 1)[-1].startswith("._")
@@ -60,9 +61,36 @@ def vector_source(path: Path) -> str | Path:
             f"holds {len(shps)} shapefiles ({', '.join(shps[:5])}); zip one layer per file",
             path,
         )
-    if not shps or "/" not in shps[0]:
+    return shps[0] if shps else None
+
+
+def vector_source(path: Path) -> str | Path:
+    """What GDAL should open for ``path``: a zip's one shapefile in a folder of the
+    archive by its /vsizip/ path (GDAL looks at the top only), else the path itself."""
+    if path.suffix.lower() != ".zip":
         return path
-    return f"/vsizip/{path}/{shps[0]}"
+    shp = zipped_shapefile(path)
+    return f"/vsizip/{path}/{shp}" if shp and "/" in shp else path
+
+
+def shapefile_dbf(path: Path) -> tuple[bytes | None, bool]:
+    """The .dbf bytes of a shapefile (``.shp``, or a zip holding one) and whether a .cpg
+    declares its encoding beside it."""
+    if path.suffix.lower() == ".shp":
+        beside = list(path.parent.glob(path.stem + ".*"))
+        dbf = next((p for p in beside if p.suffix.lower() == ".dbf"), None)
+        cpg = any(p.suffix.lower() == ".cpg" for p in beside)
+        return (dbf.read_bytes() if dbf else None), cpg
+    shp = zipped_shapefile(path)
+    stem = shp[: -len(".shp")].lower() if shp else None
+    names = [n for n in _zip_names(path) if not n.startswith("__MACOSX/")]
+    beside = [n for n in names if stem is None or n.lower().rsplit(".", 1)[0] == stem]
+    dbf = next((n for n in beside if n.lower().endswith(".dbf")), None)
+    cpg = any(n.lower().endswith(".cpg") for n in beside)
+    if dbf is None:
+        return None, cpg
+    with zipfile.ZipFile(path) as z:
+        return z.read(dbf), cpg
 
 
 def geometry_from_text(text: object) -> shapely.Geometry | None:
@@ -80,16 +108,6 @@ def geometry_from_text(text: object) -> shapely.Geometry | None:
         return shapely.from_wkt(value)
     except (shapely.errors.GEOSException, ValueError):
         return None
-
-
-def shapefile_members(names: list[str], shp: str | None = None) -> tuple[str | None, bool]:
-    """The .dbf among a zip's ``names`` (the one beside ``shp`` when given) and whether a
-    .cpg sits beside it; macOS's ``__MACOSX`` copies are not members."""
-    names = [n for n in names if not n.startswith("__MACOSX/")]
-    stem = shp[: -len(".shp")].lower() if shp else None
-    beside = [n for n in names if stem is None or n.lower().rsplit(".", 1)[0] == stem]
-    dbf = next((n for n in beside if n.lower().endswith(".dbf")), None)
-    return dbf, any(n.lower().endswith(".cpg") for n in beside)
 
 
 @dataclass

@@ -242,6 +242,12 @@ def test_an_anonymous_reader_never_gets_names_addresses_or_vulnerable_counts(ser
         assert asked.status_code == 400, asked.text  # OGC: an invalid parameter value
         full = Client(client.app, key).get(f"/collections/{name}/items", limit=1)
         assert private <= set(full.json()["features"][0]["properties"]), name
+        # the same app, after an anonymous reader: a key still names the private columns
+        named = Client(client.app, key).get(
+            f"/collections/{name}/items", limit=1, properties=",".join(private)
+        )
+        assert named.status_code == 200, named.text
+        assert private <= set(named.json()["features"][0]["properties"]), name
     community = layer("risk_points")["grid_code"].str[:12].iloc[0]
     register = client.get("/risk/register", community=community, format="csv")
     headings = register.content.decode("utf-8-sig").splitlines()[0].split(",")

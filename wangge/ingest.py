@@ -141,7 +141,7 @@ def ingest(
         for k in ("roads", "barriers", "landuse", "facilities", "compounds")
     }
     if extract is None:
-        context["roads"] = _NO_ROADS.copy()
+        context["roads"] = osm_reader.empty_roads()  # blocks from the given boundaries
     footprints = m(raw_buildings)
     # what the building data covers, for calibration: the hull of the buildings + 50 m
     extent = shapely.convex_hull(shapely.geometrycollections(footprints.geometry.to_numpy()))
@@ -336,22 +336,6 @@ def _study_area(
 
 #: Household columns a building file may carry (applied as imported counts).
 HH_COLS = ("households", "population")
-#: The roads table when no OSM file is given: blocks then come from the given boundaries.
-_NO_ROADS = gpd.GeoDataFrame(
-    pd.DataFrame(
-        {
-            "road_id": pd.Series(dtype=object),
-            "highway": pd.Series(dtype=object),
-            "walk": pd.Series(dtype=bool),
-            "cuts_blocks": pd.Series(dtype=bool),
-            "rank": pd.Series(dtype=int),
-            "tunnel": pd.Series(dtype=bool),
-            "bridge": pd.Series(dtype=bool),
-        }
-    ),
-    geometry=[],
-    crs=4326,
-)
 
 
 def _outside_findings(ids: pd.Series, buildings: gpd.GeoDataFrame, what: str) -> pd.DataFrame:
