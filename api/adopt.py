@@ -13,11 +13,11 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from wangge.api.auth import ADMIN, AdminWho
-from wangge.api.bodies import GridCollection, inline_schema
+from wangge.api.bodies import GridCollection, check_upload, inline_schema
+from wangge.api.caps import check_features, upload_deadline
 from wangge.api.deps import StoreDep, read_upload
 from wangge.api.edits import CONFLICT, get_editor, refresh_tiles
 from wangge.api.errors import ERRORS
-from wangge.api.limits import check_features
 from wangge.api.plans import UPLOAD_INVALID, PlanId, VersionOut, version_links, version_out
 from wangge.errors import InputError
 from wangge.existing import adopt as run_adopt
@@ -144,14 +144,17 @@ async def adopt(
     code was kept, violations); with ``complete`` the grids breaking the rules and their
     neighbours are re-solved as a further version and the grids that changed are listed.
     Bad input names the file and feature, and saves nothing."""
+    deadline = upload_deadline(request)
     data = await read_upload(request)
     source = filename or f"upload to {plan_id}"
+    await check_upload(request, data, source)  # sizes and expansion before GDAL opens it
     store.resolve(plan_id)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"grids{_suffix(data, filename)}"
         path.write_bytes(data)
         most = request.app.state.settings.max_upload_features
         check_features(await run_in_threadpool(_feature_count, path), most, source)
+        deadline.claim()  # the adoption solves and writes: left to finish once begun
         done = await run_in_threadpool(
             run_adopt,
             store,

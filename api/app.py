@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from contextlib import asynccontextmanager
+from urllib.parse import unquote_plus
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -12,8 +15,8 @@ from pydantic import BaseModel
 
 from wangge import __version__
 from wangge.api import (
-    access,
     adopt,
+    audit,
     collections,
     coverage,
     editor,
@@ -26,10 +29,17 @@ from wangge.api import (
     roster,
     tiles,
 )
-from wangge.api.auth import PUBLIC, api_routes, deny_undeclared, enforce
+from wangge.api.auth import (
+    PUBLIC,
+    api_routes,
+    deny_undeclared,
+    enforce,
+    keys_optional_when_reads_are_public,
+)
+from wangge.api.caps import HeadAsGet, ReadTimeout
 from wangge.api.errors import ErrorBody
-from wangge.api.limits import HeadAsGet, ReadTimeout
 from wangge.api.settings import Settings
+from wangge.data.accounts import KEY_PREFIX
 from wangge.data.store import Store, open_store
 
 
@@ -37,6 +47,55 @@ class Health(BaseModel):
     status: str
     store: str
     plans: int
+
+
+#: Query parameters whose value is a secret: a client that puts its key in the address
+#: (a GIS plugin, a shared link) must not have it written to the access log.
+SECRET_PARAMS = frozenset(
+    {"key", "api_key", "apikey", "api-key", "x-api-key", "token", "access_token", "password"}
+    | {"secret", "auth", "authorization"}
+)
+REDACTED = "[redacted]"
+#: A wangge API key wherever it stands in an address (data/accounts.py new_key: the
+#: prefix and 43 URL-safe characters; a plan id such as wg_demo is too short to be one).
+_KEY = re.compile(re.escape(KEY_PREFIX) + r"[A-Za-z0-9_\-]{32,}")
+
+
+def redact_url(url: str) -> str:
+    """``url`` (a path and query string, as uvicorn logs it) with the value of every
+    :data:`SECRET_PARAMS` parameter, and every API key anywhere in it, replaced by
+    :data:`REDACTED`."""
+    path, sep, query = url.partition("?")
+    if sep:
+        pairs = []
+        for pair in query.split("&"):
+            name, eq, _ = pair.partition("=")
+            if eq and unquote_plus(name).strip().lower() in SECRET_PARAMS:
+                pair = f"{name}={REDACTED}"
+            pairs.append(pair)
+        url = f"{path}?{'&'.join(pairs)}"
+    return _KEY.sub(KEY_PREFIX + REDACTED, url)
+
+
+class RedactKeys(logging.Filter):
+    """Rewrites the address of uvicorn's access log lines with :func:`redact_url` (the
+    third argument of ``'%s - "%s %s HTTP/%s" %d'``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_url(args[2]), *args[3:])
+        elif isinstance(record.msg, str):
+            record.msg = redact_url(record.msg)
+        return True
+
+
+def redact_access_log() -> None:
+    """Put :class:`RedactKeys` on uvicorn's access logger, once (at app start, after
+    uvicorn has configured its logging)."""
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactKeys) for f in logger.filters):
+        logger.addFilter(RedactKeys())
 
 
 BAD_PARAMETER = {
@@ -64,8 +123,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     """Build the app. ``store`` (tests) or the settings' store target is used."""
     settings = settings or Settings()
 
+    redact_access_log()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        redact_access_log()
         own = store is None
         app.state.store = store or open_store(
             settings.store_target(), settings.statement_timeout_ms, settings.db_pool
@@ -117,7 +179,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         risk,
         tiles,
         editor,
-        access,
+        audit,
         roster,
     ):
         app.include_router(module.router)
@@ -141,4 +203,5 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     # deny by default: a route without a policy answers 403 to everyone
     app.state.policies = deny_undeclared(app)
+    keys_optional_when_reads_are_public(app)
     return app

@@ -164,6 +164,26 @@ def _document(route: APIRoute) -> None:
         route.response_fields = fields
 
 
+def keys_optional_when_reads_are_public(app: FastAPI) -> None:
+    """With public reads, the OpenAPI document says a key is optional on the read routes
+    (an empty security requirement beside the schemes), so that clients and fuzzers know
+    what the server does. Done on this app's own document: the routes are shared by every
+    app in the process, whatever its settings."""
+    make = app.openapi
+
+    def openapi() -> dict:
+        fresh = app.openapi_schema is None
+        doc = make()
+        if fresh and app.state.settings.public_reads:
+            for ops in doc.get("paths", {}).values():
+                for op in ops.values():
+                    if isinstance(op, dict) and op.get("x-wangge-policy") == "read":
+                        op["security"] = [*op.get("security", []), {}]
+        return doc
+
+    app.openapi = openapi
+
+
 def api_routes(routes) -> list[APIRoute]:
     """Every APIRoute under ``routes``, through included routers."""
     out = []

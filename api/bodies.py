@@ -1,24 +1,59 @@
 """Bodies the routes read themselves (uploads, batches), as models: their JSON schema
 documents the request in /openapi.json, and the route checks the body against the same
-model before any reader sees it, so the description is the check."""
+model before any reader sees it, so the description is the check. An uploaded file is
+checked for size and expansion (data/untrusted.py) before any parser opens it."""
 
 from __future__ import annotations
 
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
+from wangge.data import untrusted
+from wangge.data.plan import LEVEL_LAYERS
 from wangge.errors import InputError
 from wangge.geo.limits import limits_from_raw
-from wangge.importing import LEVEL_LAYERS
 
-Lon = Annotated[float, Field(ge=-180, le=180)]
-Lat = Annotated[float, Field(ge=-90, le=90)]
+#: A longitude and a latitude in degrees: JSON numbers only (strict, so ``false`` or
+#: ``"32"`` is refused as the schema's ``type: number`` says, never read as 0 or 32).
+Lon = Annotated[float, Field(ge=-180, le=180, strict=True)]
+Lat = Annotated[float, Field(ge=-90, le=90, strict=True)]
+Height = Annotated[float, Field(strict=True)]
+
+
+def _whole_number(value: Any) -> Any:
+    """A JSON integer as JSON Schema has it: any number with no fraction (``3`` or
+    ``3.0``), never a boolean or a string (pydantic's lax mode reads ``true`` as 1 and
+    ``"3"`` as 3; its strict mode refuses ``3.0``, which the schema's ``integer`` allows)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a JSON integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+#: A whole number in a request body (:func:`_whole_number`).
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+#: A version number in a request body: a JSON integer only (a ``true`` is no version 1).
+VersionNumber = Annotated[int, Field(ge=1, le=2**31 - 1), BeforeValidator(_whole_number)]
+#: A yes or no in a request body: a JSON boolean only (``1`` or ``"yes"`` is refused).
+Flag = Annotated[bool, Field(strict=True)]
 #: A position in WGS84, as RFC 7946 has it: longitude, latitude (and a height, ignored).
-Position = tuple[Lon, Lat] | tuple[Lon, Lat, float]
+Position = tuple[Lon, Lat] | tuple[Lon, Lat, Height]
 #: A closed ring: at least four positions.
 Ring = Annotated[list[Position], Field(min_length=4)]
 
@@ -144,3 +179,27 @@ def check_json(model: type[BaseModel], data: bytes, source: str) -> None:
         where = ".".join(str(x) for x in problems[0]["loc"]) if problems else None
         msg = problems[0]["msg"].removeprefix("Value error, ") if problems else "invalid"
         raise InputError(f"{msg} (see the body's schema in /openapi.json)", source, where) from exc
+
+
+def upload_limits(request: Request) -> untrusted.Limits:
+    """What an upload may hold before a parser opens it (data/untrusted.py): its size the
+    upload cap (``WANGGE_MAX_UPLOAD_MB``), its expansion twenty times that, its features
+    and a sheet's rows ``WANGGE_MAX_UPLOAD_FEATURES``; the rest the module's defaults."""
+    settings = request.app.state.settings
+    most = int(settings.max_upload_mb * untrusted.MB)
+    features = settings.max_upload_features
+    return untrusted.Limits(
+        file_bytes=most,
+        expanded_bytes=max(20 * most, untrusted.RATIO_FLOOR),
+        features=features,
+        rows=min(untrusted.XLSX_ROWS, features + 1),  # a header row besides the data
+        setting="WANGGE_MAX_UPLOAD_FEATURES",
+    )
+
+
+async def check_upload(
+    request: Request, data: bytes, source: str, xlsx: bool | None = None
+) -> None:
+    """Refuse (413, naming the file and the limit) an upload beyond :func:`upload_limits`,
+    or (422) one damaged in a way that shows before parsing; run before any reader."""
+    await run_in_threadpool(untrusted.check_bytes, data, source, upload_limits(request), xlsx)

@@ -28,7 +28,6 @@ from wangge.api import html
 from wangge.api.auth import READ
 from wangge.api.deps import StoreDep, VersionDep
 from wangge.api.errors import ERRORS, ErrorBody
-from wangge.api.html import ATTRIBUTION
 from wangge.api.ogc import (
     GEOJSON,
     HTML,
@@ -53,10 +52,11 @@ from wangge.api.ogc_crs import (
     crs_named,
     to_crs,
 )
+from wangge.data.osm import credit_of
 from wangge.data.store import LayerInfo, Store, Version, feature_id_column, now
 from wangge.errors import InputError, NotFound
 
-__all__ = ["ATTRIBUTION", "GEOJSON", "feature_json", "router"]
+__all__ = ["GEOJSON", "feature_json", "router"]
 
 router = APIRouter(tags=["collections"], dependencies=[READ])
 LayerName = Annotated[
@@ -218,8 +218,9 @@ def offered(request: Request, store: Store, v: Version) -> dict[str, Offered]:
     cache = getattr(request.app.state, "ogc_collections", None)
     if cache is None:
         cache = request.app.state.ogc_collections = {}
-    # an anonymous reader's view lists fewer columns: it has collections of its own
-    key = (store.url, type(store).__name__, v.plan_id, v.version)
+    # an anonymous reader's view lists fewer columns (data/privacy.py): it has
+    # collections of its own
+    key = (store.url, getattr(store, "view_key", "full"), v.plan_id, v.version)
     found = cache.get(key)
     if found is None:
         found = {}
@@ -287,7 +288,7 @@ def collections(request: Request, store: StoreDep, v: VersionDep, f: Format = No
         version=v.version,
         collections=[_describe(request, col) for col in offered(request, store, v).values()],
         links=self_links(request, JSON),
-        attribution=ATTRIBUTION,
+        attribution=credit_of(v.meta),
     )
     if wants_html(request, f):
         return HTMLResponse(html.collections(body.model_dump()))
@@ -302,7 +303,9 @@ def collection(
     features."""
     body = _describe(request, _collection(request, store, v, layer))
     if wants_html(request, f):
-        return HTMLResponse(html.collection(body.model_dump(), v.plan_id, v.version))
+        return HTMLResponse(
+            html.collection(body.model_dump(), v.plan_id, v.version, credit_of(v.meta))
+        )
     return JSONResponse(body.model_dump(exclude_none=True))
 
 
@@ -398,7 +401,9 @@ def items(
     geoms = _geoms(frame, info, out_crs)
     links = _page_links(request, v, offset, limit, len(frame), matched)
     if wants_html(request, f):
-        return HTMLResponse(html.items(layer, frame, wanted, links, matched, offset, out_crs.uri))
+        return HTMLResponse(
+            html.items(layer, frame, wanted, links, matched, offset, out_crs.uri, credit_of(v.meta))
+        )
     feats = feature_json(frame, wanted, geoms, info.name)
     head = {
         "type": "FeatureCollection",
@@ -408,7 +413,7 @@ def items(
         "plan": v.plan_id,
         "version": v.version,
         "links": [x.model_dump(exclude_none=True) for x in links],
-        "attribution": ATTRIBUTION,
+        "attribution": credit_of(v.meta),
     }
     text = json.dumps(head, ensure_ascii=False)[:-1] + ',"features":[' + ",".join(feats) + "]}"
     return Response(text, media_type=GEOJSON, headers={"Content-Crs": f"<{out_crs.uri}>"})
@@ -451,7 +456,7 @@ def item(
         link(request, f"/collections/{layer}", "collection", JSON, layer),
     ]
     if wants_html(request, f):
-        return HTMLResponse(html.item(layer, frame, links))
+        return HTMLResponse(html.item(layer, frame, links, credit_of(v.meta)))
     text = feature_json(frame, None, _geoms(frame, info, out_crs), info.name)[0]
     dumped = json.dumps([x.model_dump(exclude_none=True) for x in links], ensure_ascii=False)
     text = f'{text[:-1]},"links":{dumped}}}'

@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictStr
 
 from wangge.api.auth import READ, ReadWho
-from wangge.api.bodies import inline_schema
+from wangge.api.bodies import Lat, Lon, WholeNumber, inline_schema
 from wangge.api.deps import StoreDep, VersionDep
 from wangge.api.errors import ERRORS, ErrorBody, UnsupportedMedia
 from wangge.api.roster import StaffOut, visible_staff
+from wangge.data import privacy
 from wangge.errors import InputError, NotFound, TooLarge
 from wangge.geo.crs import from_crs_coords
 
@@ -54,9 +55,10 @@ class PointCoverage(BaseModel):
 
 
 class PointIn(BaseModel):
-    id: str | int | None = None
-    lon: float = Field(ge=-180, le=180)
-    lat: float = Field(ge=-90, le=90)
+    # a JSON true is no id 1, a false or "32.04" no latitude (api/bodies.py)
+    id: StrictStr | WholeNumber | None = None
+    lon: Lon
+    lat: Lat
 
 
 class PointsIn(BaseModel):
@@ -94,16 +96,22 @@ def _to_wgs84(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, n
     return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
 
 
-def _unit(row: pd.Series, level: str) -> Unit:
+#: The plan layer of each level, whose column classes (data/privacy.py) a lookup keeps.
+LEVEL_LAYERS = dict(
+    zip(LEVEL_NAMES, ("streets", "communities", "grids", "microgrids"), strict=True)
+)
+
+
+def _unit(row: pd.Series, level: str, reader: privacy.Reader) -> Unit:
+    code = row[f"{level}_code"]
+
     def get(attr):
         value = row.get(f"{level}_{attr}")
+        if privacy.class_of(LEVEL_LAYERS[level], attr) != privacy.PUBLIC and not reader.sees(code):
+            return None
         return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
 
-    return Unit(
-        code=row[f"{level}_code"],
-        name=get("name"),
-        households=get("households"),
-    )
+    return Unit(code=code, name=get("name"), households=get("households"))
 
 
 @router.get(
@@ -130,7 +138,7 @@ def point(
             f"{v.plan_id} version {v.version}",
             where="lon,lat",
         )
-    units = {level: _unit(row, level) for level in LEVEL_NAMES}
+    units = {level: _unit(row, level, privacy.Reader.of(who)) for level in LEVEL_NAMES}
     codes = [units["grid"].code, units["microgrid"].code]
     for code, people in visible_staff(store, v.plan_id, codes, who).items():
         units["grid" if len(code) == 15 else "microgrid"].staff = people

@@ -1,5 +1,5 @@
-"""Request parsing shared by the routers: the store, the plan version, bbox, paging and
-uploads."""
+"""Request parsing shared by the routers: the store as the caller may read it, the plan
+version, bbox, paging and uploads."""
 
 from __future__ import annotations
 
@@ -10,37 +10,36 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from wangge.api.auth import CallerDep
-from wangge.api.limits import check_bbox
+from wangge.api.caps import check_bbox
+from wangge.data import privacy
 from wangge.data.store import LayerInfo, Page, Store, Version
-from wangge.data.tiles import PRIVATE_FIELDS
 from wangge.errors import InputError, TooLarge
 
 
-class PublicView:
-    """The store as an anonymous reader sees it (``WANGGE_PUBLIC_READS``): every layer
-    without the columns of :data:`wangge.data.tiles.PRIVATE_FIELDS`, whatever the route
-    (items, exports, registers, gaps); the rest is the store itself."""
+class ReaderView:
+    """The store as one reader sees it: every frame of every layer passed through
+    :func:`wangge.data.privacy.apply` (items, exports, registers, gaps, pages), and the
+    columns it lists cut the same way; the rest is the store itself."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, reader: privacy.Reader):
         self._store = store
+        self.reader = reader
+        #: What the layers' columns depend on, for caches of them (api/collections.offered).
+        self.view_key = reader.key
 
     def __getattr__(self, name: str):
         return getattr(self._store, name)
 
-    @staticmethod
-    def _frame(frame):
-        return frame.drop(columns=[c for c in frame.columns if c in PRIVATE_FIELDS])
+    def _info(self, info: LayerInfo) -> LayerInfo:
+        return replace(info, columns=privacy.listed(info.name, info.columns, self.reader))
 
-    @staticmethod
-    def _info(info: LayerInfo) -> LayerInfo:
-        return replace(info, columns=tuple(c for c in info.columns if c not in PRIVATE_FIELDS))
+    def query(self, plan_id: str, version: int, layer: str, *args, **kwargs) -> Page:
+        page = self._store.query(plan_id, version, layer, *args, **kwargs)
+        return Page(privacy.apply(layer, page.frame, self.reader), page.number_matched)
 
-    def query(self, *args, **kwargs) -> Page:
-        page = self._store.query(*args, **kwargs)
-        return Page(self._frame(page.frame), page.number_matched)
-
-    def item(self, *args, **kwargs):
-        return self._frame(self._store.item(*args, **kwargs))
+    def item(self, plan_id: str, version: int, layer: str, *args, **kwargs):
+        frame = self._store.item(plan_id, version, layer, *args, **kwargs)
+        return privacy.apply(layer, frame, self.reader)
 
     def layers(self, plan_id: str, version: int) -> list[LayerInfo]:
         return [self._info(i) for i in self._store.layers(plan_id, version)]
@@ -50,30 +49,46 @@ class PublicView:
 
     def dtypes(self, plan_id: str, version: int, layer: str) -> dict[str, str]:
         found = self._store.dtypes(plan_id, version, layer)
-        return {c: t for c, t in found.items() if c not in PRIVATE_FIELDS}
+        shown = set(privacy.listed(layer, found, self.reader))
+        return {c: t for c, t in found.items() if c in shown}
 
 
-def get_store(request: Request, who: CallerDep) -> Store:
-    """The store; as :class:`PublicView` to a caller without a key."""
-    if who is None:
-        return PublicView(request.app.state.store)  # type: ignore[return-value]
-    return request.app.state.store
+def get_reader(who: CallerDep) -> privacy.Reader:
+    """Who reads, for :mod:`wangge.data.privacy`."""
+    return privacy.Reader.of(who)
+
+
+ReaderDep = Annotated[privacy.Reader, Depends(get_reader)]
+
+
+def get_store(request: Request, reader: ReaderDep) -> Store:
+    """The store as the caller may read it (:class:`ReaderView`); itself to an admin."""
+    if reader.everything:
+        return request.app.state.store
+    return ReaderView(request.app.state.store, reader)  # type: ignore[return-value]
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
+#: A plan id, as data/store.py allows them.
+PLAN_ID = r"^[A-Za-z0-9_.-]{1,64}$"
+#: The ``plan`` query parameter of every route that takes one: a NUL or any other
+#: character no plan id has is refused by the schema, before a database sees it.
+PlanQuery = Annotated[
+    str | None,
+    Query(
+        description="Plan id (default: the configured plan, else the newest)",
+        max_length=64,
+        pattern=PLAN_ID,
+    ),
+]
+
+
 def get_version(
     request: Request,
     store: StoreDep,
-    plan: Annotated[
-        str | None,
-        Query(
-            description="Plan id (default: the configured plan, else the newest)",
-            max_length=64,
-            pattern=r"^[A-Za-z0-9_.-]{1,64}$",  # as plan ids are (data/store.py)
-        ),
-    ] = None,
+    plan: PlanQuery = None,
     version: Annotated[
         int | None, Query(description="Version (default: the latest)", ge=1, le=2**31 - 1)
     ] = None,

@@ -7,17 +7,23 @@ findings for the new assignment, the grids it changed, and the time each step to
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
+import sqlite3
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+import pandas as pd
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 
 from wangge.api.auth import READ, PlannerWho, ReadWho
+from wangge.api.bodies import Flag, VersionNumber
 from wangge.api.deps import StoreDep
 from wangge.api.errors import ERRORS, JSON_BODY, ErrorBody
 from wangge.api.plans import PlanId, VersionOut, link, saved_links, version_out
 from wangge.api.tiles import get_tiler
+from wangge.data.userfiles import MAX_HOUSEHOLDS
 from wangge.editing import Editor, EditResult
 
 router = APIRouter(tags=["edits"])
@@ -43,18 +49,18 @@ class MoveIn(BaseModel):
 
 
 class EditIn(BaseModel):
-    base_version: int = Field(ge=1, le=2**31 - 1)
+    base_version: VersionNumber
     moves: list[MoveIn] = Field(default_factory=list, max_length=10_000)
     locks: list[Code] | None = Field(
         default=None, max_length=10_000, description="Locked grids after the edit"
     )
     comment: str = Field(default="", max_length=2000)
     name: str = Field(default="", max_length=200, description="Name the new version")
-    dry_run: bool = Field(default=False, description="Check only; save nothing")
+    dry_run: Flag = Field(default=False, description="Check only; save nothing")
 
 
 class CompleteIn(BaseModel):
-    base_version: int = Field(ge=1, le=2**31 - 1)
+    base_version: VersionNumber
     locks: list[Code] | None = Field(default=None, max_length=10_000)
     grids: list[Code] | None = Field(
         default=None, max_length=10_000, description="Edited grids (default: since last)"
@@ -63,8 +69,22 @@ class CompleteIn(BaseModel):
 
 
 class RestoreIn(BaseModel):
-    base_version: int = Field(ge=1, le=2**31 - 1)
-    version: int = Field(ge=1, le=2**31 - 1, description="The version to bring back")
+    base_version: VersionNumber
+    version: VersionNumber = Field(description="The version to bring back")
+    comment: str = Field(default="", max_length=2000)
+
+
+class RebalanceIn(BaseModel):
+    base_version: VersionNumber
+    by: Literal["unit", "building"] = Field(
+        default="unit", description="Whether `households` is keyed by unit code or building id"
+    )
+    # keys unconstrained: OpenAPI 3.0 has no propertyNames (a key the plan lacks is 422)
+    households: dict[str, Annotated[float, Field(ge=0, le=MAX_HOUSEHOLDS, strict=True)]] = Field(
+        max_length=200_000,
+        description="New households by unit (or building); units not named keep theirs",
+    )
+    dry_run: Flag = Field(default=True, description="Check and report only (the default)")
     comment: str = Field(default="", max_length=2000)
 
 
@@ -78,6 +98,7 @@ class EditOut(BaseModel):
     timings: dict[str, float]
     tiles: dict[str, Any] = Field(default_factory=dict)
     completion: dict[str, Any] = Field(default_factory=dict)
+    rebalance: dict[str, Any] | None = None
 
 
 def get_editor(request: Request) -> Editor:
@@ -89,10 +110,22 @@ def get_editor(request: Request) -> Editor:
     return editor
 
 
+async def run_and_answer(request: Request, job, *args) -> EditOut:
+    """Run an editor job (an edit, completion, restore, renaming) in the threadpool and
+    answer it there too: carrying the tiles after a save reads the store, which must not
+    hold up the event loop."""
+    return await run_in_threadpool(lambda: answer(request, job(*args)))
+
+
 def answer(request: Request, result: EditResult) -> EditOut:
     tiles: dict[str, Any] = {}
     if result.saved:
-        tiles = refresh_tiles(request, result)
+        try:
+            tiles = refresh_tiles(request, result)
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            # the version is committed: an error now would tell the planner it was not.
+            # Tiles not carried are rendered again when asked for, so only time is lost.
+            tiles = {"carried": False, "reason": type(exc).__name__}
     return EditOut(
         version=version_out(result.version),
         saved=result.saved,
@@ -191,7 +224,8 @@ async def edits(request: Request, who: PlannerWho, plan_id: PlanId, body: EditIn
     """Move units to a neighbouring grid (or a given micro-grid), set locks, or name the
     version (``moves: []`` with ``name``). The new assignment is checked and saved as
     the next version; ``dry_run`` checks without saving."""
-    result = await run_in_threadpool(
+    return await run_and_answer(
+        request,
         get_editor(request).edit,
         plan_id,
         body.base_version,
@@ -202,7 +236,6 @@ async def edits(request: Request, who: PlannerWho, plan_id: PlanId, body: EditIn
         body.name,
         body.dry_run,
     )
-    return answer(request, result)
 
 
 @router.post(
@@ -214,7 +247,8 @@ async def edits(request: Request, who: PlannerWho, plan_id: PlanId, body: EditIn
 async def complete(request: Request, who: PlannerWho, plan_id: PlanId, body: CompleteIn) -> EditOut:
     """Hold the edited grids as drawn and re-solve their unlocked neighbours until the
     plan is valid again (up to three rings out); report what moved."""
-    result = await run_in_threadpool(
+    return await run_and_answer(
+        request,
         get_editor(request).complete,
         plan_id,
         body.base_version,
@@ -223,7 +257,6 @@ async def complete(request: Request, who: PlannerWho, plan_id: PlanId, body: Com
         who,
         body.comment,
     )
-    return answer(request, result)
 
 
 @router.post(
@@ -234,7 +267,8 @@ async def complete(request: Request, who: PlannerWho, plan_id: PlanId, body: Com
 )
 async def restore(request: Request, who: PlannerWho, plan_id: PlanId, body: RestoreIn) -> EditOut:
     """A new version with the assignment and locks of an earlier one."""
-    result = await run_in_threadpool(
+    return await run_and_answer(
+        request,
         get_editor(request).restore,
         plan_id,
         body.base_version,
@@ -242,7 +276,41 @@ async def restore(request: Request, who: PlannerWho, plan_id: PlanId, body: Rest
         who,
         body.comment,
     )
-    return answer(request, result)
+
+
+@router.post(
+    "/plans/{plan_id}/rebalance",
+    response_model=EditOut,
+    status_code=201,
+    responses=WRITTEN,
+)
+async def rebalance(
+    request: Request, who: PlannerWho, plan_id: PlanId, body: RebalanceIn
+) -> EditOut:
+    """Give the version new households and bring every grid that left its band back into
+    it with the fewest changes (whole micro-grids to a neighbour of the same community
+    first, then merges and divisions); every other grid keeps its units and code, and a
+    retired code is never given out again. A dry run unless ``dry_run`` is false."""
+    from wangge.rebalancing import households_for, rebalance_version
+
+    editor = get_editor(request)
+
+    def run():
+        state = editor.state(plan_id, body.base_version)
+        keys = pd.Series(list(body.households), dtype=object)
+        counts = pd.Series(list(body.households.values()), dtype=float)
+        new = households_for(state, keys, counts, body.by, "the request body")
+        return rebalance_version(
+            editor, plan_id, body.base_version, new, who, body.comment, body.dry_run
+        )
+
+    def run_and_report() -> EditOut:
+        done = run()
+        out = answer(request, done.edit)
+        out.rebalance, out.completion = done.edit.extra, {}
+        return out
+
+    return await run_in_threadpool(run_and_report)
 
 
 @router.get("/plans/{plan_id}/versions/{a}/diff/{b}", responses=ERRORS, dependencies=[READ])
@@ -257,3 +325,32 @@ def diff(
     moved = get_editor(request).diff(plan_id, a, b)
     grids = sorted({m["from"][:15] for m in moved} | {m["to"][:15] for m in moved})
     return {"plan": plan_id, "a": a, "b": b, "count": len(moved), "moved": moved, "grids": grids}
+
+
+@router.get(
+    "/plans/{plan_id}/versions/{a}/changes/{b}",
+    responses={
+        **ERRORS,
+        200: {
+            "content": {"application/geo+json": {}},
+            "description": "The grids of both versions with their status, and the moved units",
+        },
+    },
+    dependencies=[READ],
+)
+def changes(
+    request: Request,
+    plan_id: PlanId,
+    a: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    b: Annotated[int, Path(ge=1, le=2**31 - 1)],
+) -> Response:
+    """The change report of versions ``a`` → ``b`` as GeoJSON: every grid of ``a``
+    (``side: before``) and of ``b`` (``side: after``) with its ``status`` (created,
+    changed, retired, recounted, kept) and households, every unit that moved (``side:
+    moved``, with ``from`` and ``to``), and the counts in ``summary``."""
+    from wangge.changes import as_geojson
+    from wangge.changes import changes as read_changes
+
+    report = read_changes(get_editor(request), plan_id, a, b)
+    body = json.dumps(as_geojson(report), ensure_ascii=False, allow_nan=False)
+    return Response(body, media_type="application/geo+json")

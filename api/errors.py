@@ -219,9 +219,9 @@ ERRORS = {
     404: {"model": ErrorBody, "description": "Unknown plan, version, layer or code"},
     413: {
         "model": ErrorBody,
-        "description": "More than the limits allow: a bbox, batch or upload above its cap, or a "
-        "request the database does not answer within WANGGE_STATEMENT_TIMEOUT_MS or "
-        "WANGGE_REQUEST_TIMEOUT_S",
+        "description": "More than the limits allow: a bbox, batch or upload above its cap, an "
+        "uploaded file that expands beyond its limits (a zip bomb), or a request the database "
+        "does not answer within WANGGE_STATEMENT_TIMEOUT_MS or WANGGE_REQUEST_TIMEOUT_S",
     },
     422: {"model": ErrorBody, "description": "A parameter or the input is invalid"},
     503: {"model": ErrorBody, "description": "The database is unavailable; try again"},

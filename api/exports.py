@@ -9,17 +9,9 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from wangge.api.auth import READ
 from wangge.api.deps import StoreDep, VersionDep
 from wangge.api.errors import ERRORS
-from wangge.data.exports import export_layer
-from wangge.geo.crs import GAUSS_KRUGER_EPSG
+from wangge.data.exports import accepted_crs, export_layer
 
 router = APIRouter(tags=["exports"], dependencies=[READ])
-#: The CRSs offered: WGS84, CGCS2000, its 3-degree Gauss-Kruger zones and GCJ-02.
-OFFERED_CRS = [
-    "EPSG:4326",
-    "EPSG:4490",
-    *(f"EPSG:{code}" for code in GAUSS_KRUGER_EPSG),
-    "GCJ02",
-]
 
 
 @router.get(
@@ -45,10 +37,13 @@ def export(
     crs: Annotated[
         str,
         Query(
-            description="EPSG:4326, EPSG:4490, EPSG:4547 (or another CGCS2000 3° zone), GCJ02; "
-            "another 2D EPSG code is accepted too (so this lists examples, not an enum)",
+            description="EPSG:4326 (WGS84), EPSG:4490 (CGCS2000), a CGCS2000 Gauss-Kruger "
+            "zone (EPSG:4491–4554, e.g. EPSG:4547), EPSG:3857, a WGS84 UTM zone, a Xi'an 1980 "
+            "or Beijing 1954 Gauss-Kruger zone, or GCJ02",
             max_length=40,
-            examples=OFFERED_CRS,
+            # exactly what data/exports.accepted_crs takes, so the schema promises what
+            # the server does (its check gives the message: the enum is long)
+            json_schema_extra={"enum": list(accepted_crs())},
         ),
     ] = "EPSG:4326",
     encoding: Annotated[

@@ -1,5 +1,6 @@
 """The HTML pages of the OGC API routes (``f=html``): plain server-rendered pages, no script
-and no outside style sheet, every value escaped, each carrying the OSM attribution."""
+and no outside style sheet, every value escaped, each page of a plan's data carrying the
+credit of the sources that plan used (``data/osm.py``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-#: The attribution every answer carries, JSON and HTML alike.
-ATTRIBUTION = "Map data © OpenStreetMap contributors, ODbL 1.0"
+from wangge.data.osm import uses_osm
+
 #: The OpenAPI description of an HTML alternative to a route's JSON.
 OK = {"content": {"text/html": {"schema": {"type": "string"}}}}
 _STYLE = (
@@ -17,17 +18,22 @@ _STYLE = (
     "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;"
     "text-align:left;vertical-align:top}footer{margin-top:2em;color:#555;font-size:13px}"
 )
+_OSM = '<a href="https://www.openstreetmap.org/copyright">openstreetmap.org/copyright</a>'
 
 
-def page(title: str, body: str) -> str:
-    """A whole page around ``body`` (already escaped HTML)."""
+def page(title: str, body: str, credit: str | None = None) -> str:
+    """A whole page around ``body`` (already escaped HTML), with the plan's ``credit`` in
+    its footer (OpenStreetMap's with a link to its copyright page); pages that show no
+    plan's data (the landing page, the conformance classes) have none."""
+    footer = ""
+    if credit:
+        link = f" · {_OSM}" if uses_osm(credit) else ""
+        footer = f"<footer>Data: {escape(credit)}{link}</footer>"
     return (
         '<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>"
-        f"{body}<footer>{escape(ATTRIBUTION)} · "
-        '<a href="https://www.openstreetmap.org/copyright">openstreetmap.org/copyright</a>'
-        "</footer></body></html>"
+        f"{body}{footer}</body></html>"
     )
 
 
@@ -97,10 +103,10 @@ def collections(body: dict[str, Any]) -> str:
     head = ["id", "title", "description", "features", "geometry", ""]
     title = f"Collections of {body['plan']} v{body['version']}"
     inner = f"<h1>{escape(title)}</h1>{_table(head, rows)}<h2>Links</h2>{_links(body['links'])}"
-    return page(title, inner)
+    return page(title, inner, body.get("attribution"))
 
 
-def collection(body: dict[str, Any], plan: str, version: int) -> str:
+def collection(body: dict[str, Any], plan: str, version: int, credit: str) -> str:
     bbox = (body.get("extent") or {}).get("spatial", {}).get("bbox", [None])[0]
     facts = [
         ["id", escape(body["id"])],
@@ -118,7 +124,7 @@ def collection(body: dict[str, Any], plan: str, version: int) -> str:
         f"<h1>{escape(body['title'])}</h1>{_table(['', ''], facts)}"
         f"<p>{anchor(items, 'Browse the features')}</p><h2>Links</h2>{_links(body['links'])}"
     )
-    return page(body["title"], inner)
+    return page(body["title"], inner, credit)
 
 
 def _columns(frame: pd.DataFrame, wanted: list[str] | None) -> list[str]:
@@ -136,6 +142,7 @@ def items(
     matched: int,
     offset: int,
     crs: str,
+    credit: str,
 ) -> str:
     links = [x.model_dump(exclude_none=True) for x in links]
     cols = _columns(frame, wanted)
@@ -155,14 +162,15 @@ def items(
         f"<p>{escape(f'{shown} of {matched}; coordinates in {crs}')}</p>"
         f"{_table([*cols, 'geometry'], rows)}<p>{paging}</p><h2>Links</h2>{_links(links)}"
     )
-    return page(f"{layer}: features", inner)
+    return page(f"{layer}: features", inner, credit)
 
 
-def item(layer: str, frame: pd.DataFrame, links: list) -> str:
+def item(layer: str, frame: pd.DataFrame, links: list, credit: str) -> str:
     rec = frame.drop(columns="geometry").iloc[0].to_dict()
     geom = frame.geometry.iloc[0]
     facts = [[escape(k), _text(v)] for k, v in rec.items()]
     facts.append(["geometry", _text(getattr(geom, "geom_type", None))])
     title = f"{layer} {rec.get('code', '')}"
     links = [x.model_dump(exclude_none=True) for x in links]
-    return page(title, f"<h1>{escape(title)}</h1>{_table(['', ''], facts)}{_links(links)}")
+    body = f"<h1>{escape(title)}</h1>{_table(['', ''], facts)}{_links(links)}"
+    return page(title, body, credit)

@@ -28,7 +28,6 @@ from pydantic import BaseModel
 from wangge.api import html
 from wangge.api.auth import PUBLIC
 from wangge.api.errors import ERRORS
-from wangge.api.html import ATTRIBUTION
 
 JSON = "application/json"
 GEOJSON = "application/geo+json"
@@ -170,7 +169,7 @@ class Landing(BaseModel):
     title: str
     description: str
     links: list[Link]
-    attribution: str
+    attribution: str | None = None
 
 
 class Conformance(BaseModel):
@@ -187,7 +186,7 @@ def landing(request: Request, f: Format = None) -> Response:
         link(request, "/conformance", "conformance", JSON, "Conformance classes"),
         link(request, "/collections", "data", JSON, "The plan's layers"),
     ]
-    body = Landing(title=TITLE, description=DESCRIPTION, links=links, attribution=ATTRIBUTION)
+    body = Landing(title=TITLE, description=DESCRIPTION, links=links)
     if wants_html(request, f):
         return HTMLResponse(html.landing(body.model_dump()))
     return JSONResponse(body.model_dump(exclude_none=True))

@@ -7,6 +7,12 @@ EPSG:4490 (lat,lon, as their EPSG definitions say) or a CGCS2000 3-degree Gauss-
 zone EPSG:4534–4554 (northing,easting, likewise); the answer names its CRS in
 ``Content-Crs``. A bbox in a projected CRS is no lon/lat rectangle: the store is asked for
 the lon/lat box around it, and the features are then kept by its own outline.
+
+Every ``bbox`` the schema's pattern admits (four decimal numbers) is answered, so the
+description and the server agree: in a geographic CRS a west edge east of the east edge
+crosses the antimeridian (OGC API – Features 1.0, 7.15.3), the latitudes may come in
+either order, and values beyond the world are cut to it; in a projected CRS the box is the
+rectangle between its two corners, cut to the zone's area of use.
 """
 
 from __future__ import annotations
@@ -124,6 +130,51 @@ CrsQuery = Annotated[
 ]
 
 
+#: A decimal number as a bbox gives it: no inf, nan or hex (Python's float reads those),
+#: and an exponent of at most two digits, so that every value is finite.
+_NUMBER = r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]{1,2})?"
+#: A bbox: four numbers, comma-separated, spaces allowed around them (a 3D box of six is
+#: not offered). Spaces, not ``\s``: which characters that names differs between Python,
+#: pydantic's regex engine and the JSON Schema (ECMA-262) a client checks with.
+BBOX = rf"^ *{_NUMBER}( *, *{_NUMBER}){{3}} *$"
+
+
+def _cut(value: float, lo: float, hi: float) -> float:
+    return min(max(value, lo), hi)
+
+
+def _area_of_use(code: int) -> tuple[float, float, float, float]:
+    """A projected CRS's area of use, in its own x/y (easting, northing)."""
+    from pyproj import Transformer
+
+    west, south, east, north = CRS.from_epsg(code).area_of_use.bounds
+    to = Transformer.from_crs(4326, code, always_xy=True)
+    return to.transform_bounds(west, south, east, north, densify_pts=21)
+
+
+def normalise_box(
+    values: list[float], crs: OutputCrs
+) -> tuple[tuple[float, float, float, float], shapely.Geometry | None]:
+    """A bbox as the store is asked for it (a lon/lat box) and the outline to keep the
+    features by when the box is not that rectangle (None when it is), for any four
+    numbers: see the module's docstring for how each is read."""
+    a, b, c, d = values
+    x0, y0, x1, y1 = (b, a, d, c) if crs.north_first else (a, b, c, d)
+    if crs.code in (None, 4326, 4490):
+        y0, y1 = sorted((_cut(y0, -90, 90), _cut(y1, -90, 90)))
+        x0, x1 = _cut(x0, -180, 180), _cut(x1, -180, 180)
+        if x0 <= x1:
+            return (x0, y0, x1, y1), None
+        parts = [shapely.box(x0, y0, 180, y1), shapely.box(-180, y0, x1, y1)]
+        return (-180.0, y0, 180.0, y1), shapely.MultiPolygon(parts)
+    ex0, ey0, ex1, ey1 = _area_of_use(crs.code)
+    x0, x1 = sorted((_cut(x0, ex0, ex1), _cut(x1, ex0, ex1)))
+    y0, y1 = sorted((_cut(y0, ey0, ey1), _cut(y1, ey0, ey1)))
+    corners = [y0, x0, y1, x1] if crs.north_first else [x0, y0, x1, y1]
+    outline = bbox_in_lonlat(corners, crs)
+    return tuple(float(v) for v in outline.bounds), outline  # type: ignore[return-value]
+
+
 def parse_box(
     request: Request,
     store: StoreDep,
@@ -132,10 +183,11 @@ def parse_box(
         str | None,
         Query(
             description="Lower and upper corner in bbox-crs, in its axis order "
-            "(CRS84, the default: minLon,minLat,maxLon,maxLat)",
+            "(CRS84, the default: minLon,minLat,maxLon,maxLat); a west edge east of the "
+            "east edge crosses the antimeridian, and values beyond the world are cut to it",
             examples=["118.77,32.03,118.79,32.05"],
             max_length=200,
-            pattern=r"^\s*[-+]?[0-9.eE+-]+(\s*,\s*[-+]?[0-9.eE+-]+){3}\s*$",
+            pattern=BBOX,
         ),
     ] = None,
     bbox_crs: Annotated[
@@ -146,31 +198,27 @@ def parse_box(
             json_schema_extra={"enum": list(OFFERED)},
         ),
     ] = None,
-) -> tuple[tuple[float, float, float, float], shapely.Polygon | None] | None:
+) -> tuple[tuple[float, float, float, float], shapely.Geometry | None] | None:
     """The bbox as a WGS84 lon/lat box for the store, and the exact lon/lat outline to
-    filter by when bbox-crs is projected (None when the box is exact)."""
+    filter by when bbox-crs is projected or the box crosses the antimeridian (None when
+    the box is exact)."""
     crs = crs_named(bbox_crs, where="bbox-crs")
     if bbox is None:
         return None
-    if crs.code is None:
-        return parse_bbox(request, store, v, bbox), None
-    try:
+    try:  # the pattern admits numbers only; a call from code may not have been checked
         values = [float(p) for p in bbox.split(",")]
     except ValueError as exc:
         raise InputError("bbox must be four numbers", where="bbox") from exc
     if len(values) != 4 or not all(math.isfinite(x) for x in values):
         raise InputError("bbox must be four numbers", where="bbox")
-    if values[0] > values[2] or values[1] > values[3]:
-        raise InputError("bbox must give its lower corner first", where="bbox")
-    outline = bbox_in_lonlat(values, crs)
-    lonlat = ",".join(repr(x) for x in outline.bounds)
+    box, outline = normalise_box(values, crs)
+    lonlat = ",".join(repr(x) for x in box)
     try:
-        box = parse_bbox(request, store, v, lonlat)
+        return parse_bbox(request, store, v, lonlat), outline
     except InputError as exc:
         raise InputError(f"in {crs.uri}, {exc.problem} (lon/lat: {lonlat})", where="bbox") from exc
-    return box, (outline if crs.code not in (4326, 4490) else None)
 
 
 BoxDep = Annotated[
-    tuple[tuple[float, float, float, float], shapely.Polygon | None] | None, Depends(parse_box)
+    tuple[tuple[float, float, float, float], shapely.Geometry | None] | None, Depends(parse_box)
 ]

@@ -9,16 +9,16 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from wangge.api.auth import READ, AdminWho
-from wangge.api.bodies import PlanCollection, check_json, inline_schema
-from wangge.api.deps import StoreDep, read_upload
+from wangge.api.bodies import PlanCollection, check_json, check_upload, inline_schema
+from wangge.api.caps import check_features, upload_deadline
+from wangge.api.deps import PLAN_ID, StoreDep, read_upload
 from wangge.api.errors import ERRORS, ErrorBody
-from wangge.api.limits import check_features
+from wangge.data.plan import read_plan_bytes
 from wangge.data.store import Version
-from wangge.importing import read_plan_bytes, save_plan
+from wangge.importing import save_plan
 
 router = APIRouter(tags=["plans"])
 #: A plan id as the store accepts it (data/store.py check_plan_id).
-PLAN_ID = r"^[A-Za-z0-9_.-]{1,64}$"
 PlanId = Annotated[str, Path(description="Plan id", max_length=64, pattern=PLAN_ID)]
 #: A 422 for an upload: its envelope is in the schema, its content is the validator's.
 UPLOAD_INVALID = {
@@ -224,16 +224,20 @@ async def upload(
 ) -> Saved:
     """Upload a plan (GeoPackage as written by ``wangge delineate``, or a GeoJSON
     FeatureCollection with a ``level`` per feature). It is validated first; errors come
-    back as a list and nothing is saved."""
+    back as a list and nothing is saved. A GeoPackage is checked for size and content
+    before it is read (413 beyond WANGGE_MAX_UPLOAD_MB or WANGGE_MAX_UPLOAD_FEATURES), and
+    the upload is answered 413 past WANGGE_REQUEST_TIMEOUT_S until it is saved."""
+    deadline = upload_deadline(request)
     data = await read_upload(request)
     source = f"upload to {plan}"
+    await check_upload(request, data, source)
     if not data.startswith(b"SQLite format 3\x00"):
         await run_in_threadpool(check_json, PlanCollection, data, source)
-    layers, meta = await run_in_threadpool(read_plan_bytes, data, source)
+    upload = await run_in_threadpool(read_plan_bytes, data, source)
     most = request.app.state.settings.max_upload_features
-    check_features(sum(len(f) for f in layers.values()), most, source)
+    check_features(sum(len(f) for f in upload.frames().values()), most, source)
     version, violations = await run_in_threadpool(
-        save_plan, store, layers, meta, source, plan, base_version, who.name, comment
+        save_plan, store, upload, plan, base_version, who.name, comment, deadline.claim
     )
     return Saved(
         version=version_out(version),

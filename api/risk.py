@@ -16,11 +16,12 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from wangge.api.auth import READ
-from wangge.api.collections import ATTRIBUTION, GEOJSON, feature_json
-from wangge.api.deps import StoreDep, VersionDep
+from wangge.api.collections import GEOJSON, feature_json
+from wangge.api.deps import ReaderDep, StoreDep, VersionDep
 from wangge.api.errors import ERRORS
+from wangge.data import privacy
+from wangge.data.osm import credit_of
 from wangge.data.store import Store, Version
-from wangge.data.tiles import PRIVATE_FIELDS
 from wangge.errors import InputError, NotFound
 from wangge.geo.rules import Rules, load_rules, rules_from_raw
 
@@ -75,7 +76,7 @@ def _collection(frame: gpd.GeoDataFrame, v: Version, **extra) -> Response:
         "version": v.version,
         "numberReturned": len(frame),
         **extra,
-        "attribution": ATTRIBUTION,
+        "attribution": credit_of(v.meta),
     }
     if "sample" in frame and frame["sample"].astype(bool).any():
         head["note"] = SAMPLE_NOTE
@@ -182,8 +183,10 @@ def register_table(
         return pd.DataFrame(columns=list(REGISTER.values()))
     table = pd.concat(parts, ignore_index=True)
     table = table.sort_values("score", ascending=False, kind="stable")
-    # an anonymous reader's layers lack the private columns: so does its register
-    shown = [c for c in REGISTER if c in table or c not in PRIVATE_FIELDS]
+    # an anonymous reader's layers lack the restricted columns (data/privacy.py): so
+    # does its register
+    public = privacy.public_columns("risk_points", REGISTER)
+    shown = [c for c in REGISTER if c in table or c in public]
     return table.reindex(columns=shown).rename(columns=REGISTER)
 
 
@@ -244,7 +247,7 @@ def coverage_gaps(
 )
 async def coverage_suggest(
     request: Request,
-    store: StoreDep,
+    reader: ReaderDep,
     v: VersionDep,
     type: Annotated[
         str,
@@ -259,9 +262,10 @@ async def coverage_suggest(
     """The ``k`` candidate sites (block centroids, or the plan's candidate file) that
     would cover the most households now beyond reach of ``type``: greedy plus swap, with
     the households each adds and HiGHS's bound and gap where the instance is small."""
-    sites, summary = await run_in_threadpool(_suggest, request, store, v, type, k)
+    # the inputs are read and cached once for every caller; the sites are the caller's
+    sites, summary = await run_in_threadpool(_suggest, request, request.app.state.store, v, type, k)
     summary = {key: (None if pd.isna(val) else val) for key, val in summary.items()}
-    return _collection(sites, v, summary=_plain(summary))
+    return _collection(privacy.apply("suggestions", sites, reader), v, summary=_plain(summary))
 
 
 def _plain(d: dict) -> dict:
@@ -275,7 +279,7 @@ def _rules(v: Version) -> Rules:
 
 
 def _suggest(request: Request, store: Store, v: Version, ftype: str, k: int):
-    from wangge.overlay import prepare_siting, suggest_prepared
+    from wangge.siting import prepare_siting, suggest_prepared
 
     rules = _rules(v)
     # the graph and snapped buildings are built once per version (versions never change)

@@ -17,11 +17,14 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from wangge.api.auth import PlannerWho, ViewerWho
+from wangge.api.bodies import VersionNumber, check_upload
+from wangge.api.caps import upload_deadline
 from wangge.api.deps import StoreDep, read_upload
-from wangge.api.edits import GRID_OR_MICRO, WRITTEN, EditOut, answer, get_editor
+from wangge.api.edits import GRID_OR_MICRO, WRITTEN, EditOut, get_editor, run_and_answer
 from wangge.api.errors import ERRORS, JSON_BODY, ErrorBody
 from wangge.api.plans import UPLOAD_INVALID, PlanId
 from wangge.data.accounts import Account, audit_entry
+from wangge.data.privacy import Reader
 from wangge.data.roster import ROLES, Staff
 from wangge.errors import NotFound
 
@@ -50,14 +53,31 @@ _CONTROL = _spans(("Cc", "Cf"))
 #: A person's name as the roster takes it: some text besides spaces, no control or format
 #: character (data/roster.py clean_name).
 STAFF_NAME = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
-_ROLE = "|".join([*ROLES, *(label for label, _ in ROLES.values())])
-_CELL = r"[^,\"\x00-\x1f\x7f]"
+_MOBILE = r"(\+?86|0086)?1[3-9][0-9]{9}"
+_LANDLINE = r"0(10|2[0-9]|[3-9][0-9]{2})-?[2-9][0-9]{6,7}(-[0-9]{1,6})?"
+#: A phone as the roster takes it (data/roster.py normalise_phone, in its plainest
+#: written form): a mobile, 1[3-9] and nine digits after +86, 86 or 0086 if any; or a
+#: landline, its area code as the national plan has it (010 and 02x three digits, every
+#: other four), an optional '-', seven or eight digits not starting with 0 or 1, and an
+#: extension of up to six digits after '-'.
+PHONE = rf"({_MOBILE}|{_LANDLINE})"
+
+
+def _roles(level: str) -> str:
+    return "|".join(
+        x for key, (label, at) in ROLES.items() if at == level for x in (key, re.escape(label))
+    )
+
+
+_CELL = rf"[^,\"{_CONTROL}]"
 #: The CSV a roster import reads: a header naming the four columns, then one person a row
-#: (code, role by key or label, name, mobile). Whether each code is a grid of the plan in
-#: the caller's territory is for the import to say (422, 403).
+#: (a grid's code with a grid's role, or a micro-grid's with 微网格长, by key or label; a
+#: name; a phone). Whether each code is a grid of the plan in the caller's territory, and
+#: holds one 网格长, is for the import to say (422, 403).
 ROSTER_CSV = (
     r"^\uFEFF?(code|编码),(role|职务),(name|姓名),(phone|电话)\r?\n"
-    rf"([0-9]{{15}}([0-9]{{3}})?,({_ROLE}),{_CELL}{{0,39}}[^,\"\s\x00-\x1f\x7f],1[3-9][0-9]{{9}}\r?\n)+$"
+    rf"(([0-9]{{15}},({_roles('grid')})|[0-9]{{18}},({_roles('microgrid')})),"
+    rf"{_CELL}{{0,39}}[^,\"\s{_CONTROL}],{PHONE}\r?\n)+$"
 )
 
 
@@ -70,7 +90,7 @@ class StaffIn(BaseModel):
     name: str = Field(min_length=1, max_length=40, pattern=STAFF_NAME)
     phone: str = Field(
         max_length=40,
-        pattern=r"^((\+?86|0086)?1[3-9][0-9]{9}|0[0-9]{2,3}-?[2-9][0-9]{6,7}(-[0-9]{1,6})?)$",
+        pattern=rf"^{PHONE}$",
         description="A mobile (1[3-9] and 9 digits, +86 allowed) or a landline with its "
         "area code and an extension after '-'",
     )
@@ -107,7 +127,7 @@ class ImportOut(BaseModel):
 
 
 class NamesIn(BaseModel):
-    base_version: int = Field(ge=1, le=2**31 - 1)
+    base_version: VersionNumber
     names: dict[
         Annotated[str, Field(pattern=GRID_OR_MICRO)],
         Annotated[str, Field(min_length=1, max_length=60, pattern=GRID_NAME)],
@@ -124,11 +144,10 @@ def staff_out(person: Staff) -> StaffOut:
 
 
 def visible_staff(store, plan_id: str, codes: list[str], who: Account | None) -> dict:
-    """The staff of ``codes`` the caller may see: those of codes in its territory, to an
-    account; nothing to an anonymous caller."""
-    if who is None:
-        return {}
-    mine = [c for c in codes if c and who.covers(c)]
+    """The staff of ``codes`` the caller may see (data/privacy.py ``Reader.sees_staff``):
+    those of codes in its territory, to an account; nothing to an anonymous caller."""
+    reader = Reader.of(who)
+    mine = [c for c in codes if c and reader.sees_staff(c)]
     if not mine:
         return {}
     return {
@@ -149,10 +168,10 @@ def _known(request: Request, plan_id: str) -> set[str]:
 )
 async def names(request: Request, who: PlannerWho, plan_id: PlanId, body: NamesIn) -> EditOut:
     """Rename grids and micro-grids inside the caller's territory, as the next version."""
-    result = await run_in_threadpool(
-        get_editor(request).rename, plan_id, body.base_version, body.names, who, body.comment
+    editor = get_editor(request)
+    return await run_and_answer(
+        request, editor.rename, plan_id, body.base_version, body.names, who, body.comment
     )
-    return answer(request, result)
 
 
 @router.get("/plans/{plan_id}/roster", response_model=RosterOut, responses=ERRORS)
@@ -160,7 +179,7 @@ def roster(store: StoreDep, who: ViewerWho, plan_id: PlanId) -> RosterOut:
     """The people of the grids and micro-grids in the caller's territory (an admin's is
     every grid)."""
     store.resolve(plan_id)
-    table = store.roster.table(plan_id, covers=who.covers)
+    table = store.roster.table(plan_id, covers=Reader.of(who).sees_staff)
     rows = [
         RosterRow(
             code=r["code"],
@@ -211,8 +230,12 @@ async def import_roster(
 ) -> ImportOut:
     """Replace the people of every code a roster file names (CSV in UTF-8 or GBK, or XLSX;
     columns 编码/code, 职务/role, 姓名/name, 电话/phone), all or nothing: a row outside the
-    caller's territory refuses the file (403), a bad row is named with its column (422)."""
+    caller's territory refuses the file (403), a bad row is named with its column (422).
+    A workbook is checked for size, expansion, cells and rows before it is opened (413),
+    and the import is answered 413 past WANGGE_REQUEST_TIMEOUT_S until it writes."""
+    deadline = upload_deadline(request)
     data = await read_upload(request)
+    await check_upload(request, data, filename, xlsx=filename.lower().endswith(".xlsx"))
     known = await run_in_threadpool(_known, request, plan_id)
     entry = audit_entry(who.name, "roster import", plan_id, None, file=filename)
     done = await run_in_threadpool(
@@ -226,6 +249,7 @@ async def import_roster(
         encoding,
         entry,
         request.app.state.settings.max_upload_features,
+        deadline.claim,
     )
     return ImportOut(
         plan=plan_id,
@@ -257,7 +281,7 @@ async def set_staff(
     body: RosterIn,
 ) -> list[StaffOut]:
     """Replace the people of one grid or micro-grid of the caller's territory."""
-    from wangge.editing import check_scope
+    from wangge.scopes import check_scope
 
     check_scope(who, [code], "the roster of")
     if code not in await run_in_threadpool(_known, request, plan_id):

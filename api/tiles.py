@@ -21,15 +21,16 @@ from fastapi.concurrency import run_in_threadpool
 from pyproj import Transformer
 
 from wangge.api.auth import READ
+from wangge.api.deps import PlanQuery
 from wangge.api.errors import ERRORS, ErrorBody
+from wangge.data.osm import credit_of
 from wangge.data.store import LayerInfo, Store
-from wangge.data.tiles import TILE_FIELDS, TileRequest, kind_of
+from wangge.data.tiles import TILE_FIELDS, TileRequest, kind_of, tile_fields
 from wangge.errors import NotFound
 from wangge.maps.mvt import tile_bounds
 
 router = APIRouter(tags=["tiles"], dependencies=[READ])
 MVT = "application/vnd.mapbox-vector-tile"
-ATTRIBUTION = "© OpenStreetMap contributors (ODbL 1.0)"
 #: How long a worker trusts its idea of a plan's latest version (edits in this worker
 #: update it at once; another worker's edit is seen within this time).
 LATEST_TTL_S = 0.5
@@ -226,7 +227,7 @@ async def tile(
     z: Annotated[int, Path(ge=0, le=MAX_ZOOM)],
     x: Annotated[int, Path(ge=0, le=2**MAX_ZOOM - 1, description="Column, below 2^z")],
     y: Annotated[int, Path(ge=0, le=2**MAX_ZOOM - 1, description="Row, below 2^z")],
-    plan: Annotated[str | None, Query(max_length=64)] = None,
+    plan: PlanQuery = None,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Response:
     """One vector tile of a layer: one MVT layer named after it, attributes codes and
@@ -251,7 +252,7 @@ async def tile(
         "Cache-Control": f"{scope}, max-age=31536000, immutable"
         if version is not None
         else f"{scope}, no-cache",
-        "Access-Control-Allow-Origin": "*",
+        # no Access-Control-Allow-Origin of its own: CORS is the app's (WANGGE_CORS_ORIGINS)
     }
     if _matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
@@ -262,7 +263,7 @@ async def tile(
 def tilejson(
     request: Request,
     layer: Annotated[str, Path(max_length=64)],
-    plan: Annotated[str | None, Query(max_length=64)] = None,
+    plan: PlanQuery = None,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> dict[str, Any]:
     """TileJSON 3.0.0 for a layer: the tile URL, its bounds and its fields."""
@@ -271,9 +272,8 @@ def tilejson(
     v = tiler.store.resolve(plan_id, version)
     info = tiler.layer(plan_id, v.version, layer)
     dtypes = tiler.store.dtypes(plan_id, v.version, layer)
-    fields = {
-        c: _field_type(dtypes.get(c, "object")) for c in TILE_FIELDS[layer] if c in info.columns
-    }
+    shown = tile_fields(layer, info.columns, dtypes)  # public columns only (data/privacy)
+    fields = {c: _field_type(dtypes.get(c, "object")) for c, _ in shown}
     query = f"plan={plan_id}" + (f"&version={version}" if version is not None else "")
     base = str(request.base_url).rstrip("/")
     bounds = list(info.bbox) if info.bbox else [-180, -85.05, 180, 85.05]
@@ -288,7 +288,7 @@ def tilejson(
         "maxzoom": MAX_ZOOM,
         "bounds": bounds,
         "center": centre,
-        "attribution": ATTRIBUTION,
+        "attribution": credit_of(v.meta),
         "vector_layers": [{"id": layer, "fields": fields, "minzoom": 0, "maxzoom": MAX_ZOOM}],
         "wangge": {"plan": plan_id, "version": v.version, "features": info.count},
     }
@@ -297,7 +297,7 @@ def tilejson(
 @router.get("/tiles", responses=ERRORS)
 def tile_layers(
     request: Request,
-    plan: Annotated[str | None, Query(max_length=64)] = None,
+    plan: PlanQuery = None,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> dict[str, Any]:
     """The layers served as tiles, each with its TileJSON link."""

@@ -555,7 +555,8 @@ def part_editor(args: argparse.Namespace, scratch: Path, facts: dict, errors: Er
 
 def part_profile(args: argparse.Namespace, facts: dict) -> dict:
     from wangge.data.store import open_store
-    from wangge.editing import POLYGONS, Editor
+    from wangge.editing import Editor
+    from wangge.plan_state import POLYGONS
 
     store = open_store(args.store)
     try:

@@ -26,7 +26,7 @@ import numpy as np
 
 from wangge.api.app import create_app
 from wangge.api.settings import Settings
-from wangge.data.gpkg_store import read_plan_file
+from wangge.data.plan import read_plan
 from wangge.data.store import open_store
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/wangge_test"
@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--plan", default="out/demo/plan.gpkg")
     ap.add_argument("--database-url", default=PG_URL)
     args = ap.parse_args()
-    layers, meta = read_plan_file(Path(args.plan))
+    layers, meta = read_plan(Path(args.plan)).stored()
     micro = layers["microgrids"]
     x0, y0, x1, y1 = micro.total_bounds
     rng = np.random.default_rng(7)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from wangge.data.synthetic import describe, synthetic_street
+from wangge.data.synthetic import CITY_DISTRICT, describe, synthetic_street
 from wangge.delineate import delineate_units
 from wangge.geo.limits import load_limits
 from wangge.geo.validate import validate
@@ -28,7 +28,8 @@ def main() -> None:
         units = synthetic_street(n, args.seed)
         d = describe(units)
         t = time.perf_counter()
-        result = delineate_units(units, "EPSG:4549", load_limits(seed=args.seed))
+        limits = load_limits(seed=args.seed, district_code=CITY_DISTRICT)
+        result = delineate_units(units, "EPSG:4549", limits)
         dt = time.perf_counter() - t
         t = time.perf_counter()
         v = validate(result.layers, result.limits)

@@ -9,7 +9,7 @@ PostGIS rows; without it they are skipped with a note):
 The demo plan is built once into a temporary directory (``wangge demo --out DIR --store
 DIR/wangge.gpkg``, ~12 s) and imported into the PostGIS database ``--db`` (created, with
 the postgis extension, when missing; ``wangge import``) unless that database already
-holds the plan. A viewer account (``load-viewer``, scope 320102) is made in each store
+holds the plan. A viewer account (``load-viewer``, scope 320104) is made in each store
 before its server starts, and every request carries its key as ``Authorization: Bearer``
 (the server runs without ``WANGGE_PUBLIC_READS``, so the reads pay for the key check
 wherever the API enforces it; the report says whether it did).
@@ -141,10 +141,10 @@ def viewer_key(target: str) -> str:
     try:
         key = new_key()
         try:
-            store.book.add(make_account(ACCOUNT, "viewer", ["320102"]), key)
+            store.book.add(make_account(ACCOUNT, "viewer", ["320104"]), key)
         except InputError:  # the account of an earlier run: revoke it and make it anew
             store.book.revoke(ACCOUNT)
-            store.book.add(make_account(ACCOUNT, "viewer", ["320102"]), key)
+            store.book.add(make_account(ACCOUNT, "viewer", ["320104"]), key)
     finally:
         store.close()
     return key

@@ -1,4 +1,4 @@
-"""Read given street and community boundary files, and clean their overlaps, gaps and slivers."""
+"""Read given street and community boundary files (cleaning them is geo/boundaries.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS
 
 from wangge.data.userfiles import (
     TABLE_SUFFIXES,
@@ -22,8 +22,10 @@ from wangge.data.userfiles import (
     vector_source,
 )
 from wangge.errors import InputError
+from wangge.geo import district
 from wangge.geo._geom import polygonal
-from wangge.geo.crs import CHINA_BBOX, metric_crs, unshift
+from wangge.geo.boundaries import findings_table
+from wangge.geo.crs import CHINA_BBOX, metric_crs, projected_crs_hint, unshift
 
 LEVELS = ("street", "community")
 
@@ -51,6 +53,33 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "street_name": ("街道名称", "街道", "乡镇名称", "street_name", "street_nam", "street"),
     "community_name": ("社区名称", "社区", "村名称", "居委会名称", "community_name", "community"),
     "name": ("名称", "name", "名字", "单位名称"),
+    "district_code": (
+        "区县代码",
+        "县区代码",
+        "区县编码",
+        "区代码",
+        "县代码",
+        "district_code",
+        "county_code",
+        "district_c",
+        "county_cod",
+        "adcode",
+    ),
+    "district": (
+        "区县",
+        "县区",
+        "区县名称",
+        "所属区县",
+        "县",
+        "区",
+        "县名",
+        "区名",
+        "district",
+        "county",
+        "district_name",
+        "county_name",
+        "district_n",
+    ),
     "households": ("户数", "总户数", "households", "hh"),
     "population": ("人口", "人数", "常住人口", "population", "pop"),
     "wkt": ("wkt", "geometry", "geom", "几何", "the_geom", "shape"),
@@ -62,20 +91,6 @@ CODE_DIGITS = {"street": 9, "community": 12}
 METRIC_ABOVE = 1000.0
 #: Slack, in degrees, around a projected CRS's declared area of use.
 AREA_SLACK_DEG = 1.5
-#: Overlay precision (metres): cleaning snaps coordinates to a 0.1 mm grid so overlays are exact.
-GRID_M = 0.0001
-#: Overlap and gap pieces below this area (m²), or thinner on average than
-#: :data:`NOISE_WIDTH_M`, are coordinate noise: settled like the rest, but reported as one
-#: summary finding per kind instead of one row each.
-NOISE_M2 = 0.01
-NOISE_WIDTH_M = 0.01
-#: Pieces below this area (m², a square millimetre) are no land at all: overlay residue,
-#: ignored.
-NO_LAND_M2 = 1e-6
-#: Distance (m) within which two boundaries count as shared when measuring shared edges.
-EDGE_TOL_M = 0.01
-
-FINDING_COLUMNS = ["kind", "level", "code", "name", "area_m2", "x", "y", "detail"]
 
 
 @dataclass
@@ -88,11 +103,12 @@ class GivenUnits:
         EPSG:4326 GeoDataFrame with ``code`` (normalised digit string or None), ``name``,
         ``households`` and ``population`` (float, NaN where absent), ``street_code`` (a
         community's 9-digit parent code from its own column, else None; None for streets),
-        ``street_name`` (a community's street name column, else None) and ``geometry``
-        (Polygon or MultiPolygon), one row per feature in file order.
+        ``street_name`` (a community's street name column, else None), ``district_code``
+        (6 digits from a district column, see :func:`_districts`, else None) and
+        ``geometry`` (Polygon or MultiPolygon), one row per feature in file order.
     findings
-        One row per thing noticed while reading (:data:`FINDING_COLUMNS`; ``x``/``y`` are
-        lon/lat).
+        One row per thing noticed while reading
+        (:data:`wangge.geo.boundaries.FINDING_COLUMNS`; ``x``/``y`` are lon/lat).
     source
         The file read.
     level
@@ -105,15 +121,8 @@ class GivenUnits:
     level: str = "community"
 
 
-def empty_findings() -> pd.DataFrame:
-    """A findings table with no rows (and the right columns)."""
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
-
-
 def _findings(rows: list[dict]) -> pd.DataFrame:
-    if not rows:
-        return empty_findings()
-    return pd.DataFrame(rows, columns=FINDING_COLUMNS)
+    return findings_table(rows)
 
 
 # ---------------------------------------------------------------------------------------
@@ -391,8 +400,8 @@ def _check_degrees(geoms: np.ndarray, crs_text: str, path: Path, kind: str, code
         i = metric[0]
         raise InputError(
             f"{crs_text}, yet its coordinates reach x={b[i, 0]:.0f}, y={b[i, 1]:.0f}: "
-            "these are metres of a projected CRS (a Gauss-Kruger zone such as EPSG:4549?), "
-            "not degrees; give the file's real CRS (a .prj file, or --boundary-crs EPSG:45xx)",
+            "these are metres of a projected CRS, not degrees; "
+            + projected_crs_hint(b[i, 0], "--boundary-crs"),
             path,
             where=_labels(kind, metric, codes, names),
         )
@@ -440,7 +449,7 @@ def _to_wgs84(
         if len(metric):
             raise InputError(
                 "declares no CRS and its coordinates are metres, not degrees; "
-                "give the CRS, e.g. --boundary-crs EPSG:4549 (CGCS2000 Gauss-Kruger, CM 120°E)",
+                + projected_crs_hint(b[metric[0], 0], "--boundary-crs"),
                 path,
                 where=_labels(kind, metric, codes, names),
             )
@@ -539,6 +548,57 @@ def repair_and_note(
     return geoms
 
 
+def _districts(
+    frame: pd.DataFrame,
+    geoms: np.ndarray,
+    codes: list,
+    names: list,
+    kind: str,
+    level: str,
+    findings: list[dict],
+) -> list[str | None]:
+    """Each unit's district code from a district column (None without one); ``geoms`` in
+    lon/lat place the name matching. Findings name values that match no division and
+    districts that differ from the unit's own code."""
+    cols = list(frame.columns)
+    col = _find(cols, "district_code") or _find(cols, "district")
+    if col is None:
+        return [None] * len(frame)
+    points = shapely.point_on_surface(geoms)
+    out: list[str | None] = []
+    for i, value in enumerate(frame[col]):
+        code = district.code_of(value, shapely.get_x(points[i]), shapely.get_y(points[i]))
+        blank = value is None or pd.isna(value) or str(value).strip() == ""
+        if code is None and not blank:
+            findings.append(
+                _row(
+                    "district_unknown",
+                    level,
+                    codes[i],
+                    names[i],
+                    geoms[i],
+                    f"{_label(kind, i)}: column {col!r} says {value!r}, which names no GB/T "
+                    "2260 county-level division near the unit; its district is not known",
+                )
+            )
+        own = codes[i][:6] if codes[i] else None
+        if code and own and code != own:
+            findings.append(
+                _row(
+                    "code_mismatch",
+                    level,
+                    codes[i],
+                    names[i],
+                    geoms[i],
+                    f"{_label(kind, i)}: column {col!r} says district {code} ({value}), but "
+                    f"the code starts with {own}; the code's own district is used",
+                )
+            )
+            code = own
+        out.append(code)
+    return out
+
+
 def read_units(
     path: str | Path,
     level: str,
@@ -567,6 +627,10 @@ def read_units(
       digits: a street's 9 (or 12 ending in 000, cut to 9), a community's 12. A generic
       ``id`` column whose values are not such codes is ignored (a finding). A missing
       code stays None (a finding); the name is kept. Duplicate codes are an error.
+    - District: a district column (区县代码/district_code, else 区县/县/区/district/county)
+      gives each unit its own 6-digit district code: digits as they are, a name matched
+      to GB/T 2260 near the unit (:func:`wangge.geo.district.code_of`). A name that matches
+      nothing, or a district other than the one the unit's code starts with, is a finding.
     - Text: CSV in ``encoding`` (an error suggests ``encoding gbk`` when UTF-8 fails and
       GBK reads); shapefile attributes per ``.cpg``, else detected UTF-8 or GB18030.
     - Geometry: empty/missing and non-polygon features are errors; invalid polygons
@@ -685,6 +749,7 @@ def read_units(
     geoms = repair_and_note(
         geoms, codes, names, path, kind, level, findings, "one will be assigned"
     )
+    districts = _districts(frame, geoms, codes, names, kind, level, findings)
     out = gpd.GeoDataFrame(
         {
             "code": pd.Series(codes, dtype=object),
@@ -693,447 +758,9 @@ def read_units(
             "population": _numbers(frame, "population", path, kind),
             "street_code": pd.Series(street_codes, dtype=object),
             "street_name": pd.Series(street_names, dtype=object),
+            "district_code": pd.Series(districts, dtype=object),
         },
         geometry=gpd.GeoSeries(geoms, crs=4326),
         crs=4326,
     )
     return GivenUnits(frame=out, findings=_findings(findings), source=path, level=level)
-
-
-# ---------------------------------------------------------------------------------------
-# cleaning
-
-
-def _shared_length(a: shapely.Geometry, b: shapely.Geometry) -> float:
-    """Length of ``a``'s boundary lying within :data:`EDGE_TOL_M` of ``b``."""
-    if a.is_empty or b.is_empty:
-        return 0.0
-    return float(shapely.intersection(a.boundary, b.buffer(EDGE_TOL_M, quad_segs=2)).length)
-
-
-def _is_noise(g: shapely.Geometry) -> bool:
-    return g.area < NOISE_M2 or (g.length > 0 and 2 * g.area / g.length < NOISE_WIDTH_M)
-
-
-def _is_sliver(g: shapely.Geometry, sliver_m2: float, sliver_width_m: float) -> bool:
-    area = g.area
-    return area < sliver_m2 or (g.length > 0 and 2 * area / g.length < sliver_width_m)
-
-
-class _Units:
-    """Mutable working set of unit geometries with their names, ranks and findings."""
-
-    def __init__(self, units: gpd.GeoDataFrame, level: str):
-        self.level = level
-        self.crs = units.crs
-        n = len(units)
-        self.codes = list(units["code"]) if "code" in units else [None] * n
-        self.codes = [None if c is None or pd.isna(c) else str(c) for c in self.codes]
-        self.names = list(units["name"]) if "name" in units else [None] * n
-        self.names = [None if v is None or pd.isna(v) else str(v) for v in self.names]
-        geoms = shapely.set_precision(units.geometry.to_numpy(), GRID_M)
-        self.geoms = np.array([polygonal(g) for g in geoms], dtype=object)
-        order = sorted(range(n), key=lambda i: (self.codes[i] is None, self.codes[i] or "", i))
-        self.rank = np.empty(n, dtype=int)
-        self.rank[order] = np.arange(n)
-        self.to_wgs = Transformer.from_crs(self.crs, 4326, always_xy=True)
-        self.rows: list[dict] = []
-        self.noise: dict[str, list[float]] = {}
-
-    def tag(self, i: int) -> str:
-        bits = [v for v in (self.codes[i], self.names[i]) if v]
-        return " ".join(bits) if bits else f"unit #{i + 1}"
-
-    def where(self, g: shapely.Geometry) -> tuple[float, float]:
-        p = g.representative_point()
-        x, y = self.to_wgs.transform(p.x, p.y)
-        return float(x), float(y)
-
-    def add(self, kind: str, i: int | None, g: shapely.Geometry, detail: str) -> None:
-        x, y = self.where(g)
-        self.rows.append(
-            {
-                "kind": kind,
-                "level": self.level,
-                "code": None if i is None else self.codes[i],
-                "name": None if i is None else self.names[i],
-                "area_m2": round(g.area, 3),
-                "x": x,
-                "y": y,
-                "detail": detail,
-            }
-        )
-
-    def best(self, piece: shapely.Geometry, candidates, against) -> tuple[int, dict]:
-        """The candidate whose geometry (``against(k)``) shares the longest edge with
-        ``piece``; ties go to the lower code."""
-        lengths = {k: _shared_length(piece, against(k)) for k in candidates}
-        win = min(candidates, key=lambda k: (-round(lengths[k], 3), self.rank[k]))
-        return win, lengths
-
-
-def _settle_overlaps(
-    w: _Units, sliver_m2: float, sliver_width_m: float, min_m2: float = NO_LAND_M2
-) -> int:
-    """One pass of rule 2 over every intersecting pair; returns the pieces settled."""
-    geoms, level = w.geoms, w.level
-    tree = shapely.STRtree(geoms)
-    left, right = tree.query(geoms, predicate="intersects")
-    pairs = sorted(
-        {(a, b) for a, b in zip(left, right, strict=True) if a < b},
-        key=lambda p: (min(w.rank[p[0]], w.rank[p[1]]), max(w.rank[p[0]], w.rank[p[1]])),
-    )
-    settled = 0
-    for i, j in pairs:
-        inter = polygonal(shapely.intersection(geoms[i], geoms[j], grid_size=GRID_M))
-        if inter is None or inter.is_empty:
-            continue
-        for piece in shapely.get_parts(inter):
-            if piece.area < min_m2:
-                continue
-            settled += 1
-            rest = {k: shapely.difference(geoms[k], piece, grid_size=GRID_M) for k in (i, j)}
-            win, lengths = w.best(piece, [i, j], lambda k, rest=rest: rest[k])
-            lose = j if win == i else i
-            geoms[lose] = polygonal(shapely.difference(geoms[lose], piece, grid_size=GRID_M))
-            if geoms[lose].is_empty or geoms[lose].area < NOISE_M2:
-                raise InputError(
-                    f"{level} {w.tag(lose)} lies entirely inside {w.tag(win)}; "
-                    "is the same unit in the file twice?"
-                )
-            if _is_noise(piece):
-                w.noise.setdefault("overlap_noise", []).append(piece.area)
-                continue
-            sliver = _is_sliver(piece, sliver_m2, sliver_width_m)
-            w.add(
-                "overlap_sliver" if sliver else "overlap",
-                lose,
-                piece,
-                f"{piece.area:.1f} m² claimed by both {w.tag(i)} and {w.tag(j)} given to "
-                f"{w.tag(win)} (shared edge {lengths[win]:.1f} m vs {lengths[lose]:.1f} m"
-                f"{', tie: lower code' if abs(lengths[win] - lengths[lose]) < 1e-3 else ''})"
-                f" and cut from {w.tag(lose)}",
-            )
-    return settled
-
-
-def clean_units(
-    units: gpd.GeoDataFrame,
-    level: str,
-    sliver_m2: float = 50.0,
-    sliver_width_m: float = 2.0,
-) -> tuple[gpd.GeoDataFrame, pd.DataFrame, gpd.GeoDataFrame]:
-    """Settle overlaps, snap slivers and small gaps, and set larger gaps apart.
-
-    Rules, applied in this order; every change is a finding row:
-
-    1. Coordinates are snapped to a 0.1 mm grid (:data:`GRID_M`) so that overlays are exact.
-    2. **Overlaps.** Each connected piece shared by two units is given to ONE of them: the
-       unit whose remaining part (the unit minus the piece) shares the longer boundary
-       with the piece, i.e. the unit the piece is most embedded in; ties go to the lower
-       code. It is cut from the other. Kind ``overlap``, or ``overlap_sliver`` when the
-       piece is a sliver (below ``sliver_m2`` or thinner than ``sliver_width_m``, width
-       being 2·area/perimeter); the rule is the same. A unit left with no area raises.
-    3. **Gaps.** Holes between units inside the outer hull of their union (the union of
-       the exteriors of the union's polygons, minus the union) are measured. A sliver gap
-       is snapped: merged into the neighbour sharing the longest edge with it (ties: lower
-       code), kind ``gap_snapped``. A larger gap stays unassigned: it is returned in the
-       third output and reported as ``gap_unassigned`` with its area, location and
-       neighbours.
-    4. **Sliver parts.** A part of a multi-part unit that is a sliver and not the unit's
-       largest part moves to the touching neighbour sharing the longest edge with it,
-       kind ``sliver_part``.
-
-    Overlap and gap pieces under :data:`NOISE_M2` (0.01 m²) or thinner than
-    :data:`NOISE_WIDTH_M` (1 cm) are coordinate noise: they follow the same rules but are
-    summed into one ``overlap_noise``/``gap_noise`` row each. Pieces under a square
-    millimetre (:data:`NO_LAND_M2`) are overlay residue, not land, and are ignored.
-    Afterwards no two units overlap (by more than 0.01 m²) and their union is the input
-    union plus the snapped gaps.
-
-    Parameters
-    ----------
-    units
-        Units in a metric CRS, with ``code`` and ``name`` columns (either may be None).
-    level
-        ``"street"`` or ``"community"``, for the findings.
-    sliver_m2, sliver_width_m
-        Sliver thresholds: area below, or mean width (2·area/perimeter) below.
-
-    Returns
-    -------
-    (cleaned, findings, unassigned)
-        ``cleaned``: ``units`` with settled geometries (same rows, same columns);
-        ``findings``: :data:`FINDING_COLUMNS` (``x``/``y`` lon/lat, area in m²);
-        ``unassigned``: GeoDataFrame in the units' CRS with ``area_m2``, ``x``, ``y``,
-        ``neighbours`` (codes or names, comma-separated) and ``geometry``, one row per gap
-        left unassigned.
-    """
-    if units.crs is None or not units.crs.is_projected:
-        raise ValueError("clean_units needs units in a metric (projected) CRS")
-    units = units.reset_index(drop=True)
-    w = _Units(units, level)
-    geoms = w.geoms
-    n = len(geoms)
-
-    # 2. overlaps
-    _settle_overlaps(w, sliver_m2, sliver_width_m)
-
-    # 3. gaps
-    union = shapely.union_all(geoms, grid_size=GRID_M)
-    filled = shapely.union_all(
-        [shapely.Polygon(p.exterior) for p in shapely.get_parts(polygonal(union))],
-        grid_size=GRID_M,
-    )
-    gaps = polygonal(shapely.difference(filled, union, grid_size=GRID_M))
-    tree = shapely.STRtree(geoms)
-    unassigned = []
-    for gap in shapely.get_parts(gaps) if gaps is not None else []:
-        if gap.area < NO_LAND_M2:
-            continue
-        near = [int(k) for k in tree.query(gap.buffer(EDGE_TOL_M), predicate="intersects")]
-        if not near:  # cannot happen for a hole, but never lose one silently
-            near = list(range(n))
-        if _is_noise(gap) or _is_sliver(gap, sliver_m2, sliver_width_m):
-            k, lengths = w.best(gap, near, lambda k: geoms[k])
-            geoms[k] = polygonal(shapely.union(geoms[k], gap, grid_size=GRID_M))
-            if _is_noise(gap):
-                w.noise.setdefault("gap_noise", []).append(gap.area)
-                continue
-            w.add(
-                "gap_snapped",
-                k,
-                gap,
-                f"gap of {gap.area:.1f} m², {2 * gap.area / gap.length:.2f} m wide on average, "
-                f"between {', '.join(w.tag(m) for m in near)} merged into {w.tag(k)} "
-                f"(longest shared edge, {lengths[k]:.1f} m)",
-            )
-        else:
-            x, y = w.where(gap)
-            neighbours = ", ".join(w.tag(m) for m in sorted(near, key=lambda m: w.rank[m]))
-            unassigned.append(
-                {"area_m2": gap.area, "x": x, "y": y, "neighbours": neighbours, "geometry": gap}
-            )
-            w.add(
-                "gap_unassigned",
-                None,
-                gap,
-                f"land of {gap.area:.1f} m² between {neighbours} belongs to no {level}; "
-                "kept as unassigned land",
-            )
-
-    # 4. sliver parts
-    for i in sorted(range(n), key=lambda i: w.rank[i]):
-        parts = list(shapely.get_parts(geoms[i]))
-        if len(parts) < 2:
-            continue
-        parts.sort(key=lambda p: -p.area)
-        for part in parts[1:]:
-            if not _is_sliver(part, sliver_m2, sliver_width_m):
-                continue
-            near = [
-                int(k)
-                for k in tree.query(part.buffer(EDGE_TOL_M), predicate="intersects")
-                if k != i
-            ]
-            near = [k for k in near if _shared_length(part, geoms[k]) > 0]
-            if not near:
-                continue
-            k, lengths = w.best(part, near, lambda k: geoms[k])
-            geoms[i] = polygonal(shapely.difference(geoms[i], part, grid_size=GRID_M))
-            geoms[k] = polygonal(shapely.union(geoms[k], part, grid_size=GRID_M))
-            w.add(
-                "sliver_part",
-                i,
-                part,
-                f"detached sliver of {w.tag(i)} ({part.area:.1f} m²) moved to {w.tag(k)} "
-                f"(shared edge {lengths[k]:.1f} m)",
-            )
-
-    # rounding to the grid in steps 3 and 4 can leave sub-millimetre overlaps: settle them
-    for _ in range(3):
-        if not _settle_overlaps(w, sliver_m2, sliver_width_m, min_m2=NOISE_M2 / 100):
-            break
-
-    for kind, areas in w.noise.items():
-        w.rows.append(
-            {
-                "kind": kind,
-                "level": level,
-                "code": None,
-                "name": None,
-                "area_m2": float(sum(areas)),
-                "x": np.nan,
-                "y": np.nan,
-                "detail": f"{len(areas)} piece(s) under {NOISE_M2} m² or thinner than "
-                f"{NOISE_WIDTH_M} m (coordinate noise) settled by the same rules",
-            }
-        )
-    cleaned = units.copy()
-    cleaned = cleaned.set_geometry(gpd.GeoSeries(list(geoms), crs=units.crs))
-    gaps_out = gpd.GeoDataFrame(
-        pd.DataFrame(unassigned, columns=["area_m2", "x", "y", "neighbours", "geometry"]),
-        geometry="geometry",
-        crs=units.crs,
-    )
-    return cleaned, _findings(w.rows), gaps_out
-
-
-# ---------------------------------------------------------------------------------------
-# hierarchy
-
-
-def streets_from_communities(communities: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Derive streets from communities' 12-digit codes.
-
-    Rules: a community's street is the first 9 digits of its 12-digit code, else its own
-    ``street_code`` column; communities with neither raise. Streets are the dissolved
-    union of their communities (same CRS), named from a ``street_name`` column where the
-    communities carry one (the most frequent), else None. ``households`` and
-    ``population`` are the sums over the street's communities when all carry them, else
-    NaN. Rows are ordered by code.
-
-    Returns
-    -------
-    geopandas.GeoDataFrame
-        ``code`` (9 digits), ``name``, ``households``, ``population``, ``street_code``
-        (None), ``street_name`` (None), ``geometry``.
-
-    Raises
-    ------
-    InputError
-        Naming the communities without a usable code.
-    """
-    n = len(communities)
-    codes = list(communities["code"]) if "code" in communities else [None] * n
-    own = list(communities["street_code"]) if "street_code" in communities else [None] * n
-    streets = []
-    for c, s in zip(codes, own, strict=True):
-        if isinstance(c, str) and len(c) == 12 and c.isdigit():
-            streets.append(c[:9])
-        elif isinstance(s, str) and len(s) == 9 and s.isdigit():
-            streets.append(s)
-        else:
-            streets.append(None)
-    missing = [i for i, s in enumerate(streets) if s is None]
-    if missing:
-        names = list(communities["name"]) if "name" in communities else [None] * n
-        listed = ", ".join(str(names[i] or codes[i] or f"community #{i + 1}") for i in missing[:10])
-        raise InputError(
-            f"{len(missing)} communities carry no 12-digit code (6 county + 3 township + 3 "
-            f"community) and no street code, so their streets cannot be derived: {listed}. "
-            "Give the streets file (--streets) or add the codes",
-            where=", ".join(f"community #{i + 1}" for i in missing[:10]),
-        )
-    frame = communities.assign(_street=streets)
-    rows = []
-    for code, group in frame.groupby("_street", sort=True):
-        names = group["street_name"].dropna() if "street_name" in group else pd.Series([])
-        hh = group["households"] if "households" in group else pd.Series([np.nan])
-        pop = group["population"] if "population" in group else pd.Series([np.nan])
-        rows.append(
-            {
-                "code": code,
-                "name": names.mode().iloc[0] if len(names) else None,
-                "households": float(hh.sum()) if hh.notna().all() else np.nan,
-                "population": float(pop.sum()) if pop.notna().all() else np.nan,
-                "street_code": None,
-                "street_name": None,
-                "geometry": polygonal(shapely.union_all(group.geometry.to_numpy())),
-            }
-        )
-    return gpd.GeoDataFrame(rows, geometry="geometry", crs=communities.crs)
-
-
-def nest_communities(
-    streets: gpd.GeoDataFrame,
-    communities: gpd.GeoDataFrame,
-    tolerance: float = 0.01,
-    min_m2: float = 50.0,
-) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
-    """Assign each community to the street holding most of its area.
-
-    Rules: areas are measured in the frames' CRS if metric, else in the local metric CRS.
-    A community goes to the street holding the largest part of its area (ties: lower
-    street code). It is reported as ``straddles`` when the part outside that street is
-    above ``tolerance`` of its area and above ``min_m2``; as ``outside_streets`` (and
-    left with ``street_code`` None) when no street holds any of it; as ``code_mismatch``
-    when the first 9 digits of its 12-digit code differ from its street's code.
-
-    Returns
-    -------
-    (communities, findings)
-        A copy of ``communities`` with ``street_code`` set to the assigned street's code
-        and ``street_share`` (fraction of the community's area in it); the findings
-        (:data:`FINDING_COLUMNS`).
-    """
-    if streets.crs != communities.crs:
-        streets = streets.to_crs(communities.crs)
-    crs = communities.crs
-    if crs is not None and not crs.is_projected:
-        c = shapely.union_all(shapely.envelope(communities.geometry.to_numpy())).centroid
-        crs = metric_crs(c.x, c.y)
-    s_geoms = streets.to_crs(crs).geometry.to_numpy()
-    c_frame = communities.reset_index(drop=True)
-    c_geoms = c_frame.to_crs(crs).geometry.to_numpy()
-    s_codes = [None if pd.isna(v) else str(v) for v in streets["code"]]
-    to_wgs = Transformer.from_crs(crs, 4326, always_xy=True)
-    tree = shapely.STRtree(s_geoms)
-    assigned: list[str | None] = []
-    shares: list[float] = []
-    rows: list[dict] = []
-
-    def add(kind, i, geom, detail):
-        p = geom.representative_point()
-        x, y = to_wgs.transform(p.x, p.y)
-        rows.append(
-            {
-                "kind": kind,
-                "level": "community",
-                "code": c_frame["code"].iloc[i] if "code" in c_frame else None,
-                "name": c_frame["name"].iloc[i] if "name" in c_frame else None,
-                "area_m2": round(geom.area, 3),
-                "x": x,
-                "y": y,
-                "detail": detail,
-            }
-        )
-
-    for i, g in enumerate(c_geoms):
-        hits = tree.query(g, predicate="intersects")
-        areas = {int(k): shapely.intersection(g, s_geoms[k]).area for k in hits}
-        areas = {k: a for k, a in areas.items() if a > 0}
-        if not areas:
-            assigned.append(None)
-            shares.append(0.0)
-            add("outside_streets", i, g, "lies in no given street")
-            continue
-        k = min(areas, key=lambda k: (-areas[k], s_codes[k] or "~"))
-        assigned.append(s_codes[k])
-        shares.append(areas[k] / g.area)
-        outside = g.area - areas[k]
-        if outside > tolerance * g.area and outside > min_m2:
-            others = ", ".join(
-                f"{s_codes[m] or '#' + str(m + 1)} {areas[m]:.0f} m²"
-                for m in sorted(areas, key=lambda m: -areas[m])
-                if m != k
-            )
-            add(
-                "straddles",
-                i,
-                g,
-                f"{outside:.0f} m² ({outside / g.area:.1%}) lie outside its street "
-                f"{s_codes[k]}: {others or 'in no street'}",
-            )
-        code = c_frame["code"].iloc[i] if "code" in c_frame else None
-        if isinstance(code, str) and len(code) == 12 and s_codes[k] and code[:9] != s_codes[k]:
-            add(
-                "code_mismatch",
-                i,
-                g,
-                f"code {code} starts with {code[:9]} but the community lies in street {s_codes[k]}",
-            )
-    out = c_frame.copy()
-    out["street_code"] = pd.Series(assigned, dtype=object)
-    out["street_share"] = shares
-    return out, _findings(rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import struct
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,6 +15,8 @@ import pyogrio
 import shapely
 from pyproj import CRS
 
+from wangge.data.building_words import FIELD_NAMES, OSM_TYPES, USE_VALUES
+from wangge.data.floors import read_levels
 from wangge.data.userfiles import (
     TABLE_SUFFIXES,
     VECTOR_SUFFIXES,
@@ -26,175 +28,20 @@ from wangge.data.userfiles import (
 )
 from wangge.errors import InputError
 from wangge.geo._geom import polygonal
-from wangge.geo.crs import SHIFTED, metric_crs, unshift
-
-#: The columns :func:`wangge.data.osm.read_osm` gives its buildings, in its order.
-OSM_COLUMNS = [
-    "building_id",
-    "building",
-    "name",
-    "levels_tag",
-    "height_tag",
-    "building_use",
-    "own_use",
-    "geometry",
-]
-
-#: Accepted column names for each field, matched case-insensitively; the first present wins.
-FIELD_NAMES = {
-    "floors": (
-        "地上层数",
-        "floor",
-        "floors",
-        "层数",
-        "楼层数",
-        "楼层",
-        "building:levels",
-        "levels",
-        "floor_num",
-    ),
-    "height": ("height", "高度", "建筑高度", "height_m", "高度(米)", "高度(m)"),
-    "use": ("type", "用途", "类型", "building", "建筑用途", "建筑类型", "use", "usage", "功能"),
-    "households": ("户数", "households", "hh", "住户数"),
-    "population": ("人口", "population", "pop", "人数", "常住人口"),
-    "building_id": ("id", "building_id", "编号", "楼栋编号", "建筑编号", "objectid"),
-    "name": ("name", "名称", "建筑名称", "楼名"),
-    "area": ("基底面积", "占地面积", "footprint_m2", "footprint", "area_m2", "area", "面积"),
-    "wkt": ("wkt", "geometry", "geom", "the_geom", "shape", "几何"),
-    "lon": ("lon", "lng", "longitude", "x", "经度"),
-    "lat": ("lat", "latitude", "y", "纬度"),
-}
-
-#: Use values (lower-cased, stripped) and the OSM ``building=*`` value each becomes. Values
-#: that are already OSM building types (``apartments``, ``house``, ``retail``...) pass through.
-USE_VALUES = {
-    # housing; 商住 (shops below, flats above) counts as housing, see docs/HOUSEHOLDS.md
-    "住宅": "residential",
-    "居住": "residential",
-    "住房": "residential",
-    "民居": "residential",
-    "民房": "residential",
-    "居民楼": "residential",
-    "住宅楼": "residential",
-    "商住": "residential",
-    "商住楼": "residential",
-    "商住两用": "residential",
-    "公寓": "apartments",
-    "宿舍": "dormitory",
-    "别墅": "house",
-    "平房": "house",
-    "housing": "residential",
-    "dwelling": "residential",
-    "residence": "residential",
-    # business
-    "商业": "commercial",
-    "商务": "commercial",
-    "商铺": "commercial",
-    "business": "commercial",
-    "商场": "retail",
-    "零售": "retail",
-    "超市": "retail",
-    "办公": "office",
-    "写字楼": "office",
-    "办公楼": "office",
-    "酒店": "hotel",
-    "宾馆": "hotel",
-    "旅馆": "hotel",
-    # production and storage
-    "工业": "industrial",
-    "厂房": "industrial",
-    "工厂": "industrial",
-    "factory": "industrial",
-    "仓储": "warehouse",
-    "仓库": "warehouse",
-    "物流": "warehouse",
-    "storage": "warehouse",
-    # public services
-    "教育": "school",
-    "学校": "school",
-    "教学": "school",
-    "education": "school",
-    "高校": "university",
-    "大学": "university",
-    "医疗": "hospital",
-    "医院": "hospital",
-    "卫生": "hospital",
-    "medical": "hospital",
-    "health": "hospital",
-    "公共": "public",
-    "公建": "public",
-    "公共建筑": "public",
-    "公共服务": "public",
-    "行政": "government",
-    "政府": "government",
-    "机关": "government",
-    "行政办公": "government",
-    "文化": "civic",
-    "体育": "sports_hall",
-    "宗教": "religious",
-    "交通": "transportation",
-    "车库": "garage",
-    "停车": "parking",
-    "附属": "service",
-    # no use stated: the household model decides from context
-    "其他": "yes",
-    "其它": "yes",
-    "未知": "yes",
-    "other": "yes",
-    "unknown": "yes",
-}
-
-#: OSM building types kept as they are when a file's use column already speaks OSM.
-OSM_TYPES = {
-    "residential",
-    "apartments",
-    "house",
-    "detached",
-    "semidetached_house",
-    "terrace",
-    "bungalow",
-    "dormitory",
-    "farm",
-    "commercial",
-    "office",
-    "retail",
-    "industrial",
-    "warehouse",
-    "hotel",
-    "school",
-    "university",
-    "college",
-    "kindergarten",
-    "hospital",
-    "public",
-    "civic",
-    "government",
-    "religious",
-    "transportation",
-    "train_station",
-    "garage",
-    "garages",
-    "parking",
-    "service",
-    "shed",
-    "roof",
-    "kiosk",
-    "sports_hall",
-    "yes",
-}
+from wangge.geo.crs import (
+    SHIFTED,
+    metric_crs,
+    projected_crs_hint,
+    unshift,
+)
 
 #: Above this share of unusable features a file is refused, not read in part.
 MAX_DROPPED_SHARE = 0.05
-#: Floors above this are not believed (the tallest buildings have about 160).
-MAX_FLOORS = 200
-#: Heights above this many metres are not believed (the tallest tower is 828 m; 700 matches
-#: :func:`wangge.data.osm.parse_height`).
-MAX_HEIGHT_M = 700.0
 #: A point building's file-level share of matched OSM overlap needed to adopt OSM tags.
 MIN_OSM_OVERLAP = 0.5
 
 _LEADING_NUMBER = re.compile(r"\s*(-?\d+(?:\.\d+)?)")
-_FINDING_COLUMNS = ["kind", "building_id", "row", "detail"]
+FINDING_COLUMNS = ["kind", "building_id", "row", "detail"]
 
 
 @dataclass
@@ -214,12 +61,16 @@ class BuildingFile:
         files) and ``detail``.
     source
         The file.
+    coords
+        The datum its longitude/latitude were read in (``wgs84``, ``gcj02``, ``bd09``), or
+        ``None`` for a file in a projected CRS, which no datum shift applies to.
     """
 
     frame: gpd.GeoDataFrame
     notes: Counter = field(default_factory=Counter)
-    findings: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=_FINDING_COLUMNS))
+    findings: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FINDING_COLUMNS))
     source: Path | None = None
+    coords: str | None = "wgs84"
 
     def counts(self) -> pd.DataFrame:
         """Imported counts in the shape :func:`wangge.geo.households.apply_imported` takes.
@@ -258,7 +109,7 @@ class _Log:
         )
 
     def frame(self) -> pd.DataFrame:
-        out = pd.DataFrame(self.rows, columns=_FINDING_COLUMNS)
+        out = pd.DataFrame(self.rows, columns=FINDING_COLUMNS)
         out["row"] = out["row"].astype("Int64")
         return out
 
@@ -376,9 +227,12 @@ def _source_crs(declared, crs, path: Path, log: _Log) -> CRS:
     return CRS.from_user_input(declared)
 
 
-def _coordinate_problems(geoms: np.ndarray, src: CRS, problem: np.ndarray) -> None:
+def _coordinate_problems(
+    geoms: np.ndarray, src: CRS, problem: np.ndarray, near: tuple[float, float] | None = None
+) -> None:
     """Mark features whose coordinates cannot be in ``src``: metres read as degrees,
-    degrees read as metres, lon/lat swapped, or out of range (in place)."""
+    degrees read as metres, lon/lat swapped, or out of range (in place). Metres are told
+    the CRS to pass: the zone of ``near`` (lon/lat of the OSM data) when known."""
     ok = np.flatnonzero(problem == "")
     if not len(ok):
         return
@@ -390,12 +244,12 @@ def _coordinate_problems(geoms: np.ndarray, src: CRS, problem: np.ndarray) -> No
         swapped = (np.abs(y0) > 90) & (np.abs(x1) <= 90)
         # lon/lat swapped inside China (lon 73–136°E, lat 3–54°N), also where lon < 90
         swapped |= (x0 >= 3) & (x1 <= 54) & (y0 >= 73) & (y1 <= 136)
-        problem[ok[big]] = (
-            f"coordinates look like metres but are read as degrees ({src.name}); "
-            "pass its CRS with --buildings-crs (the city's CGCS2000 zone: EPSG:4548 for CM "
-            "117°E, EPSG:4549 for CM 120°E; EPSG:4513-4533 when x carries the zone number) "
-            "or add the .prj"
-        )
+        if big.any():
+            x = float(np.median(x0[big]))
+            problem[ok[big]] = (
+                f"coordinates look like metres but are read as degrees ({src.name}); "
+                + projected_crs_hint(x, "--buildings-crs", near)
+            )
         problem[ok[~big & swapped]] = "longitude and latitude look swapped"
         problem[ok[~big & ~swapped & out]] = "coordinates out of range (lon ±180°, lat ±90°)"
     else:
@@ -552,29 +406,59 @@ def _uses(table: pd.DataFrame, log: _Log) -> np.ndarray:
     return mapped.fillna("yes").to_numpy(dtype=object)
 
 
+def _columns(columns, field_name: str) -> list:
+    """Every column matching ``field_name``'s aliases, in the order of :data:`FIELD_NAMES`."""
+    lower = {str(c).strip().lower(): c for c in columns}
+    return [lower[name] for name in FIELD_NAMES[field_name] if name in lower]
+
+
 def _ids(table: pd.DataFrame, rows: np.ndarray, path: Path, log: _Log) -> np.ndarray:
+    """Building ids from the first id column that tells the buildings apart.
+
+    A column that is empty, or holds one value on every row (ArcGIS gives a new
+    shapefile an ``Id`` of 0 on every feature), identifies nothing: it is passed over with
+    a finding, and the next id column, else the row numbers (``b<row>``), give the ids.
+    Blank cells in a used column get ``b<row>``; duplicates in it are an error.
+    """
     generated = np.array([f"b{r}" for r in rows], dtype=object)
-    col = _column(table.columns, "building_id")
-    if col is None:
+    what = "row" if path.suffix.lower() in TABLE_SUFFIXES else "feature"
+    cols = _columns(table.columns, "building_id")
+    if not cols:
         log.notes["no id column; ids b<row> generated in file order"] += 1
         return generated
-    raw = table[col].astype("string").str.strip()
-    raw = raw.str.replace(r"^(-?\d+)\.0$", r"\1", regex=True)
-    blank = (raw.isna() | (raw == "")).to_numpy()
-    if blank.all():
-        log.notes[f"id column {col!r} is empty; ids b<row> generated in file order"] += 1
-        return generated
-    ids = np.where(blank, generated, raw.fillna("").to_numpy(dtype=object))
-    for i in np.flatnonzero(blank):
-        log.find("id generated", f"{col} is blank; id {ids[i]} generated", ids[i], rows[i])
-    dup = pd.Series(ids).duplicated(keep=False).to_numpy()
-    if dup.any():
-        raise InputError(
-            f"duplicate building ids in column {col!r} ({', '.join(sorted(set(ids[dup]))[:5])})",
-            path,
-            where=_where(rows[dup], "row" if path.suffix.lower() in TABLE_SUFFIXES else "feature"),
-        )
-    return ids
+    for col in cols:
+        raw = table[col].astype("string").str.strip()
+        raw = raw.str.replace(r"^(-?\d+)\.0$", r"\1", regex=True)
+        blank = (raw.isna() | (raw == "")).to_numpy()
+        values = raw[~blank].unique()
+        if blank.all() or (len(table) > 1 and len(values) == 1):
+            said = "is empty" if blank.all() else f"is {values[0]!r} on every {what}"
+            log.find(
+                "id column ignored",
+                f"id column {col!r} {said}, so it tells no building apart: ignored",
+            )
+            log.notes[f"id column {col!r} ignored (empty or one value)"] += 1
+            continue
+        ids = np.where(blank, generated, raw.fillna("").to_numpy(dtype=object))
+        for i in np.flatnonzero(blank):
+            log.find("id generated", f"{col} is blank; id {ids[i]} generated", ids[i], rows[i])
+        dup = pd.Series(ids).duplicated(keep=False).to_numpy()
+        if dup.any():
+            raise InputError(
+                f"duplicate building ids in column {col!r} "
+                f"({', '.join(sorted(set(ids[dup]))[:5])}); make them unique, or remove the "
+                "column to number the buildings by row",
+                path,
+                where=_where(rows[dup], what),
+            )
+        return ids
+    log.find(
+        "id column ignored",
+        f"no usable id column ({', '.join(map(repr, cols))}): ids b<{what}> generated "
+        f"from the {what} numbers (b{rows[0]} is {what} {rows[0]})",
+    )
+    log.notes["ids b<row> generated in file order"] += 1
+    return generated
 
 
 # --------------------------------------------------------------------------- public
@@ -663,7 +547,11 @@ def read_buildings(
             f"coords={coords!r} applies to longitude/latitude, but the file is in {src.name}",
             path,
         )
-    _coordinate_problems(geoms, src, problem)
+    near = None
+    if osm_buildings is not None and len(osm_buildings):
+        w, s_, e, n = osm_buildings.to_crs(4326).total_bounds
+        near = ((w + e) / 2, (s_ + n) / 2)
+    _coordinate_problems(geoms, src, problem, near)
     geoms = _reprojected(geoms, src, problem)
     if name != "wgs84":
         ok = problem == ""
@@ -677,8 +565,18 @@ def read_buildings(
     _refuse_or_drop(problem, rows, ids, what, path, log)
     keep = problem == ""
 
-    floors, floor_col = _checked(table, "floors", MAX_FLOORS, "floors", ids, rows, log)
-    height, height_col = _checked(table, "height", MAX_HEIGHT_M, "m", ids, rows, log)
+    floor_col = _column(table.columns, "floors")
+    height_col = _column(table.columns, "height")
+    levels = read_levels(
+        None if floor_col is None else table[floor_col],
+        None if height_col is None else table[height_col],
+        rows,
+        what,
+    )
+    for kind, detail, i in levels.findings:
+        log.find(kind, detail, None if i is None else ids[i], None if i is None else rows[i])
+    log.notes.update(levels.notes)
+    floors, height = levels.floors, levels.height
     if floor_col is None and height_col is None:
         log.notes["no floor or height column; levels default by building type"] += 1
         log.find(
@@ -720,7 +618,7 @@ def read_buildings(
         log.notes["column 建筑面积 (gross floor area) not used; footprints give the area"] += 1
     out = _once(out[keep].reset_index(drop=True), np.asarray(rows)[keep], log)
     log.notes["buildings read"] += len(out)
-    result = BuildingFile(frame=out, notes=log.notes, findings=log.frame(), source=path)
+    result = BuildingFile(out, log.notes, log.frame(), path, name if src.is_geographic else None)
     if osm_buildings is not None:
         result = adopt_osm_tags(result, osm_buildings)
     return result
@@ -824,7 +722,7 @@ def adopt_osm_tags(
     frame = buildings.frame.copy()
     notes = Counter(buildings.notes)
     if frame.empty or osm_buildings is None or osm_buildings.empty:
-        return BuildingFile(frame, notes, buildings.findings, buildings.source)
+        return replace(buildings, frame=frame, notes=notes)
     c = frame.geometry.union_all().centroid
     crs = metric_crs(c.x, c.y)
     mine = frame.to_crs(crs).geometry.to_numpy()
@@ -861,4 +759,4 @@ def adopt_osm_tags(
     notes["building type, name and use taken from OSM"] += len(rows)
     filled = frame.loc[brows, "levels_tag"].notna() | frame.loc[brows, "height_tag"].notna()
     notes["levels or height taken from OSM (the file had neither)"] += int(filled.sum())
-    return BuildingFile(frame, notes, buildings.findings, buildings.source)
+    return replace(buildings, frame=frame, notes=notes)

@@ -19,6 +19,7 @@ from wangge.data.boundaries import (
     require_polygons,
     require_unique,
 )
+from wangge.data.untrusted import check_file as check_untrusted
 from wangge.data.userfiles import TABLE_SUFFIXES, VECTOR_SUFFIXES, _check_file
 from wangge.errors import InputError
 from wangge.geo.crs import unshift
@@ -119,6 +120,7 @@ def read_grids(
         Naming the file and the features.
     """
     path = Path(path)
+    check_untrusted(path)  # a city's export is a user's file: sizes and expansion first
     findings: list[dict] = []
     if path.name.lower().endswith(TABLE_SUFFIXES):
         frame, kind = _read_table_units(path, encoding)

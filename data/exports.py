@@ -10,6 +10,7 @@ import re
 import tempfile
 import zipfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import geopandas as gpd
@@ -24,8 +25,38 @@ from wangge.errors import InputError
 from wangge.geo.crs import wgs84_to_gcj02
 
 EXPORT_FORMATS = ("geojson", "gpkg", "shp")
-#: CRSs offered by name; any other 2D EPSG code that pyproj knows is accepted too.
+#: CRSs named in messages as the common choices.
 EXPORT_CRS = ("EPSG:4326", "EPSG:4490", "EPSG:4547", "EPSG:4549", "GCJ02")
+#: The EPSG code families an export takes: WGS84, CGCS2000 and Web Mercator; CGCS2000's
+#: Gauss-Kruger zones (3° and 6°, with and without the zone number, 4491–4554); WGS84 UTM
+#: (north and south); Xi'an 1980 (2327–2390) and Beijing 1954 (2401–2442) Gauss-Kruger,
+#: which older city data still uses. A code pyproj does not know as a 2D CRS is left out.
+_CRS_FAMILIES = (
+    (4326, 4490, 3857),
+    range(4491, 4555),
+    range(32601, 32661),
+    range(32701, 32761),
+    range(2327, 2391),
+    range(2401, 2443),
+)
+
+
+@lru_cache(maxsize=1)
+def accepted_crs() -> tuple[str, ...]:
+    """Every CRS an export takes, as ``EPSG:<code>`` (and ``GCJ02``): one list for the
+    CLI's check and the API's schema, so the schema promises what the server does."""
+    out = []
+    for family in _CRS_FAMILIES:
+        for code in family:
+            try:
+                parsed = CRS.from_epsg(code)
+            except CRSError:
+                continue
+            if (parsed.is_geographic or parsed.is_projected) and len(parsed.axis_info) == 2:
+                out.append(f"EPSG:{code}")
+    return (*out, "GCJ02")
+
+
 EXPORT_ENCODINGS = ("UTF-8", "GBK")
 
 MEDIA_TYPES = {
@@ -127,7 +158,7 @@ def export_layer(
     fmt
         One of :data:`EXPORT_FORMATS`.
     crs
-        One of :data:`EXPORT_CRS` or another ``EPSG:<code>``. ``GCJ02`` is WGS84 shifted
+        One of :func:`accepted_crs` (any case). ``GCJ02`` is WGS84 shifted
         with :func:`wangge.geo.crs.wgs84_to_gcj02`.
     encoding
         One of :data:`EXPORT_ENCODINGS`; ``GBK`` only for Shapefiles.
@@ -230,17 +261,11 @@ def _check_crs(crs: str) -> tuple[str, CRS]:
     if key in ("GCJ02", "GCJ-02"):
         return "GCJ02", CRS.from_epsg(4326)
     match = re.fullmatch(r"EPSG:(\d{1,9})", key)
-    if match:
-        try:
-            parsed = CRS.from_epsg(int(match.group(1)))
-        except CRSError:
-            parsed = None
-        usable = parsed is not None and (parsed.is_geographic or parsed.is_projected)
-        if usable and len(parsed.axis_info) == 2:
-            return f"EPSG:{int(match.group(1))}", parsed
+    if match and f"EPSG:{int(match.group(1))}" in accepted_crs():
+        return f"EPSG:{int(match.group(1))}", CRS.from_epsg(int(match.group(1)))
     raise InputError(
-        f"unknown or unusable CRS {crs!r}; use one of {', '.join(EXPORT_CRS)} "
-        "or another 2D EPSG code, such as EPSG:4548",
+        f"unknown or unusable CRS {crs!r}; use one of {', '.join(EXPORT_CRS)} or another "
+        "CGCS2000, WGS84 UTM, Xi'an 1980 or Beijing 1954 zone, such as EPSG:4548",
         where="crs",
     )
 

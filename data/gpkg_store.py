@@ -16,9 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 from pyproj import CRS
 
@@ -504,26 +502,3 @@ def _update_extent(conn: sqlite3.Connection) -> None:
         " strftime('%Y-%m-%dT%H:%M:%fZ','now') FROM rtree_wg_features_geom)"
         " WHERE table_name='wg_features'"
     )
-
-
-def read_plan_file(path: Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """Layers and meta of a plan written by ``wangge delineate`` (plan.gpkg)."""
-    import pyogrio
-
-    path = Path(path)
-    try:
-        names = [n for n, _ in pyogrio.list_layers(path)]
-    except Exception as exc:  # pyogrio raises its own DataSourceError family
-        raise InputError(f"cannot read as a GeoPackage: {exc}", path) from exc
-    layers: dict[str, pd.DataFrame] = {}
-    meta: dict[str, Any] = {}
-    for name in names:
-        frame = pyogrio.read_dataframe(path, layer=name)
-        if name == "meta":
-            meta = dict(zip(frame["key"], frame["value"], strict=True))
-            continue
-        if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.notna().any():
-            layers[name] = frame
-        else:
-            layers[name] = pd.DataFrame(frame.drop(columns="geometry", errors="ignore"))
-    return layers, meta

@@ -14,10 +14,21 @@ import osmium
 import pandas as pd
 import shapely
 
+from wangge.data._osm_order import (
+    claims_sorted,
+    copies,
+    osm_id,
+    positive_ids,
+    read_error,
+    sorted_copy,
+)
 from wangge.errors import InputError
 from wangge.geo._geom import polygonal
 
 ATTRIBUTION = "© OpenStreetMap contributors, ODbL 1.0 (https://www.openstreetmap.org/copyright)"
+#: OSM's admin_level of a county-level division (区/县/县级市) in China; such areas are read
+#: (tags, and the polygon where the file holds all of it) to name the district.
+ADMIN_LEVEL = "6"
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.pbf", ".pbf", ".xml")
 
 #: Highway values that are never walked (osmnx's walk filter excludes the same families).
@@ -74,9 +85,6 @@ FACILITY_KEYS = ("amenity", "healthcare", "emergency", "shop", "leisure", "socia
 #: Keys whose polygons give buildings their context (what land they stand on).
 CONTEXT_KEYS = ("landuse", "amenity", "leisure", "shop", "tourism", "railway", "office")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
-#: Ids ≤ 0 (JOSM's new objects) are read as ``_NEGATIVE_BASE - id``: libosmium's node
-#: location index keeps positive ids only. Real OSM ids are far below it (2**50 ≈ 1.1e15).
-_NEGATIVE_BASE = 2**50
 _WORD = {"n": "node", "w": "way", "r": "relation"}
 _RANK_KIND = {1: "n", 2: "w", 3: "r"}
 
@@ -93,21 +101,59 @@ class OsmExtract:
     compounds: gpd.GeoDataFrame
     facilities: gpd.GeoDataFrame
     stats: Counter = field(default_factory=Counter)
+    #: The extract's bounds as the file states them (WGS84 minx, miny, maxx, maxy), or None.
+    bounds: tuple[float, float, float, float] | None = None
+    #: County-level administrative areas (``boundary=administrative``, :data:`ADMIN_LEVEL`):
+    #: ``osm_id``, ``admin_level``, ``name``, ``tags`` (a dict), ``edges`` (the boundary
+    #: ways the file holds: way id → WGS84 line) and the polygon, None where the file does
+    #: not hold the whole boundary (a clipped extract).
+    admin_areas: gpd.GeoDataFrame | None = None
+    #: How many objects name each ``addr:district`` value.
+    addr_districts: Counter = field(default_factory=Counter)
 
 
-def osm_id(kind: str, ident: int) -> str:
-    """Return the string id wangge uses for an OSM object: ``n123``, ``w123`` or ``r-12``.
+def attribution(osm: bool, files: dict[str, str | Path | None] | None = None) -> str:
+    """The credit for the data a run used: OpenStreetMap's (:data:`ATTRIBUTION`) only when
+    an OSM file was read, and the user's own files by role and name (``buildings:
+    楼栋.geojson``). Files that are None are left out."""
+    parts = [ATTRIBUTION] if osm else []
+    for role, path in (files or {}).items():
+        if path is not None:
+            parts.append(f"{role}: {Path(path).name} (the user's file)")
+    return "; ".join(parts) if parts else "no data source named"
 
-    ``ident`` may be an id as read from a file whose ids ≤ 0 were shifted to positive ones
-    (see :func:`_positive_ids`); the string id keeps the sign the object has in the file.
-    """
-    if ident >= _NEGATIVE_BASE:
-        ident = _NEGATIVE_BASE - ident
-    return f"{kind}{ident}"
+
+def attribution_of(layers: dict) -> str:
+    """The credit a plan or units file carries: the ``attribution`` its ``study_area``
+    layer records (:func:`attribution`); for a units file from before it was recorded,
+    OpenStreetMap's when the file holds OSM roads, else none."""
+    area = layers.get("study_area")
+    if area is not None and "attribution" in area and len(area):
+        text = area["attribution"].iloc[0]
+        if isinstance(text, str) and text:
+            return text
+    roads = layers.get("roads")
+    return ATTRIBUTION if roads is not None and len(roads) else "no data source named"
 
 
-def _unsigned(ident: int) -> int:
-    return ident if ident > 0 else _NEGATIVE_BASE - ident
+def credit_of(meta: dict) -> str:
+    """The credit a stored plan's meta records (:func:`attribution`); a plan stored before
+    it was recorded was drawn from OSM, so it carries OpenStreetMap's."""
+    text = meta.get("attribution")
+    return text if isinstance(text, str) and text else ATTRIBUTION
+
+
+def uses_osm(credit: str) -> bool:
+    """Whether a credit names OpenStreetMap (its pages then link the copyright page)."""
+    return "OpenStreetMap" in credit
+
+
+#: OpenStreetMap's credit in Chinese, shown beside the English on sheets and pages.
+ATTRIBUTION_ZH = "地图数据 © OpenStreetMap 贡献者，ODbL 1.0"
+
+
+def _is_admin(tags) -> bool:
+    return tags.get("boundary") == "administrative" and tags.get("admin_level") == ADMIN_LEVEL
 
 
 class _Unsorted(Exception):
@@ -208,6 +254,9 @@ class _Collector(osmium.SimpleHandler):
         self.landuse: list[dict] = []
         self.compounds: list[dict] = []
         self.facilities: list[dict] = []
+        self.admin: dict[str, dict] = {}  # county-level areas by osm id: tags, then polygon
+        self.boundary_lines: dict[int, shapely.LineString] = {}  # boundary=administrative ways
+        self.addr_districts: Counter = Counter()  # addr:district values, over all objects
 
     @property
     def where(self) -> str | None:
@@ -254,6 +303,8 @@ class _Collector(osmium.SimpleHandler):
         if not n.tags:
             return
         tags = dict(n.tags)
+        if "addr:district" in tags:
+            self.addr_districts[tags["addr:district"]] += 1
         fac = _facility_tags(tags)
         if fac is None:
             return
@@ -288,6 +339,14 @@ class _Collector(osmium.SimpleHandler):
         tags = dict(w.tags)
         if not tags:
             return
+        if "addr:district" in tags:
+            self.addr_districts[tags["addr:district"]] += 1
+        if _is_admin(tags) and w.is_closed():
+            self.admin[osm_id("w", w.id)] = {"tags": tags, "geometry": None, "ways": [w.id]}
+        if tags.get("boundary") == "administrative":  # kept quietly: a clipped one is common
+            coords = [(n.location.lon, n.location.lat) for n in w.nodes if n.location.valid()]
+            if len(coords) >= 2:
+                self.boundary_lines[w.id] = shapely.LineString(coords)
         nodes = w.nodes
         if (
             len(nodes) >= 4
@@ -344,14 +403,27 @@ class _Collector(osmium.SimpleHandler):
 
     def relation(self, r) -> None:
         self._order(3, r.id)
+        if _is_admin(r.tags):
+            ways = [m.ref for m in r.members if m.type == "w"]
+            self.admin[osm_id("r", r.id)] = {"tags": dict(r.tags), "geometry": None, "ways": ways}
         if r.tags.get("type") in ("multipolygon", "boundary") and _area_wanted(dict(r.tags)):
             self.expected_relations[r.id] = [m.ref for m in r.members if m.type == "w"]
+
+    def _admin_shape(self, a) -> shapely.Geometry | None:
+        """An administrative area's polygon, repaired; None if its rings do not close."""
+        try:
+            geom = shapely.from_wkb(self.wkb.create_multipolygon(a))
+        except RuntimeError:
+            return None
+        return polygonal(shapely.make_valid(geom)) if not geom.is_valid else geom
 
     def area(self, a) -> None:
         tags = dict(a.tags)
         if not tags:
             return
         kind, ident = ("w", a.orig_id()) if a.from_way() else ("r", a.orig_id())
+        if osm_id(kind, ident) in self.admin:
+            self.admin[osm_id(kind, ident)]["geometry"] = self._admin_shape(a)
         if not _area_wanted(tags):
             return
         self.assembled.add((kind, ident))
@@ -509,78 +581,6 @@ def _frame(rows: list[dict], columns: list[str]) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=4326)
 
 
-def _read_error(exc: Exception, source: Path, handler: _Collector | None = None) -> InputError:
-    """The :class:`InputError` for an exception raised while libosmium read ``source``."""
-    detail = str(exc) or type(exc).__name__
-    where = handler.where if handler is not None else None
-    ends = ("no element found", "gzip error", "bzip2 error", "unexpected EOF", "truncated")
-    if any(w in detail for w in ends):
-        detail = f"the file ends too early or is damaged (truncated?): {detail}"
-        where = None
-    elif "unknown encoding" in detail:
-        detail = f"{detail} (OSM XML is read in UTF-8: convert the file to UTF-8)"
-        where = None
-    elif not isinstance(exc, RuntimeError | osmium.InvalidLocationError):
-        detail = f"{type(exc).__name__}: {detail}"
-    else:
-        where = None  # libosmium's own errors come from the parser, not from one object
-    return InputError(f"cannot be read as OSM data: {detail}", source, where)
-
-
-def _claims_sorted(path: Path) -> bool:
-    """Whether ``path`` is a PBF whose header says it is sorted by type, then id."""
-    if not path.name.lower().endswith(".pbf"):
-        return False
-    try:
-        reader = osmium.io.Reader(str(path), osmium.osm.NOTHING)
-        try:
-            return reader.header().get("sorting", "") == "Type_then_ID"
-        finally:
-            reader.close()
-    except Exception:
-        return False
-
-
-def _sorted_copy(path: Path, dst: Path, source: Path, once: bool = False) -> Path:
-    """Write ``path`` sorted by type, then id to the PBF ``dst``: every copy of an object
-    kept, or with ``once`` only its newest version (what ``osmium merge`` keeps)."""
-    reader = osmium.MergeInputReader()
-    try:
-        reader.add_file(str(path))
-        writer = osmium.SimpleWriter(str(dst), overwrite=True)
-        try:
-            reader.apply(writer, simplify=once)
-        finally:
-            writer.close()
-    except Exception as exc:
-        raise _read_error(exc, source) from exc
-    return dst
-
-
-def _positive_ids(path: Path, tmp: Path, source: Path) -> Path:
-    """Copy the sorted file ``path`` with every id ≤ 0 shifted above ``_NEGATIVE_BASE``.
-
-    Node refs and relation members move with their objects; :func:`osm_id` shifts them
-    back, so the string ids keep their sign. The copy is sorted again.
-    """
-    shifted = tmp / "positive.osm.pbf"
-    try:
-        with osmium.SimpleWriter(str(shifted), overwrite=True) as writer:
-            for obj in osmium.FileProcessor(str(path)):
-                ident = _unsigned(obj.id)
-                if obj.is_node():
-                    writer.add_node(obj.replace(id=ident))
-                elif obj.is_way():
-                    refs = [_unsigned(nd.ref) for nd in obj.nodes]
-                    writer.add_way(obj.replace(id=ident, nodes=refs))
-                elif obj.is_relation():
-                    members = [(m.type, _unsigned(m.ref), m.role) for m in obj.members]
-                    writer.add_relation(obj.replace(id=ident, members=members))
-    except Exception as exc:
-        raise _read_error(exc, source) from exc
-    return _sorted_copy(shifted, tmp / "positive-sorted.osm.pbf", source)
-
-
 def _collect(path: Path, source: Path, *, is_sorted: bool) -> _Collector:
     """Run the collector over ``path`` (``source`` as the user named it, for errors)."""
     handler = _Collector(source)
@@ -593,7 +593,7 @@ def _collect(path: Path, source: Path, *, is_sorted: bool) -> _Collector:
             raise _Unsorted from exc
         if "twice in input" in str(exc):  # libosmium's own check, at the second copy
             raise _Twice from exc
-        raise _read_error(exc, source, handler) from exc
+        raise read_error(exc, source, handler) from exc
     handler.finish()
     return handler
 
@@ -609,41 +609,26 @@ def _read_any(path: Path) -> _Collector:
     with one copy of each, the newest version, as ``osmium merge`` would; how many were
     dropped, and the first, is counted in ``stats``.
     """
-    if _claims_sorted(path):
+    if claims_sorted(path):
         try:
             return _collect(path, path, is_sorted=False)
         except (_Unsorted, _Negative, _Twice):
             pass
     with tempfile.TemporaryDirectory(prefix="wangge-osm-") as tmp:
-        current = _sorted_copy(path, Path(tmp) / "sorted.osm.pbf", path)
+        current = sorted_copy(path, Path(tmp) / "sorted.osm.pbf", path)
         noted: Counter = Counter()
         for _ in range(3):  # at most: ids made positive once, copies dropped once
             try:
                 handler = _collect(current, path, is_sorted=True)
             except _Negative:
-                current = _positive_ids(current, Path(tmp), path)
+                current = positive_ids(current, Path(tmp), path)
             except _Twice:
-                noted.update(_copies(current))
-                current = _sorted_copy(current, Path(tmp) / "once.osm.pbf", path, once=True)
+                noted.update(copies(current))
+                current = sorted_copy(current, Path(tmp) / "once.osm.pbf", path, once=True)
             else:
                 handler.stats.update(noted)
                 return handler
         raise InputError("cannot be put in id order", path, None)
-
-
-def _copies(path: Path) -> Counter:
-    """The objects of the sorted file ``path`` given more than once, as a ``stats`` line."""
-    seen, first, extra = None, None, 0
-    for obj in osmium.FileProcessor(str(path)):
-        key = (obj.type_str(), obj.id)
-        if key == seen:
-            extra += 1
-            first = first or osm_id(*key)
-        seen = key
-    what = (
-        f"objects given more than once (the newest copy kept, as osmium merge does; first {first})"
-    )
-    return Counter({what: extra})
 
 
 def read_osm(path: str | Path) -> OsmExtract:
@@ -705,4 +690,43 @@ def read_osm(path: str | Path) -> OsmExtract:
         compounds=_frame(handler.compounds, ["compound_id", "kind", "geometry"]),
         facilities=facilities,
         stats=handler.stats,
+        bounds=header_bounds(path),
+        admin_areas=_admin_frame(handler.admin, handler.boundary_lines),
+        addr_districts=handler.addr_districts,
     )
+
+
+def _admin_frame(admin: dict[str, dict], lines: dict[int, shapely.LineString]) -> gpd.GeoDataFrame:
+    """The county-level areas collected, one row each (polygon None where not assembled),
+    with ``edges``: the lines of their boundary ways that the file holds, by way id."""
+    rows = [
+        {
+            "osm_id": oid,
+            "admin_level": a["tags"].get("admin_level"),
+            "name": a["tags"].get("name"),
+            "tags": a["tags"],
+            "edges": {w: lines[w] for w in a["ways"] if w in lines},
+            "geometry": a["geometry"],
+        }
+        for oid, a in admin.items()
+    ]
+    columns = ["osm_id", "admin_level", "name", "tags", "edges", "geometry"]
+    frame = pd.DataFrame(rows, columns=columns)
+    return gpd.GeoDataFrame(frame, geometry="geometry", crs=4326)
+
+
+def header_bounds(path: Path) -> tuple[float, float, float, float] | None:
+    """The bounds an OSM file's header states (``<bounds>`` in XML, the PBF header box),
+    as WGS84 (minx, miny, maxx, maxy); None when it states none."""
+    try:
+        reader = osmium.io.Reader(str(path), osmium.osm.osm_entity_bits.NOTHING)
+    except Exception:
+        return None
+    try:
+        box = reader.header().box()
+        if not box.valid():
+            return None
+        bl, tr = box.bottom_left, box.top_right
+        return (bl.lon, bl.lat, tr.lon, tr.lat)
+    finally:
+        reader.close()

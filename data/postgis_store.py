@@ -28,7 +28,7 @@ from wangge.data.store import (
     unflatten,
 )
 from wangge.data.tiles import TileRequest, tile_fields
-from wangge.errors import InputError, NotFound
+from wangge.errors import InputError, NotFound, VersionConflict
 from wangge.maps.mvt import simplify_tolerance
 
 metadata = sa.MetaData()
@@ -252,16 +252,18 @@ class PostgisStore(Store):
     ) -> int:
         plan_id = draft.plan_id
         with self.engine.begin() as conn:
-            conn.execute(
-                insert(plans_table)
-                .values(plan_id=plan_id, latest=0, created_at=draft.created_at)
-                .on_conflict_do_nothing()
-            )
-            latest = conn.execute(
-                sa.select(plans_table.c.latest)
-                .where(plans_table.c.plan_id == plan_id)
-                .with_for_update()
-            ).scalar_one()
+            # a new plan's row first; not for a plan that has one: an INSERT … ON CONFLICT
+            # on a row another save has updated waits for that save to commit, so the
+            # NOWAIT below came too late, and under load saves queued past the statement
+            # timeout (413s in CI). A plain read sees the committed row and waits for none.
+            have = sa.select(plans_table.c.plan_id).where(plans_table.c.plan_id == plan_id)
+            if conn.execute(have).first() is None:
+                conn.execute(
+                    insert(plans_table)
+                    .values(plan_id=plan_id, latest=0, created_at=draft.created_at)
+                    .on_conflict_do_nothing()
+                )
+            latest = self._lock_plan(conn, plan_id, base_version)
             version = next_version(plan_id, latest, base_version)
             conn.execute(
                 plans_table.update().where(plans_table.c.plan_id == plan_id).values(latest=version)
@@ -448,6 +450,31 @@ class PostgisStore(Store):
         with self.engine.connect() as conn:
             return conn.execute(stmt).scalar()
 
+    @staticmethod
+    def _lock_plan(conn, plan_id: str, base_version: int | None) -> int:
+        """Lock the plan's row for this save and return its latest version.
+
+        A save based on a version does not queue behind another save of the same plan:
+        whichever commits first makes that base stale, so the answer is the same 409 at
+        once (NOWAIT) rather than after a wait that, with twenty planners saving together
+        on a busy machine, outlasted the statement timeout (a 413 naming the bbox). A save
+        with no base (an import, a city) waits its turn.
+        """
+        query = sa.select(plans_table.c.latest).where(plans_table.c.plan_id == plan_id)
+        if base_version is None:
+            return conn.execute(query.with_for_update()).scalar_one()
+        try:
+            return conn.execute(query.with_for_update(nowait=True)).scalar_one()
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+                raise
+            raise VersionConflict(
+                f"based on version {base_version}, which another save of this plan is "
+                "replacing right now; reload and redo the change",
+                plan_id,
+                where="base_version",
+            ) from None
+
     def tile(self, plan_id: str, version: int, req: TileRequest) -> bytes:
         """ST_TileEnvelope → ST_AsMVTGeom → ST_AsMVT in one query, on the GiST index of
         the layer's version. The statement is built from GeoAlchemy2's functions once per
@@ -571,6 +598,10 @@ def _tile_statement(
             & (f.c.layer == sa.bindparam("layer"))
             & f.c.geom.op("&&")(sa.func.ST_Transform(grown, 4326))
         )
+        # features in code order, so a tile's bytes (and its ETag) depend on what it shows,
+        # not on where a version's rows happen to lie: after an edit rewrote the layer,
+        # tiles the edit never touched came back reordered, with new ETags
+        .order_by(f.c.code, f.c.fid)
         .subquery("t")
     )
     if capped:  # only a layer that can overflow pays the sort (nulls first dropped)

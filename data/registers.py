@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from wangge.data.untrusted import check_file as check_untrusted
 from wangge.data.userfiles import (
     COLUMN_NAMES,
     MAX_SNAP_M,
@@ -90,6 +91,7 @@ class _Source:
         self.is_table = path.name.lower().endswith(TABLE_SUFFIXES)
         if self.is_table:
             if path.suffix.lower() == ".xlsx" and path.exists():
+                check_untrusted(path)  # before openpyxl reads its header
                 _check_merged_header(path)
             frame = read_table(path, encoding)
             self.frame = frame.reset_index(drop=True)

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import sqlalchemy as sa
 
+from wangge.data import untrusted
 from wangge.data.accounts import append_audit
 from wangge.data.store import check_plan_id
 from wangge.errors import Forbidden, InputError, TooLarge
@@ -386,6 +387,7 @@ class Roster:
         encoding: str | None = None,
         audit: dict | None = None,
         most_rows: int | None = None,
+        before_write: Callable[[], None] | None = None,
     ) -> ImportSummary:
         """Replace the staff of every code a roster file names, all or nothing.
 
@@ -411,7 +413,11 @@ class Roster:
         audit
             The import's audit log entry; the codes replaced are added to its detail.
         most_rows
-            Refuse (413) a file of more data rows than this.
+            Refuse (413) a file of more data rows than this (a workbook's rows are
+            counted before it is opened, data/untrusted.py).
+        before_write
+            Called once the file is read and checked, just before the write (the API's
+            time cap: it raises when the caller was answered 413 already).
 
         Returns
         -------
@@ -430,7 +436,7 @@ class Roster:
             a column (naming the header row).
         """
         check_plan_id(plan_id)
-        sheet = _Sheet.read(data, filename, encoding)
+        sheet = _Sheet.read(data, filename, encoding, most_rows)
         if most_rows is not None and len(sheet.rows) > most_rows:
             raise TooLarge(
                 f"{len(sheet.rows):,} rows; a roster upload holds at most {most_rows:,}",
@@ -441,6 +447,8 @@ class Roster:
         if audit is not None:
             detail = {**json.loads(audit["detail"]), "codes": sorted(parsed)}
             audit = {**audit, "detail": json.dumps(detail, ensure_ascii=False)}
+        if before_write is not None:
+            before_write()
         replaced = self._replace(plan_id, parsed, by, audit)
         return ImportSummary(
             codes=tuple(sorted(parsed)),
@@ -529,7 +537,9 @@ class _Sheet:
         self.rows = rows
 
     @classmethod
-    def read(cls, data: bytes, filename: str, encoding: str | None) -> _Sheet:
+    def read(
+        cls, data: bytes, filename: str, encoding: str | None, most_rows: int | None = None
+    ) -> _Sheet:
         name = str(filename or "upload")
         lower = name.lower()
         if not data or not data.strip():
@@ -539,7 +549,7 @@ class _Sheet:
         if lower.endswith(".xlsx"):
             if data[:4] != b"PK\x03\x04":
                 raise InputError("not an XLSX workbook (truncated, or renamed?)", name)
-            table = _xlsx_rows(data, name)
+            table = _xlsx_rows(data, name, most_rows)
         elif lower.endswith((".csv", ".txt")):
             if data[:4] == b"PK\x03\x04" or b"\x00" in data:
                 raise InputError("not a text CSV file (a workbook? name it .xlsx)", name)
@@ -718,9 +728,14 @@ def _codec(encoding: str) -> str:
     return codecs.lookup(encoding).name
 
 
-def _xlsx_rows(data: bytes, source: str) -> list[tuple[int, list]]:
+def _xlsx_rows(data: bytes, source: str, most_rows: int | None = None) -> list[tuple[int, list]]:
     import openpyxl
 
+    # sizes, expansion, cells and rows (a header row besides the data) before openpyxl
+    limits = untrusted.DEFAULT
+    if most_rows is not None:
+        limits = untrusted.Limits(rows=min(limits.rows, most_rows + 1))
+    untrusted.check_bytes(data, source, limits, xlsx=True)
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged workbook

@@ -495,6 +495,26 @@ class Rows:
     records: list[tuple[str | None, str | None, str, bytes | None, tuple | None]]
 
 
+#: Layers whose rows have no id of their own, or whose ``code`` names another unit or
+#: none (a violation's is the unit at fault, and a unit may break two rules; a finding's
+#: or a calibration row's may be empty): each row gets an
+#: ordinal in this column when the layer is stored (:func:`with_ids`), so that every
+#: feature of every collection has a unique GeoJSON id (QGIS drops features without one,
+#: or with one it has seen: 3 of 783 network edges once).
+MADE_IDS = {
+    "study_area": "area_id",
+    "suggestions": "suggestion_id",
+    "network_edges": "edge_id",
+    "unit_edges": "edge_id",
+    "feasibility": "finding_id",
+    "siting": "run_id",
+    "violations": "violation_id",
+    "findings": "finding_id",
+    "city_findings": "finding_id",
+    "calibration": "calibration_id",
+}
+#: The id column made for any other layer that has neither a code nor an id column.
+MADE_ID = "feature_id"
 #: The column that identifies a feature of a layer without a ``code`` of its own: stored
 #: in the rows' code field (not as a column), so ``/collections/{layer}/items/{id}`` and
 #: ``query(codes=...)`` find it, and it is the feature's GeoJSON id.
@@ -507,21 +527,46 @@ FEATURE_IDS = {
     "gaps": "gap_id",
     "candidates": "candidate_id",
     "network_nodes": "node_id",
+    **MADE_IDS,
 }
 
 
 def feature_id_column(layer: str, columns) -> str | None:
-    """The column whose value is a feature's id in ``layer``: ``code``, else the layer's
-    entry of :data:`FEATURE_IDS` (when it has that column), else None."""
+    """The column whose value is a feature's id in ``layer``: the layer's entry of
+    :data:`FEATURE_IDS` (when it has that column), else ``code``, else :data:`MADE_ID`,
+    else None."""
+    found = FEATURE_IDS.get(layer)
+    if found in columns:
+        return found
     if "code" in columns:
         return "code"
-    found = FEATURE_IDS.get(layer)
-    return found if found in columns else None
+    return MADE_ID if MADE_ID in columns else None
+
+
+def with_ids(layer: str, data: pd.DataFrame) -> pd.DataFrame:
+    """``data`` with an id column where the layer has none of its own (:data:`MADE_IDS`,
+    :data:`MADE_ID`): the rows' ordinals from 1, zero-padded so that they sort in row
+    order (the store pages by id). A city's street rows, flattened apart and marked
+    ``_street``, are numbered under their street's code, so ids stay unique in the city."""
+    col = MADE_IDS.get(layer)
+    if col is None:
+        if feature_id_column(layer, data.columns) is not None:
+            return data
+        col = MADE_ID
+    if col in data.columns and data[col].notna().all() and data[col].is_unique:
+        return data
+    n = len(data)
+    width = len(str(n))
+    ids = [f"{i:0{width}d}" for i in range(1, n + 1)]
+    if "_street" in data.columns and n:
+        ids = [f"{street}-{i}" for street, i in zip(data["_street"].astype(str), ids, strict=True)]
+    return data.assign(**{col: ids})
 
 
 def flatten(name: str, frame: pd.DataFrame) -> Rows:
     """Flatten a frame into (code, parent_code, properties JSON, WKB, bbox) rows; a layer
-    without codes stores its :data:`FEATURE_IDS` column's values as their codes."""
+    without codes stores its :data:`FEATURE_IDS` column's values as their codes, made
+    first by :func:`with_ids` where it has none."""
     if not isinstance(name, str) or not re.match(r"^[a-z][a-z0-9_]{0,62}$", name):
         raise InputError("a layer name is lower-case letters, digits and '_'", where=name)
     geoms = None
@@ -534,10 +579,13 @@ def flatten(name: str, frame: pd.DataFrame) -> Rows:
     else:
         data = pd.DataFrame(frame)
     data.columns = [str(c) for c in data.columns]
+    data = with_ids(name, data)
     columns = tuple(data.columns)
-    props_cols = [c for c in columns if c not in ("code", "parent_code")]
     n = len(data)
     id_col = feature_id_column(name, data.columns)
+    # the code field holds the id; a code that is not the id (a violation's) stays a property
+    apart = ("code", "parent_code") if id_col == "code" or id_col is None else ("parent_code",)
+    props_cols = [c for c in columns if c not in apart]
     code = _plain_column(data[id_col]) if id_col else [None] * n
     parent = _plain_column(data["parent_code"]) if "parent_code" in data else [None] * n
     values = [_plain_column(data[c]) for c in props_cols]
@@ -606,8 +654,10 @@ def unflatten(
     props = [json.loads(r[2]) for r in rows]
     data: dict[str, Any] = {}
     for col in info.columns:
-        if col == "code":
-            data[col] = [r[0] for r in rows]
+        if col == "code":  # the code field, unless the layer's id took it (a violation's)
+            data[col] = [
+                p["code"] if "code" in p else r[0] for r, p in zip(rows, props, strict=True)
+            ]
         elif col == "parent_code":
             data[col] = [r[1] for r in rows]
         else:

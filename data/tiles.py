@@ -1,9 +1,11 @@
 """What goes into a vector tile of each layer, and tiles cut in memory for the GeoPackage store.
 
 Tiles carry codes and counts only. Each tileable layer has a list of the attributes it
-shows; anything else (names of responsible people, addresses, per-building counts of
-vulnerable people) never reaches a tile. Both stores read the same lists, so a tile of
-the same version says the same thing from either.
+shows, and of those only the columns :mod:`wangge.data.privacy` classes public: a tile is
+one answer for every caller (cached once, served to anyone the deployment lets read), so
+nothing restricted to a territory or to staff (names of responsible people, addresses,
+per-building counts of vulnerable people, a gap's people) ever reaches one. Both stores
+read the same lists, so a tile of the same version says the same thing from either.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
+from wangge.data.privacy import PUBLIC, class_of
 from wangge.errors import NotFound
 from wangge.maps import mvt
 
@@ -102,7 +105,6 @@ TILE_FIELDS: dict[str, tuple[str, ...]] = {
         "level",
         "grid_code",
         "households",
-        "people",
         "distance_m",
         "reach_m",
         "sample",
@@ -112,13 +114,6 @@ TILE_FIELDS: dict[str, tuple[str, ...]] = {
     "candidates": ("candidate_id", "source", "grid_code"),
     "network_edges": ("highway", "length_m"),
 }
-
-#: Columns that name a person or an address, or count the vulnerable people of one
-#: building: never in a tile, and left out of every layer an anonymous reader gets
-#: (``WANGGE_PUBLIC_READS``); an account's key is needed to read them.
-PRIVATE_FIELDS = frozenset(
-    {"address", "responsible", "phone", "elderly", "disabled", "alone", "vulnerable_sample"}
-)
 
 #: Most features one layer puts in one tile; beyond it the largest are kept.
 MAX_FEATURES = 20_000
@@ -136,13 +131,18 @@ def kind_of(dtype: str) -> str:
 
 
 def tile_fields(layer: str, columns: tuple[str, ...], dtypes: dict[str, str]) -> list[tuple]:
-    """The (column, kind) pairs a layer's tiles carry, in the order of :data:`TILE_FIELDS`."""
+    """The (column, kind) pairs a layer's tiles carry, in the order of :data:`TILE_FIELDS`:
+    those the layer has and :mod:`wangge.data.privacy` classes public."""
     if layer not in TILE_FIELDS:
         raise NotFound(
             f"layer {layer!r} is not served as tiles; these are: {', '.join(sorted(TILE_FIELDS))}",
             where="layer",
         )
-    return [(c, kind_of(dtypes.get(c, "object"))) for c in TILE_FIELDS[layer] if c in columns]
+    return [
+        (c, kind_of(dtypes.get(c, "object")))
+        for c in TILE_FIELDS[layer]
+        if c in columns and class_of(layer, c) == PUBLIC
+    ]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from wangge.data.untrusted import check_file as check_untrusted
 from wangge.errors import InputError
 from wangge.geo.crs import gcj02_to_wgs84
 
@@ -27,11 +28,14 @@ COLUMN_NAMES = {
     "population": ("population", "pop", "人口", "人数"),
     "building_id": ("building_id", "osm_id", "id", "楼栋编号", "建筑编号"),
 }
+#: The most households one row may give a building (the API's cap on a unit's count too).
+MAX_HOUSEHOLDS = 1_000_000
 #: Points further than this from any building are reported as unmatched.
 MAX_SNAP_M = 20.0
 
 
 def _zip_names(path: Path) -> list[str]:
+    check_untrusted(path)  # members, sizes and ratios, before anything is expanded
     try:
         with zipfile.ZipFile(path) as z:
             return z.namelist()
@@ -67,6 +71,7 @@ def zipped_shapefile(path: Path) -> str | None:
 def vector_source(path: Path) -> str | Path:
     """What GDAL should open for ``path``: a zip's one shapefile in a folder of the
     archive by its /vsizip/ path (GDAL looks at the top only), else the path itself."""
+    check_untrusted(path)  # before GDAL opens it
     if path.suffix.lower() != ".zip":
         return path
     shp = zipped_shapefile(path)
@@ -125,6 +130,7 @@ def _check_file(path: Path, suffixes: tuple[str, ...]) -> None:
         raise InputError("file is empty", path)
     if not path.name.lower().endswith(suffixes):
         raise InputError(f"unsupported file type; expected one of {', '.join(suffixes)}", path)
+    check_untrusted(path)
 
 
 def read_vector(path: str | Path) -> tuple[gpd.GeoDataFrame, int]:
@@ -298,6 +304,19 @@ def _has_location(frame: pd.DataFrame, is_table: bool) -> bool:
     return _find(cols, "lon") is not None and _find(cols, "lat") is not None
 
 
+def household_counts(column: pd.Series, name: str, path: Path) -> pd.Series:
+    """A households column as numbers from 0 to :data:`MAX_HOUSEHOLDS`; the rows of any
+    other value (text, negative, infinite, too many) named in the error."""
+    hh = pd.to_numeric(column, errors="coerce")
+    values = hh.to_numpy(dtype=float)
+    bad = ~np.isfinite(values) | (values < 0) | (values > MAX_HOUSEHOLDS)
+    if bad.any():
+        raise InputError(
+            f"{name} must be a count from 0 to {MAX_HOUSEHOLDS:,}", path, where=_rows(bad)
+        )
+    return hh
+
+
 def read_households(
     path: str | Path,
     buildings: gpd.GeoDataFrame,
@@ -344,10 +363,7 @@ def read_households(
             f"has no households column; expected one of {', '.join(COLUMN_NAMES['households'])}",
             path,
         )
-    hh = pd.to_numeric(frame[hh_col], errors="coerce")
-    bad = hh.isna().to_numpy() | (hh < 0).to_numpy()
-    if bad.any():
-        raise InputError(f"{hh_col} must be a count of 0 or more", path, where=_rows(bad))
+    hh = household_counts(frame[hh_col], hh_col, path)
     pop_col = _find(cols, "population")
     id_col = _find(cols, "building_id")
     data = pd.DataFrame({"households": hh.to_numpy()})

@@ -34,11 +34,22 @@ def polygonal_all(geoms: np.ndarray) -> np.ndarray:
 GRID_M = 0.001
 
 
-def drop_slivers(geom: shapely.Geometry, min_hole_m2: float = 1.0) -> shapely.Geometry:
-    """Remove holes smaller than ``min_hole_m2`` left by unions of nearly-noded pieces."""
+def drop_slivers(geom: shapely.Geometry, min_hole_m2: float = 1.0, keep=None) -> shapely.Geometry:
+    """Remove holes smaller than ``min_hole_m2`` left by unions of nearly-noded pieces,
+    but those where another unit's ground lies: ``keep`` is a list of such geometries, or
+    a function giving those near a hole (asked only when there is a small hole)."""
     parts = []
     for p in shapely.get_parts(polygonal(geom)):
-        holes = [h for h in p.interiors if shapely.Polygon(h).area >= min_hole_m2]
+        holes = []
+        for ring in p.interiors:
+            hole = shapely.Polygon(ring)
+            near = () if keep is None or hole.area >= min_hole_m2 else keep
+            if callable(near):
+                near = near(hole)
+            if hole.area >= min_hole_m2 or any(
+                shapely.area(shapely.intersection(hole, other)) > 0 for other in near
+            ):
+                holes.append(ring)
         parts.append(shapely.Polygon(p.exterior, holes))
     if not parts:
         return shapely.Polygon()

@@ -3,10 +3,12 @@
 Street offices know their communities' household and population totals (民政 registers, the
 2020 census) even without a count per building. For a given unit carrying such a total,
 the estimated buildings inside it are scaled by one factor so that the unit's total matches;
-imported counts are never changed. The factor is ``(known − imported) ÷ estimated``;
-outside 0.5–2 it is flagged as a data finding (buildings missing from the map, or levels
-guessed too low or high). Rounding keeps whole households per building and the exact total,
-by largest remainders.
+imported counts are never changed. The factor is ``(known − imported) ÷ estimated``.
+Outside 0.5–2 (:data:`PLAUSIBLE`) it says more about the data than about the estimate
+(buildings missing from the map, a unit of which the extract holds a sliver, levels guessed
+far off): it is reported and NOT applied, unless the caller asks for it
+(``--calibrate-outliers``). Rounding keeps whole households per building and the exact
+total, by largest remainders.
 
 A unit only partly covered by the building data is never scaled as if it were whole: its
 known total is first prorated by the share of its area the data covers (the stated rule),
@@ -68,6 +70,7 @@ def calibrate(
     coverage: np.ndarray,
     level: str,
     persons: float,
+    outliers: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scale the estimated buildings of each given unit to its known totals.
 
@@ -86,6 +89,9 @@ def calibrate(
         ``street`` or ``community``, for the report.
     persons
         Persons per household, for population where no population total is known.
+    outliers
+        Apply factors outside :data:`PLAUSIBLE` too; by default they are reported with
+        the estimate left as it is.
 
     Returns
     -------
@@ -147,6 +153,21 @@ def calibrate(
             rows.append(row)
             continue
         factor = left / base
+        lo, hi = PLAUSIBLE
+        if not lo <= factor <= hi:
+            findings.append(
+                f"factor {factor:.2f} outside {lo:g}–{hi:g}: buildings missing from the data, "
+                "or levels guessed too " + ("low" if factor > hi else "high")
+            )
+            if not outliers:
+                findings.append("not applied (--calibrate-outliers applies it)")
+                row.update(
+                    factor=round(factor, 4),
+                    estimated_after=row["estimated_before"],
+                    finding="; ".join(findings),
+                )
+                rows.append(row)
+                continue
         if use_hh:
             hh[free] = _scale_to(hh[free], round(float(left)))
             if not pd.isna(known_pop):
@@ -158,12 +179,6 @@ def calibrate(
         else:
             pop[free] = _scale_to(pop[free], round(float(left)))
             hh[free] = np.round(hh[free] * factor)
-        lo, hi = PLAUSIBLE
-        if not lo <= factor <= hi:
-            findings.append(
-                f"factor {factor:.2f} outside {lo:g}–{hi:g}: buildings missing from the data, "
-                "or levels guessed too " + ("low" if factor > hi else "high")
-            )
         label = row["code"] or row["name"] or f"row {r + 1}"
         source[free] = f"estimate × {factor:.3f} (calibrated to {level} {label})"
         row.update(

@@ -222,18 +222,8 @@ def gaps(
         beyond = np.flatnonzero(~(d <= t.reach_m) & (hh > 0))
         for i in beyond:
             straight = key in straight_sets[i]
-            how = "直线距离 straight line" if straight else "步行 walk"
-            if np.isnan(d[i]):
-                reason = (
-                    f"研究区内没有{t.zh} / no {t.en} in the study area; "
-                    f"{int(hh[i])} 户 households uncovered"
-                )
-            else:
-                reason = (
-                    f"{int(hh[i])} 户距最近的{t.zh} {d[i]:,.0f} m（{how}），超出 {t.reach_m:,.0f} m"
-                    f" / {int(hh[i])} households {d[i]:,.0f} m ({how}) from the nearest "
-                    f"{t.en}, beyond {t.reach_m:,.0f} m"
-                )
+            # from the distance as stored (0.1 m), so the public form (data/privacy.py) agrees
+            reason = reach_reason(hh[i], round(d[i], 1), t.reach_m, t.zh, t.en, straight)
             rows.append(
                 _gap(
                     "beyond_reach",
@@ -258,12 +248,8 @@ def gaps(
             none = np.flatnonzero(inside.get(key, np.zeros(len(polys), dtype=int)) == 0)
             for i in none:
                 code = str(polys["code"].iat[i])
-                name = "网格 grid" if level == "grid" else "社区 community"
                 h = float(polys["households"].iat[i]) if "households" in polys else 0.0
-                reason = (
-                    f"{name} {code} 内没有{t.zh} / no {t.en} inside this {level} "
-                    f"(required per {level})"
-                )
+                reason = missing_reason(level, code, t.zh, t.en)
                 grid_code = code if level == "grid" else ""
                 rows.append(
                     _gap(
@@ -318,11 +304,7 @@ def gaps(
             zone_sample |= bool(buildings["vulnerable_sample"].astype(bool).any())
         for i in np.flatnonzero(hit & (vul > 0)):
             b = buildings.iloc[i]
-            parts = [f"{int(b.get(c, 0) or 0)} {c}" for c in VULNERABLE]
-            reason = (
-                f"风险区内的建筑有重点人群 {int(vul[i])} 人 / {int(vul[i])} vulnerable people "
-                f"({', '.join(parts)}) live in a risk zone"
-            )
+            reason = vulnerable_reason({c: int(b.get(c, 0) or 0) for c in VULNERABLE})
             rows.append(
                 _gap(
                     "exposed_vulnerable",
@@ -345,6 +327,44 @@ def gaps(
     )
     frame.insert(0, "gap_id", [f"G{i + 1:05d}" for i in range(len(frame))])
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=access.crs), crs=access.crs)
+
+
+def reach_reason(
+    households: float, distance: float, reach: float, zh: str, en: str, straight: bool
+) -> str:
+    """Why a building is a ``beyond_reach`` gap: its households and the walk (or straight
+    line) to the nearest facility of the type, or that the study area has none. Built from
+    values every reader may see (a building's households, distances)."""
+    hh = int(households)
+    if distance is None or np.isnan(distance):
+        return f"研究区内没有{zh} / no {en} in the study area; {hh} 户 households uncovered"
+    how = "直线距离 straight line" if straight else "步行 walk"
+    return (
+        f"{hh} 户距最近的{zh} {distance:,.0f} m（{how}），超出 {reach:,.0f} m"
+        f" / {hh} households {distance:,.0f} m ({how}) from the nearest {en}, beyond "
+        f"{reach:,.0f} m"
+    )
+
+
+def missing_reason(level: str, code: str, zh: str, en: str) -> str:
+    """Why a grid or community is a ``missing_required`` gap."""
+    name = "网格 grid" if level == "grid" else "社区 community"
+    return f"{name} {code} 内没有{zh} / no {en} inside this {level} (required per {level})"
+
+
+def vulnerable_reason(counts: dict[str, int] | None = None) -> str:
+    """Why a building is an ``exposed_vulnerable`` gap. The counts of its elderly, disabled
+    and lone residents are restricted (data/privacy.py): without ``counts`` the reason says
+    that vulnerable people live there and no more, as a reader outside the building's
+    territory may read it."""
+    if counts is None:
+        return "风险区内的建筑有重点人群 / vulnerable people live in a building in a risk zone"
+    total = sum(counts.values())
+    parts = ", ".join(f"{n} {c}" for c, n in counts.items())
+    return (
+        f"风险区内的建筑有重点人群 {total} 人 / {total} vulnerable people ({parts}) "
+        "live in a risk zone"
+    )
 
 
 def _gap(

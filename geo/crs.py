@@ -3,6 +3,7 @@ Baidu's BD-09 on top of it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -49,10 +50,72 @@ def metric_crs(lon: float, lat: float) -> CRS:
     pyproj.CRS
     """
     if 73.5 <= lon <= 136.5 and 3.0 <= lat <= 54.0:
-        cm = round(lon / 3.0) * 3
-        return CRS.from_epsg(GAUSS_KRUGER_EPSG[(cm - 75) // 3])
+        return CRS.from_epsg(gauss_kruger_epsg(lon))
     zone = int((lon + 180) // 6) + 1
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+def gauss_kruger_epsg(lon: float) -> int:
+    """Return the EPSG code of the CGCS2000 3-degree Gauss-Kruger zone for a longitude.
+
+    The zone is the one whose central meridian (a multiple of 3°) is nearest ``lon``; its
+    code is 4534 + (CM − 75) / 3 (EPSG registry: EPSG:4534 "CGCS2000 / 3-degree
+    Gauss-Kruger CM 75E" to EPSG:4554 "... CM 135E"). Beijing (116.4°E) is CM 117°E,
+    EPSG:4548; Nanjing (118.8°E) and Shanghai (121.5°E) are CM 120°E, EPSG:4549.
+
+    Parameters
+    ----------
+    lon
+        Longitude in degrees east; beyond the zones (CM 75°E to 135°E) the nearest end zone.
+
+    Returns
+    -------
+    int
+        An EPSG code in :data:`GAUSS_KRUGER_EPSG`.
+    """
+    cm = min(max(round(lon / 3.0) * 3, 75), 135)
+    return GAUSS_KRUGER_EPSG[(cm - 75) // 3]
+
+
+def projected_crs_hint(x: float, flag: str, near: tuple[float, float] | None = None) -> str:
+    """Say which CRS to declare for coordinates in metres that came without one.
+
+    Parameters
+    ----------
+    x
+        An easting of the file, in metres.
+    flag
+        The option that declares the file's CRS, such as ``"--buildings-crs"``.
+    near
+        Longitude and latitude (WGS84) of other data of the same place, when there is
+        any (the OSM file): the zone is then the one the data lie in.
+
+    Returns
+    -------
+    str
+        The advice, to end an error message: the zone-prefixed CRS when ``x`` carries a
+        zone number in front (25 to 45 million: EPSG:4513 is zone 25 ... EPSG:4533 zone
+        45), else the zone of ``near``, else how to pick the zone from the longitude.
+    """
+    zone = int(abs(x) // 1_000_000)
+    if 25 <= zone <= 45:
+        return (
+            f"x = {x:,.0f} carries the zone number {zone} in front: pass {flag} "
+            f"EPSG:{4513 + zone - 25} (CGCS2000 3-degree Gauss-Kruger zone {zone})"
+        )
+    if near is not None and 73.5 <= near[0] <= 136.5 and 3.0 <= near[1] <= 54.0:
+        code = gauss_kruger_epsg(near[0])
+        cm = 75 + 3 * (code - GAUSS_KRUGER_EPSG[0])
+        return (
+            f"pass {flag} EPSG:{code} (CGCS2000 3-degree Gauss-Kruger, CM {cm}°E, the zone "
+            f"of the other data, at {near[0]:.2f}°E), or the file's own CRS, or add the .prj"
+        )
+    return (
+        f"pass the file's CRS, or add the .prj: in CGCS2000 3-degree Gauss-Kruger, {flag} "
+        f"EPSG:4548 for Beijing or Tianjin (CM 117°E), {flag} EPSG:4549 for Nanjing, "
+        "Shanghai or Hangzhou (CM 120°E), elsewhere EPSG:4534 + (CM − 75) / 3 for the "
+        "central meridian CM (a multiple of 3°) nearest the data's longitude"
+    )
 
 
 def _in_china(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -169,6 +232,24 @@ def bd09_to_wgs84(lon, lat) -> tuple[np.ndarray, np.ndarray]:
     return gcj02_to_wgs84(*bd09_to_gcj02(lon, lat))
 
 
+def _moved(geoms: np.ndarray, coords: str, to_wgs84: bool) -> np.ndarray:
+    """Move geometries between WGS84 and ``coords``, either way (see :func:`unshift`)."""
+    name = str(coords).strip().lower().replace("-", "")
+    if name not in SHIFTED:
+        raise InputError(f"unknown coordinates {coords!r}; accepted: {', '.join(SHIFTED)}")
+    if name == "wgs84":
+        return geoms
+    if to_wgs84:
+        step = gcj02_to_wgs84 if name == "gcj02" else bd09_to_wgs84
+    else:
+        step = wgs84_to_gcj02 if name == "gcj02" else wgs84_to_bd09
+
+    def move(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack(step(xy[:, 0], xy[:, 1]))
+
+    return shapely.transform(geoms, move)
+
+
 def unshift(geoms: np.ndarray, coords: str) -> np.ndarray:
     """Move shapely geometries in degrees from ``coords`` (``wgs84``, ``gcj02`` or ``bd09``)
     to WGS84; ``wgs84`` returns them as they are.
@@ -178,17 +259,19 @@ def unshift(geoms: np.ndarray, coords: str) -> np.ndarray:
     wangge.errors.InputError
         ``coords`` is none of :data:`SHIFTED`.
     """
-    name = str(coords).strip().lower().replace("-", "")
-    if name not in SHIFTED:
-        raise InputError(f"unknown coordinates {coords!r}; accepted: {', '.join(SHIFTED)}")
-    if name == "wgs84":
-        return geoms
-    back = gcj02_to_wgs84 if name == "gcj02" else bd09_to_wgs84
+    return _moved(geoms, coords, to_wgs84=True)
 
-    def move(xy: np.ndarray) -> np.ndarray:
-        return np.column_stack(back(xy[:, 0], xy[:, 1]))
 
-    return shapely.transform(geoms, move)
+def shift(geoms: np.ndarray, coords: str) -> np.ndarray:
+    """Move shapely geometries in WGS84 degrees to ``coords`` (``wgs84``, ``gcj02`` or
+    ``bd09``): the inverse of :func:`unshift`; ``wgs84`` returns them as they are.
+
+    Raises
+    ------
+    wangge.errors.InputError
+        ``coords`` is none of :data:`SHIFTED`.
+    """
+    return _moved(geoms, coords, to_wgs84=False)
 
 
 def _crs_name(crs: str) -> str:
@@ -273,3 +356,124 @@ def from_crs_coords(x, y, crs: str) -> tuple[np.ndarray, np.ndarray]:
         return gcj02_to_wgs84(x, y)
     lon, lat = _from_wgs84(name).transform(x, y, direction="INVERSE")
     return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+
+
+#: At most this many footprints are compared with the OSM layer (evenly spread in file order).
+DATUM_SAMPLE = 3000
+#: A datum fits the OSM buildings when this share of the footprints' inside points fall in
+#: one, and at least :data:`DATUM_MIN_HITS` of them do; one then misfits when another
+#: datum's share is more than twice its own.
+DATUM_MIN_SHARE = 0.2
+DATUM_MIN_HITS = 20
+#: By the roads, where the buildings cannot tell: the share of footprints that a road
+#: (one that cuts blocks) crosses must fall below a quarter of the given datum's, which
+#: itself must be at least this.
+DATUM_MIN_CROSSED = 0.08
+
+
+@dataclass(frozen=True)
+class DatumFit:
+    """How footprints read in one datum sit on OSM data of the same place, and in the others.
+
+    Attributes
+    ----------
+    given
+        The datum the footprints were read in (``wgs84``, ``gcj02`` or ``bd09``).
+    best
+        The datum they fit best; equal to ``given`` when they fit, or when nothing tells.
+    basis
+        ``"buildings"`` (the share of footprints whose inside point lies in an OSM
+        building), ``"roads"`` (the share crossed by an OSM road) or ``""`` when there was
+        too little to compare with.
+    inside, crossed
+        Per datum: those shares (empty when not measured).
+    offset_m
+        Per datum: the median distance (m) of the footprints from where ``given`` puts them.
+    sample
+        Footprints compared.
+    """
+
+    given: str
+    best: str
+    basis: str
+    inside: dict[str, float]
+    crossed: dict[str, float]
+    offset_m: dict[str, float]
+    sample: int
+
+    @property
+    def misfit(self) -> bool:
+        """The footprints sit on the OSM data in another datum, not in ``given``."""
+        return self.best != self.given
+
+
+def datum_fit(
+    footprints: np.ndarray,
+    given: str,
+    osm_buildings: np.ndarray,
+    osm_roads: np.ndarray,
+) -> DatumFit:
+    """Test in which datum a layer of footprints sits on the OSM data of the same place.
+
+    A building file in GCJ-02 (AMap, Tencent) or BD-09 (Baidu) read as WGS84 lands a few
+    hundred metres off, on other buildings' gardens and on roads, and its household
+    estimate is wrong without a word. The footprints are put back in each datum of
+    :data:`SHIFTED` in turn (as if their file were in it) and compared with OSM, which is in
+    WGS84: first by the share whose inside point falls in an OSM building (all but a few
+    when the datum is right, the share of ground built over when not), else, where OSM has
+    too few buildings there, by the share a block-cutting road crosses.
+
+    Parameters
+    ----------
+    footprints
+        Polygons in WGS84 degrees, as read in ``given``.
+    given
+        The datum they were read in: one of :data:`SHIFTED`.
+    osm_buildings, osm_roads
+        OSM building polygons and road lines of the place (WGS84; roads that cut blocks).
+
+    Returns
+    -------
+    DatumFit
+    """
+    given = str(given).strip().lower().replace("-", "")
+    footprints = np.asarray(footprints, dtype=object)
+    keep = np.unique(np.linspace(0, len(footprints) - 1, min(DATUM_SAMPLE, len(footprints))))
+    sample = footprints[keep.astype(int)] if len(footprints) else footprints
+    osm_buildings = np.asarray(osm_buildings, dtype=object)
+    osm_roads = np.asarray(osm_roads, dtype=object)
+    if not len(sample) or (not len(osm_buildings) and not len(osm_roads)):
+        return DatumFit(given, given, "", {}, {}, {}, len(sample))
+    c = shapely.centroid(shapely.union_all(shapely.envelope(sample)))
+    crs = metric_crs(c.x, c.y)
+    to_m = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+
+    def metric(geoms: np.ndarray) -> np.ndarray:
+        return shapely.transform(geoms, lambda xy: np.column_stack(to_m.transform(*xy.T)))
+
+    raw = shift(sample, given)
+    read = {d: metric(sample if d == given else unshift(raw, d)) for d in SHIFTED}
+    points = {d: shapely.point_on_surface(g) for d, g in read.items()}
+    offset = {d: float(np.median(shapely.distance(points[d], points[given]))) for d in SHIFTED}
+    inside: dict[str, float] = {}
+    if len(osm_buildings):
+        tree = shapely.STRtree(metric(osm_buildings))
+        hits = {d: len(np.unique(tree.query(p, predicate="within")[0])) for d, p in points.items()}
+        inside = {d: n / len(sample) for d, n in hits.items()}
+        best = max(SHIFTED, key=lambda d: (inside[d], d == given))
+        fits = hits[best] >= DATUM_MIN_HITS and inside[best] >= DATUM_MIN_SHARE
+        if fits and (best == given or inside[best] > 2 * inside[given]):
+            return DatumFit(given, best, "buildings", inside, {}, offset, len(sample))
+    crossed: dict[str, float] = {}
+    if len(osm_roads):
+        tree = shapely.STRtree(metric(osm_roads))
+        crossed = {
+            d: len(np.unique(tree.query(g, predicate="intersects")[0])) / len(sample)
+            for d, g in read.items()
+        }
+        best = min(SHIFTED, key=lambda d: (crossed[d], d != given))
+        worst = max(crossed.values())
+        tells = worst >= DATUM_MIN_CROSSED and crossed[best] * 4 <= worst
+        if tells and (best == given or crossed[given] >= DATUM_MIN_CROSSED):
+            return DatumFit(given, best, "roads", inside, crossed, offset, len(sample))
+    return DatumFit(given, given, "", inside, crossed, offset, len(sample))

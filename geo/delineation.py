@@ -355,21 +355,35 @@ def solve(
     )
 
 
-def union_parts(geoms: np.ndarray) -> shapely.Geometry:
-    """Union of adjacent cells. (GEOS's coverage union is faster but silently drops
-    pieces when cells are not exactly noded, as clipped Voronoi cells are not.)"""
-    return drop_slivers(shapely.union_all(geoms, grid_size=GRID_M))
+def union_parts(geoms: np.ndarray, others=None) -> shapely.Geometry:
+    """Union of adjacent cells, its sliver holes filled save where ``others`` (geometries,
+    or a function giving those near a hole: :func:`~wangge.geo._geom.drop_slivers`) lie.
+    (GEOS's coverage union is faster but silently drops pieces when cells are not exactly
+    noded, as clipped Voronoi cells are not.)"""
+    return drop_slivers(shapely.union_all(geoms, grid_size=GRID_M), keep=others)
 
 
 def _dissolve(geoms: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, list]:
+    """Union the pieces of each label into one polygon per label, and fill the sliver holes
+    such unions leave (under 1 m²), save those another label's pieces lie in: filled,
+    they would make two units hold the same ground (a 1.2 m² overlap between two
+    micro-grids, from the shards of a building file's squares)."""
     ids = np.unique(labels)
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], ids)
     bounds = np.r_[bounds, len(labels)]
-    out = []
+    raw = np.empty(len(ids), dtype=object)
     for i in range(len(ids)):
         members = geoms[order[bounds[i] : bounds[i + 1]]]
-        out.append(members[0] if len(members) == 1 else union_parts(members))
+        raw[i] = members[0] if len(members) == 1 else shapely.union_all(members, grid_size=GRID_M)
+    tree = shapely.STRtree(raw)
+    out = []
+    for i, geom in enumerate(raw):
+        if bounds[i + 1] - bounds[i] == 1:
+            out.append(geom)
+            continue
+        taken = [raw[j] for j in tree.query(geom, predicate="intersects") if j != i]
+        out.append(drop_slivers(geom, keep=taken))
     return ids, out
 
 
@@ -418,7 +432,7 @@ def build_layers(
     layers: dict[str, gpd.GeoDataFrame] = {}
     code_of: dict[str, np.ndarray] = {}
     dissolved = _dissolve_levels(geoms, nested)
-    parent_codes = np.full(len(cells), limits.district_code, dtype=object)
+    parent_codes = np.full(len(cells), limits.require_district(), dtype=object)
     labels_prev = np.zeros(len(cells), dtype=int)
     names_prev: dict[str, str] = {}
     for level, name in zip(
@@ -448,6 +462,7 @@ def build_layers(
             for p, h in zip(frame["part"], is_heavy, strict=True)
         ]
         frame["note"] = [nested.notes[level].get(p, "") for p in frame["part"]]
+        _settle_flags(frame, level, limits)
         rows = nested.given.get(level, {})
         table = (given or {}).get(level)
         given_codes = {p: _given_code(table, rows[p], level) for p in frame["part"] if p in rows}
@@ -475,18 +490,41 @@ def build_layers(
         if name != "microgrids":
             drop.append("record_codes")
         layers[name] = layers[name].drop(columns=drop)
-    vertical = _vertical_records(
-        layers["microgrids"], cells, buildings, code_of["microgrid"], persons_per_household
-    )
-    layers["vertical_microgrids"] = vertical
     out_b = buildings.drop(columns="cell")
     # the cell that counts the building's households (tessellation.cell_of), so the sums
     # over buildings and over micro-grids are the same numbers
     out_b["microgrid_code"] = code_of["microgrid"][buildings["cell"].to_numpy()]
+    layers["vertical_microgrids"] = _vertical_records(
+        layers["microgrids"], out_b, out_b["microgrid_code"].to_numpy(), persons_per_household
+    )
     out_b["grid_code"] = out_b["microgrid_code"].str[:15]
     layers["buildings"] = out_b
     layers["units"] = unit_layer(cells, code_of["microgrid"])
     return layers
+
+
+#: Flags that excuse a unit's size; each holds only while the final unit is out of its band.
+SIZE_FLAGS = ("oversize", "vertical", "infeasible", "empty")
+
+
+def _settle_flags(frame: gpd.GeoDataFrame, level: str, limits: Limits) -> None:
+    """Flags and notes from the final units, not the solver's working figures.
+
+    A size flag on a unit that the later steps (islands joined, bridges, dedicated sites)
+    brought back inside its band is dropped with its note (a vertical micro-grid of
+    several records aside), and an empty unit that gained households is no longer
+    flagged empty."""
+    if level not in ("grid", "microgrid"):
+        return
+    band = getattr(limits, level)
+    records = frame["records"].to_numpy()
+    per = frame["households"].to_numpy(float) / records
+    inside = (per >= band.lo) & (per <= band.hi)
+    flag = frame["flag"].to_numpy()
+    sized = frame["flag"].isin(SIZE_FLAGS).to_numpy() & ~((flag == "vertical") & (records > 1))
+    settled = sized & (inside | ((flag == "empty") & (per > 0)))
+    frame.loc[settled, "flag"] = ""
+    frame.loc[settled, "note"] = ""
 
 
 #: Dedicated grids (专属网格) are numbered from here within their community, apart from the
@@ -600,40 +638,105 @@ def _names(frame: gpd.GeoDataFrame, level: str, parents: dict[str, str]) -> list
 
 def _vertical_records(
     micro: gpd.GeoDataFrame,
-    cells: gpd.GeoDataFrame,
     buildings: gpd.GeoDataFrame,
-    cell_codes: np.ndarray,
+    building_micro: np.ndarray,
     persons: float,
 ) -> pd.DataFrame:
-    """One record per vertical micro-grid: a floor range of the polygon's main building."""
-    cols = ["code", "polygon_code", "building_id", "floors", "households", "population"]
+    """One record per vertical micro-grid: a floor range of the polygon's tower.
+
+    The tower is the building of the polygon that holds the most households (read off
+    the buildings, not the cells: a tower standing inside a podium has no cell of its
+    own, its households counted in the podium's). Its households are spread over the
+    records as floor ranges; any other building with households in the polygon goes
+    whole into the record with the most room, listed in ``also``. So the records' sums
+    per building equal the buildings' households: ``tower_households`` over the records
+    naming a building, plus its households where ``also`` lists it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``code``, ``polygon_code``, ``building_id`` (the tower), ``floors``,
+        ``tower_households``, ``also`` (ids of whole buildings, ``;``-joined),
+        ``households`` (the record's), ``population``.
+    """
+    cols = [
+        "code",
+        "polygon_code",
+        "building_id",
+        "floors",
+        "tower_households",
+        "also",
+        "households",
+        "population",
+    ]
     rows = []
-    levels = buildings.set_index("building_id")["levels"]
-    # the main (most populous) building of every micro-grid, found in one pass
-    main_of = (
-        cells.assign(code=cell_codes)
-        .sort_values("households", ascending=False)
-        .drop_duplicates("code")
-        .set_index("code")
+    vertical = micro[micro["flag"] == "vertical"]
+    if vertical.empty:
+        return pd.DataFrame(rows, columns=cols)
+    held = pd.DataFrame(
+        {
+            "micro": building_micro,
+            "building_id": buildings["building_id"].to_numpy(),
+            "households": buildings["households"].to_numpy(float),
+            "levels": buildings["levels"].to_numpy(float)
+            if "levels" in buildings
+            else np.ones(len(buildings)),
+        }
     )
-    for row in micro[micro["flag"] == "vertical"].itertuples():
-        main = main_of.loc[row.code]
+    held = held[held["micro"].isin(vertical["code"]) & (held["households"] > 0)]
+    by_micro = {
+        code: g.sort_values(["households", "building_id"], ascending=[False, True])
+        for code, g in held.groupby("micro", sort=False)
+    }
+    for row in vertical.itertuples():
         numbers = row.record_codes.split(",")
         k = len(numbers)
-        base, extra = divmod(int(row.households), k)
-        floors = max(round(float(levels.get(main["building_id"], 1))), 1)
-        cuts = np.floor(np.linspace(0, floors, k + 1)).astype(int)
+        inside = by_micro.get(row.code)
+        if inside is None or inside.empty:
+            continue
+        tower, others = inside.iloc[0], inside.iloc[1:]
+        total = float(inside["households"].sum())
+        room = np.full(k, total / k)
+        also: list[list[str]] = [[] for _ in range(k)]
+        for b in others.itertuples():  # small buildings whole, each where most room is left
+            i = int(np.argmax(room))
+            room[i] -= b.households
+            also[i].append(str(b.building_id))
+        share = _whole_shares(np.clip(room, 0, None), float(tower["households"]))
+        floors = max(round(float(tower["levels"]) if tower["levels"] == tower["levels"] else 1), 1)
+        cuts = np.floor(np.r_[0, np.cumsum(share)] / max(share.sum(), 1e-9) * floors).astype(int)
+        by_id = dict(zip(others["building_id"].astype(str), others["households"], strict=True))
         for i, code in enumerate(numbers):
-            hh_i = base + (1 if i < extra else 0)
-            span = f"floors {cuts[i] + 1}–{cuts[i + 1]}" if floors >= k else f"part {i + 1} of {k}"
+            hh_i = share[i] + sum(by_id[b] for b in also[i])
+            span = (
+                f"floors {cuts[i] + 1}–{cuts[i + 1]}"
+                if floors >= k and cuts[i + 1] > cuts[i]
+                else f"part {i + 1} of {k}"
+            )
             rows.append(
                 {
                     "code": code,
                     "polygon_code": row.code,
-                    "building_id": main["building_id"],
+                    "building_id": tower["building_id"],
                     "floors": span,
+                    "tower_households": share[i],
+                    "also": ";".join(also[i]),
                     "households": hh_i,
                     "population": round(hh_i * persons),
                 }
             )
     return pd.DataFrame(rows, columns=cols)
+
+
+def _whole_shares(room: np.ndarray, total: float) -> np.ndarray:
+    """``total`` split over slots in proportion to their ``room`` (evenly where there is
+    none), in whole numbers when ``total`` is whole (largest remainder), summing to it."""
+    k = len(room)
+    weights = room if room.sum() > 0 else np.ones(k)
+    raw = weights / weights.sum() * total
+    if float(total).is_integer():
+        out = np.floor(raw)
+        left = round(float(total - out.sum()))
+        out[np.argsort(-(raw - out), kind="stable")[:left]] += 1
+        return out
+    return raw

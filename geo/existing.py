@@ -8,10 +8,10 @@ its own community-code column) holding most of its units' area and numbered ther
 the plan numbers its grids (lowest free number, in reading order; dedicated grids from
 901), and the report says so. Inside every grid whose units changed, micro-grids are
 solved again with :func:`~wangge.geo.partition.partition` and the micro-grid band, as
-:func:`wangge.geo.editing.complete` does; a grid that kept its code and its units keeps
+:func:`wangge.geo.assignment.complete` does; a grid that kept its code and its units keeps
 its micro-grids. The result is a full micro-grid assignment, the grid names, flags, and a
 report row per grid with its households, units, whether its code was kept and the
-violations :func:`~wangge.geo.editing.check` finds.
+violations :func:`~wangge.geo.assignment.check` finds.
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from wangge.geo.codes import iter_free_codes, reading_order
-from wangge.geo.delineation import DEDICATED_START, placeholder_name
-from wangge.geo.editing import (
+from wangge.geo.assignment import (
     Flags,
     Units,
     check,
@@ -35,6 +33,8 @@ from wangge.geo.editing import (
     level_codes,
     mark,
 )
+from wangge.geo.codes import iter_free_codes, reading_order
+from wangge.geo.delineation import DEDICATED_START, placeholder_name
 from wangge.geo.limits import Limits
 from wangge.geo.partition import choose_k, partition
 from wangge.geo.validate import Violation
@@ -82,7 +82,7 @@ class Adoption:
     outside
         The units outside every grid: ``unit``, ``households``, ``grid`` (where they stay).
     violations
-        :func:`~wangge.geo.editing.check` on ``micro``.
+        :func:`~wangge.geo.assignment.check` on ``micro``.
     """
 
     micro: np.ndarray

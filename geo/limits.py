@@ -12,9 +12,14 @@ from wangge.geo.partition import Band, SolverParams
 
 @dataclass(frozen=True)
 class Limits:
-    """Bands for every level, the district code and the solver's bounds."""
+    """Bands for every level, the district code and the solver's bounds.
 
-    district_code: str
+    ``district_code`` is None until something names the district (``--district-code``, a
+    limits file, the given codes or the OSM file: :mod:`wangge.geo.district`); no default
+    is made up.
+    """
+
+    district_code: str | None
     street_max_km2: float
     community: Band
     community_max_population: float
@@ -23,15 +28,22 @@ class Limits:
     solver: SolverParams
     raw: dict[str, Any]
 
+    def require_district(self) -> str:
+        """The district code; :class:`wangge.errors.InputError` when nothing named one."""
+        from wangge.errors import InputError
+
+        if self.district_code is None:
+            raise InputError(
+                "no district code: pass --district-code with the 6-digit GB/T 2260 code of "
+                "the district, or give coded streets or communities"
+            )
+        return self.district_code
+
     @property
     def street(self) -> Band:
         """Streets are cut by area (m²), aiming at 80 % of the ceiling."""
         hi = self.street_max_km2 * 1e6
         return Band("street", 0.25 * hi, hi, 0.8 * hi)
-
-
-#: The district code of the bundled limits.toml, used only when nothing else names one.
-DEFAULT_DISTRICT = "320102"
 
 
 def presets() -> dict[str, dict[str, Any]]:
@@ -65,8 +77,6 @@ def load_limits(
         raw = merge(raw, chosen)
         raw["preset"] = name
     raw = merge(raw, {k: v for k, v in user.items() if k != "preset"})
-    if "code" in user.get("district", {}):
-        raw["district_set"] = True
     return limits_from_raw(raw, str(path) if path is not None else "limits.toml", **overrides)
 
 
@@ -93,12 +103,14 @@ def _limits(raw: dict[str, Any], source: str, overrides: dict[str, Any]) -> Limi
     raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     if overrides.get("seed") is not None:
         raw["solver"]["seed"] = int(overrides["seed"])
+    raw["district"] = dict(raw.get("district") or {})
     if overrides.get("district_code") is not None:
         raw["district"]["code"] = str(overrides["district_code"])
-        raw["district_set"] = True
-    code = str(raw["district"]["code"])
-    if not (len(code) == 6 and code.isdigit()):
-        raise InputError(f"district code must be 6 digits (GB/T 2260), got {code!r}", source)
+    code = raw["district"].get("code")
+    if code is not None:
+        code = str(code)
+        if not (len(code) == 6 and code.isdigit()):
+            raise InputError(f"district code must be 6 digits (GB/T 2260), got {code!r}", source)
 
     def band(name: str) -> Band:
         t = raw[name]

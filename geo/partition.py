@@ -184,7 +184,12 @@ def partition(
     edges = edges_within(g, units, np.arange(len(g.eu)))
     heavy = units[weight[units] > band.hi]
     parts: list[Part] = [
-        Part(np.array([h]), heavy=True, note=f"{weight[h]:g} > {band.name} ceiling {band.hi:g}")
+        Part(
+            np.array([h]),
+            heavy=True,
+            note=f"an indivisible unit of {weight[h]:g} households > {band.name} ceiling "
+            f"{band.hi:g}",
+        )
         for h in heavy
     ]
     rest = np.setdiff1d(units, heavy)
@@ -591,8 +596,8 @@ def _finish(
             out.append(Part(region))
         elif band.divisible and total > band.hi:
             note = (
-                f"{total:g} cannot be cut into whole {band.name}s of "
-                f"{band.lo:g}–{band.hi:g}; divided by floors"
+                f"cannot be cut into whole {band.name}s of {band.lo:g}–{band.hi:g}; "
+                "divided by floors"
             )
             out.append(Part(region, heavy=True, note=note))
         else:

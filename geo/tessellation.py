@@ -64,22 +64,29 @@ def tessellate(
         coords, owner = shapely.get_coordinates(outlines, return_index=True)
         coords, first = np.unique(np.round(coords, 2), axis=0, return_index=True)
         owner = owner[first]
-        regions = shapely.get_parts(
-            shapely.voronoi_polygons(shapely.multipoints(coords), extend_to=block)
-        )
+        regions = _voronoi(coords, block)
+        if not shapely.is_valid(regions).all():
+            # cocircular outline points (grid-aligned footprints, square stand-ins) can
+            # give Voronoi regions that are invalid and overlap, which a clip need not
+            # notice: the points are moved by a millimetre or so (seeded), and tried again
+            coords = coords + np.random.default_rng(0).uniform(-0.005, 0.005, coords.shape)
+            regions = _voronoi(coords, block)
         # each region holds exactly one of the points: find which, to know its building
         seeds = shapely.points(coords)
         ri, si = shapely.STRtree(seeds).query(regions, predicate="contains")
         region_owner = np.full(len(regions), -1)
         region_owner[ri] = owner[si]
         try:
+            if not shapely.is_valid(regions).all():
+                raise shapely.errors.GEOSException("invalid Voronoi regions")
             regions = shapely.intersection(regions, block)
         except shapely.errors.GEOSException:
-            # cocircular outline points (grid-aligned footprints) can leave a Voronoi
-            # region invalid; repaired (its polygonal part: a repair can leave lines too,
-            # which GEOS will not overlay with polygons), the clip goes through on a grid
+            # still invalid: repaired (their polygonal part: a repair can leave lines too,
+            # which GEOS will not overlay with polygons), clipped on a grid, and made to
+            # tile the block again (a repair can leave overlaps and gaps)
             repaired = polygonal_all(shapely.make_valid(regions))
-            regions = polygonal_all(shapely.intersection(repaired, block, grid_size=GRID_M))
+            clipped = polygonal_all(shapely.intersection(repaired, block, grid_size=GRID_M))
+            regions = _tile(clipped, block)
         frame = pd.DataFrame({"owner": region_owner, "geom": regions})
         frame = frame[(frame["owner"] >= 0) & ~shapely.is_empty(regions)]
         for o, group in frame.groupby("owner")["geom"]:
@@ -97,6 +104,34 @@ def tessellate(
     )
     cells.insert(0, "cell_id", np.arange(len(cells)))
     return _hold_buildings_whole(cells, buildings, blocks.set_index("block_id").geometry)
+
+
+def _voronoi(coords: np.ndarray, block: shapely.Geometry) -> np.ndarray:
+    """The Voronoi regions of ``coords``, reaching the whole of ``block``."""
+    return shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(coords), extend_to=block))
+
+
+def _tile(regions: np.ndarray, block: shapely.Geometry) -> np.ndarray:
+    """Repaired regions made to tile ``block`` again: a repair can make neighbours overlap
+    (each keeps what no earlier region holds) and leave ground to none (each piece left
+    goes to the region nearest it), so every cell stays one piece of one block."""
+    out = np.asarray(regions, dtype=object).copy()
+    taken = shapely.Polygon()
+    for i, region in enumerate(out):
+        if shapely.is_empty(region):
+            continue
+        mine = polygonal_all(np.array([shapely.difference(region, taken, grid_size=GRID_M)]))[0]
+        out[i] = mine
+        taken = shapely.union(taken, mine, grid_size=GRID_M)
+    left = polygonal_all(np.array([shapely.difference(block, taken, grid_size=GRID_M)]))[0]
+    pieces = [p for p in shapely.get_parts(left) if p.area > 0]
+    if pieces:
+        live = np.flatnonzero(~shapely.is_empty(out))
+        tree = shapely.STRtree(out[live])
+        for piece in pieces:
+            j = live[int(tree.nearest(piece))]
+            out[j] = shapely.union(out[j], piece, grid_size=GRID_M)
+    return out
 
 
 def _hold_buildings_whole(
@@ -123,14 +158,19 @@ def _hold_buildings_whole(
         cells.geometry = polygonal_all(shapely.set_precision(cells.geometry.to_numpy(), GRID_M))
         return cells
     tree = shapely.STRtree(geoms)
+    # cells that took a piece have grown past the extent the tree knows them by: every
+    # later piece is taken from them too, or two cells would hold the same ground
+    grown: set[int] = set()
     for i in todo:
         bid = b.index[i]
         mine = int(row.loc[bid])
         piece = shapely.intersection(b.geometry.iloc[i], blocks.loc[cells["block_id"].iat[mine]])
-        for j in tree.query(piece, predicate="intersects"):
-            if j != mine:
+        near = set(tree.query(piece, predicate="intersects").tolist()) | grown
+        for j in near:
+            if j != mine and shapely.intersects(geoms[j], piece):
                 geoms[j] = shapely.difference(geoms[j], piece)
         geoms[mine] = shapely.union(geoms[mine], piece)
+        grown.add(mine)
     out = cells.copy()
     geoms = polygonal_all(shapely.set_precision(geoms, GRID_M))
     out.geometry = geoms

@@ -25,7 +25,7 @@ LEVEL_OF = {
     "grids": "grid",
     "microgrids": "microgrid",
 }
-#: The contiguity warning, shared with the live edit check (geo/editing.py).
+#: The contiguity warning, shared with the live edit check (geo/assignment.py).
 PIECES = "in {n} pieces (an island or exclave, 飞地)"
 PARENT = {"communities": "streets", "grids": "communities", "microgrids": "grids"}
 
@@ -180,60 +180,100 @@ def contiguity(layers: Layers, limits: Limits) -> list[Violation]:
     return out
 
 
-def limits_check(layers: Layers, limits: Limits) -> list[Violation]:
-    """Households, population and area within each level's limits; flagged units warn."""
+def size_violations(level: str, table: pd.DataFrame, limits: Limits) -> list[Violation]:
+    """The size rule of one level (streets by area, communities by households and people,
+    grids and micro-grids by their household band), on a table of its units.
+
+    This is the one statement of the rule: the polygon validator (:func:`limits_check`)
+    and the live edit check (:func:`wangge.geo.assignment.check`) both call it.
+
+    Parameters
+    ----------
+    level
+        ``street``, ``community``, ``grid`` or ``microgrid``.
+    table
+        One row per unit, indexed by code, with ``households``, ``population``,
+        ``area_km2``, ``flag``, ``note`` and ``records`` (micro-grid records a polygon
+        holds: a vertical micro-grid is one polygon with several).
+
+    Returns
+    -------
+    list of Violation
+        An error for each unit outside its limits; a warning instead for a given unit
+        (reported, never redrawn) and for a flagged one (a tower or compound that no cut
+        can bring into the band). The reason states the unit's figures as they are now,
+        so a note made while solving can never contradict them.
+    """
     out = []
-    streets = layers["streets"]
-    flags = streets["flag"] if "flag" in streets else pd.Series("", index=streets.index)
-    for code, a, flag in zip(streets["code"], streets["area_km2"], flags, strict=True):
-        if a > limits.street_max_km2:
-            reason = f"{a:.2f} km² > {limits.street_max_km2:g} km²"
+    rows = zip(
+        table.index,
+        table["households"].to_numpy(float),
+        table["population"].to_numpy(float),
+        table["area_km2"].to_numpy(float),
+        table["flag"].fillna("").to_numpy(),
+        table["note"].fillna("").to_numpy(),
+        table["records"].to_numpy(),
+        strict=True,
+    )
+    for code, hh, pop, km2, flag, note, records in rows:
+        broken = []
+        if level == "street" and km2 > limits.street_max_km2:
+            broken.append(f"{km2:.2f} km² > {limits.street_max_km2:g} km²")
+        elif level == "community":
+            if hh > limits.community.hi:
+                broken.append(f"{hh:g} households > {limits.community.hi:g}")
+            if pop > limits.community_max_population:
+                broken.append(f"{pop:g} people > {limits.community_max_population:g}")
+        elif level in ("grid", "microgrid") and flag != "dedicated":  # 专属网格: no band
+            band = getattr(limits, level)
+            per = hh / max(int(records), 1)
+            if per < band.lo:
+                broken.append(f"{per:g} households < {band.lo:g}")
+            elif per > band.hi:
+                broken.append(f"{per:g} households > {band.hi:g}")
+        for reason in broken:
             if flag == "given":
                 out.append(
-                    Violation("street", code, "limits", "warning", f"given street: {reason}")
+                    Violation(level, str(code), "limits", "warning", f"given {level}: {reason}")
                 )
+            elif flag:
+                why = f"{flag}: {reason}" + (f" ({note})" if note else "")
+                out.append(Violation(level, str(code), "limits", "warning", why))
             else:
-                out.append(Violation("street", code, "limits", "error", reason))
-    com = layers["communities"]
-    flags = com["flag"] if "flag" in com else pd.Series("", index=com.index)
-    for code, hh, pop, flag in zip(
-        com["code"], com["households"], com["population"], flags, strict=True
-    ):
-        broken = []
-        if hh > limits.community.hi:
-            broken.append(f"{hh:g} households > {limits.community.hi:g}")
-        if pop > limits.community_max_population:
-            broken.append(f"{pop:g} people > {limits.community_max_population:g}")
-        for reason in broken:
-            if flag == "given":  # a given unit is reported, never redrawn
-                out.append(
-                    Violation("community", code, "limits", "warning", f"given community: {reason}")
-                )
-            else:
-                out.append(Violation("community", code, "limits", "error", reason))
-    for name, band in (("grids", limits.grid), ("microgrids", limits.microgrid)):
-        frame = layers[name]
-        records = (frame["record_codes"].str.count(",") + 1) if "record_codes" in frame else 1
-        per = frame["households"] / records
-        for code, hh, flag, note in zip(
-            frame["code"], per, frame["flag"], frame["note"], strict=True
-        ):
-            if band.lo <= hh <= band.hi or flag == "dedicated":  # outside the bands by rule
-                continue
-            if flag:
-                out.append(Violation(LEVEL_OF[name], code, "limits", "warning", f"{flag}: {note}"))
-            else:
-                side = "<" if hh < band.lo else ">"
-                bound = band.lo if hh < band.lo else band.hi
-                out.append(
-                    Violation(
-                        LEVEL_OF[name],
-                        code,
-                        "limits",
-                        "error",
-                        f"{hh:g} households {side} {bound:g}",
-                    )
-                )
+                out.append(Violation(level, str(code), "limits", "error", reason))
+    return out
+
+
+def size_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """A polygon layer as :func:`size_violations` reads it (records counted from
+    ``record_codes``; absent columns as their defaults)."""
+    n = len(frame)
+    records = (
+        frame["record_codes"].fillna("").astype(str).str.count(",").to_numpy() + 1
+        if "record_codes" in frame
+        else np.ones(n, dtype=int)
+    )
+    blank = pd.Series([""] * n, index=frame.index)
+    return pd.DataFrame(
+        {
+            "households": frame["households"].to_numpy(float),
+            "population": frame["population"].to_numpy(float)
+            if "population" in frame
+            else np.zeros(n),
+            "area_km2": frame["area_km2"].to_numpy(float),
+            "flag": frame.get("flag", blank).fillna("").to_numpy(),
+            "note": frame.get("note", blank).fillna("").to_numpy(),
+            "records": records,
+        },
+        index=pd.Index(frame["code"].astype(str).to_numpy(), name="code"),
+    )
+
+
+def limits_check(layers: Layers, limits: Limits) -> list[Violation]:
+    """Households, population and area within each level's limits (:func:`size_violations`)."""
+    out = []
+    for name in POLYGON_LAYERS:
+        out.extend(size_violations(LEVEL_OF[name], size_table(layers[name]), limits))
     return out
 
 
@@ -242,6 +282,7 @@ def buildings_whole(layers: Layers, limits: Limits) -> list[Violation]:
     out = []
     b = layers["buildings"]
     micro = layers["microgrids"].set_index("code").geometry
+    micro = micro[~micro.index.duplicated()]  # a code used twice is the code check's error
     missing = b["microgrid_code"].isna() | ~b["microgrid_code"].isin(micro.index)
     for bid in b.loc[missing, "building_id"]:
         out.append(Violation("building", bid, "atomic", "error", "in no micro-grid"))
@@ -331,6 +372,7 @@ def household_sums(layers: Layers, limits: Limits) -> list[Violation]:
     if "buildings" in layers and "households" in layers["buildings"]:
         b = layers["buildings"]
         micro = layers["microgrids"].set_index("code")["households"]
+        micro = micro[~micro.index.duplicated()]
         sums = b.groupby("microgrid_code")["households"].sum().reindex(micro.index).fillna(0)
         for code in micro.index[(sums - micro).abs().to_numpy() > 0.5]:
             out.append(

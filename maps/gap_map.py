@@ -21,6 +21,7 @@ import folium
 import geopandas as gpd
 import pandas as pd
 
+from wangge.data.osm import ATTRIBUTION as OSM_CREDIT
 from wangge.maps.webmap import (
     features,
     finish,
@@ -91,6 +92,7 @@ def gap_map(
     gaps: gpd.GeoDataFrame,
     types: Mapping[str, Mapping],
     title: str = "设施覆盖缺口 Facility coverage gaps",
+    credit: str = OSM_CREDIT,
 ) -> folium.Map:
     """The coverage gaps of every facility type in one map, one type at a time.
 
@@ -113,6 +115,8 @@ def gap_map(
         type that only the gaps name is added after them.
     title
         Heading of the page.
+    credit
+        The credit of the plan's sources (``Plan.attribution``).
 
     Returns
     -------
@@ -170,7 +174,7 @@ def gap_map(
     )
     defs = hatch_pattern("hatch-missing", MISSING, spacing=8, width=2.5)
     sample = has_sample(grids, buildings, facilities, gaps)
-    return finish(m, title, _legend() + table, sample=sample, defs=defs)
+    return finish(m, title, _legend() + table, sample=sample, defs=defs, credit=credit)
 
 
 def _type_layer(group, key, info, sel, fac, total_hh) -> str:

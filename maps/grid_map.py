@@ -15,6 +15,7 @@ import folium
 import geopandas as gpd
 import numpy as np
 
+from wangge.data.osm import attribution_of
 from wangge.maps.webmap import (
     features,
     finish,
@@ -175,7 +176,7 @@ def grid_map(layers: dict[str, gpd.GeoDataFrame], title: str, lo: float, hi: flo
             (swatch_rect("none", MICRO, width=0.8), "微网格 micro-grid"),
         ],
     )
-    return finish(m, title, legend)
+    return finish(m, title, legend, credit=attribution_of(layers))
 
 
 def grid_map_html(layers: dict[str, gpd.GeoDataFrame], title: str, lo: float, hi: float) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 from pyproj import Transformer
 from scipy.spatial import cKDTree
 
+from wangge.data.osm import ATTRIBUTION as OSM_CREDIT
 from wangge.geo.rules import LEVEL_COLOURS, LEVEL_ZH, LEVELS
 from wangge.maps.risk_maps import RISK_TIP, colour, risk_points, risk_props
 from wangge.maps.webmap import (
@@ -190,6 +191,7 @@ def heatmap(
     cell_m: float = 25.0,
     bandwidth_m: float = 200.0,
     title: str = "风险热力图 Risk heatmap",
+    credit: str = OSM_CREDIT,
 ) -> folium.Map:
     """A kernel-density heatmap of risk points, with grids, zones and points on top.
 
@@ -209,6 +211,8 @@ def heatmap(
         Kernel bandwidth (standard deviation) in metres.
     title
         Heading of the page.
+    credit
+        The credit of the plan's sources (``Plan.attribution``).
 
     Returns
     -------
@@ -265,7 +269,7 @@ def heatmap(
     if points is None or not len(points):
         legend += "<div>无风险点 no risk points</div>"
     sample = has_sample(points, zones, grids)
-    return finish(m, title, legend, sample=sample)
+    return finish(m, title, legend, sample=sample, credit=credit)
 
 
 def write_heatmap(path: str | Path, *args, **kwargs) -> Path:

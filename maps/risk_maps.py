@@ -19,6 +19,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from wangge.data.osm import ATTRIBUTION as OSM_CREDIT
 from wangge.geo.rules import LEVEL_COLOURS, LEVEL_ZH, LEVELS
 from wangge.maps.webmap import (
     features,
@@ -118,6 +119,7 @@ def risk_map(
     points: gpd.GeoDataFrame,
     zones: gpd.GeoDataFrame,
     title: str = "网格风险四色图 Grid risk map",
+    credit: str = OSM_CREDIT,
 ) -> folium.Map:
     """The four-colour risk map of grids with hot spots, risk points and zones.
 
@@ -132,6 +134,8 @@ def risk_map(
         Scored risk points and zones (``geo.risk.score``), same CRS.
     title
         Heading of the page.
+    credit
+        The credit of the plan's sources (``Plan.attribution``).
 
     Returns
     -------
@@ -229,7 +233,7 @@ def risk_map(
     )
     defs = "".join(hatch_pattern(f"hatch-{lv}", LEVEL_COLOURS[lv]) for lv in LEVELS)
     sample = has_sample(grid_risk, points, zones)
-    return finish(m, title, legend, sample=sample, defs=defs)
+    return finish(m, title, legend, sample=sample, defs=defs, credit=credit)
 
 
 def _risk_summary(grid_risk, points, zones) -> str:
@@ -272,9 +276,10 @@ def write_risk_map(
     points: gpd.GeoDataFrame,
     zones: gpd.GeoDataFrame,
     title: str = "网格风险四色图 Grid risk map",
+    credit: str = OSM_CREDIT,
 ) -> Path:
     """Write the page of :func:`risk_map` to ``path`` and return it."""
-    return save(path, risk_map(grid_risk, points, zones, title))
+    return save(path, risk_map(grid_risk, points, zones, title, credit))
 
 
 def risk_map_html(
@@ -282,6 +287,7 @@ def risk_map_html(
     points: gpd.GeoDataFrame,
     zones: gpd.GeoDataFrame,
     title: str = "网格风险四色图 Grid risk map",
+    credit: str = OSM_CREDIT,
 ) -> str:
     """The page of :func:`risk_map`."""
-    return page(risk_map(grid_risk, points, zones, title))
+    return page(risk_map(grid_risk, points, zones, title, credit))

@@ -32,17 +32,30 @@ import shapely
 from branca.element import Element
 from folium.utilities import JsCode
 
+from wangge.data.osm import ATTRIBUTION as OSM_CREDIT
+from wangge.data.osm import ATTRIBUTION_ZH, uses_osm
+
 ATTRIBUTION = "© OpenStreetMap contributors, ODbL 1.0"
 OSM_COPYRIGHT = "https://www.openstreetmap.org/copyright"
 SAMPLE_BANNER = (
     "样例数据 SAMPLE DATA — 风险点/设施为生成的样例，不是真实记录 / "
     "risk points and facilities are generated samples, not real records"
 )
-#: The attribution line: English with the link, then Chinese.
+#: OpenStreetMap's attribution line: English with the link, then Chinese.
 ATTRIBUTION_HTML = (
-    f'Map data {ATTRIBUTION} (<a href="{OSM_COPYRIGHT}">{OSM_COPYRIGHT}</a>) · '
-    "地图数据 © OpenStreetMap 贡献者，ODbL 1.0"
+    f'Map data {ATTRIBUTION} (<a href="{OSM_COPYRIGHT}">{OSM_COPYRIGHT}</a>) · {ATTRIBUTION_ZH}'
 )
+
+
+def credit_html(credit: str) -> str:
+    """The attribution line of a page for a plan's credit (:func:`data.osm.attribution`):
+    OpenStreetMap's with its link where the plan used OSM, the user's files by name."""
+    parts = [
+        ATTRIBUTION_HTML if uses_osm(part) else html.escape(part) for part in credit.split("; ")
+    ]
+    return " · ".join(parts)
+
+
 VENDOR = Path(__file__).parent / "static" / "vendor"
 #: Decimals kept of a longitude or latitude: 1e-6 degree is about 0.1 m.
 PRECISION = 6
@@ -453,7 +466,12 @@ def check_offline(document: str) -> None:
 
 
 def finish(
-    m: folium.Map, title: str, legend_html: str, sample: bool = False, defs: str = ""
+    m: folium.Map,
+    title: str,
+    legend_html: str,
+    sample: bool = False,
+    defs: str = "",
+    credit: str = OSM_CREDIT,
 ) -> folium.Map:
     """Complete ``m`` once every layer is on it: Leaflet inlined, the title, the sample banner
     (when ``sample``), the legend, the attribution and the layer control.
@@ -470,6 +488,8 @@ def finish(
         Whether the map shows sample data (:func:`has_sample`): a banner says so.
     defs
         SVG definitions the layers' fills name, such as :func:`hatch_pattern`.
+    credit
+        The credit of the data shown (:func:`credit_html`): the plan's.
 
     Returns
     -------
@@ -492,7 +512,7 @@ def finish(
             f'<div class="wg-title"><h1>{html.escape(title)}</h1>{banner}</div>'
             f'<div class="wg-legend" id="legend"><details open><summary>图例 Legend</summary>'
             f"{legend_html}</details></div>"
-            f'<div class="wg-attribution" id="attribution">Leaflet | {ATTRIBUTION_HTML}</div>'
+            f'<div class="wg-attribution" id="attribution">Leaflet | {credit_html(credit)}</div>'
             f"{hidden}"
         ),
         name="wangge_page",

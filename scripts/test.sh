@@ -6,8 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-echo "== installing wangge and its test dependencies"
-"$PYTHON" -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# the versions CI tested: constraints.txt pins every test dependency for Python 3.11 on
+# linux x86_64 (made by uv pip compile from pyproject.toml; its header says how to remake it)
+echo "== installing wangge and its test dependencies (pinned by constraints.txt)"
+"$PYTHON" -c 'import sys; sys.version_info[:2] == (3, 11) or print(
+    f"note: constraints.txt pins for Python 3.11; this is {sys.version.split()[0]}")'
+"$PYTHON" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 
 # the console scripts installed with this Python come first on PATH
 PATH="$("$PYTHON" -c 'import os, sys; print(os.path.dirname(sys.executable))'):$PATH"

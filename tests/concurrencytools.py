@@ -60,6 +60,9 @@ class Tally:
     #: 201s that did not report exactly the move asked for, or reused a version number
     anomalies: list[str] = field(default_factory=list)
     samples: list[str] = field(default_factory=list)
+    #: (unit, grid asked for, how it ended) of each POST that got neither 201 nor 409: such
+    #: a request may still have saved, and a lost update then names it
+    unanswered: list[tuple[str, str, str]] = field(default_factory=list)
     #: seconds each answer took: "state" (GET), "201" and "409" (POST)
     seconds: dict[str, list[float]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -242,12 +245,18 @@ def _plan(
                     "moves": [{"unit": unit, "to": to}],
                     "comment": f"{me.name}: {unit} to {to}",
                 }
+            except httpx.HTTPError as exc:
+                with tally.lock:
+                    tally.failures[type(exc).__name__] += 1
+                continue
+            try:
                 clock = time.perf_counter()
                 r = client.post(f"/plans/{plan_id}/edits", json=body)
                 wrote = time.perf_counter() - clock
             except httpx.HTTPError as exc:
                 with tally.lock:
                     tally.failures[type(exc).__name__] += 1
+                    tally.unanswered.append((unit, to, f"no answer ({type(exc).__name__})"))
                 continue
             with tally.lock:
                 tally.attempted += 1
@@ -269,6 +278,7 @@ def _plan(
                     tally.conflicts += 1
                 else:
                     tally.other[r.status_code] += 1
+                    tally.unanswered.append((unit, to, f"answered {r.status_code}"))
                     if len(tally.samples) < 5:
                         tally.samples.append(f"POST edits {r.status_code}: {r.text[:300]}")
             time.sleep(rng.uniform(0, 0.2))  # a planner's hand, not a tight loop
@@ -314,10 +324,13 @@ def lost_updates(store: Store, plan_id: str, first: int, tally: Tally) -> list[s
         unit, micro = tally.saved[number]
         where[unit] = micro
     last = store.query(plan_id, store.latest(plan_id), "units").frame
-    return [
-        f"unit {code} is in {parent}, its last 201 (or the start) says {where[code]}"
-        for code, parent in zip(
-            last["code"].astype(str), last["parent_code"].astype(str), strict=True
+    lost = []
+    for code, parent in zip(last["code"].astype(str), last["parent_code"].astype(str), strict=True):
+        if where[code] == parent:
+            continue
+        why = [how for unit, to, how in tally.unanswered if unit == code and parent[:15] == to]
+        carried = f"; saved by a request that was {why[-1]}" if why else ""
+        lost.append(
+            f"unit {code} is in {parent}, its last 201 (or the start) says {where[code]}{carried}"
         )
-        if where[code] != parent
-    ]
+    return lost

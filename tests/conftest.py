@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_OSM = ROOT / "data" / "demo" / "nanjing-xinjiekou.osm"
+CI = os.environ.get("CI", "").lower() == "true"
+
+#: Hypothesis in CI (CI=true): the examples derive from each test alone, so a run is
+#: the same on every machine and at any load; no deadline (a loaded machine is slow, not
+#: wrong); no example database carried between runs. A failure prints the example and
+#: the blob that replays it (@reproduce_failure). Elsewhere the default profile draws
+#: new examples each run; ``--hypothesis-profile ci`` gives the CI one.
+settings.register_profile("ci", derandomize=True, deadline=None, database=None, print_blob=True)
+if CI:
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +53,7 @@ def demo_plan():
     """The demo delineated with default limits (metric layers, limits, issues)."""
     from wangge.delineate import delineate
 
-    return delineate(DEMO_OSM)
+    return delineate(DEMO_OSM, district_code="320102")  # 玄武区
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +65,7 @@ def plan_dir(demo_result, tmp_path_factory):
 
     d = tmp_path_factory.mktemp("plan")
     units = write_units(demo_result, d)
-    res = run("delineate", units, "--out", d, "--seed", 7)
+    res = run("delineate", units, "--out", d, "--seed", 7, "--district-code", "320102")
     assert res.returncode == 0, res.stderr
     return d
 
@@ -73,8 +85,9 @@ def risk_plan_dir(plan_dir, tmp_path_factory):
 def with_samples(d: Path, seed: int = 0) -> Path:
     """The plan in ``d`` with the seeded sample register overlaid and coverage measured
     (risk and coverage layers in plan.gpkg, the maps beside it)."""
+    from wangge.coverage import coverage
     from wangge.data.samples import write_samples
-    from wangge.overlay import coverage, overlay
+    from wangge.overlay import overlay
 
     samples = write_samples(d, seed=seed)
     overlay(
@@ -105,36 +118,118 @@ _PG_BASE = os.environ.get(
 )
 
 
-def worker_database(url: str) -> str:
-    """``url``, or under pytest-xdist a database of the worker's own (``wangge_test_gw0``...),
-    made with PostGIS on first use: :func:`postgis_store` empties its tables when a session
-    starts, which must not reach another worker's plans. Unreachable PostGIS: ``url``
-    unchanged, and the tests that need it say so."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if not worker:
-        return url
+def _run_pid() -> int:
+    """The pytest run this process belongs to: the xdist controller for a worker, else this
+    process."""
+    return os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid()
+
+
+def run_database(url: str, tag: str = "") -> str:
+    """``url`` renamed to a database of this run's own (``wangge_test_p4242_gw0``, ``tag``
+    appended when given): the process id of the run, the xdist worker, the tag.
+
+    Each run, and each worker in it, has its own database, made with PostGIS by
+    :func:`make_database` and dropped when the run ends. Sharing one by name
+    (``wangge_test_gw0``) let two runs on one machine empty each other's tables: a plan
+    vanished under a schemathesis run mid-way (404 on the plan it had just listed)."""
     import sqlalchemy as sa
 
     base = sa.engine.make_url(url)
-    name = f"{base.database}_{worker}"
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    parts = [base.database, f"p{_run_pid()}", worker, tag]
+    name = "_".join(p for p in parts if p)
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def _stale(name: str, prefix: str) -> bool:
+    """A database of a run whose process is gone (killed before it dropped it)."""
+    m = re.fullmatch(rf"{re.escape(prefix)}_p(\d+)(_.*)?", name)
+    if m is None:
+        return False
     try:
-        admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+        os.kill(int(m[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's live process
+        return False
+    return False
+
+
+def make_database(url: str) -> bool:
+    """Create the database ``url`` names, with PostGIS, if it is not there; drop the
+    databases that runs killed on this machine left behind. False when PostGIS cannot be
+    reached (the tests that need it say so)."""
+    import sqlalchemy as sa
+
+    target = sa.engine.make_url(url)
+    base = sa.engine.make_url(_PG_BASE)
+    local = target.host in (None, "", "127.0.0.1", "localhost", "::1")
+    try:
+        admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            known = sa.text("SELECT 1 FROM pg_database WHERE datname = :n")
-            if conn.execute(known, {"n": name}).first() is None:
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            names = [r[0] for r in conn.execute(sa.text("SELECT datname FROM pg_database"))]
+            for name in names:
+                if local and _stale(name, base.database):
+                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            if target.database not in names:
+                conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
         admin.dispose()
-        engine = sa.create_engine(base.set(database=name))
+        engine = sa.create_engine(target)
         with engine.begin() as conn:
             conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
         engine.dispose()
     except sa.exc.SQLAlchemyError:
-        return url
-    return base.set(database=name).render_as_string(hide_password=False)
+        return False
+    _MADE.append(url)
+    return True
 
 
-#: The PostGIS the tests use; scripts/ensure_services.sh creates it on a fresh machine.
-PG_URL = worker_database(_PG_BASE)
+def drop_databases(pid: int | None = None) -> None:
+    """Drop the databases this process made, and with ``pid`` every database of that run
+    (its workers' too, should one have died)."""
+    import sqlalchemy as sa
+
+    base = sa.engine.make_url(_PG_BASE)
+    try:
+        admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            names = {sa.engine.make_url(u).database for u in _MADE}
+            if pid is not None:
+                run = re.compile(rf"{re.escape(base.database)}_p{pid}(_.*)?")
+                found = conn.execute(sa.text("SELECT datname FROM pg_database"))
+                names |= {r[0] for r in found if run.fullmatch(r[0])}
+            for name in sorted(names):
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    except sa.exc.SQLAlchemyError:
+        pass
+    _MADE.clear()
+
+
+#: The databases this process made (dropped when it ends).
+_MADE: list[str] = []
+#: The PostGIS the tests use: a database of this run's own, made when pytest starts (the
+#: xdist controller, which runs no test, makes none). scripts/ensure_services.sh brings up
+#: PostgreSQL with PostGIS on a fresh machine.
+PG_URL = run_database(_PG_BASE)
+
+
+def own_database(tag: str) -> str:
+    """The URL of a database of this run's own beside :data:`PG_URL`, made empty with
+    PostGIS, for tests whose answers depend on every plan the store holds (GET /plans)."""
+    url = run_database(_PG_BASE, tag)
+    make_database(url)
+    return url
+
+
+def pytest_configure(config) -> None:
+    controller = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
+    if not controller:
+        make_database(PG_URL)
+
+
+def pytest_unconfigure(config) -> None:
+    drop_databases(pid=os.getpid())
 
 
 def need(service: str, problem: str) -> None:

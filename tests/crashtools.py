@@ -324,19 +324,17 @@ def records(frame: pd.DataFrame) -> list[tuple]:
 
 def revalidate(store, plan_id: str, version: int) -> list[tuple]:
     """Validate a stored version afresh, as an import does."""
-    from wangge.delineate import metric_plan
+    from wangge.data.plan import read_stored
     from wangge.geo.validate import validate
 
-    v = store.resolve(plan_id, version)
-    layers = {k: f for k, f in store.load(plan_id, version).items() if k != "violations"}
-    metric, limits = metric_plan(layers, dict(v.meta), plan_id)
-    return records(validate(metric, limits))
+    plan = read_stored(store, plan_id, version)
+    return records(validate(plan.metric_layers(), plan.limits))
 
 
 def recheck(store, plan_id: str, version: int) -> tuple[list[tuple], np.ndarray]:
     """An edit's live checks on a version loaded afresh, and its assignment."""
     from wangge.editing import Editor
-    from wangge.geo import editing as ge
+    from wangge.geo import assignment as ge
 
     s = Editor(store).state(plan_id, version)
     found = ge.check(s.units, s.micro, s.limits, s.flags)

@@ -51,15 +51,17 @@ def free_port() -> int:
 def import_plan(plan: Path, store: Path, plan_id: str = "demo") -> int:
     """Import ``plan`` (a directory with plan.gpkg, or the file) into the GeoPackage ``store``
     as ``wangge import`` does; returns the new version."""
-    from wangge.data.gpkg_store import read_plan_file
+    from wangge.data.plan import plan_from_frames, read_plan
     from wangge.data.store import open_store
     from wangge.importing import save_plan
 
     path = plan / "plan.gpkg" if plan.is_dir() else plan
-    layers, meta = read_plan_file(path)
+    layers, meta = read_plan(path).stored()
     st = open_store(str(store))
     try:
-        version, _ = save_plan(st, layers, meta, str(path), plan_id, None, "e2e", "imported")
+        version, _ = save_plan(
+            st, plan_from_frames(layers, meta, str(path)), plan_id, None, "e2e", "imported"
+        )
     finally:
         st.close()
     return version.version

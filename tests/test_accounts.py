@@ -99,11 +99,11 @@ def test_users_command_adds_lists_and_revokes(tmp_path):
 
 
 def test_demo_makes_its_admin_once_and_the_key_signs_in(tmp_path, capsys):
-    from wangge.cli import _demo_admin
+    from wangge.cli import demo_admin
     from wangge.data.gpkg_store import GpkgStore
 
     target = str(tmp_path / "store.gpkg")
-    _demo_admin(target)
+    demo_admin(target)
     printed = capsys.readouterr().out
     key = next(w for w in printed.split() if w.startswith("wg_"))
     store = GpkgStore(target)
@@ -111,7 +111,7 @@ def test_demo_makes_its_admin_once_and_the_key_signs_in(tmp_path, capsys):
         assert store.book.find(key).role == "admin"
     finally:
         store.close()
-    _demo_admin(target)  # a store with an account keeps it, and no new key is printed
+    demo_admin(target)  # a store with an account keeps it, and no new key is printed
     assert "wg_" not in capsys.readouterr().out
 
 

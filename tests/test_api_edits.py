@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from wangge.api.app import create_app
 from wangge.api.settings import Settings
-from wangge.data.gpkg_store import read_plan_file
+from wangge.data.plan import plan_from_frames, read_plan
 from wangge.importing import save_plan
 
 
@@ -21,8 +21,8 @@ from wangge.importing import save_plan
 def edit_client(store, plan_dir):
     """A client on each store holding a fresh copy of the demo plan, and its id."""
     plan = f"edit-{uuid.uuid4().hex[:8]}"
-    layers, meta = read_plan_file(plan_dir / "plan.gpkg")
-    save_plan(store, layers, meta, "plan.gpkg", plan, None, "tests", "for edits")
+    layers, meta = read_plan(plan_dir / "plan.gpkg").stored()
+    save_plan(store, plan_from_frames(layers, meta, "plan.gpkg"), plan, None, "tests", "for edits")
     with TestClient(create_app(Settings(), store), headers=auth(store)) as client:
         yield client, plan, store
 
@@ -84,7 +84,9 @@ def test_move_makes_a_version_with_counts_and_checks(edit_client):
     after = {g["code"]: g["households"] for g in body["grids"]}
     assert after[pick["src"]] == before[pick["src"]] - pick["hh"]
     assert after[pick["dst"]] == before[pick["dst"]] + pick["hh"]
-    assert body["timings"]["check"] < 1000
+    # the answer says what each step took (figures: bench/bench_edit.py), not how fast
+    assert {"check", "derive", "save"} <= set(body["timings"]), body["timings"]
+    assert all(ms >= 0 for ms in body["timings"].values()), body["timings"]
     # the stored layers agree: the unit's new parent, the grids' households, and the
     # grid polygons are the dissolve of their units
     v2 = store.resolve(plan, 2)
@@ -266,3 +268,81 @@ def test_plan_without_units_is_not_editable(store, tmp_path):
         r = client.get(f"/plans/{plan}/state")
         assert r.status_code == 422 and r.json()["where"] == "units"
         assert "cannot be edited" in r.json()["error"]
+
+
+def test_a_store_error_after_the_commit_still_answers_the_saved_version(edit_client, monkeypatch):
+    """Carrying the cached tiles reads the store after the version is committed; when that
+    read fails (a statement timeout under load), the answer is still the 201 of the saved
+    version, not an error that tells the planner nothing was saved."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    client, plan, store = edit_client
+    pick = boundary_unit(client, plan)
+    failure = (
+        sqlite3.OperationalError("database is locked")
+        if type(store).__name__ == "GpkgStore"
+        else sa.exc.OperationalError("SELECT", {}, Exception("canceling statement"))
+    )
+
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(type(store), "layer_infos", fail)
+    r = client.post(
+        f"/plans/{plan}/edits",
+        json={"base_version": 1, "moves": [{"unit": pick["unit"], "to": pick["dst"]}]},
+    )
+    monkeypatch.undo()
+    assert r.status_code == 201, r.text
+    assert r.json()["version"]["version"] == 2 and r.json()["tiles"]["carried"] is False
+    assert store.latest(plan) == 2
+
+
+def test_a_building_inside_a_moved_unit_moves_with_it(edit_client):
+    """A building inside a larger one has no cell of its own: its households are counted
+    in the unit that holds it. Moving that unit moves the building too (it kept its old
+    micro-grid before, so the saved plan counted its households in no micro-grid)."""
+    import shapely
+
+    from wangge.data.plan import read_stored
+    from wangge.editing import Editor
+    from wangge.geo.validate import validate
+
+    _, plan, store = edit_client
+    editor = Editor(store)
+    s = editor.state(plan, 1)
+    b = s.layers["buildings"]
+    units = s.unit_frame
+    own = set(units["building_id"].dropna().astype(str))
+    nested = b[~b["building_id"].astype(str).isin(own) & (b["households"] > 0)]
+    assert len(nested), "the demo has buildings inside larger ones"
+    micro = s.micro
+    g = s.units.graph
+    pairs = list(zip(g.eu, g.ev, strict=True)) + list(zip(g.ev, g.eu, strict=True))
+    for _, row in nested.iterrows():
+        at = np.flatnonzero(
+            shapely.within(shapely.point_on_surface(row.geometry), units.geometry.to_numpy())
+        )
+        if not len(at):
+            continue
+        u = int(at[0])
+        # a neighbouring micro-grid of the same community (of the grid or the next one)
+        to = {micro[v] for a, v in pairs if a == u and micro[v] != micro[u]}
+        to = {c for c in to if c[:12] == micro[u][:12] and c[12:15] < "900"}
+        if to:
+            break
+    else:
+        raise AssertionError("no nested building in a unit beside another micro-grid")
+    unit = str(s.units.codes[u])
+    done = editor.edit(plan, 1, [(unit, sorted(to)[0])], None, None, "nested", "", False)
+    saved = read_stored(store, plan, done.version.version)
+    after_units = saved.frame("units").set_index(saved.frame("units")["code"].astype(str))
+    after_b = saved.frame("buildings").set_index("building_id")
+    assert after_b.loc[row["building_id"], "microgrid_code"] == after_units.loc[unit, "parent_code"]
+    errors = validate(saved.metric_layers(), saved.limits)
+    sums = errors[
+        (errors["check"].isin(["atomic", "households"])) & (errors["severity"] == "error")
+    ]
+    assert sums.empty, sums.to_dict("records")

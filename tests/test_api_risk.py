@@ -18,10 +18,10 @@ from apitools import auth
 
 from wangge.api.app import create_app
 from wangge.api.settings import Settings
-from wangge.data.gpkg_store import read_plan_file
+from wangge.data.plan import plan_from_frames, read_plan
 from wangge.geo.rules import load_rules, rules_from_raw
 from wangge.importing import save_plan
-from wangge.overlay import suggest_sites
+from wangge.siting import suggest_sites
 
 PLAN = "riskapi"
 BARE = "riskbare"
@@ -50,8 +50,10 @@ class Client:
 def _client(store, path, plan: str) -> Client:
     """A client on ``store`` holding the plan.gpkg at ``path`` as ``plan`` version 1."""
     if not store.versions(plan):  # the PostGIS store is shared by the whole session
-        layers, meta = read_plan_file(path)
-        save_plan(store, layers, meta, str(path), plan, None, "tests", "risk overlay")
+        layers, meta = read_plan(path).stored()
+        save_plan(
+            store, plan_from_frames(layers, meta, str(path)), plan, None, "tests", "risk overlay"
+        )
     return Client(create_app(Settings(plan=plan, public_reads=True), store))
 
 
@@ -223,11 +225,15 @@ def test_an_anonymous_reader_never_gets_names_addresses_or_vulnerable_counts(ser
     """With public reads, a caller without a key reads every layer and file without the
     columns that name people or addresses or count one building's vulnerable people; the
     same request with a viewer's key gets them."""
-    from wangge.data.tiles import PRIVATE_FIELDS, TILE_FIELDS
+    from wangge.data.privacy import PUBLIC, class_of
+    from wangge.data.tiles import TILE_FIELDS
 
     client, layer, _ = served
-    assert not PRIVATE_FIELDS & {f for fields in TILE_FIELDS.values() for f in fields}
-    held = {n: set(layer(n).columns) & PRIVATE_FIELDS for n in ("buildings", "risk_points")}
+    assert all(class_of(n, f) == PUBLIC for n, fields in TILE_FIELDS.items() for f in fields)
+    held = {
+        n: {c for c in layer(n).columns if class_of(n, c) != PUBLIC}
+        for n in ("buildings", "risk_points")
+    }
     assert held["buildings"] >= {"elderly", "disabled", "alone"}, held
     assert held["risk_points"] >= {"address", "responsible"}, held
     key = auth(store, "viewer")

@@ -56,15 +56,19 @@ def test_dual_carriageway_median_is_merged():
     assert len(polygonize_blocks(area, roads, kiosk)) == 3
 
 
-def test_study_area_hugs_buildings_not_far_ways():
-    buildings = gpd.GeoSeries(
-        [shapely.box(x, y, x + 20, y + 10) for x in range(0, 500, 50) for y in range(0, 300, 50)],
-        crs=CRS,
-    )
-    area = study_area(buildings, buffer_m=50)
-    minx, _, maxx, _ = area.bounds
-    assert -60 <= minx <= -40 and 460 <= maxx <= 580
+def test_study_area_is_the_extract_not_a_hull_around_clusters():
+    # two clusters of buildings 600 m apart: the land between them belongs to the area
+    # (全覆盖: every piece of the district belongs to some grid), not only hulls round each
+    west = [shapely.box(x, y, x + 20, y + 10) for x in range(0, 200, 50) for y in range(0, 200, 50)]
+    east = [shapely.box(x, y, x + 20, y + 10) for x in range(800, 1000, 50) for y in (0, 50)]
+    buildings = gpd.GeoSeries(west + east, crs=CRS)
+    area = study_area(buildings)
+    assert shapely.contains(area, shapely.Point(500, 100))  # between the clusters
     assert shapely.contains(area, shapely.union_all(buildings.to_numpy()))
+    assert area.bounds == (-50.0, -50.0, 1020.0, 210.0)
+    # the extract's own bounds win, grown only to take in a footprint that crosses them
+    extent = shapely.box(-100, -100, 960, 400)
+    assert study_area(buildings, extent).bounds == (-100.0, -100.0, 970.0, 400.0)
 
 
 def test_building_across_a_road_goes_to_its_larger_side():

@@ -1,4 +1,4 @@
-"""Tests of wangge.data.boundaries: given street and community files, read and cleaned.
+"""Tests of wangge.data.boundaries and wangge.geo.boundaries: given files, read and cleaned.
 
 The layers are cut from the demo's real district boundary (© OpenStreetMap contributors,
 ODbL 1.0) by tests/cities_bounds.py and written into ``tmp_path`` at test time.
@@ -26,15 +26,15 @@ from cities_osm import BEIJING_OSM, DEMO_OSM, real_file
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wangge.data.boundaries import (
+from wangge.data.boundaries import read_units
+from wangge.errors import InputError
+from wangge.geo.boundaries import (
     FINDING_COLUMNS,
     GRID_M,
     clean_units,
     nest_communities,
-    read_units,
     streets_from_communities,
 )
-from wangge.errors import InputError
 
 GK = 4549  # CGCS2000 3-degree Gauss-Kruger, CM 120°E: the demo's zone
 CODES = [

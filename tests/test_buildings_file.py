@@ -26,14 +26,8 @@ from cities_buildings import (
 from cities_osm import BEIJING_OSM, DEMO_OSM, real_file
 from clitools import run
 
-from wangge.data.buildings import (
-    OSM_COLUMNS,
-    OSM_TYPES,
-    USE_VALUES,
-    BuildingFile,
-    adopt_osm_tags,
-    read_buildings,
-)
+from wangge.data.building_words import OSM_COLUMNS, OSM_TYPES, USE_VALUES
+from wangge.data.buildings import BuildingFile, adopt_osm_tags, read_buildings
 from wangge.data.osm import OsmExtract, parse_height, parse_levels, read_osm
 from wangge.errors import InputError
 from wangge.geo import households as geo_households
@@ -294,7 +288,8 @@ def test_square_stand_ins_that_overlap_delineate(tmp_path):
     """The demo's points give squares that overlap their neighbours (hundreds of pairs,
     up to 3,000 m²); the tessellation's repair once left lines GEOS would not overlay."""
     path = demo_building_points(DEMO_OSM, tmp_path / "pts.csv", coords="wgs84")
-    res = run("delineate", DEMO_OSM, "--buildings", path, "--out", tmp_path / "plan")
+    out = tmp_path / "plan"
+    res = run("delineate", DEMO_OSM, "--buildings", path, "--out", out, "--district-code", "320102")
     assert res.returncode == 0, res.stdout + res.stderr
     plan = gpd.read_file(tmp_path / "plan" / "plan.gpkg", layer="microgrids")
     units = gpd.read_file(tmp_path / "plan" / "units.gpkg", layer="buildings")
@@ -321,7 +316,10 @@ def test_footprints_in_several_parts_read_and_count_once(tmp_path):
         table.loc[i, "geometry"] = gpd.GeoSeries([g], crs=crs).to_crs(4326).iloc[0]
     path = tmp_path / "parts.gpkg"
     table.to_file(path, engine="pyogrio")
-    res = run("delineate", BEIJING_OSM, "--buildings", path, "--out", tmp_path / "plan")
+    out = tmp_path / "plan"
+    res = run(
+        "delineate", BEIJING_OSM, "--buildings", path, "--out", out, "--district-code", "110108"
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     plan = gpd.read_file(tmp_path / "plan" / "plan.gpkg", layer="microgrids")
     units = gpd.read_file(tmp_path / "plan" / "units.gpkg", layer="buildings")

@@ -3,7 +3,7 @@
 Two real cities (the bundled Nanjing demo, four given streets; ../shared/data/beijing-cau.osm,
 two) are ingested with their streets, delineated by ``wangge.city.run_city`` into a
 GeoPackage store, and given the seeded SAMPLE facilities and risk register. Their coverage,
-measured street by street with the halo (:mod:`wangge.city_overlay`), is compared with one
+measured street by street with the halo (:mod:`wangge.city_access`), is compared with one
 process over the whole area (:func:`wangge.geo.coverage.building_access` on the whole
 network): per building and facility type the distances agree to 1e-6 m wherever the whole
 area's is within the type's reach, and both say beyond reach otherwise. With the bundled
@@ -33,14 +33,8 @@ from cities_bounds import beijing_streets, demo_streets
 from cities_osm import BEIJING_OSM, DEMO_OSM, real_file
 
 from wangge.city import run_city
-from wangge.city_overlay import (
-    access_by_street,
-    city_coverage,
-    city_risk,
-    coverage_halo,
-    read_city,
-    street_codes,
-)
+from wangge.city_access import access_by_street, coverage_halo, street_codes
+from wangge.city_overlay import city_coverage, city_risk, read_city
 from wangge.data.gpkg_store import GpkgStore
 from wangge.data.samples import write_samples
 from wangge.geo import risk as geo_risk

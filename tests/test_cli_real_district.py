@@ -168,7 +168,12 @@ def test_empty_and_tiny_given_communities_are_kept_and_flagged(tmp_path):
     )
     result = delineate(DEMO_OSM, communities=path)
     communities = result.layers["communities"].set_index("code")
-    for code in ("320106001003", "320106001004"):  # kept although they hold no household
+    # the empty box lies 500 m beyond the data (the demo file states no bounds, so the
+    # buildings' hull): left out with a finding, not drawn as land of the plan
+    found = result.layers["findings"]
+    assert "320106001004" not in communities.index
+    assert (found.loc[found["kind"] == "outside_data", "code"] == "320106001004").any()
+    for code in ("320106001003",):  # kept although it holds no household
         assert communities.loc[code, "flag"] == "given"
         assert communities.loc[code, "households"] == 0
         grids = result.layers["grids"]
@@ -186,7 +191,8 @@ def test_a_sites_file_declares_dedicated_grids_and_bad_ones_are_named(earlier, t
         gpd.GeoDataFrame({"名称": ["某单位"], "类型": ["企业"]}, geometry=site.values, crs=4326),
         tmp_path / "sites.geojson",
     )
-    proc = run("delineate", DEMO_OSM, "--sites", good, "--out", tmp_path / "plan")
+    out = tmp_path / "plan"
+    proc = run("delineate", DEMO_OSM, "--sites", good, "--out", out, "--district-code", "320102")
     assert proc.returncode == 0, proc.stderr
     grids = gpd.read_file(tmp_path / "plan" / "plan.gpkg", layer="grids")
     declared = grids[grids["note"].str.contains("某单位", na=False)]

@@ -55,7 +55,7 @@ def test_export_writes_a_gbk_shapefile(imported, tmp_path):
     [
         ("metric_crs", "EPSG:99999", "unknown metric_crs 'EPSG:99999'"),
         ("metric_crs", "EPSG:4490", "metric_crs 'EPSG:4490' is not projected"),
-        ("limits_json", '{"grid": {"min_households": 300}}', "lack the key 'district'"),
+        ("limits_json", '{"grid": {"min_households": 300}}', "the limits lack the key"),
         ("limits_json", "[1, 2]", "table of tables"),
     ],
 )

@@ -46,7 +46,8 @@ from crashtools import (
 )
 
 from wangge import overlay as overlay_job
-from wangge.data.gpkg_store import GpkgStore, read_plan_file
+from wangge.data.gpkg_store import GpkgStore
+from wangge.data.plan import plan_from_frames, read_plan
 from wangge.data.samples import write_samples
 from wangge.data.store import open_store
 from wangge.editing import Editor
@@ -87,8 +88,10 @@ def test_kill_during_import_leaves_the_last_version_whole(store, plan_dir, risk_
     target = store.url
     plain, heavy = plan_dir / "plan.gpkg", risk_plan_dir / "plan.gpkg"
     plan = pid("import")
-    layers, meta = read_plan_file(plain)
-    v1, violations = save_plan(store, layers, dict(meta), str(plain), plan, None, "t", "base")
+    layers, meta = read_plan(plain).stored()
+    v1, violations = save_plan(
+        store, plan_from_frames(layers, dict(meta), str(plain)), plan, None, "t", "base"
+    )
     assert v1.version == 1
     committed = {1: fingerprint(store, plan, 1)}
     # version 1 holds the file: every layer, its rows, and the units' micro-grids
@@ -136,8 +139,10 @@ def test_kill_during_import_leaves_the_last_version_whole(store, plan_dir, risk_
 
     fresh, _ = reopen(store, target)
     try:
-        heavy_layers, heavy_meta = read_plan_file(heavy)
-        nxt, _ = save_plan(fresh, heavy_layers, heavy_meta, str(heavy), plan, None, "t", "next")
+        heavy_layers, heavy_meta = read_plan(heavy).stored()
+        nxt, _ = save_plan(
+            fresh, plan_from_frames(heavy_layers, heavy_meta, str(heavy)), plan, None, "t", "next"
+        )
         assert nxt.version == max(committed) + 1
         # an import that beat its kill holds exactly what an import run to its end holds
         heavy_print = fingerprint(fresh, plan, nxt.version)
@@ -160,8 +165,8 @@ def test_kill_during_edit_saves_keeps_the_last_committed_edit(store, plan_dir, t
     rng = random.Random(SEED + 1)
     target = store.url
     plan = pid("edit")
-    layers, meta = read_plan_file(plan_dir / "plan.gpkg")
-    save_plan(store, layers, dict(meta), "plan.gpkg", plan, None, "t", "base")
+    layers, meta = read_plan(plan_dir / "plan.gpkg").stored()
+    save_plan(store, plan_from_frames(layers, dict(meta), "plan.gpkg"), plan, None, "t", "base")
     unit, home, away = pick_move(store, plan)
     first = micro_of(store, plan, 1)
     counts = {k: n for k, (n, _) in fingerprint(store, plan, 1).items() if k != "violations"}

@@ -613,6 +613,24 @@ def test_box_lock_move_mode_complete_compare_restore(server, browser):
     diff = snapshot(page)["diff"]
     assert diff, "no moved units between the versions"
     assert f"版本 {v0} → {v0 + 4}" in page.locator("#diff-result").inner_text()
+    # the change report: counts of grids by status, a row per changed grid, and the
+    # changed grids' outlines before (dashed) and after drawn from its GeoJSON
+    summary = page.evaluate("() => window.wanggeEditor.diff.changes.summary")
+    report, micro = summary["grid"], summary["microgrid"]
+    # units moved, so micro-grids changed (grids too, unless completion drew them back)
+    assert micro["created"] + micro["changed"] + micro["retired"] >= 1, summary
+    assert summary["units_moved"] == len(diff), summary
+    grids_line = page.locator("#diff-result .diff-grids").inner_text()
+    assert f"调整 {report['changed']}" in grids_line and f"不变 {report['kept']}" in grids_line
+    rows = page.locator("#diff-result .diff-grid-table tbody tr")
+    assert rows.count() == sum(report[k] for k in ("created", "changed", "retired", "recounted"))
+    # the outlines come from the report's GeoJSON, which the map's worker loads in turn
+    outlined = """() => window.wanggeEditor.map.querySourceFeatures("changes")
+                 .filter(f => ["changed", "created"].includes(f.properties.status)).length"""
+    if report["changed"] + report["created"]:
+        page.wait_for_function(f"() => ({outlined})() > 0", timeout=30_000)
+    else:
+        assert page.evaluate(outlined) == 0
     shot(page, "12-compare")
 
     # restore the first version: every grid's count is back
@@ -663,7 +681,7 @@ def test_without_a_key_the_editor_asks_for_one(server, browser):
     page.wait_for_function(
         "() => document.querySelector('#signin-msg').textContent.includes('401')"
     )
-    assert "unknown, revoked or expired" in msg.inner_text()
+    assert "已吊销" in msg.inner_text()  # the server's reason, in Chinese
     assert page.locator("#signin-key").input_value() == ""
     assert [urlparse(u).path for u in api_calls(requested, server)] == ["/me"]
     assert page.evaluate(STORED_KEY) is None
@@ -671,7 +689,7 @@ def test_without_a_key_the_editor_asks_for_one(server, browser):
     # the form speaks English too
     page.locator("#lang-en").click()
     assert page.locator("#signin-ok").inner_text() == "Sign in"
-    assert "refused" in msg.inner_text()
+    assert "refused" in msg.inner_text() and "unknown, revoked or expired" in msg.inner_text()
     shot(page, "21-signin-refused-en")
     assert not page.errors, page.errors
     context.close()
@@ -792,7 +810,8 @@ def test_planner_edits_only_inside_their_community(server, browser):
     )
     banner = page.locator("#error")
     assert banner.is_visible()
-    assert "无权操作（403）" in banner.inner_text() and "outside the scope" in banner.inner_text()
+    # the server's reason, in Chinese (maps/editor/messages.js)
+    assert "无权操作（403）" in banner.inner_text() and "管辖范围" in banner.inner_text()
     assert snapshot(page)["version"] == v0 + 1
     assert server.get(f"/plans/{PLAN}/versions")[-1]["version"] == v0 + 1
     shot(page, "25-planner-restore-403")
@@ -887,7 +906,7 @@ def test_revoked_key_returns_to_sign_in(server, browser):
     page.locator("#btn-compare").click()
     page.locator("#signin").wait_for(state="visible")
     msg = page.locator("#signin-msg").inner_text()
-    assert "登录已失效" in msg and "401" in msg and "revoked" in msg, msg
+    assert "登录已失效" in msg and "401" in msg and "已吊销" in msg, msg
     assert page.evaluate(STORED_KEY) is None
     assert page.locator("#map").is_hidden()
     shot(page, "28-revoked")

@@ -21,19 +21,22 @@ from fastapi.testclient import TestClient
 
 from wangge.api.app import create_app
 from wangge.api.settings import Settings
-from wangge.data.gpkg_store import GpkgStore, read_plan_file
+from wangge.data.gpkg_store import GpkgStore
+from wangge.data.plan import plan_from_frames, read_plan
 from wangge.editing import Editor
 from wangge.errors import InputError
 from wangge.existing import adopt
-from wangge.geo import editing as ge
+from wangge.geo import assignment as ge
 from wangge.geo.crs import wgs84_to_gcj02
 from wangge.importing import save_plan
 
 
 def fresh_plan(store, plan_dir: Path) -> str:
     plan = f"adopt-{uuid.uuid4().hex[:8]}"
-    layers, meta = read_plan_file(plan_dir / "plan.gpkg")
-    save_plan(store, layers, meta, "plan.gpkg", plan, None, "tests", "for adoption")
+    layers, meta = read_plan(plan_dir / "plan.gpkg").stored()
+    save_plan(
+        store, plan_from_frames(layers, meta, "plan.gpkg"), plan, None, "tests", "for adoption"
+    )
     return plan
 
 
@@ -212,7 +215,7 @@ def test_gcj02_geojson_adopts_like_wgs84(store, plan_dir, tmp_path):
 def test_beijing(tmp_path_factory):
     real_file(BEIJING_OSM)
     d = tmp_path_factory.mktemp("bj")
-    res = run("delineate", BEIJING_OSM, "--out", d, "--seed", 3)
+    res = run("delineate", BEIJING_OSM, "--out", d, "--seed", 3, "--district-code", "110108")
     assert res.returncode == 0, res.stderr
     store = GpkgStore(d / "store.gpkg")
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -390,3 +391,30 @@ def test_compact_codes_only_shortens_one_run_of_codes():
     )
     assert compact_codes("320102001004004001") == "320102001004004001"
     assert compact_codes("") == "" and compact_codes(None) is None
+
+
+def test_the_export_crs_schema_lists_exactly_what_an_export_takes():
+    """Unseeded fuzzing sent ``crs=exposed_vulnerable``, valid to a free-string schema and
+    refused by the server: the schema's enum is now the list the check takes, no more."""
+    from fastapi.testclient import TestClient
+
+    from wangge.api.app import create_app
+    from wangge.api.settings import Settings
+    from wangge.data.exports import _check_crs, accepted_crs
+    from wangge.data.gpkg_store import GpkgStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app(Settings(plan="p"), GpkgStore(Path(tmp) / "s.gpkg"))
+        doc = TestClient(app).get("/api").json()
+    (param,) = [
+        p for p in doc["paths"]["/export/{layer}"]["get"]["parameters"] if p["name"] == "crs"
+    ]
+    assert param["schema"]["enum"] == list(accepted_crs())
+    for crs in accepted_crs():
+        assert _check_crs(crs)[0] == crs
+    assert {"EPSG:4326", "EPSG:4490", "EPSG:4548", "EPSG:3857", "EPSG:32650", "GCJ02"} <= set(
+        accepted_crs()
+    )
+    for outside in ("EPSG:3395", "EPSG:5773", "exposed_vulnerable"):
+        with pytest.raises(InputError, match="unknown or unusable CRS"):
+            _check_crs(outside)

@@ -36,7 +36,8 @@ from conftest import PG_URL
 from e2e_server import Server, free_port, server_env, uvicorn_command
 from pyproj import Transformer
 
-from wangge.data.gpkg_store import GpkgStore, read_plan_file
+from wangge.data.gpkg_store import GpkgStore
+from wangge.data.plan import plan_from_frames, read_plan
 from wangge.importing import save_plan
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -95,7 +96,7 @@ def _by_collection(frames: dict) -> dict:
 def _plan_layers(plan_dir):
     """The demo plan (with risk and coverage layers), its single-part grids as Polygon
     beside the MultiPolygon ones, and one grid with a name to escape."""
-    layers, meta = read_plan_file(plan_dir / "plan.gpkg")
+    layers, meta = read_plan(plan_dir / "plan.gpkg").stored()
     grids = layers["grids"].sort_values("code").reset_index(drop=True)
     geoms = grids.geometry.to_numpy().copy()
     single = (shapely.get_type_id(geoms) == 6) & (shapely.get_num_geometries(geoms) == 1)
@@ -159,7 +160,9 @@ def served(request, risk_plan_dir, tmp_path_factory):
     else:
         target = PG_URL
         store = request.getfixturevalue("postgis_store")  # fails, not skips, with CI=true
-    version, _ = save_plan(store, layers, meta, "plan.gpkg", plan, None, "tests", "ogc")
+    version, _ = save_plan(
+        store, plan_from_frames(layers, meta, "plan.gpkg"), plan, None, "tests", "ogc"
+    )
     infos = store.layers(plan, version.version)
     frames = {i.name: store.query(plan, version.version, i.name).frame for i in infos}
     types = {i.name: i.geometry_type for i in infos}
@@ -534,7 +537,7 @@ def test_an_unsupported_crs_is_400_with_the_offered_ones(served, params, where):
 # HTML ---------------------------------------------------------------------------------------
 
 
-def test_html_pages_carry_the_attribution_and_escape_everything(served):
+def test_html_pages_of_data_carry_the_attribution_and_escape_everything(served):
     code = served.frames["grids"]["code"].iloc[0]
     pages = ["/", "/conformance", "/collections", "/collections/grids"]
     pages += ["/collections/grids/items", f"/collections/grids/items/{code}"]
@@ -543,7 +546,10 @@ def test_html_pages_carry_the_attribution_and_escape_everything(served):
             r = served.http.get(path, **how)
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
             text = r.text
-            assert "© OpenStreetMap contributors, ODbL 1.0" in text, path
+            # the pages of the plan's data credit its sources; the landing page and the
+            # conformance classes show no data
+            shows_data = path.startswith("/collections")
+            assert ("© OpenStreetMap contributors, ODbL 1.0" in text) is shows_data, path
             assert "<script" not in text.lower() and "<link" not in text.lower(), path
             assert " src=" not in text, path
     for path in pages[-2:]:

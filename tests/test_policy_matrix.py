@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from wangge.api.app import create_app
 from wangge.api.settings import Settings
-from wangge.data.gpkg_store import read_plan_file
+from wangge.data.plan import plan_from_frames, read_plan
 from wangge.importing import save_plan
 
 #: The policy each route must declare (a change here is a change of who may do what).
@@ -52,8 +52,10 @@ POLICIES = {
     "GET /plans/{plan_id}/versions": "read",
     "GET /plans/{plan_id}/state": "read",
     "GET /plans/{plan_id}/versions/{a}/diff/{b}": "read",
+    "GET /plans/{plan_id}/versions/{a}/changes/{b}": "read",
     "POST /plans/{plan_id}/edits": "planner",
     "POST /plans/{plan_id}/complete": "planner",
+    "POST /plans/{plan_id}/rebalance": "planner",
     "POST /plans/{plan_id}/restore": "planner",
     "POST /plans/{plan_id}/names": "planner",
     "POST /plans/{plan_id}/adopt": "admin",
@@ -123,8 +125,10 @@ class World:
     def __init__(self, store, plan_dir):
         self.store = store
         self.plan = f"matrix-{uuid.uuid4().hex[:8]}"
-        layers, meta = read_plan_file(plan_dir / "plan.gpkg")
-        save_plan(store, layers, meta, "plan.gpkg", self.plan, None, "tests", "matrix")
+        layers, meta = read_plan(plan_dir / "plan.gpkg").stored()
+        save_plan(
+            store, plan_from_frames(layers, meta, "plan.gpkg"), self.plan, None, "tests", "matrix"
+        )
         self.app = create_app(Settings(plan=self.plan), store)
         self.client = TestClient(self.app)
         self.client.__enter__()
@@ -250,6 +254,11 @@ REQUESTS = {
         f"/plans/{w.plan}/versions/1/diff/1",
         {},
     ),
+    "GET /plans/{plan_id}/versions/{a}/changes/{b}": lambda w, c: (
+        "GET",
+        f"/plans/{w.plan}/versions/1/changes/1",
+        {},
+    ),
     "POST /plans/{plan_id}/edits": lambda w, c: (
         "POST",
         f"/plans/{w.plan}/edits",
@@ -265,6 +274,11 @@ REQUESTS = {
         "POST",
         f"/plans/{w.plan}/complete",
         {"json": {"base_version": w.latest(), "grids": [w.grid(c)]}},
+    ),
+    "POST /plans/{plan_id}/rebalance": lambda w, c: (
+        "POST",
+        f"/plans/{w.plan}/rebalance",
+        {"json": {"base_version": w.latest(), "households": {w.pairs[c]["unit"]: 12.0}}},
     ),
     "POST /plans/{plan_id}/restore": lambda w, c: (
         "POST",
@@ -298,6 +312,7 @@ REQUESTS = {
 SCOPED = {
     "POST /plans/{plan_id}/edits",
     "POST /plans/{plan_id}/complete",
+    "POST /plans/{plan_id}/rebalance",
     "POST /plans/{plan_id}/names",
     "PUT /plans/{plan_id}/roster/{code}",
     "POST /plans/{plan_id}/roster/import",

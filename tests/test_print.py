@@ -21,12 +21,12 @@ from typer.testing import CliRunner
 from wangge.cli import app
 from wangge.data.accounts import make_account, new_key
 from wangge.data.gpkg_store import GpkgStore
-from wangge.data.gpkg_store import read_plan_file as read_gpkg
+from wangge.data.plan import read_plan
 from wangge.data.roster import Staff
 from wangge.errors import WanggeError
 from wangge.maps import notice
 from wangge.maps.notice import ATTRIBUTION, page_pixels, scale_bar
-from wangge.printing import file_stem, read_plan_file, sheets
+from wangge.printing import file_stem, print_plan, sheets
 
 A, B = "320102001002", "320102001005"  # two demo communities; a planner's key covers A
 
@@ -74,7 +74,9 @@ def demo_store(plan_dir, tmp_path_factory):
     st = GpkgStore(store)
     staff: dict[str, list[str]] = {}
     try:
-        layers, meta = read_gpkg(plan_dir / "plan.gpkg")  # saved as is: wangge import validates
+        layers, meta = read_plan(
+            plan_dir / "plan.gpkg"
+        ).stored()  # saved as is: wangge import validates
         st.save("demo", {n: layers[n] for n in ("communities", "grids", "microgrids")}, meta)
         grids = st.query("demo", 1, "grids").frame
         for i, code in enumerate(sorted(grids["code"].astype(str))):
@@ -146,7 +148,7 @@ def test_no_roster_no_names(demo_store, plan_dir):
     assert not [x for x in secrets if x in text or x.encode() in raw]
     assert not [x for x in secrets if x in res.stdout]
     assert "职务 Role" not in text
-    version = read_plan_file(plan_dir).version
+    version = print_plan(read_plan(plan_dir)).version
     assert version.startswith("plan.gpkg (")
     _print(plan_dir / "plan.gpkg", "--out", out / "file", "--community", A)
     _check_sheet(out / "file", A, s["names"][A], s["grids"][A], version)
@@ -173,7 +175,7 @@ def test_bad_input(demo_store, plan_dir):
         ("--store", s["store"], "--plan-id", "demo", "--version", "7"): "not 7",
         (plan_dir, "--with-roster"): "the roster (names and phones of the grid staff) lives in",
         (s["d"] / "missing.gpkg",): "file not found",
-        (s["store"],): "a store? print from it with --store",
+        (s["store"],): "a store? name it with --store",
         ("--store", s["store"], "--with-roster", "--key", "wg_nope"): "unknown, revoked",
         ("--store", s["store"], "--key", s["key"]): "add --with-roster",
         ("--store", s["store"], "--per", "street"): "--per: is community or grid",
@@ -203,7 +205,7 @@ def test_beijing_every_community(beijing_plan):
     _print(beijing_plan, "--out", out)
     communities = gpd.read_file(beijing_plan / "plan.gpkg", layer="communities")
     grids = gpd.read_file(beijing_plan / "plan.gpkg", layer="grids")
-    version = read_plan_file(beijing_plan).version
+    version = print_plan(read_plan(beijing_plan)).version
     assert len(list(out.glob("*.pdf"))) == len(communities) == 6
     for code, name in communities[["code", "name"]].to_numpy():
         assert name.endswith("社区")  # the given names, not made-up ones
@@ -272,7 +274,7 @@ def test_scale_bar_is_true_on_the_ground(crs, lon, lat, width_m):
 @pytest.fixture(scope="module")
 def drawn(beijing_plan):
     """Sheets of Beijing drawn (not written): a community and its grids."""
-    plan = read_plan_file(beijing_plan)
+    plan = print_plan(read_plan(beijing_plan))
     chosen = sheets(plan, "110108001002", per_grid=True)
     chosen = [chosen[0], *(s for s in chosen if s.code == "110108001002004")]  # wide, tall
     return plan, chosen, [notice.draw_sheet(sheet) for sheet in chosen]

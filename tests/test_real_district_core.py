@@ -121,7 +121,8 @@ def test_calibration_meets_known_totals_exactly_and_keeps_imported_counts():
         }
     )
     cover = np.array([1.0, 1.0, 0.6])
-    out, report = calibration.calibrate(b, unit_of, units, cover, "community", 2.62)
+    # unit 2's factor (about 0.23) is outside 0.5–2: applied only when asked
+    out, report = calibration.calibrate(b, unit_of, units, cover, "community", 2.62, True)
     assert out.loc[unit_of == 0, "households"].sum() == 3000
     # partly covered: prorated by area, said so
     assert out.loc[unit_of == 2, "households"].sum() == round(900 * 0.6)
@@ -197,7 +198,7 @@ def test_nested_buildings_are_counted_in_the_cell_that_holds_them():
 def test_a_part_an_edit_makes_is_named_under_its_parent():
     from types import SimpleNamespace
 
-    from wangge.editing import _new_name
+    from wangge.plan_state import new_name as _new_name
 
     s = SimpleNamespace(
         layers={"communities": pd.DataFrame({"code": ["320102001004"], "name": ["丹凤街社区"]})}

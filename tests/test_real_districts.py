@@ -49,8 +49,9 @@ from clitools import run
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from wangge.delineate import delineate, delineate_units, read_plan
-from wangge.geo.limits import DEFAULT_DISTRICT, Limits, load_limits
+from wangge.data.plan import read_plan
+from wangge.delineate import delineate, delineate_units
+from wangge.geo.limits import Limits, load_limits
 from wangge.geo.validate import validate
 
 OSM = {"nanjing": DEMO_OSM, "beijing": real_file(BEIJING_OSM)}
@@ -160,11 +161,19 @@ class Case:
         return "-".join(parts)
 
     @property
+    def code(self) -> str | None:
+        """The district code passed: the case's own, else, with no given level to take one
+        from, the city's (neither test city's OSM file names a single district)."""
+        return self.district_code or (None if self.given else CITY_CODES[self.city])
+
+    @property
     def given(self) -> str | None:
         """The finest given level: ``community``, ``street`` or None."""
         return "community" if self.communities else "street" if self.streets else None
 
 
+#: The test cities' district codes (GB/T 2260): 玄武区, 海淀区.
+CITY_CODES = {"nanjing": "320102", "beijing": "110108"}
 CASES = [
     Case("nanjing"),
     Case("nanjing", "josm"),
@@ -230,7 +239,7 @@ def _inputs(case: Case, files: Files) -> tuple[Path | None, dict]:
 def _run_api(case: Case, files: Files) -> Plan:
     source, options = _inputs(case, files)
     start = time.perf_counter()
-    result = delineate(source, district_code=case.district_code, preset=case.preset, **options)
+    result = delineate(source, district_code=case.code, preset=case.preset, **options)
     seconds = time.perf_counter() - start
     violations = validate(result.layers, result.limits)
     return Plan(case, result.layers, result.limits, list(result.notes), violations, seconds)
@@ -241,8 +250,8 @@ def _run_cli(case: Case, files: Files, out: Path) -> Plan:
     args = ["delineate", *([source] if source else []), "--out", out]
     for key, value in options.items():
         args += [f"--{key.replace('_', '-')}", value]
-    if case.district_code:
-        args += ["--district-code", case.district_code]
+    if case.code:
+        args += ["--district-code", case.code]
     if case.preset:
         args += ["--preset", case.preset]
     start = time.perf_counter()
@@ -252,7 +261,8 @@ def _run_cli(case: Case, files: Files, out: Path) -> Plan:
     if res.returncode != 0:
         pytest.fail(f"wangge {' '.join(map(str, args))} exited {res.returncode}:\n{output}")
     path = out / "plan.gpkg"
-    layers, limits = read_plan(path)
+    plan = read_plan(path)
+    layers, limits = plan.metric_layers(), plan.limits
     crs = layers["grids"].crs
     have = {name for name, _ in pyogrio.list_layers(path)}
     for name in ("given_streets", "given_communities"):
@@ -486,6 +496,11 @@ def test_calibrated_community_totals_match(plans, case):
     for code, total in known.items():
         coverage = float(table.loc[code, "coverage"])
         got = float(communities.loc[code, "households"])
+        if "not applied" in str(table.loc[code, "finding"]):  # outside 0.5–2: reported only
+            factor = float(table.loc[code, "factor"])
+            assert not 0.5 <= factor <= 2, (code, factor)
+            assert got == float(table.loc[code, "estimated_before"])
+            continue
         if coverage >= 0.95 and abs(got - total) > 1:
             off[code] = f"plan {got:g}, given {total}, coverage {coverage:.3f}"
         elif coverage < 0.95:  # partly covered: prorated by the stated rule, never over
@@ -498,14 +513,9 @@ def test_calibrated_community_totals_match(plans, case):
 def test_codes_and_district_note(plans, case):
     plan = plans.get(case)
     grids = plan.layers["grids"]["code"].astype(str)
-    default_said = [n for n in plan.notes if "default" in n and DEFAULT_DISTRICT in n]
-    if case.given is None and case.district_code is None:
-        assert default_said, f"no note says the default district was used: {plan.notes}"
-        assert grids.str.startswith(DEFAULT_DISTRICT).all()
-        return
-    assert not default_said, plan.notes
-    if case.district_code:
-        assert grids.str.startswith(case.district_code).all()
+    assert plan.limits.district_code is not None  # named by the case or the given codes
+    if case.code:
+        assert grids.str.startswith(case.code).all()
         return
     _, given = _given_layer(plan)
     codes = set(given["code"].astype(str))
@@ -570,12 +580,6 @@ def test_gcj02_building_file_matches_the_osm_run(plans):
     assert errors.empty, errors.to_string()
 
 
-def test_demo_from_cold_within_budget(plans):
-    """The wave-1 figure: the demo to a validated plan in ≤ 10 s (a generous 2× here, as
-    the test machine may be shared)."""
-    assert plans.get(BY_ID[PLAIN_NANJING]).seconds <= 20
-
-
 # ---------------------------------------------------------------------------------------
 # synthetic districts
 
@@ -600,7 +604,8 @@ def test_demo_from_cold_within_budget(plans):
 def test_synthetic_given_communities_are_never_crossed(households, seed, cuts):
     units, communities = synthetic_district(households, seed, cuts)
     assert 2 <= len(communities) <= 5
-    result = delineate_units(units, "EPSG:4549", load_limits(seed=seed))
+    district = str(communities["code"].iloc[0])[:6]  # the given codes name the district
+    result = delineate_units(units, "EPSG:4549", load_limits(seed=seed, district_code=district))
     layers = result.layers
     total = float(units["buildings"]["households"].sum())
     for name in LEVELS:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import shapely
 
+from wangge.data.osm import ATTRIBUTION as OSM_CREDIT
 from wangge.geo.rules import LEVEL_COLOURS, LEVEL_ZH
 from wangge.maps.gap_map import BEYOND, FACILITY, MISSING, OVER, gap_map, write_gap_maps
 from wangge.maps.grid_map import DEDICATED, PALETTE, grid_map, household_classes, write_grid_map
@@ -228,6 +229,8 @@ def test_grid_map_colours_grids_by_class_and_names_each_level(grids, tmp_path):
         {"code": ["C1"]}, geometry=[shapely.union_all(plan.geometry)], crs=CRS
     )
     frames = {"grids": plan, "microgrids": micro, "communities": community, "streets": community}
+    # the credit a plan records with its study area (data/osm.attribution): here OSM's
+    frames["study_area"] = community.assign(attribution=OSM_CREDIT)
     m = grid_map(frames, "网格 plan", 300, 500)
     named = layers(m)
     assert list(named) == ["网格 grids", "微网格 micro-grids", "社区 communities", "街道 streets"]

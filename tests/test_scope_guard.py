@@ -14,15 +14,17 @@ from test_policy_matrix import movable_pairs
 
 from wangge.api.app import create_app
 from wangge.api.settings import Settings
-from wangge.data.gpkg_store import read_plan_file
+from wangge.data.plan import plan_from_frames, read_plan
 from wangge.importing import save_plan
 
 
 @pytest.fixture()
 def stored(postgis_store, plan_dir):
     plan = f"guard-{uuid.uuid4().hex[:8]}"
-    layers, meta = read_plan_file(plan_dir / "plan.gpkg")
-    save_plan(postgis_store, layers, meta, "plan.gpkg", plan, None, "tests", "guard")
+    layers, meta = read_plan(plan_dir / "plan.gpkg").stored()
+    save_plan(
+        postgis_store, plan_from_frames(layers, meta, "plan.gpkg"), plan, None, "tests", "guard"
+    )
     units = postgis_store.query(plan, 1, "units").frame
     return postgis_store, plan, units
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from wangge.api.app import create_app
 from wangge.api.settings import Settings
-from wangge.data.gpkg_store import read_plan_file
+from wangge.data.plan import plan_from_frames, read_plan
 from wangge.data.tiles import TILE_FIELDS
 from wangge.importing import save_plan
 from wangge.maps.mvt import tile_bounds
@@ -28,7 +28,7 @@ PERSONAL = {"responsible", "address", "phone", "manager", "elderly", "disabled",
 
 @pytest.fixture(scope="module")
 def risk_layers(risk_plan_dir):
-    return read_plan_file(risk_plan_dir / "plan.gpkg")
+    return read_plan(risk_plan_dir / "plan.gpkg").stored()
 
 
 @pytest.fixture()
@@ -36,7 +36,7 @@ def tiles(store, risk_layers):
     """A client on each store with a fresh copy of the demo plan with every layer."""
     plan = f"tiles-{uuid.uuid4().hex[:8]}"
     layers, meta = risk_layers
-    save_plan(store, layers, meta, "plan.gpkg", plan, None, "tests", "for tiles")
+    save_plan(store, plan_from_frames(layers, meta, "plan.gpkg"), plan, None, "tests", "for tiles")
     with TestClient(create_app(Settings(), store), headers=auth(store)) as client:
         yield client, plan, store
 
@@ -183,7 +183,7 @@ def test_both_stores_cut_the_same_features(risk_layers, postgis_store, tmp_path)
     layers, meta = risk_layers
     g = GpkgStore(tmp_path / "g.gpkg")
     for st in (g, postgis_store):
-        save_plan(st, layers, meta, "plan.gpkg", plan, None, "tests", "compare")
+        save_plan(st, plan_from_frames(layers, meta, "plan.gpkg"), plan, None, "tests", "compare")
     bbox = next(i.bbox for i in g.layers(plan, 1) if i.name == "grids")
     with (
         TestClient(create_app(Settings(), g), headers=auth(g)) as a,

@@ -576,7 +576,18 @@ def test_negative_households_name_the_row(demo, tmp_path):
     path.write_text(f"building_id,households\n{demo.ids[0]},3\n{demo.ids[1]},-2\n")
     with pytest.raises(InputError) as info:
         read_households(path, demo.buildings)
-    assert _message(info) == f"{path}: row 3: households must be a count of 0 or more"
+    assert _message(info) == f"{path}: row 3: households must be a count from 0 to 1,000,000"
+
+
+@pytest.mark.parametrize("bad", ["inf", "1e400", "2000001", "nan"])
+def test_households_past_any_count_name_the_row(demo, tmp_path, bad):
+    """A count that is not finite, or more than any building holds, is refused with its
+    row, not read as a number (inf passed the old check of ≥ 0)."""
+    path = tmp_path / "hh.csv"
+    path.write_text(f"building_id,households\n{demo.ids[0]},3\n{demo.ids[1]},{bad}\n")
+    with pytest.raises(InputError) as info:
+        read_households(path, demo.buildings)
+    assert _message(info) == f"{path}: row 3: households must be a count from 0 to 1,000,000"
 
 
 def test_ids_matching_no_building_are_rejected(demo, tmp_path):

@@ -21,22 +21,18 @@
    or the order in which streets finished. Unit codes and unit-graph positions are offset
    street by street, so the city plan is editable like any other.
 
-The work is spread by ``dask.distributed``: a LocalCluster with one single-threaded worker
-process per core by default, an address (``--scheduler tcp://HOST:PORT``) of a running
-cluster whose workers see the same run directory and store, or ``workers=0`` to run every
-street in this process (for debugging, and as the reference the tests compare with).
+The work is spread by ``dask.distributed`` (:mod:`wangge.city_runner`): a LocalCluster
+with one single-threaded worker process per core by default, an address (``--scheduler
+tcp://HOST:PORT``) of a running cluster whose workers see the same run directory and
+store, or ``workers=0`` to run every street in this process (for debugging, and as the
+reference the tests compare with).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import pickle
 import resource
-import socket
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +42,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from wangge.city_runner import error_text, load_cut, run_tasks, worker_name, write_cuts
 from wangge.data.runs import StreetRun
 from wangge.data.store import Rows, Version, flatten, open_store
 from wangge.errors import InputError
@@ -245,68 +242,6 @@ def _street_codes(streets: pd.DataFrame) -> list[str]:
     return codes
 
 
-def write_cuts(cuts: dict[str, dict], run_dir: Path, settings: dict) -> list[dict]:
-    """Write each street's cut to ``run_dir/cuts/CODE.pkl`` (atomically) and return the
-    task specs, largest street first (so the last tasks to start are short ones). A cut
-    is rewritten only when its bytes change."""
-    folder = run_dir / "cuts"
-    folder.mkdir(parents=True, exist_ok=True)
-    specs = []
-    salt = json.dumps(settings, sort_keys=True, ensure_ascii=False).encode()
-    for code, cut in cuts.items():
-        blob = pickle.dumps(cut, protocol=5)
-        digest = content_digest(cut, salt)
-        path = folder / f"{code}.pkl"
-        tmp = folder / f".{code}.{os.getpid()}.pkl"
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)
-        specs.append(
-            {"street": code, "cut": str(path), "hash": digest, "size": len(blob), **settings}
-        )
-    specs.sort(key=lambda s: (-s["size"], s["street"]))
-    return specs
-
-
-def content_digest(value: Any, salt: bytes = b"") -> str:
-    """A SHA-256 of what a cut holds, the same for equal contents however the frames were
-    made (pickled bytes are not: a copied frame pickles differently): per frame its
-    columns, dtypes, values and geometries' WKB; files by their bytes."""
-    h = hashlib.sha256(salt)
-    _feed(h, value)
-    return h.hexdigest()
-
-
-def _feed(h, value: Any) -> None:
-    if isinstance(value, dict):
-        for key in sorted(value):
-            h.update(f"<{key}>".encode())
-            _feed(h, value[key])
-    elif isinstance(value, pd.DataFrame):
-        frame = value
-        h.update(repr((list(frame.columns), [str(t) for t in frame.dtypes])).encode())
-        if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame:
-            h.update(str(frame.crs).encode())
-            wkb = shapely.to_wkb(frame.geometry.to_numpy(), byte_order=1)
-            h.update(b"".join(b"" if w is None else w for w in wkb))
-            frame = pd.DataFrame(frame.drop(columns=frame.geometry.name))
-        for col in frame.columns:
-            try:
-                hashed = pd.util.hash_pandas_object(frame[col], index=False).to_numpy()
-            except TypeError:  # lists and other unhashable cells
-                hashed = frame[col].astype(str).to_numpy()
-            h.update(
-                np.ascontiguousarray(hashed).tobytes()
-                if hashed.dtype != object
-                else repr(hashed.tolist()).encode()
-            )
-    elif hasattr(value, "__dataclass_fields__"):
-        _feed(h, {k: getattr(value, k) for k in value.__dataclass_fields__ if k != "stats"})
-    elif isinstance(value, str) and value.endswith(".geojson") and Path(value).is_file():
-        h.update(Path(value).read_bytes())
-    else:
-        h.update(repr(value).encode())
-
-
 def _street_name(cut: dict) -> str:
     if cut["kind"] == "units":
         frame = cut["units"]["given_streets"]
@@ -339,7 +274,7 @@ def street_task(spec: dict) -> dict:
     run_id, code = spec["run_id"], spec["street"]
     start = time.perf_counter()
     store = _store(spec["store"])
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+    worker = worker_name()
     if not store.runs.begin(run_id, code, worker, spec["hash"]):
         return {"street": code, "state": "done", "worker": worker, "again": True}
     figures: dict[str, Any] = {}
@@ -350,7 +285,7 @@ def street_task(spec: dict) -> dict:
         store.runs.finish(run_id, code, spec["hash"], spec["stage"], flat, figures)
         return {"street": code, "state": "done", "worker": worker, **figures}
     except Exception as exc:  # a street's failure is its own: reported, the others go on
-        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        detail = error_text(exc)
         figures = {"seconds": round(time.perf_counter() - start, 3), "peak_rss_mb": _peak_rss_mb()}
         store.runs.fail(run_id, code, detail, figures)
         return {"street": code, "state": "failed", "worker": worker, "error": detail, **figures}
@@ -362,8 +297,7 @@ def draw_street(spec: dict) -> tuple[dict[str, Rows], dict[str, Any]]:
     from wangge.geo.limits import limits_from_raw
     from wangge.geo.validate import validate
 
-    with open(spec["cut"], "rb") as fh:
-        cut = pickle.load(fh)
+    cut = load_cut(spec)
     if cut["kind"] == "osm":
         units, crs = _ingest_cut(cut)
     else:
@@ -489,6 +423,7 @@ def run_city(
         running scheduler's address, or a :class:`distributed.Client` of the caller's;
         ``workers=0`` runs every street in this process.
     """
+    from wangge.data import osm as osm_reader
     from wangge.delineate import district_from_given
     from wangge.geo.limits import load_limits
 
@@ -528,6 +463,11 @@ def run_city(
                 {"code": list(cuts)}, geometry=[None] * len(cuts), crs=crs
             )
         }
+    # the credit for the sources this run read (data/osm.py), stored in the plan's meta
+    if units is None and not (source is not None and Path(source).suffix.lower() == ".gpkg"):
+        credit = osm_reader.attribution(True, {"streets": streets, "communities": communities})
+    else:
+        credit = osm_reader.attribution_of(layers)
     if not cuts:
         raise InputError("no given street holds any building", source)
     limits, note = district_from_given(limits, layers, district_code)
@@ -551,13 +491,24 @@ def run_city(
     run = [s for s in specs if s["street"] in todo]
     skipped = sorted(s["street"] for s in specs if s["street"] not in todo)
     start = time.perf_counter()
-    _execute(run, workers, scheduler, client, progress, len(skipped))
+    run_tasks(
+        street_task,
+        run,
+        f"street-{plan_id}",
+        workers=workers,
+        scheduler=scheduler,
+        client=client,
+        progress=progress,
+        skipped=len(skipped),
+        unique=False,
+        on_lost=_lost,
+    )
     t["streets"] = time.perf_counter() - start
     table = store.runs.streets(plan_id)
     version = None
     if all(s.state == "done" for s in table):
         start = time.perf_counter()
-        version = assemble(store, plan_id, limits, crs, table, findings, author)
+        version = assemble(store, plan_id, limits, crs, table, findings, author, credit)
         t["assemble"] = time.perf_counter() - start
     return CityResult(plan_id, version, sorted(s["street"] for s in run), skipped, table, t, notes)
 
@@ -566,105 +517,9 @@ def _url_of(store) -> str:
     return store.engine.url.render_as_string(hide_password=False)
 
 
-def _execute(specs: list[dict], workers, scheduler, client, progress: bool, skipped: int):
-    """Run the street tasks; yield nothing, the run table holds the outcome."""
-    bar = _Bar(len(specs), skipped, progress)
-    try:
-        if not specs:
-            return
-        if workers == 0 and scheduler is None and client is None:
-            for spec in specs:
-                bar.update(street_task(spec))
-            return
-        from distributed import as_completed
-
-        own = None
-        if client is None:
-            own = client = _client(workers, scheduler)
-        try:
-            futures = [
-                client.submit(
-                    street_task,
-                    spec,
-                    key=f"street-{spec['run_id']}-{spec['street']}-{spec['hash'][:12]}",
-                    retries=2,
-                    pure=False,
-                )
-                for spec in specs
-            ]
-            for future in as_completed(futures):
-                try:
-                    bar.update(future.result())
-                except Exception as exc:  # the worker died more often than Dask allows
-                    spec = next(s for s, f in zip(specs, futures, strict=True) if f is future)
-                    detail = f"{type(exc).__name__}: {exc}"
-                    _store(spec["store"]).runs.fail(spec["run_id"], spec["street"], detail)
-                    bar.update({"street": spec["street"], "state": "failed", "error": detail})
-        finally:
-            close_own(own)
-    finally:
-        bar.close()
-
-
-def close_own(client) -> None:
-    """Close a client this run made, and its LocalCluster (None: the caller's, left open)."""
-    if client is not None:
-        cluster = client.cluster
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
-def _client(workers: int | None, scheduler: str | None):
-    import logging
-
-    from distributed import Client, LocalCluster
-
-    if scheduler:
-        return Client(scheduler)
-    n = workers if workers else (os.cpu_count() or 1)
-    cluster = LocalCluster(
-        n_workers=n,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-        silence_logs=logging.ERROR,
-    )
-    return Client(cluster)
-
-
-class _Bar:
-    """Streets done, failed and left, with the time to go (tqdm on stderr)."""
-
-    def __init__(self, total: int, skipped: int, show: bool):
-        self.done = self.failed = 0
-        self.bar = None
-        if show:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc="streets", unit="street")
-            if skipped:
-                self.bar.write(f"{skipped} street(s) already done on the same inputs: skipped")
-            self._post()
-
-    def update(self, status: dict) -> None:
-        if status["state"] == "done":
-            self.done += 1
-        else:
-            self.failed += 1
-        if self.bar is not None:
-            if status["state"] != "done":
-                self.bar.write(f"street {status['street']} failed: {status.get('error', '')}")
-            self._post()
-            self.bar.update(1)
-
-    def _post(self) -> None:
-        left = self.bar.total - self.done - self.failed
-        self.bar.set_postfix_str(f"done {self.done} · failed {self.failed} · left {left}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+def _lost(spec: dict, detail: str) -> None:
+    """A street whose worker died more often than Dask allows: failed in the run table."""
+    _store(spec["store"]).runs.fail(spec["run_id"], spec["street"], detail)
 
 
 def assemble(
@@ -675,8 +530,10 @@ def assemble(
     table: list[StreetRun],
     findings: pd.DataFrame | None,
     author: str = "",
+    credit: str = "no data source named",
 ) -> Version:
-    """Save every street's parts as the city plan's next version (one transaction).
+    """Save every street's parts as the city plan's next version (one transaction), its
+    meta crediting the sources the run read (``credit``, :func:`data.osm.attribution`).
 
     The workers' rows are staged under the run's stage: the version's layers point at
     them (no row is copied), their infos joined in street-code order, so the plan does not
@@ -700,7 +557,7 @@ def assemble(
         "metric_crs": crs,
         "seed": str(limits.solver.seed),
         "limits_json": json.dumps(limits.raw, ensure_ascii=False),
-        "attribution": "© OpenStreetMap contributors, ODbL 1.0",
+        "attribution": credit,
         "city": {"streets": len(table), "households": households, "run": plan_id},
     }
     who = author or local_actor()

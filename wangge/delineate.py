@@ -13,12 +13,15 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from wangge.data.osm import attribution_of
+from wangge.data.plan import PLAN_POLYGONS
 from wangge.errors import InputError
 from wangge.geo import delineation
 from wangge.geo.dedicated import find_sites, site_of
+from wangge.geo.district import district_from_given
 from wangge.geo.feasibility import feasibility
 from wangge.geo.households import load_params
-from wangge.geo.limits import Limits, limits_from_raw, load_limits
+from wangge.geo.limits import Limits, load_limits
 from wangge.geo.metrics import road_halo, unit_metrics
 from wangge.geo.tessellation import cell_of, nested_buildings, tessellate
 from wangge.ingest import IngestResult, ingest, text_table, write_units
@@ -44,47 +47,6 @@ class DelineateResult:
     #: The atomic units when they were ingested from an OSM or building file in this run:
     #: written beside the plan as units.gpkg, so that coverage and overlay find them.
     ingested: IngestResult | None = None
-
-
-def district_from_given(
-    limits: Limits, units: dict, district_code: str | None
-) -> tuple[Limits, str | None]:
-    """The district code: ``--district-code``, else the given streets' codes, else the
-    default, with a note saying which when it is not the first."""
-    from dataclasses import replace
-
-    from wangge.geo.limits import DEFAULT_DISTRICT
-
-    given = units.get("given_streets")
-    codes = []
-    if given is not None and "code" in given:
-        codes = [str(c)[:6] for c in given["code"] if isinstance(c, str) and len(c) >= 6]
-    if district_code is not None:
-        other = sorted(set(codes) - {district_code})
-        note = (
-            f"--district-code {district_code} differs from the given codes ({', '.join(other)})"
-            if other
-            else None
-        )
-        return limits, note
-    if codes:
-        counts = pd.Series(codes).value_counts()
-        main = str(counts.index[0])
-        note = None
-        if len(counts) > 1:
-            note = (
-                f"the given streets lie in {len(counts)} districts ({', '.join(counts.index)}); "
-                f"each keeps its own code, and {main} names the plan"
-            )
-        raw = {**limits.raw, "district": {**limits.raw["district"], "code": main}}
-        return replace(limits, district_code=main, raw=raw), note
-    if limits.district_code == DEFAULT_DISTRICT and not limits.raw.get("district_set"):
-        return limits, (
-            f"no district code was given: the plan uses the default {DEFAULT_DISTRICT} "
-            "(Xuanwu, Nanjing) from limits.toml; pass --district-code (GB/T 2260) or give "
-            "coded streets or communities"
-        )
-    return limits, None
 
 
 def _open_gpkg(path: Path, required: tuple[str, ...], kind: str) -> tuple[set[str], pd.Series]:
@@ -299,7 +261,6 @@ def _given_labels(
     return labels, tables
 
 
-PLAN_POLYGONS = ("streets", "communities", "grids", "microgrids")
 BUILDING_COLUMNS = (
     "building_id",
     "building",
@@ -346,7 +307,7 @@ def plan_frames(result: DelineateResult, violations: pd.DataFrame) -> dict[str, 
                 result.crs,
                 str(result.limits.solver.seed),
                 json.dumps(result.limits.raw, ensure_ascii=False),
-                "© OpenStreetMap contributors, ODbL 1.0",
+                attribution_of(result.layers),  # only the sources used (data/osm.py)
             ],
         }
     )
@@ -387,74 +348,3 @@ def write_plan(result: DelineateResult, violations: pd.DataFrame, out_dir: str |
         result.limits.grid.hi,
     )
     return target
-
-
-def read_plan(path: str | Path) -> tuple[dict[str, gpd.GeoDataFrame], Limits]:
-    """Read a plan.gpkg back into metric layers and the limits it was made with."""
-    path = Path(path)
-    have, meta = _open_gpkg(path, (*PLAN_POLYGONS, "buildings"), "plan.gpkg")
-    frames = {
-        n: gpd.read_file(path, layer=n, engine="pyogrio")
-        for n in (*PLAN_POLYGONS, "buildings", "study_area")
-        if n in have
-    }
-    return metric_plan(frames, dict(meta), str(path))
-
-
-def _check_metric(crs: str, source: str) -> None:
-    """A plan's metric CRS must be one pyproj knows and measure in metres."""
-    from pyproj import CRS
-    from pyproj.exceptions import CRSError
-
-    try:
-        parsed = CRS.from_user_input(crs)
-    except CRSError as exc:
-        raise InputError(f"its meta names an unknown metric_crs {crs!r}", source) from exc
-    if not parsed.is_projected:
-        raise InputError(
-            f"its metric_crs {crs!r} is not projected; name one in metres, e.g. EPSG:4549",
-            source,
-        )
-
-
-def metric_plan(
-    frames: dict[str, pd.DataFrame], meta: dict, source: str
-) -> tuple[dict[str, gpd.GeoDataFrame], Limits]:
-    """A plan's spatial layers in its metric CRS, and its limits, ready to validate.
-
-    ``meta`` may come from a plan.gpkg, a store version or an upload; what it lacks is
-    filled in: the limits from the defaults (with the district code read off the codes)
-    and the metric CRS from the plan's centre.
-    """
-    from wangge.geo.crs import metric_crs
-
-    layers = {n: f for n, f in frames.items() if isinstance(f, gpd.GeoDataFrame)}
-    for name, frame in layers.items():
-        if frame.crs is None:
-            raise InputError("the layer has no CRS", source, where=name)
-    if "limits_json" in meta:
-        try:
-            raw = json.loads(meta["limits_json"])
-        except (TypeError, json.JSONDecodeError) as exc:
-            raise InputError("its meta holds no readable limits_json", source) from exc
-        limits = limits_from_raw(raw, source)
-    else:
-        code = meta.get("district_code")
-        if code is None and "streets" in layers and len(layers["streets"]):
-            code = str(layers["streets"]["code"].iloc[0])[:6]
-        limits = load_limits(district_code=code) if code else load_limits()
-    crs = meta.get("metric_crs")
-    if not crs:
-        shown = next((f for f in layers.values() if len(f)), None)
-        if shown is None:
-            raise InputError("the plan holds no features", source)
-        centre = shown.to_crs(4326).geometry.union_all().centroid
-        crs = metric_crs(centre.x, centre.y).to_string()
-    _check_metric(crs, source)
-    layers = {n: f.to_crs(crs) for n, f in layers.items()}
-    for name in PLAN_POLYGONS:
-        if name in layers:
-            for col in ("flag", "note", "record_codes"):
-                if col in layers[name]:
-                    layers[name][col] = layers[name][col].fillna("")
-    return layers, limits

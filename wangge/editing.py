@@ -1,7 +1,7 @@
 """Edits on a stored plan: moves, completion and restores become new versions.
 
 A version of a plan is the assignment of its atomic units (the ``units`` layer) to
-micro-grids. An edit checks the new assignment on the unit graph (geo/editing.py),
+micro-grids. An edit checks the new assignment on the unit graph (geo/assignment.py),
 dissolves only the polygons it changed, and saves a version that writes the changed
 layers and keeps the rest from its base (``Store.save(keep=…)``). It reports the
 features it changed, so the tile cache can drop exactly the tiles they touch.
@@ -12,6 +12,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,52 +22,27 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from wangge.data.accounts import Account, audit_entry, local_actor
+from wangge.data.accounts import Account, audit_entry
 from wangge.data.store import Store, Version
-from wangge.errors import Forbidden, InputError, NotFound, VersionConflict
-from wangge.geo import editing as ge
-from wangge.geo.codes import LENGTHS
-from wangge.geo.delineation import placeholder_name, union_parts
-from wangge.geo.limits import Limits
+from wangge.errors import InputError, NotFound, VersionConflict
+from wangge.geo import assignment as ge
 from wangge.geo.validate import Violation
+from wangge.plan_state import (
+    POLYGONS,
+    PlanState,
+    assignment_of,
+    box_of,
+    check_state,
+    derive,
+    flags_of,
+    grid_rows,
+    next_state,
+    with_boxes,
+)
+from wangge.scopes import Who, actor, check_scope, covers
 
-#: Layers an edit rewrites; every other layer of the base version is kept as it is.
-POLYGONS = ("streets", "communities", "grids", "microgrids")
-#: Who writes: an API account (scoped), or a name given on the command line (the
-#: operator of the machine, unscoped), or nobody named (the local user).
-Who = Account | str | None
 #: Layers holding per-grid results of the overlay and coverage jobs: kept, marked stale.
 GRID_RESULTS = ("grid_risk", "grid_coverage", "access", "gaps", "facilities", "risk_points")
-
-
-@dataclass
-class PlanState:
-    """One version of an editable plan, held in memory between requests."""
-
-    version: Version
-    units: ge.Units
-    unit_frame: gpd.GeoDataFrame  # the units layer (WGS84), rows in unit order
-    metric: np.ndarray  # unit geometries in the plan's metric CRS
-    crs: str
-    limits: Limits
-    micro: np.ndarray
-    flags: ge.Flags
-    locks: set[str]
-    layers: dict[str, gpd.GeoDataFrame]  # POLYGONS and buildings, WGS84
-    #: The violations of ``micro`` (under ``flags``), kept so that an edit inside one
-    #: street of a city re-checks that street only (``ge.check_streets``); None until known.
-    found: list[Violation] | None = None
-    #: Each street's unit positions and sub-graph, shared by the versions of one plan.
-    streets: dict = field(default_factory=dict)
-
-    @property
-    def plan_id(self) -> str:
-        return self.version.plan_id
-
-    @property
-    def city(self) -> bool:
-        """A plan of several streets: edits are checked street by street."""
-        return len(self.layers["streets"]) > 1
 
 
 @dataclass
@@ -93,6 +70,7 @@ class Editor:
         self._keep = keep
         self._lock = threading.RLock()
         self._loading: dict[tuple[str, int], threading.Lock] = {}
+        self._writers: dict[str, threading.RLock] = {}
 
     # loading ----------------------------------------------------------------------------
 
@@ -123,10 +101,10 @@ class Editor:
                 self._states.popitem(last=False)
 
     def _load(self, v: Version) -> PlanState:
-        from wangge.delineate import metric_plan
+        from wangge.data.plan import read_stored
 
-        names = {i.name for i in self.store.layers(v.plan_id, v.version)}
-        missing = [n for n in ("units", "unit_edges", *POLYGONS) if n not in names]
+        plan = read_stored(self.store, resolved=v)
+        missing = [n for n in ("units", "unit_edges", *POLYGONS) if n not in plan]
         if missing:
             raise InputError(
                 "this plan cannot be edited: it has no "
@@ -135,20 +113,9 @@ class Editor:
                 v.plan_id,
                 where="units",
             )
-        q = self.store.query
-        frames = {n: q(v.plan_id, v.version, n).frame for n in (*POLYGONS, "units")}
-        if "buildings" in names:
-            frames["buildings"] = q(v.plan_id, v.version, "buildings").frame
-        edges = pd.DataFrame(q(v.plan_id, v.version, "unit_edges").frame.drop(columns="geometry"))
-        unit_frame = frames["units"]
-        order = np.argsort(unit_frame["code"].astype(int).to_numpy(), kind="stable")
-        unit_frame = unit_frame.iloc[order].reset_index(drop=True)
-        edges = ge.edges_at_positions(unit_frame["code"], edges, v.plan_id)
-        metric_layers, limits = metric_plan({"units": unit_frame}, v.meta, v.plan_id)
-        crs = str(metric_layers["units"].crs)
-        metric = metric_layers["units"].geometry.to_numpy()
-        units = ge.units_from_tables(unit_frame, edges, metric)
-        micro = unit_frame["parent_code"].astype(str).to_numpy().astype(object)
+        frames = plan.frames((*POLYGONS, "buildings"))
+        unit_frame, metric, units, micro = assignment_of(plan)
+        limits, crs = plan.limits, plan.crs
         layers = {n: frames[n] for n in (*POLYGONS, "buildings") if n in frames}
         state = PlanState(
             version=v,
@@ -158,7 +125,7 @@ class Editor:
             crs=crs,
             limits=limits,
             micro=micro,
-            flags=_flags(layers),
+            flags=flags_of(layers),
             locks=set(v.meta.get("locks") or []),
             layers=layers,
         )
@@ -169,11 +136,17 @@ class Editor:
     # reading ----------------------------------------------------------------------------
 
     def overview(self, plan_id: str, version: int | None = None) -> dict[str, Any]:
-        """What the editor shows: limits, per-grid counts, neighbours, locks, violations."""
+        """What the editor shows: limits, per-grid counts, neighbours, locks, violations
+        (the grids' rows are the caller's to annotate)."""
         s = self.state(plan_id, version)
+        if s.shown is None:
+            s.shown = self._overview(s)
+        return {**s.shown, "grids": [dict(g) for g in s.shown["grids"]]}
+
+    def _overview(self, s: PlanState) -> dict[str, Any]:
         found = ge.check(s.units, s.micro, s.limits, s.flags)
         nbrs = ge.grid_neighbours(s.units, s.micro)
-        grids = _grid_rows(s, s.micro, s.layers["grids"], nbrs, s.locks)
+        grids = grid_rows(s, s.micro, s.layers["grids"], nbrs, s.locks)
         com = s.layers["communities"]
         bounds = shapely.bounds(com.geometry.to_numpy())
         return {
@@ -190,7 +163,7 @@ class Editor:
                 )
             },
             "locks": sorted(s.locks),
-            "bbox": _box(shapely.total_bounds(com.geometry.to_numpy())),
+            "bbox": box_of(shapely.total_bounds(com.geometry.to_numpy())),
             "grids": grids,
             "communities": [
                 {
@@ -198,13 +171,40 @@ class Editor:
                     "name": r.name,
                     "households": float(r.households),
                     "population": float(r.population),
-                    "bbox": _box(b),
+                    "bbox": box_of(b),
                 }
                 for r, b in zip(com.itertuples(), bounds, strict=True)
             ],
-            "violations": _with_boxes(s, found, s.layers),
+            "violations": with_boxes(s, found, s.layers),
             "stale": list(s.version.meta.get("stale_layers") or []),
         }
+
+    def codes_ever(self, plan_id: str) -> set[str]:
+        """Every grid and micro-grid code (vertical micro-grids' records too) that any
+        version of the plan has given out: a code once given up is never given out again,
+        by a completion or a rebalance (DB11/T 2157-2023: a code has one life)."""
+        store = self.store
+        cache = self.__dict__.setdefault("_codes_ever", {})
+        versions = store.versions(plan_id)
+        # versions never change: each is read once (a plan removed and made again under
+        # its name starts afresh: the key holds its first version's time)
+        key = (plan_id, versions[0].created_at if versions else None)
+        seen, out = cache.get(key, (0, set()))
+        out = set(out)
+        for v in versions:
+            if v.version <= seen:
+                continue
+            units = store.query(plan_id, v.version, "units").frame
+            micro = units["parent_code"].astype(str)
+            out |= set(micro) | set(micro.str[:15])
+            grids = store.query(plan_id, v.version, "microgrids").frame
+            if "record_codes" in grids:
+                for rc in grids["record_codes"].dropna().astype(str):
+                    out |= {c for c in rc.split(",") if c}
+            seen = max(seen, v.version)
+        with self._lock:
+            cache[key] = (seen, frozenset(out))
+        return out
 
     def diff(self, plan_id: str, a: int, b: int) -> list[dict[str, Any]]:
         """The units whose micro-grid differs between versions ``a`` and ``b``."""
@@ -280,8 +280,15 @@ class Editor:
         # only grids inside it
         outside = {g for g in base.layers["grids"]["code"] if not covers(who, g)}
         t0 = time.perf_counter()
+        living = set(base.micro) | set(ge.level_codes(base.micro, "grid"))
         done = ge.complete(
-            base.units, base.micro, edited - outside, new_locks | outside, base.limits, base.flags
+            base.units,
+            base.micro,
+            edited - outside,
+            new_locks | outside,
+            base.limits,
+            base.flags,
+            retired=self.codes_ever(plan_id) - living,
         )
         check_scope(
             who, {m.before for m in done.moves} | {m.after for m in done.moves}, "a move of"
@@ -390,12 +397,12 @@ class Editor:
             who,
             comment or f"renamed {len(names)} grid(s)",
         )
-        self._remember(_next_state(base, version, base.micro, changed, set(base.locks)))
+        self._remember(next_state(base, version, base.micro, changed, set(base.locks)))
         layers = {**base.layers, **changed}
         return EditResult(
             version=version,
             moves=[],
-            violations=_with_boxes(base, found, layers),
+            violations=with_boxes(base, found, layers),
             grids=[],
             locks=sorted(base.locks),
             touched=touched,
@@ -405,15 +412,33 @@ class Editor:
     def base(self, plan_id: str, base_version: int, dry_run: bool) -> PlanState:
         """The state an edit starts from; 409 unless it is the latest version (a dry run
         may start from any)."""
+        if not dry_run:
+            self._still_latest(plan_id, base_version)
+        return self.state(plan_id, base_version)
+
+    def _still_latest(self, plan_id: str, base_version: int) -> None:
         latest = self.store.resolve(plan_id)
-        if not dry_run and base_version != latest.version:
+        if base_version != latest.version:
             raise VersionConflict(
                 f"based on version {base_version}, but the latest is {latest.version}; "
                 "reload and redo the change",
                 plan_id,
                 where="base_version",
             )
-        return self.state(plan_id, base_version)
+
+    @contextmanager
+    def writing(self, base: PlanState) -> Iterator[None]:
+        """Saves of one plan, one at a time in this process. A save waits for the one
+        before it and is then refused at once (409) if that one made its base stale,
+        instead of re-dissolving and writing a version the store would refuse: twenty
+        planners saving on one version used to do twenty saves' work for one 201, and
+        starved the 201 (28 s each, some past a client's 60 s, on a loaded machine).
+        Another process's save is still caught by the store's own check."""
+        with self._lock:
+            lock = self._writers.setdefault(base.plan_id, threading.RLock())
+        with lock:
+            self._still_latest(base.plan_id, base.version.version)
+            yield
 
     def commit(
         self,
@@ -427,25 +452,60 @@ class Editor:
         dry_run: bool,
         timings: dict[str, float],
         flags: ge.Flags | None = None,
+        rewritten: dict[str, pd.DataFrame] | None = None,
     ) -> EditResult:
         """Check an assignment, and unless ``dry_run`` re-dissolve what moved and save it
-        as the next version (the path every edit, completion, restore and adoption takes)."""
+        as the next version (the path every edit, completion, restore, adoption and
+        rebalance takes). ``rewritten`` are layers of ``base`` whose attributes changed
+        (a rebalance's households): saved too, under what the moves re-dissolved."""
         flags = flags or base.flags
         t0 = time.perf_counter()
-        found = _check(base, micro, moved, flags)
+        found = check_state(base, micro, moved, flags)
         timings["check"] = time.perf_counter() - t0
+        with nullcontext() if dry_run else self.writing(base):
+            return self._derive_and_save(
+                base,
+                micro,
+                moved,
+                locks,
+                meta,
+                who,
+                comment,
+                dry_run,
+                timings,
+                flags,
+                rewritten,
+                found,
+            )
+
+    def _derive_and_save(
+        self,
+        base: PlanState,
+        micro: np.ndarray,
+        moved: list[ge.Move],
+        locks: set[str],
+        meta: dict[str, Any],
+        who: Who,
+        comment: str,
+        dry_run: bool,
+        timings: dict[str, float],
+        flags: ge.Flags,
+        rewritten: dict[str, pd.DataFrame] | None,
+        found: list[Violation],
+    ) -> EditResult:
         changed_layers: dict[str, gpd.GeoDataFrame] = {}
         touched: dict[str, list[tuple]] = {}
         if not dry_run:  # a check alone needs no polygons
             t0 = time.perf_counter()
-            changed_layers, touched = _derive(base, micro, moved, flags)
+            changed_layers, touched = derive(base, micro, moved, flags)
+            changed_layers = {**(rewritten or {}), **changed_layers}
             timings["derive"] = time.perf_counter() - t0
         layers = {**base.layers, **changed_layers}
         changed = {m.before[:15] for m in moved} | {m.after[:15] for m in moved}
         nbrs = ge.grid_neighbours(base.units, micro, changed)
-        rows = _grid_rows(base, micro, layers["grids"], nbrs, locks, changed)
+        rows = grid_rows(base, micro, layers["grids"], nbrs, locks, changed)
         grids = [r for r in rows if r["code"] in changed]
-        violations = _with_boxes(base, found, layers)
+        violations = with_boxes(base, found, layers)
         version = base.version
         if not dry_run:
             t0 = time.perf_counter()
@@ -453,7 +513,7 @@ class Editor:
                 base, micro, changed_layers, locks, meta, found, who, comment
             )
             timings["save"] = time.perf_counter() - t0
-            self._remember(_next_state(base, version, micro, changed_layers, locks, found))
+            self._remember(next_state(base, version, micro, changed_layers, locks, found))
         return EditResult(
             version=version,
             moves=moved,
@@ -477,7 +537,7 @@ class Editor:
         comment: str,
     ) -> Version:
         out: dict[str, pd.DataFrame] = dict(layers)
-        if not np.array_equal(micro, base.micro):
+        if not np.array_equal(micro, base.micro) or "units" in out:
             units = base.unit_frame.copy()
             units["parent_code"] = micro
             units["grid_code"] = ge.level_codes(micro, "grid")
@@ -515,43 +575,17 @@ class Editor:
             locks=sorted(locks),
             **{k: meta[k] for k in ("renamed", "of", "adopted_from") if k in meta},
         )
-        return self.store.save(
-            base.plan_id,
-            out,
-            full_meta,
-            base_version=base.version.version,
-            author=actor(who),
-            comment=comment,
-            keep=keep,
-            audit=entry,
-        )
-
-
-# who may change what ------------------------------------------------------------------
-
-
-def actor(who: Who) -> str:
-    """The name a version and its audit entry carry."""
-    if isinstance(who, Account):
-        return who.name
-    return who or local_actor()
-
-
-def covers(who: Who, code: str) -> bool:
-    """Whether ``who`` may change the unit ``code`` (the command line may change all)."""
-    return who.covers(code) if isinstance(who, Account) else True
-
-
-def check_scope(who: Who, codes, what: str) -> None:
-    """Refuse (403) a change touching any of ``codes`` outside the caller's territory."""
-    outside = sorted(str(c) for c in codes if not covers(who, str(c)))
-    if outside:
-        shown = ", ".join(outside[:10]) + (" …" if len(outside) > 10 else "")
-        raise Forbidden(
-            f"{what} {len(outside)} grid(s) outside the scope of account {who.name!r} "
-            f"({', '.join(who.scopes) or 'none'}): {shown}; nothing was saved",
-            where="scope",
-        )
+        with self.writing(base):
+            return self.store.save(
+                base.plan_id,
+                out,
+                full_meta,
+                base_version=base.version.version,
+                author=actor(who),
+                comment=comment,
+                keep=keep,
+                audit=entry,
+            )
 
 
 # helpers -----------------------------------------------------------------------------
@@ -576,10 +610,6 @@ def _none(value: Any) -> Any:
     return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
 
 
-def _box(b) -> list[float]:
-    return [round(float(x), 7) for x in b]
-
-
 def _known_grids(s: PlanState, codes, where: str) -> set[str]:
     """``codes`` as a set, each checked to be a grid of the version."""
     codes = set(codes)
@@ -587,255 +617,3 @@ def _known_grids(s: PlanState, codes, where: str) -> set[str]:
     if unknown:
         raise InputError(f"no grid {sorted(unknown)[0]} in this version", s.plan_id, where=where)
     return codes
-
-
-def _flags(layers: dict[str, gpd.GeoDataFrame]) -> ge.Flags:
-    records, flag, note, record_codes = {}, {}, {}, {}
-    for name in ("streets", "communities", "grids", "microgrids"):
-        if name not in layers:
-            continue
-        frame = layers[name]
-        for r in frame.itertuples():
-            if getattr(r, "flag", "") or "":
-                flag[r.code] = r.flag
-                note[r.code] = getattr(r, "note", "") or ""
-            rc = getattr(r, "record_codes", "") or ""
-            if rc and "," in rc:
-                records[r.code] = rc.count(",") + 1
-                record_codes[r.code] = rc
-    return ge.Flags(records, flag, note, record_codes)
-
-
-def _grid_rows(
-    s: PlanState,
-    micro: np.ndarray,
-    grids: gpd.GeoDataFrame,
-    nbrs: dict[str, list[str]],
-    locks: set[str],
-    only: set[str] | None = None,
-) -> list[dict[str, Any]]:
-    table = ge.summary(s.units, micro, "grid")
-    if only is not None:  # an edit's answer: the grids it changed, not the whole city's
-        table = table[table.index.isin(only)]
-        grids = grids[grids["code"].isin(only)]
-    by_code = grids.set_index("code")
-    bounds = dict(zip(grids["code"], shapely.bounds(grids.geometry.to_numpy()), strict=True))
-    centres = shapely.point_on_surface(grids.geometry.to_numpy())
-    xy = np.column_stack([shapely.get_x(centres), shapely.get_y(centres)])
-    centre = dict(zip(grids["code"], xy, strict=True))
-    out = []
-    for code, row in table.iterrows():
-        out.append(
-            {
-                "code": code,
-                "name": str(by_code["name"].get(code, code)) if "name" in by_code else code,
-                "parent_code": code[:12],
-                "households": float(row.households),
-                "population": float(row.population),
-                "units": int(row.units),
-                "locked": code in locks,
-                "bbox": _box(bounds[code]) if code in bounds else None,
-                "centre": [round(float(c), 7) for c in centre[code]] if code in centre else None,
-                "neighbours": nbrs.get(code, []),
-            }
-        )
-    return out
-
-
-def _with_boxes(
-    s: PlanState, found: list[Violation], layers: dict[str, gpd.GeoDataFrame]
-) -> list[dict[str, Any]]:
-    """Violations as dicts, each with the WGS84 box of what it names (to zoom to)."""
-    boxes: dict[str, list[float]] = {}
-    named = {v.code for v in found}
-    for name in POLYGONS:
-        frame = layers[name]
-        frame = frame[frame["code"].isin(named)]
-        for code, b in zip(frame["code"], shapely.bounds(frame.geometry.to_numpy()), strict=True):
-            boxes[code] = _box(b)
-    uf = s.unit_frame
-    out = []
-    for v in found:
-        row = asdict(v)
-        if v.level == "compound":
-            mask = (uf["compound_id"].astype(str) == v.code).to_numpy()
-            row["bbox"] = _box(shapely.total_bounds(uf.geometry.to_numpy()[mask]))
-        else:
-            row["bbox"] = boxes.get(v.code)
-        out.append(row)
-    return out
-
-
-def _derive(
-    s: PlanState, micro: np.ndarray, moved: list[ge.Move], flags: ge.Flags
-) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, list[tuple]]]:
-    """The polygon layers and buildings of a new assignment: only the parts a move
-    touched are dissolved again; the rest are the base's rows as they were."""
-    layers: dict[str, gpd.GeoDataFrame] = {}
-    touched: dict[str, list[tuple]] = {}
-    if not moved:
-        return layers, touched
-    moved_idx = np.array([s.units.index[m.unit] for m in moved])
-    unit_geoms = s.unit_frame.geometry.to_numpy()
-    touched["units"] = [tuple(b) for b in shapely.bounds(unit_geoms[moved_idx])]
-    new_metric: dict[str, shapely.Geometry] = {}
-    for level in ("microgrid", "grid", "community", "street"):
-        name = ge.LEVEL_LAYERS[level]
-        n = LENGTHS[level]
-        old = s.layers[name]
-        # a part changes only if units crossed its edge: a move inside a community leaves
-        # the community (and its street) exactly as it was
-        crossed = [m for m in moved if m.before[:n] != m.after[:n]]
-        if not crossed:
-            continue
-        hit = {m.before[:n] for m in crossed} | {m.after[:n] for m in crossed}
-        codes = ge.level_codes(micro, level)
-        child = None if level == "microgrid" else ge.level_codes(micro, _child(level))
-        rows = []
-        summary = ge.summary(s.units, micro, level)
-        by_code = old.set_index("code")
-        for code in sorted(hit):
-            if code not in summary.index:
-                continue  # lost all its units: retired
-            if child is None:
-                geom = union_parts(s.metric[codes == code])
-            else:
-                kids = sorted(set(child[codes == code]))
-                geom = union_parts(_metric_parts(s, kids, new_metric, _child(level)))
-            new_metric[code] = geom
-            rows.append(_part_row(level, code, geom, summary.loc[code], by_code, s, flags))
-        metric_frame = gpd.GeoDataFrame(rows, geometry="geometry", crs=s.crs)
-        fresh = metric_frame.to_crs(4326) if len(metric_frame) else metric_frame
-        keep = old[~old["code"].isin(hit)]
-        frame = pd.concat([keep, fresh[[c for c in old.columns if c in fresh.columns]]])
-        frame = gpd.GeoDataFrame(frame, geometry="geometry", crs=4326)
-        layers[name] = frame.sort_values("code").reset_index(drop=True)
-        gone = old[old["code"].isin(hit)].geometry.to_numpy()
-        touched[name] = [tuple(b) for b in shapely.bounds(np.r_[gone, fresh.geometry.to_numpy()])]
-    if "buildings" in s.layers:
-        b = s.layers["buildings"].copy()
-        code_of = {}
-        for i in moved_idx:
-            bid = s.unit_frame["building_id"].iat[i]
-            if bid is not None and not pd.isna(bid):
-                code_of[str(bid)] = micro[i]
-        ids = b["building_id"].astype(str)
-        hit_b = ids.isin(code_of).to_numpy()
-        if hit_b.any():
-            b.loc[hit_b, "microgrid_code"] = ids[hit_b].map(code_of).to_numpy()
-            if "grid_code" in b:
-                b.loc[hit_b, "grid_code"] = b.loc[hit_b, "microgrid_code"].str[:15]
-            touched["buildings"] = [tuple(x) for x in shapely.bounds(b.geometry.to_numpy()[hit_b])]
-        layers["buildings"] = b
-    return layers, touched
-
-
-def _metric_parts(
-    s: PlanState, codes: list[str], fresh: dict[str, shapely.Geometry], level: str
-) -> np.ndarray:
-    """Metric polygons of ``codes``: re-dissolved ones from ``fresh``, others from the base."""
-    missing = [c for c in codes if c not in fresh]
-    if missing:
-        old = s.layers[ge.LEVEL_LAYERS[level]]
-        rows = old[old["code"].isin(missing)]
-        fresh.update(zip(rows["code"], rows.geometry.to_crs(s.crs).to_numpy(), strict=True))
-    return np.array([fresh[c] for c in codes], dtype=object)
-
-
-def _child(level: str) -> str:
-    return {"grid": "microgrid", "community": "grid", "street": "community"}[level]
-
-
-def _new_name(level: str, code: str, s: PlanState) -> str:
-    """A placeholder name for a part an edit made, carrying its parent's name as
-    delineation does (社区002第3网格)."""
-    parent = {"community": "streets", "grid": "communities", "microgrid": "grids"}.get(level)
-    names = s.layers.get(parent) if parent else None
-    parent_name = ""
-    if names is not None and "name" in names:
-        found = names.loc[names["code"] == code[: LENGTHS[level] - 3], "name"]
-        parent_name = str(found.iat[0]) if len(found) else ""
-    return placeholder_name(level, code, parent_name)
-
-
-def _part_row(
-    level: str,
-    code: str,
-    geom: shapely.Geometry,
-    summary: pd.Series,
-    old: pd.DataFrame,
-    s: PlanState,
-    flags: ge.Flags,
-) -> dict[str, Any]:
-    """Attributes of one re-dissolved part: counts and metrics afresh, name, flag and
-    note carried over (road share needs the roads, so it is left empty until the plan is
-    delineated or validated again)."""
-    import math
-
-    exists = code in old.index
-    hh = float(summary.households)
-    area = shapely.area(geom)
-    perim = shapely.length(geom)
-    band = None if level == "street" else getattr(s.limits, level)
-    records = flags.records.get(code, 1)
-    row = {
-        "code": code,
-        "parent_code": code[: LENGTHS[level] - 3],
-        "households": hh,
-        "population": float(summary.population),
-        "area_km2": area / 1e6,
-        "name": old["name"].get(code) if exists else _new_name(level, code, s),
-        "flag": flags.flag.get(code, ""),
-        "note": flags.note.get(code, ""),
-        "deviation_pct": (hh / records - band.target) / band.target * 100 if band else None,
-        "polsby_popper": 4 * math.pi * area / max(perim, 1e-9) ** 2,
-        "road_share": None,
-        "geometry": geom,
-    }
-    if level == "microgrid":
-        row["record_codes"] = flags.record_codes.get(code, code)
-    if level == "grid":
-        row["grid_type"] = "dedicated" if row["flag"] == "dedicated" else "basic"
-    return row
-
-
-def _check(base: PlanState, micro: np.ndarray, moved: list[ge.Move], flags: ge.Flags):
-    """The violations of ``micro``: on a city whose base is checked, only the streets the
-    moves touch are checked again; a move across streets, or other flags (completion),
-    checks the whole plan."""
-    across = any(m.before[:9] != m.after[:9] for m in moved)
-    if across:
-        base.streets.clear()  # a unit changed street: the cached street members are stale
-    if not base.city or base.found is None or across or flags is not base.flags or not moved:
-        return ge.check(base.units, micro, base.limits, flags)
-    streets = {m.before[:9] for m in moved}
-    return ge.check_streets(
-        base.units, micro, base.limits, flags, base.found, streets, base.streets
-    )
-
-
-def _next_state(
-    base: PlanState,
-    version: Version,
-    micro: np.ndarray,
-    layers: dict[str, gpd.GeoDataFrame],
-    locks: set[str],
-    found: list[Violation] | None = None,
-) -> PlanState:
-    merged = {**base.layers, **layers}
-    flags = _flags(merged)
-    return PlanState(
-        version=version,
-        units=base.units,
-        unit_frame=base.unit_frame,
-        metric=base.metric,
-        crs=base.crs,
-        limits=base.limits,
-        micro=micro,
-        flags=flags,
-        locks=set(locks),
-        layers=merged,
-        # the found violations hold for the new state only under the same flags
-        found=found if found is not None and flags == base.flags else None,
-        streets=base.streets,
-    )

@@ -22,11 +22,13 @@ import pandas as pd
 
 from wangge.data.existing import read_grids
 from wangge.data.store import Store
-from wangge.editing import Editor, EditResult, PlanState, Who
+from wangge.editing import Editor, EditResult
 from wangge.errors import InputError
-from wangge.geo import editing as ge
+from wangge.geo import assignment as ge
 from wangge.geo.crs import unshift
 from wangge.geo.existing import Adoption, assign_existing, changed_grids, fit
+from wangge.plan_state import PlanState
+from wangge.scopes import Who
 
 #: Below this share of the plan's households inside the file's grids, the file is
 #: taken to be somewhere else (wrong CRS, or shifted coordinates) and refused.

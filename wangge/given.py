@@ -13,11 +13,13 @@ import shapely
 
 from wangge.data import boundaries
 from wangge.errors import InputError
+from wangge.geo import boundaries as geo_boundaries
 from wangge.geo import calibration
 from wangge.geo.blocks import zone_of
+from wangge.geo.codes import reading_order
 
 #: Columns of the findings table of units.gpkg (boundary files, building files, straddlers).
-FINDING_COLUMNS = ["source", *boundaries.FINDING_COLUMNS]
+FINDING_COLUMNS = ["source", *geo_boundaries.FINDING_COLUMNS]
 #: A building keeping less than this share of its footprint in its unit is listed.
 STRADDLE_SHARE = 0.99
 
@@ -115,9 +117,11 @@ class Given:
         zone: np.ndarray,
         extent: shapely.Geometry,
         persons: float,
+        outliers: bool = False,
     ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
         """Scale estimated households to the known totals of the finest given level that
-        carries any (communities, else streets); see :mod:`wangge.geo.calibration`."""
+        carries any (communities, else streets); see :mod:`wangge.geo.calibration`.
+        Factors outside its plausible range are applied only with ``outliers``."""
         report = pd.DataFrame(columns=calibration.COLUMNS)
         levels = [("community", self.communities, zone)] if self.communities is not None else []
         levels.append(("street", self.streets, self.street_of_zone()[zone]))
@@ -127,7 +131,7 @@ class Given:
                 continue
             cover = calibration.coverage_share(units.geometry.to_numpy(), extent)
             buildings, report = calibration.calibrate(
-                buildings, unit_of, units, cover, level, persons
+                buildings, unit_of, units, cover, level, persons, outliers
             )
             break
         return buildings, report
@@ -169,6 +173,112 @@ def _metric(frame: gpd.GeoDataFrame, crs) -> gpd.GeoDataFrame:
     return frame.to_crs(crs).reset_index(drop=True)
 
 
+def _rows_lon_lat(frame: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+    pts = gpd.GeoSeries(frame.geometry.representative_point(), crs=frame.crs).to_crs(4326)
+    return pts.x.to_numpy(), pts.y.to_numpy()
+
+
+def _leave_out_outside(
+    layers: dict[str, gpd.GeoDataFrame],
+    points: np.ndarray,
+    extent: shapely.Geometry | None,
+    sources: dict[str, str],
+) -> list[pd.DataFrame]:
+    """Drop from ``layers`` the given units the data does not reach
+    (:func:`wangge.geo.boundaries.in_data`), communities first; a street holding a kept
+    community is kept. One ``outside_data`` finding per unit left out."""
+    found = []
+    kept_land = None
+    for level in ("community", "street"):
+        frame = layers.get(level)
+        if frame is None:
+            continue
+        geoms = frame.geometry.to_numpy()
+        inside, share = geo_boundaries.in_data(geoms, points, extent)
+        if kept_land is not None:
+            inside |= shapely.area(shapely.intersection(geoms, kept_land)) > 0
+        if inside.all():
+            kept_land = shapely.union_all(geoms)
+            continue
+        if not inside.any():
+            raise InputError(
+                f"none of the {len(frame)} given {level} units holds a building or lies where "
+                "the data reaches (the OSM file's bounds, the buildings); are they this "
+                "district's, and in the CRS declared?",
+                sources[level],
+            )
+        lon, lat = _rows_lon_lat(frame)
+        out = np.flatnonzero(~inside)
+        rows = [
+            {
+                "kind": "outside_data",
+                "level": level,
+                "code": frame["code"].iat[i],
+                "name": frame["name"].iat[i],
+                "area_m2": float(shapely.area(geoms[i])),
+                "x": lon[i],
+                "y": lat[i],
+                "detail": (
+                    f"holds no building, and {share[i]:.0%} of its "
+                    f"{shapely.area(geoms[i]) / 1e6:,.2f} km² lies where the data reaches; "
+                    "left out of the plan"
+                ),
+            }
+            for i in out
+        ]
+        found.append(findings_frame(pd.DataFrame(rows), sources[level]))
+        layers[level] = frame[inside].reset_index(drop=True)
+        kept_land = shapely.union_all(layers[level].geometry.to_numpy())
+    return found
+
+
+def _number_by_district(streets: gpd.GeoDataFrame, source: str) -> pd.DataFrame:
+    """Give each street that has no code but a district (its district column) the code
+    district + 001 up, in reading order within the district, skipping codes taken: the
+    district is the file's, only the township number is wangge's. One ``code_assigned``
+    finding each."""
+    if "district_code" not in streets:
+        return findings_frame(None, source)
+    todo = [
+        i
+        for i, (c, d) in enumerate(zip(streets["code"], streets["district_code"], strict=True))
+        if not isinstance(c, str) and isinstance(d, str)
+    ]
+    taken = {c for c in streets["code"] if isinstance(c, str)}
+    lon, lat = _rows_lon_lat(streets)
+    rows = []
+    codes = streets["code"].astype(object).to_numpy().copy()
+    by_district: dict[str, list[int]] = {}
+    for i in todo:
+        by_district.setdefault(streets["district_code"].iat[i], []).append(i)
+    for code, rows_of in sorted(by_district.items()):
+        idx = np.array(rows_of)
+        order = idx[reading_order(streets.geometry.iloc[idx])]
+        number = 1
+        for i in order:
+            while f"{code}{number:03d}" in taken:
+                number += 1
+            codes[i] = f"{code}{number:03d}"
+            taken.add(codes[i])
+            rows.append(
+                {
+                    "kind": "code_assigned",
+                    "level": "street",
+                    "code": codes[i],
+                    "name": streets["name"].iat[i],
+                    "area_m2": float(streets.geometry.iloc[i].area),
+                    "x": lon[i],
+                    "y": lat[i],
+                    "detail": (
+                        f"the street carries no code; numbered {codes[i]} under its district "
+                        f"{code} (from its district column)"
+                    ),
+                }
+            )
+    streets["code"] = pd.Series(codes, index=streets.index, dtype=object)
+    return findings_frame(pd.DataFrame(rows), source)
+
+
 def read_given(
     streets: str | Path | None,
     communities: str | Path | None,
@@ -176,13 +286,18 @@ def read_given(
     coords: str = "wgs84",
     encoding: str = "utf-8",
     file_crs: str | None = None,
+    buildings: gpd.GeoDataFrame | None = None,
+    extent: shapely.Geometry | None = None,
 ) -> Given:
     """Read, clean and nest the given streets and communities (metric ``crs``).
 
     With communities but no streets, streets come from the communities' 12-digit codes
-    (data/boundaries.streets_from_communities). Every finding (repairs, overlaps settled,
-    gaps snapped or left unassigned, communities straddling streets) is kept, tagged with
-    its file.
+    (geo/boundaries.streets_from_communities). With ``buildings`` (metric) and the
+    ``extent`` the data reaches, given units the data does not reach are left out
+    (:func:`_leave_out_outside`). A street without a code but with a district column is
+    numbered within its district (:func:`_number_by_district`). Every finding (repairs,
+    overlaps settled, gaps snapped or left unassigned, units left out, communities
+    straddling streets) is kept, tagged with its file.
     """
     found: list[pd.DataFrame] = []
     layers: dict[str, gpd.GeoDataFrame] = {}
@@ -192,20 +307,29 @@ def read_given(
             continue
         read = boundaries.read_units(path, level, coords=coords, encoding=encoding, crs=file_crs)
         found.append(findings_frame(read.findings, Path(path).name))
-        frame, cleaned, gaps = boundaries.clean_units(_metric(read.frame, crs), level)
+        frame, cleaned, gaps = geo_boundaries.clean_units(_metric(read.frame, crs), level)
         layers[level] = frame
         found.append(findings_frame(cleaned, Path(path).name))
         if len(gaps):
             unassigned.append(gaps.assign(level=level, source=Path(path).name))
+    sources = {"street": streets, "community": communities}
+    if buildings is not None:
+        points = shapely.point_on_surface(buildings.to_crs(crs).geometry.to_numpy())
+        found.extend(_leave_out_outside(layers, points, extent, sources))
+        land = shapely.union_all([f.geometry.union_all() for f in layers.values()])
+        unassigned = [g[g.intersects(land.buffer(1.0))] for g in unassigned]
+        unassigned = [g for g in unassigned if len(g)]
+    if "street" in layers:
+        found.append(_number_by_district(layers["street"], Path(streets).name))
     derived = False
     if "street" not in layers:
-        layers["street"] = boundaries.streets_from_communities(layers["community"])
+        layers["street"] = geo_boundaries.streets_from_communities(layers["community"])
         derived = True
     street_frame = layers["street"]
     com = layers.get("community")
     if com is not None:
         if not derived:
-            nested, nest_found = boundaries.nest_communities(street_frame, com)
+            nested, nest_found = geo_boundaries.nest_communities(street_frame, com)
             found.append(findings_frame(nest_found, Path(communities).name))
             com = nested
         com = com.copy()

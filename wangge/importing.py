@@ -7,26 +7,16 @@ same rules whichever way it arrives.
 from __future__ import annotations
 
 import json
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import geopandas as gpd
 import pandas as pd
 
 from wangge.data.accounts import audit_entry, local_actor
+from wangge.data.plan import Plan
 from wangge.data.store import Store, Version, check_plan_id
 from wangge.errors import InputError, WanggeError
-
-#: A GeoJSON upload holds every level in one collection, told apart by this property.
-LEVEL_LAYERS = {
-    "street": "streets",
-    "community": "communities",
-    "grid": "grids",
-    "microgrid": "microgrids",
-    "building": "buildings",
-    "study_area": "study_area",
-}
 
 
 class PlanInvalid(WanggeError):
@@ -37,50 +27,6 @@ class PlanInvalid(WanggeError):
     def __init__(self, problem: str, violations: list[dict], source: str | None = None):
         super().__init__(problem, source)
         self.violations = violations
-
-
-def read_plan_bytes(data: bytes, filename: str) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """Layers and meta from an uploaded plan.gpkg or GeoJSON FeatureCollection."""
-    from wangge.data.gpkg_store import read_plan_file
-
-    if data[:16] == b"SQLite format 3\x00":
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "upload.gpkg"
-            path.write_bytes(data)
-            layers, meta = read_plan_file(path)
-        return layers, meta
-    try:
-        doc = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"neither a GeoPackage nor GeoJSON (truncated?): {exc}", filename) from exc
-    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
-        raise InputError("GeoJSON must be a FeatureCollection", filename)
-    feats = doc.get("features")
-    if not isinstance(feats, list) or not feats:
-        raise InputError("the FeatureCollection has no features", filename)
-    try:
-        frame = gpd.GeoDataFrame.from_features(feats, crs=4326)
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise InputError(f"unreadable feature: {exc}", filename) from exc
-    if "level" not in frame:
-        raise InputError(
-            "each feature needs a 'level' property: street, community, grid, microgrid"
-            " (and building, study_area where given)",
-            filename,
-        )
-    layers: dict[str, pd.DataFrame] = {}
-    for level, group in frame.groupby("level", sort=False):
-        name = LEVEL_LAYERS.get(str(level))
-        if name is None:
-            row = int(group.index[0])
-            raise InputError(
-                f"unknown level {level!r}; use one of {', '.join(LEVEL_LAYERS)}",
-                filename,
-                where=f"feature {row}",
-            )
-        layers[name] = group.drop(columns="level").dropna(axis=1, how="all").reset_index(drop=True)
-    meta = {k: doc[k] for k in ("district_code", "metric_crs", "limits_json") if k in doc}
-    return layers, meta
 
 
 def check_geometries(layers: dict[str, pd.DataFrame], filename: str) -> None:
@@ -97,30 +43,70 @@ def check_geometries(layers: dict[str, pd.DataFrame], filename: str) -> None:
             raise InputError(f"{why} geometry ({int(bad.sum())} such)", filename, f"{name} {code}")
 
 
+def check_columns(layers: dict[str, pd.DataFrame], filename: str) -> None:
+    """Every street, community, grid and micro-grid has the columns the checks read
+    (geo/validate.py ``REQUIRED``), its code and parent code a value and its households a
+    number: an upload's feature without them is named by layer and feature (counting from
+    1 in its layer), not met later as a crash. A layer missing altogether is the
+    validator's to name."""
+    from wangge.geo.validate import LEVEL_OF, REQUIRED
+
+    for name, level in LEVEL_OF.items():
+        frame = layers.get(name)
+        if frame is None or not len(frame):
+            continue
+        for col in REQUIRED:
+            if col not in frame:
+                bad = pd.Series(True, index=frame.index)
+                problem = f"has no {col}"
+            elif col == "households":
+                values = frame[col]
+                bad = pd.to_numeric(values, errors="coerce").isna()
+                problem = f"has no number in {col}"
+            else:
+                bad = frame[col].isna() | frame[col].astype(str).str.strip().isin(["", "nan"])
+                problem = f"has no {col}"
+            if bad.any():
+                i = int(bad.to_numpy().argmax())
+                code = frame["code"].iloc[i] if col != "code" and "code" in frame else None
+                named = f" (code {code})" if code is not None and pd.notna(code) else ""
+                more = int(bad.sum()) - 1
+                raise InputError(
+                    f"{level} feature {i + 1}{named} {problem}"
+                    + (f", and {more} more" if more else "")
+                    + f"; every {level} needs {', '.join(REQUIRED)}",
+                    filename,
+                    where=f"{name} feature {i + 1}",
+                )
+
+
 def save_plan(
     store: Store,
-    layers: dict[str, pd.DataFrame],
-    meta: dict[str, Any],
-    filename: str,
+    plan: Plan,
     plan_id: str,
     base_version: int | None,
     author: str,
     comment: str,
+    before_write: Callable[[], None] | None = None,
 ) -> tuple[Version, pd.DataFrame]:
     """Validate a plan and, if it has no errors, save it as the plan's next version,
     with its audit log entry (``author``: the account, or the local user when empty).
 
     The violations found (warnings only, then) are saved with it as ``violations``.
     Raises :class:`PlanInvalid` listing the errors, and saves nothing, otherwise.
+    ``before_write`` is called just before the save (the API's time cap claims it, and
+    raises there when the caller was answered 413 already).
     """
-    from wangge.delineate import metric_plan
     from wangge.geo.validate import validate
 
     check_plan_id(plan_id)
+    filename = plan.source
+    layers, meta = plan.stored()
     layers = {k: v for k, v in layers.items() if k != "violations"}
+    check_columns(layers, filename)
     check_geometries(layers, filename)
-    metric, limits = metric_plan(layers, meta, filename)
-    violations = validate(metric, limits)
+    limits = plan.limits
+    violations = validate(plan.metric_layers(), limits)
     errors = violations[violations["severity"] == "error"]
     if len(errors):
         raise PlanInvalid(
@@ -133,5 +119,7 @@ def save_plan(
     meta.setdefault("limits_json", json.dumps(limits.raw, ensure_ascii=False))
     who = author or local_actor()
     entry = audit_entry(who, "import", plan_id, base_version, source=Path(filename).name)
+    if before_write is not None:
+        before_write()
     version = store.save(plan_id, layers, meta, base_version, who, comment, audit=entry)
     return version, violations

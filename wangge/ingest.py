@@ -18,6 +18,7 @@ from wangge.data import userfiles
 from wangge.errors import InputError
 from wangge.geo import blocks as geo_blocks
 from wangge.geo import calibration as geo_calibration
+from wangge.geo import district as geo_district
 from wangge.geo import households as geo_households
 from wangge.geo.crs import metric_crs
 from wangge.geo.network import walk_network
@@ -75,6 +76,7 @@ def ingest(
     buildings_crs: str | None = None,
     extract: osm_reader.OsmExtract | None = None,
     crs: str | None = None,
+    calibrate_outliers: bool = False,
 ) -> IngestResult:
     """Read an OSM file (and/or a building file) into buildings with households, blocks
     and their adjacency, inside the streets and communities a user gives.
@@ -112,6 +114,9 @@ def ingest(
         An OSM extract already read (one street's cut of a city, :mod:`wangge.city`) in
         place of ``source``, and the metric CRS to work in (the city's, so that every
         street is drawn in the same one); by default the zone of the buildings' centre.
+    calibrate_outliers
+        Apply calibration factors outside 0.5–2 too (:mod:`wangge.geo.calibration`); by
+        default they are reported and the estimate is kept.
     """
     if source is None and buildings is None and extract is None:
         raise InputError("give an OSM file, a building file (--buildings), or both")
@@ -147,11 +152,36 @@ def ingest(
     extent = shapely.convex_hull(shapely.geometrycollections(footprints.geometry.to_numpy()))
     extent = extent.buffer(50)
     given = None
+    if extract is not None:  # what the OSM file's county-level areas say (geo/district.py)
+        said = geo_district.osm_findings(extract.admin_areas, raw_buildings, extract.addr_districts)
+        if said:
+            findings.append(findings_frame(pd.DataFrame(said), Path(str(extract.source)).name))
+    bounds = None  # the OSM file's own bounds, in metres, when it states them
+    if extract is not None and extract.bounds is not None:
+        bounds = gpd.GeoSeries([shapely.box(*extract.bounds)], crs=4326).to_crs(crs).iloc[0]
     if streets is not None or communities is not None:
-        given = read_given(streets, communities, crs, boundary_coords, encoding, boundary_crs)
+        # where the data reaches: the buildings, and the OSM file's bounds
+        reach = extent if bounds is None else shapely.union(extent, bounds)
+        given = read_given(
+            streets,
+            communities,
+            crs,
+            boundary_coords,
+            encoding,
+            boundary_crs,
+            buildings=footprints,
+            extent=reach,
+        )
         findings.append(given.findings)
     area_geom, footprints = _study_area(
-        footprints, given, boundary, crs, notes, findings, boundary or communities or streets
+        footprints,
+        given,
+        boundary,
+        crs,
+        notes,
+        findings,
+        boundary or communities or streets,
+        bounds,
     )
     steps.done("study area")
 
@@ -187,7 +217,11 @@ def ingest(
         blocks = given.label_blocks(blocks)
         findings.append(given.straddling(buildings, blocks["zone"].to_numpy()[where]))
         buildings, calibration = given.calibrate(
-            buildings, blocks["zone"].to_numpy()[where], extent, params.persons
+            buildings,
+            blocks["zone"].to_numpy()[where],
+            extent,
+            params.persons,
+            outliers=calibrate_outliers,
         )
         blocks = blocks.drop(columns="zone")
     steps.done("blocks")
@@ -203,6 +237,11 @@ def ingest(
     steps.done("network")
 
     area_km2 = area_geom.area / 1e6
+    # credit only the sources used: OSM when an OSM file was read, the user's files by name
+    credit = osm_reader.attribution(
+        extract is not None,
+        {"buildings": buildings_file, "streets": streets, "communities": communities},
+    )
     layers = {
         "buildings": buildings,
         "blocks": blocks,
@@ -214,7 +253,9 @@ def ingest(
         "landuse": m(context["landuse"]),
         "network_nodes": nodes,
         "network_edges": net_edges,
-        "study_area": gpd.GeoDataFrame({"area_km2": [area_km2]}, geometry=[area_geom], crs=crs),
+        "study_area": gpd.GeoDataFrame(
+            {"area_km2": [area_km2], "attribution": [credit]}, geometry=[area_geom], crs=crs
+        ),
     }
     rules = (
         buildings.groupby("rule")
@@ -242,6 +283,7 @@ def ingest(
     }
     if buildings_file is not None:
         summary["buildings from"] = str(buildings_file)
+    summary["attribution"] = credit
     if given is not None:
         layers["given_streets"] = given.streets
         if given.communities is not None:
@@ -292,12 +334,17 @@ def _building_source(
     the household counts the file carries (None when it carries none)."""
     if path is None:
         return extract.buildings, None
+    from wangge.data.building_datum import check_datum
     from wangge.data.buildings import read_buildings
 
     osm_b = extract.buildings if extract is not None and len(extract.buildings) else None
     # the file's own floors, height and use win; where it states no use, the OSM
     # building it overlaps lends its type and name (data/buildings.adopt_osm_tags)
     bfile = read_buildings(path, coords=coords, encoding=encoding, crs=crs, osm_buildings=osm_b)
+    # GCJ-02 or BD-09 read as WGS84 lands hundreds of metres off: stop, naming the fit
+    roads = None if extract is None else extract.roads
+    cutting = None if roads is None else roads[roads["cuts_blocks"].astype(bool)]
+    bfile = check_datum(bfile, osm_b, cutting)
     notes.update(bfile.notes)
     findings.append(findings_frame(bfile.findings, Path(path).name))
     counts = bfile.counts()
@@ -313,10 +360,17 @@ def _study_area(
     notes: Counter,
     findings: list[pd.DataFrame],
     source: str | Path | None = None,
+    bounds: shapely.Geometry | None = None,
 ) -> tuple[shapely.Geometry, gpd.GeoDataFrame]:
-    """The study area (the given units' land, cut by ``boundary``; else the buffered
-    extent of the buildings) and the buildings inside it; those outside are listed."""
-    area = given.area if given is not None else geo_blocks.study_area(buildings.geometry)
+    """The study area (the given units' land, cut by ``boundary``; else the extract's
+    ``bounds`` or the rectangle round the buildings: :func:`wangge.geo.blocks.study_area`)
+    and the buildings inside it; those outside are listed."""
+    if given is not None:
+        area = given.area
+    else:
+        area = geo_blocks.study_area(buildings.geometry, bounds)
+        if bounds is None:
+            notes["study area: the rectangle round the buildings (the file states no bounds)"] += 1
     if boundary is not None:
         bound, repaired = userfiles.read_boundary(boundary, crs)
         notes["boundary geometries repaired"] += repaired
@@ -446,7 +500,7 @@ def write_unit_layers(
         for name, table in tables.items():
             if len(table):
                 pyogrio.write_dataframe(text_table(table), tmp, layer=name, driver="GPKG")
-        summary = {"attribution": osm_reader.ATTRIBUTION, **summary}
+        summary = {"attribution": summary.get("attribution", ""), **summary}
         meta = pd.DataFrame({"key": list(summary), "value": [str(v) for v in summary.values()]})
         pyogrio.write_dataframe(meta, tmp, layer="meta", driver="GPKG")  # a plain table
         os.replace(tmp, target)

@@ -4,7 +4,8 @@ A plan is read from a plan.gpkg (``wangge delineate``) or from a store version; 
 from the plan's walking network or the units.gpkg beside a plan file, when there. The
 grid staff come only from a store's roster and only when asked for, and then only those
 of grids the caller may see: everything, for the holder of the store, or an account's
-territory (:meth:`wangge.data.accounts.Account.covers`) when a key is given.
+territory (:meth:`wangge.data.privacy.Reader.sees_staff`) when a key is given. A sheet
+reads only public columns (codes, names, households: :mod:`wangge.data.privacy`).
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
+from pyogrio import list_layers, read_dataframe
 from pyproj import CRS
 
+from wangge.data.plan import Plan
 from wangge.errors import InputError, NotFound
 from wangge.maps.notice import Sheet, draw_sheet, notice_font, sheet_texts
 from wangge.maps.webmap import has_sample
@@ -38,6 +41,8 @@ class PrintPlan:
     sample: bool
     source: str
     roads: gpd.GeoDataFrame | None = None
+    #: The credit of the plan's sources (``Plan.attribution``), printed on every sheet.
+    credit: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,85 +60,33 @@ class Printed:
     labels_off: int
 
 
-def _metric(frames: dict[str, gpd.GeoDataFrame], meta: dict) -> CRS:
-    from wangge.geo.crs import metric_crs
-
-    if meta.get("metric_crs"):
-        return CRS.from_user_input(meta["metric_crs"])
-    c = frames["communities"].to_crs(4326).union_all().centroid
-    return metric_crs(c.x, c.y)
-
-
-def _plan(frames, meta, version: str, sample: bool, source: str, roads) -> PrintPlan:
-    crs = _metric(frames, meta)
+def print_plan(plan: Plan) -> PrintPlan:
+    """What a sheet shows of a plan (a plan.gpkg or a store version: :mod:`wangge.data.plan`):
+    its polygons in the plan's metric CRS, whether any layer is sample data, and the roads
+    of its walking network or of the units.gpkg beside a plan file, when there."""
+    missing = [n for n in LAYERS if n not in plan]
+    if missing:
+        raise InputError(f"the plan has no layer {', '.join(missing)} to print", plan.source)
+    crs = CRS.from_user_input(plan.crs)
     layers = {}
     for name in LAYERS:
-        f = frames[name]
+        f = plan.frame(name)
         f = f[f.geometry.notna() & ~f.geometry.is_empty].to_crs(crs)
         layers[name] = f.assign(code=f["code"].astype(str))
+    sample = any(
+        has_sample(plan.frame(name)[["sample"]])
+        for name in plan.names
+        if "sample" in plan.columns(name)
+    )
+    roads = None
+    units = plan.path.parent / "units.gpkg" if plan.path is not None else None
+    if units is not None and units.exists() and "roads" in [n for n, _ in list_layers(units)]:
+        roads = read_dataframe(units, layer="roads", columns=["highway"])
+    else:
+        roads = next((plan.frame(n) for n in ROAD_LAYERS if n in plan), None)
     if roads is not None:
         roads = roads[roads.geometry.notna()].to_crs(crs)
-    return PrintPlan(layers, crs, version, sample, source, roads)
-
-
-def read_plan_file(path: Path) -> PrintPlan:
-    """A plan.gpkg (or the directory holding it) written by ``wangge delineate``."""
-    import pyogrio
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / "plan.gpkg"
-    if not path.exists():
-        raise InputError("file not found", path)
-    try:
-        have = [n for n, _ in pyogrio.list_layers(path)]
-    except Exception as exc:  # pyogrio raises its own DataSourceError family
-        raise InputError(f"cannot be read as a GeoPackage: {exc}", path) from None
-    missing = [n for n in (*LAYERS, "meta") if n not in have]
-    if missing:
-        hint = "; a store? print from it with --store" if "wg_versions" in have else ""
-        raise InputError(f"is not a plan.gpkg: missing layers {', '.join(missing)}{hint}", path)
-    frames = {n: pyogrio.read_dataframe(path, layer=n) for n in LAYERS}
-    meta_frame = pyogrio.read_dataframe(path, layer="meta")
-    meta = dict(zip(meta_frame["key"], meta_frame["value"], strict=True))
-    sample = False
-    for name in have:
-        fields = pyogrio.read_info(path, layer=name)["fields"]
-        if "sample" in list(fields):
-            cols = pyogrio.read_dataframe(path, layer=name, columns=["sample"], read_geometry=False)
-            sample = sample or has_sample(cols)
-    roads = None
-    units = path.parent / "units.gpkg"
-    if units.exists() and "roads" in [n for n, _ in pyogrio.list_layers(units)]:
-        roads = pyogrio.read_dataframe(units, layer="roads", columns=["highway"])
-    elif "network_edges" in have:
-        roads = pyogrio.read_dataframe(path, layer="network_edges", columns=["highway"])
-    changed = datetime.fromtimestamp(path.stat().st_mtime, UTC).astimezone()
-    version = f"{path.name} ({changed:%Y-%m-%d %H:%M})"
-    return _plan(frames, meta, version, sample, str(path), roads)
-
-
-def read_store_plan(store, plan_id: str | None, version: int | None) -> tuple[PrintPlan, str]:
-    """A version of a stored plan (the latest of the newest plan by default), and its id."""
-    v = store.resolve(plan_id, version)
-    infos = store.layer_infos(v.plan_id, v.version)
-    missing = [n for n in LAYERS if n not in infos]
-    if missing:
-        raise InputError(
-            f"version {v.version} has no layer {', '.join(missing)} to print", store.url, v.plan_id
-        )
-    frames = {n: store.query(v.plan_id, v.version, n).frame for n in LAYERS}
-    sample = any(
-        has_sample(store.query(v.plan_id, v.version, name).frame)
-        for name, info in infos.items()
-        if "sample" in info.columns
-    )
-    roads = next(
-        (store.query(v.plan_id, v.version, n).frame for n in ROAD_LAYERS if n in infos), None
-    )
-    label = f"{v.plan_id} 第{v.version}版 version {v.version} ({v.created_at[:10]})"
-    source = f"{store.url} plan {v.plan_id} version {v.version}"
-    return _plan(frames, v.meta, label, sample, source, roads), v.plan_id
+    return PrintPlan(layers, crs, plan.label, sample, plan.source, roads, plan.attribution)
 
 
 def _named(frame: pd.DataFrame) -> pd.DataFrame:
@@ -198,6 +151,7 @@ def sheets(
         "sample": plan.sample,
         "roads": plan.roads,
         "staff_note": staff_note,
+        "credit": plan.credit,
     }
     grids, micro = plan.layers["grids"], plan.layers["microgrids"]
     out = []

@@ -82,6 +82,7 @@ export function makeApi(root, plan, { key = () => null, onUnauthorized = null } 
     state: (version) => request("GET", `/plans/${p}/state${q({ version })}`),
     versions: () => request("GET", `/plans/${p}/versions`),
     diff: (a, b) => request("GET", `/plans/${p}/versions/${a}/diff/${b}`),
+    changes: (a, b) => request("GET", `/plans/${p}/versions/${a}/changes/${b}`),
     edits: (body) => request("POST", `/plans/${p}/edits`, body),
     complete: (body) => request("POST", `/plans/${p}/complete`, body),
     restore: (body) => request("POST", `/plans/${p}/restore`, body),

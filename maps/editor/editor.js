@@ -11,6 +11,7 @@ import { ApiError, makeApi } from "./api.js";
 import { currentKey, forget, leaveNotice, remember, takeNotice } from "./auth.js";
 import { applyI18n, setLang, t } from "./i18n.js";
 import { MapView, REQUIRED_LAYERS, TILE_LAYERS, shortName, unitGrid } from "./mapview.js";
+import { serverText } from "./messages.js";
 import { makeGridInfo } from "./gridinfo.js";
 import * as panel from "./panel.js";
 import {
@@ -106,6 +107,7 @@ function renderAll() {
   view.setChanged(S.changed);
   view.setLocks(S.locks);
   view.setDiff(S.diff ? S.diff.moved.map((m) => String(m.unit)) : []);
+  view.setChanges(S.diff ? S.diff.changes : null);
   const changed = new Set(S.changed);
   const labels = {};
   for (const [code, g] of Object.entries(S.grids)) {
@@ -122,7 +124,7 @@ function setMessage(text) {
 
 function report(err) {
   const status = err instanceof ApiError ? err.status : 0;
-  const message = err.message || String(err);
+  const message = serverText(err.message || String(err));
   let text = t("err.network", { message });
   if (status === 403) text = t("err.forbidden", { message });
   else if (status) text = t("err.http", { status, message });
@@ -364,9 +366,9 @@ function fitGrids(codes) {
 
 async function compare(a, b) {
   try {
-    const { data } = await api.diff(a, b);
-    S.diff = data;
-    fitGrids(data.grids || []);
+    const [diff, changes] = await Promise.all([api.diff(a, b), api.changes(a, b)]);
+    S.diff = { ...diff.data, changes: changes.data };
+    fitGrids(diff.data.grids || []);
   } catch (err) {
     await handleError(err);
   }
@@ -491,7 +493,10 @@ function showSignin(key = null, params = {}, kind = "error") {
 
 function renderSignin() {
   const msg = $("#signin-msg");
-  msg.textContent = signinMsg ? t(signinMsg.key, signinMsg.params) : "";
+  // the server's reason in the page's language (a 401 says why the key was refused)
+  const params = signinMsg ? { ...signinMsg.params } : {};
+  if (params.message) params.message = serverText(params.message);
+  msg.textContent = signinMsg ? t(signinMsg.key, params) : "";
   msg.className = signinMsg ? signinMsg.kind : "";
 }
 

@@ -7,6 +7,7 @@
 
 import { ApiError } from "./api.js";
 import { t } from "./i18n.js";
+import { serverText } from "./messages.js";
 import { el } from "./panel.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -114,7 +115,8 @@ export function makeGridInfo(hooks) {
       const status = err instanceof ApiError ? err.status : 0;
       const detail = err.body?.detail;
       const extra = typeof detail === "string" ? ` ${detail}` : "";
-      rosterMsg = { kind: "error", text: t("err.http", { status, message: err.message + extra }) };
+      const message = serverText(err.message) + extra;
+      rosterMsg = { kind: "error", text: t("err.http", { status, message }) };
     }
     drawnKey = "";
     render();

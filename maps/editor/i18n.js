@@ -82,6 +82,13 @@ const STRINGS = {
     "versions.diff": "版本 {a} → {b}：移动 {n} 个单元（{hh} 户），涉及 {g} 个网格",
     "versions.diffNone": "版本 {a} 与 {b} 的划分相同",
     "versions.clearDiff": "清除对比",
+    "versions.gridChanges": "网格：新建 {created}，调整 {changed}，撤销 {retired}，户数更新 {recounted}，不变 {kept}",
+    "versions.grid": "网格",
+    "versions.status": "变化",
+    "status.created": "新建",
+    "status.changed": "调整",
+    "status.retired": "撤销",
+    "status.recounted": "户数更新",
     "versions.unit": "单元",
     "versions.export": "导出当前版本",
     "versions.confirmRestore": "恢复版本 {v} 的划分？这会生成一个新版本，可撤销。",
@@ -182,7 +189,6 @@ const STRINGS = {
     "role.part_time": "兼职网格员",
     "role.instructor": "网格指导员",
     "role.microgrid_head": "微网格长",
-    "attribution": "© OpenStreetMap contributors",
   },
   en: {
     "app.title": "Grid editor",
@@ -264,6 +270,13 @@ const STRINGS = {
     "versions.diff": "Version {a} → {b}: {n} units moved ({hh} households), {g} grids changed",
     "versions.diffNone": "Versions {a} and {b} assign every unit alike",
     "versions.clearDiff": "Clear comparison",
+    "versions.gridChanges": "Grids: {created} created, {changed} changed, {retired} retired, {recounted} recounted, {kept} kept",
+    "versions.grid": "Grid",
+    "versions.status": "Change",
+    "status.created": "created",
+    "status.changed": "changed",
+    "status.retired": "retired",
+    "status.recounted": "recounted",
     "versions.unit": "Unit",
     "versions.export": "Export the current version",
     "versions.confirmRestore":
@@ -368,7 +381,6 @@ const STRINGS = {
     "role.part_time": "Part-time grid worker",
     "role.instructor": "Grid instructor",
     "role.microgrid_head": "Micro-grid head",
-    "attribution": "© OpenStreetMap contributors",
   },
 };
 

@@ -29,9 +29,13 @@ const COLOURS = {
   selected: "#1f6feb",
   changed: "#ff7a00",
   diff: "#9b3fd1",
+  created: "#0f9d58", // a grid the later version of a comparison made
+  retired: "#6b7280", // a grid of the earlier version that is gone (dashed)
   hover: "#1f6feb",
   readonly: "#6b7280",
 };
+
+const EMPTY = { type: "FeatureCollection", features: [] };
 
 // the unit code / grid code of a tile feature, as a string whatever the encoder made of it
 const CODE = ["to-string", ["get", "code"]];
@@ -58,6 +62,23 @@ function hatchImage(size = 12, readonly = false) {
 
 // The MapLibre filter of the grids outside an account's territory (me: GET /me): none for
 // an admin, all but those under its code prefixes for a planner, all for a viewer.
+// The attribution of a layer from its TileJSON's credit (the plan's sources, "; " between
+// them): OpenStreetMap's with a link to its copyright page, the user's files by name.
+export function creditHtml(credit) {
+  const esc = (t) =>
+    t.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+  return String(credit || "")
+    .split("; ")
+    .filter((part) => part)
+    .map((part) =>
+      part.includes("OpenStreetMap")
+        ? '<a href="https://www.openstreetmap.org/copyright" target="_blank" rel="noopener">' +
+          "© OpenStreetMap contributors</a> · ODbL"
+        : esc(part),
+    )
+    .join(" · ");
+}
+
 export function readonlyFilter(me) {
   const all = ["all"]; // true (and ["any"] false), in either filter syntax
   if (!me) return all;
@@ -104,12 +125,8 @@ export class MapView {
     this.map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-left");
     this.map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
     this.map.addControl(
-      new maplibregl.AttributionControl({
-        compact: false,
-        customAttribution:
-          '<a href="https://www.openstreetmap.org/copyright" target="_blank" rel="noopener">' +
-          "© OpenStreetMap contributors</a> · ODbL",
-      }),
+      // the credit is the plan's sources, from each layer's TileJSON (creditHtml)
+      new maplibregl.AttributionControl({ compact: false }),
       "bottom-right",
     );
     this.loaded = new Promise((resolve) => this.map.once("load", resolve));
@@ -131,6 +148,7 @@ export class MapView {
         minzoom: tj.minzoom ?? 0,
         maxzoom: tj.maxzoom ?? 16,
         bounds: tj.bounds,
+        attribution: creditHtml(tj.attribution),
       });
       this.layers.push(layer);
     }
@@ -230,6 +248,34 @@ export class MapView {
       filter: ["in", CODE, none()],
       paint: { "line-color": COLOURS.hover, "line-width": 4, "line-dasharray": [2, 1] },
     });
+    // a comparison's grids (the change report as GeoJSON): the earlier outline of each
+    // changed or retired grid dashed, the later outline of each created or changed one solid
+    map.addSource("changes", { type: "geojson", data: EMPTY });
+    map.addLayer({
+      id: "changes-before",
+      type: "line",
+      source: "changes",
+      filter: [
+        "all",
+        ["==", ["get", "side"], "before"],
+        ["in", ["get", "status"], ["literal", ["changed", "retired"]]],
+      ],
+      paint: { "line-color": COLOURS.retired, "line-width": 2.5, "line-dasharray": [2, 2] },
+    });
+    map.addLayer({
+      id: "changes-after",
+      type: "line",
+      source: "changes",
+      filter: [
+        "all",
+        ["==", ["get", "side"], "after"],
+        ["in", ["get", "status"], ["literal", ["created", "changed"]]],
+      ],
+      paint: {
+        "line-color": ["match", ["get", "status"], "created", COLOURS.created, COLOURS.diff],
+        "line-width": 3.5,
+      },
+    });
     if (has("communities")) {
       add({
         id: "communities-line",
@@ -310,6 +356,12 @@ export class MapView {
 
   setDiff(codes) {
     this._codes("units-diff", codes);
+  }
+
+  // changes: the change report's GeoJSON (null clears it)
+  setChanges(changes) {
+    const source = this.map.getSource("changes");
+    if (source) source.setData(changes || EMPTY);
   }
 
   setHover(code) {

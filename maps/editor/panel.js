@@ -3,6 +3,7 @@
 
 import { getLang, num, t, tOr } from "./i18n.js";
 import { lockIcon, shortName } from "./mapview.js";
+import { serverText } from "./messages.js";
 import { mayWrite, writable } from "./state.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -268,7 +269,7 @@ export function renderChecks(S) {
         el("span", { class: "level" }, tOr(`level.${v.level}`, v.level)),
         el("code", {}, v.code),
         el("span", { class: "check" }, tOr(`check.${v.check}`, v.check)),
-        el("div", { class: "reason" }, v.reason),
+        el("div", { class: "reason" }, serverText(v.reason)),
       ),
     );
   });
@@ -348,6 +349,23 @@ function microLabel(S, code) {
   return c.length > 15 ? `${gridLabel(S, c.slice(0, 15))}·${c.slice(15)}` : gridLabel(S, c);
 }
 
+// the grids a comparison created, changed, retired or recounted, with households before
+// and after, from the change report's GeoJSON
+function changedGrids(changes) {
+  const byCode = new Map();
+  for (const f of changes.features || []) {
+    const p = f.properties || {};
+    if (p.level !== "grid" || p.status === "kept") continue;
+    const row = byCode.get(p.code) || { code: p.code, status: p.status, before: null, after: null };
+    row[p.side === "before" ? "before" : "after"] = p.households;
+    byCode.set(p.code, row);
+  }
+  const order = ["created", "changed", "retired", "recounted"];
+  return [...byCode.values()].sort(
+    (a, b) => order.indexOf(a.status) - order.indexOf(b.status) || a.code.localeCompare(b.code),
+  );
+}
+
 export function renderDiff(S) {
   const box = $("#diff-result");
   box.replaceChildren();
@@ -363,6 +381,42 @@ export function renderDiff(S) {
         : t("versions.diffNone", { a: d.a, b: d.b }),
     ),
   );
+  const report = d.changes && d.changes.summary && d.changes.summary.grid;
+  if (report) {
+    box.append(el("p", { class: "diff-grids" }, t("versions.gridChanges", report)));
+    const rows = changedGrids(d.changes);
+    if (rows.length) {
+      const table = el(
+        "table",
+        { class: "diff diff-grid-table" },
+        el(
+          "thead",
+          {},
+          el(
+            "tr",
+            {},
+            el("th", {}, t("versions.grid")),
+            el("th", {}, t("versions.status")),
+            el("th", {}, t("hh")),
+          ),
+        ),
+      );
+      const body = el("tbody");
+      for (const g of rows.slice(0, 300)) {
+        body.append(
+          el(
+            "tr",
+            { dataset: { status: g.status, grid: g.code } },
+            el("td", {}, g.code),
+            el("td", {}, t(`status.${g.status}`)),
+            el("td", {}, `${g.before === null ? "–" : num(g.before)} → ${g.after === null ? "–" : num(g.after)}`),
+          ),
+        );
+      }
+      table.append(body);
+      box.append(table);
+    }
+  }
   if (d.moved.length) {
     const table = el(
       "table",

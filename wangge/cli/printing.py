@@ -11,10 +11,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from wangge.cli import StoreOpt, _fail, _stored, out
+from wangge.cli._app import StoreOpt, app, fail, out, stored
 from wangge.errors import InputError, Unauthenticated, WanggeError
 
 
+@app.command(name="print")
 def print_maps(
     plan: Annotated[
         Path | None,
@@ -68,13 +69,14 @@ def print_maps(
         chosen = sheets(printing, community, per == "grid", staff, note)
         written = write_sheets(chosen, out_dir, progress=sys.stderr.isatty())
     except WanggeError as exc:
-        _fail(exc)
+        fail(exc)
     _summary(written, out_dir, printing.source, time.perf_counter() - start)
 
 
 def _read(plan, store, plan_id, version, with_roster: bool, key: str | None):
     """The plan, and the roster callable and its note (None, "" without a roster)."""
-    from wangge.printing import read_plan_file, read_store_plan, roster_rows
+    from wangge.data.plan import read_plan, read_stored
+    from wangge.printing import LAYERS, print_plan, roster_rows
 
     if plan is not None:
         options = (("--store", store), ("--plan-id", plan_id), ("--version", version))
@@ -92,10 +94,11 @@ def _read(plan, store, plan_id, version, with_roster: bool, key: str | None):
                 "(`wangge import` it, then --store/--plan-id)",
                 plan,
             )
-        return read_plan_file(plan), None, ""
-    st = _stored(store)
+        return print_plan(read_plan(plan, required=LAYERS)), None, ""
+    st = stored(store)
     try:
-        printing, pid = read_store_plan(st, plan_id, version)
+        stored_plan = read_stored(st, plan_id, version)
+        printing, pid = print_plan(stored_plan), stored_plan.version.plan_id
         if not with_roster:
             return printing, None, ""
         covers, note = None, "全部人员 all staff (as the store's holder)"
@@ -103,7 +106,9 @@ def _read(plan, store, plan_id, version, with_roster: bool, key: str | None):
             account = st.book.find(key.strip())
             if account is None:
                 raise Unauthenticated("the API key is unknown, revoked or expired", where="--key")
-            covers = account.covers
+            from wangge.data.privacy import Reader
+
+            covers = Reader.of(account).sees_staff  # the staff class's one rule
             note = f"仅账号 {account.name} 辖区 only the territory of account {account.name}"
         return printing, roster_rows(st.roster.table(pid, covers=covers)), note
     finally:

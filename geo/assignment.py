@@ -21,8 +21,8 @@ from scipy.sparse.csgraph import connected_components
 from wangge.errors import InputError
 from wangge.geo.codes import LENGTHS, iter_free_codes
 from wangge.geo.limits import Limits
-from wangge.geo.partition import Band, UnitGraph, choose_k, partition
-from wangge.geo.validate import PIECES, Violation, split_compounds
+from wangge.geo.partition import UnitGraph, choose_k, partition
+from wangge.geo.validate import PIECES, Violation, size_violations, split_compounds
 
 LEVEL_LAYERS = {
     "street": "streets",
@@ -356,50 +356,21 @@ def check_streets(
 
 
 def _limits(level: str, table: pd.DataFrame, limits: Limits, flags: Flags) -> list[Violation]:
-    out = []
-    if level in ("street", "community"):
-        for row in table.itertuples():
-            code = row.Index
-            broken = []
-            if level == "street" and row.area_m2 / 1e6 > limits.street_max_km2:
-                broken.append(f"{row.area_m2 / 1e6:.2f} km² > {limits.street_max_km2:g} km²")
-            if level == "community":
-                if row.households > limits.community.hi:
-                    broken.append(f"{row.households:g} households > {limits.community.hi:g}")
-                if row.population > limits.community_max_population:
-                    broken.append(
-                        f"{row.population:g} people > {limits.community_max_population:g}"
-                    )
-            given = flags.flag.get(code) == "given"  # reported, never redrawn
-            for reason in broken:
-                out.append(
-                    Violation(
-                        level,
-                        code,
-                        "limits",
-                        "warning" if given else "error",
-                        f"given {level}: {reason}" if given else reason,
-                    )
-                )
-        return out
-    band: Band = getattr(limits, level)
-    for code, hh in table["households"].items():
-        per = hh / flags.records.get(code, 1)
-        if band.lo <= per <= band.hi:
-            continue
-        flag = flags.flag.get(code, "")
-        if flag == "dedicated":  # 专属网格: outside the household bands by rule
-            continue
-        if flag:
-            out.append(
-                Violation(level, code, "limits", "warning", f"{flag}: {flags.note.get(code, '')}")
-            )
-            continue
-        side, bound = ("<", band.lo) if per < band.lo else (">", band.hi)
-        out.append(
-            Violation(level, code, "limits", "error", f"{per:g} households {side} {bound:g}")
-        )
-    return out
+    """The validator's size rule (:func:`~wangge.geo.validate.size_violations`) on the
+    summary of an assignment, with the flags the plan carries."""
+    codes = table.index
+    sized = pd.DataFrame(
+        {
+            "households": table["households"].to_numpy(float),
+            "population": table["population"].to_numpy(float),
+            "area_km2": table["area_m2"].to_numpy(float) / 1e6,
+            "flag": [flags.flag.get(c, "") for c in codes],
+            "note": [flags.note.get(c, "") for c in codes],
+            "records": [flags.records.get(c, 1) for c in codes],
+        },
+        index=codes,
+    )
+    return size_violations(level, sized, limits)
 
 
 def _compounds(units: Units, micro: np.ndarray, limits: Limits) -> list[Violation]:
@@ -465,6 +436,7 @@ def complete(
     limits: Limits,
     flags: Flags | None = None,
     max_rings: int = 3,
+    retired: set[str] | frozenset[str] = frozenset(),
 ) -> Completion:
     """Re-solve the unlocked neighbours of the edited grids until they are valid again.
 
@@ -473,7 +445,8 @@ def complete(
     their unlocked neighbours, are divided again into grids and micro-grids by
     :func:`~wangge.geo.partition.partition`, one community at a time. If errors remain,
     one more ring of neighbours joins, up to ``max_rings``. Codes are kept where a new
-    part overlaps an old one most, so grids that did not change keep their numbers.
+    part overlaps an old one most, so grids that did not change keep their numbers; a new
+    part never takes a code in ``retired`` (codes earlier versions gave out and gave up).
     """
     flags = flags or Flags()
     flags = Flags(dict(flags.records), dict(flags.flag), dict(flags.note), dict(flags.record_codes))
@@ -496,7 +469,7 @@ def complete(
         rings += 1
         todo = region - fixed
         before = level_codes(current, "grid")
-        current = _resolve(units, current, todo, limits, rng, flags)
+        current = _resolve(units, current, todo, limits, rng, flags, retired)
         # the parts may carry new numbers: they belong to the region too
         region |= set(level_codes(current[np.isin(before, list(todo))], "grid"))
         resolved |= todo
@@ -522,7 +495,13 @@ def complete(
 
 
 def _resolve(
-    units: Units, micro: np.ndarray, grids: set[str], limits: Limits, rng, flags: Flags
+    units: Units,
+    micro: np.ndarray,
+    grids: set[str],
+    limits: Limits,
+    rng,
+    flags: Flags,
+    retired: set[str] | frozenset[str] = frozenset(),
 ) -> np.ndarray:
     """Divide the units of ``grids`` again, per community, into grids then micro-grids;
     ``flags`` learns the oversize grids and vertical micro-grids this makes."""
@@ -537,7 +516,7 @@ def _resolve(
             units.graph, members, units.households, limits.grid, limits.solver, rng
         )
         old = sorted({grid_of[i] for i in members})
-        used = set(grid_of) - set(old)
+        used = (set(grid_of) - set(old)) | {c for c in retired if len(c) == 15}
         new_grids = keep_codes([p.units for p in parts], grid_of, old, community, used)
         for part, code in zip(parts, new_grids, strict=True):
             mark(flags, code, "oversize" if part.heavy else "", part.note)
@@ -545,7 +524,9 @@ def _resolve(
                 units.graph, part.units, units.households, limits.microgrid, limits.solver, rng
             )
             olds = sorted({micro[i] for i in part.units if micro[i][:15] == code})
-            taken = {c for c in micro if c[:15] == code} - set(olds)
+            taken = ({c for c in micro if c[:15] == code} - set(olds)) | {
+                c for c in retired if len(c) > 15 and c[:15] == code
+            }
             taken |= {
                 r for m, rc in flags.record_codes.items() if m[:15] == code for r in rc.split(",")
             }

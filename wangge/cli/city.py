@@ -11,21 +11,19 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from wangge.cli import (
+from wangge.cli._app import StoreOpt, app, err, fail, out, store_target
+from wangge.cli.options import (
     BoundaryCoordsOpt,
     BoundaryCrsOpt,
     CommunitiesOpt,
     EncodingOpt,
-    StoreOpt,
     StreetsOpt,
-    _fail,
-    _store_target,
-    err,
-    out,
 )
+from wangge.cli.report import plan_verdict
 from wangge.errors import WanggeError
 
 
+@app.command()
 def city(
     source: Annotated[
         Path,
@@ -76,7 +74,7 @@ def city(
     already done on the same inputs are skipped, so rerunning resumes a stopped run."""
     from wangge.city import run_city
 
-    target = _store_target(store)
+    target = store_target(store)
     start = time.perf_counter()
     try:
         result = run_city(
@@ -99,10 +97,12 @@ def city(
             progress=sys.stderr.isatty(),
         )
     except WanggeError as exc:
-        _fail(exc)
+        fail(exc)
     _print_city(result, target, time.perf_counter() - start)
     if result.version is None:
         raise typer.Exit(1)
+    errors = sum(int(s.figures.get("errors") or 0) for s in result.streets if s.state == "done")
+    plan_verdict(errors, f"the city plan {plan} (version {result.version})")
 
 
 def _print_city(result, target: str, seconds: float) -> None:
@@ -150,6 +150,7 @@ def _print_city(result, target: str, seconds: float) -> None:
     )
 
 
+@app.command(name="city-coverage")
 def city_coverage(
     plan: Annotated[str, typer.Argument(help="The city plan's id in the store")],
     units: Annotated[
@@ -176,7 +177,7 @@ def city_coverage(
     reach, saved as the plan's next version (facilities, access, grid_coverage)."""
     from wangge.city_overlay import city_coverage as run
 
-    target = _store_target(store)
+    target = store_target(store)
     try:
         result = run(
             target,
@@ -194,7 +195,7 @@ def city_coverage(
             progress=sys.stderr.isatty(),
         )
     except WanggeError as exc:
-        _fail(exc)
+        fail(exc)
     table = Table(title=f"coverage of city {plan}", show_header=False)
     for key, value in result.summary.items():
         table.add_row(str(key), escape(str(value)))

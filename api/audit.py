@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from wangge.api.auth import AdminWho, ViewerWho
-from wangge.api.deps import StoreDep
+from wangge.api.deps import PLAN_ID, StoreDep
 from wangge.api.errors import ERRORS
 
 router = APIRouter(tags=["access"])
@@ -53,8 +53,14 @@ def me(who: ViewerWho) -> Me:
 def audit(
     store: StoreDep,
     who: AdminWho,
-    plan: Annotated[str | None, Query(max_length=64, description="One plan's entries")] = None,
-    account: Annotated[str | None, Query(max_length=64, description="One account's")] = None,
+    plan: Annotated[
+        str | None, Query(max_length=64, pattern=PLAN_ID, description="One plan's entries")
+    ] = None,
+    account: Annotated[
+        str | None,
+        # no control character (a NUL is no text to PostgreSQL): never an account's name
+        Query(max_length=64, pattern=r"^[^\x00-\x1f\x7f]{1,64}$", description="One account's"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     f: Annotated[Literal["json", "csv"], Query(description="json, or csv to export")] = "json",

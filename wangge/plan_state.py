@@ -1,0 +1,366 @@
+"""One version of an editable plan held in memory, and the polygons an edit derives from it.
+
+A :class:`PlanState` is the assignment of a version's units to micro-grids with its unit
+graph, limits, flags and locks (loaded once by :class:`wangge.editing.Editor`). After a
+move, only the polygons whose units changed are dissolved again (:func:`derive`), and the
+next state is made from the saved version without reading it back (:func:`next_state`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from wangge.data.store import Version
+from wangge.geo import assignment as ge
+from wangge.geo.codes import LENGTHS
+from wangge.geo.delineation import placeholder_name, union_parts
+from wangge.geo.limits import Limits
+from wangge.geo.validate import Violation
+
+#: Layers an edit rewrites; every other layer of the base version is kept as it is.
+POLYGONS = ("streets", "communities", "grids", "microgrids")
+
+
+@dataclass
+class PlanState:
+    """One version of an editable plan, held in memory between requests."""
+
+    version: Version
+    units: ge.Units
+    unit_frame: gpd.GeoDataFrame  # the units layer (WGS84), rows in unit order
+    metric: np.ndarray  # unit geometries in the plan's metric CRS
+    crs: str
+    limits: Limits
+    micro: np.ndarray
+    flags: ge.Flags
+    locks: set[str]
+    layers: dict[str, gpd.GeoDataFrame]  # POLYGONS and buildings, WGS84
+    #: The violations of ``micro`` (under ``flags``), kept so that an edit inside one
+    #: street of a city re-checks that street only (``ge.check_streets``); None until known.
+    found: list[Violation] | None = None
+    #: Each street's unit positions and sub-graph, shared by the versions of one plan.
+    streets: dict = field(default_factory=dict)
+    #: What the editor shows of this version (``Editor.overview``), made on first asking:
+    #: a version never changes, and every planner's editor asks for it after each save.
+    shown: dict[str, Any] | None = field(default=None, init=False)  # never carried by replace()
+
+    @property
+    def plan_id(self) -> str:
+        return self.version.plan_id
+
+    @property
+    def city(self) -> bool:
+        """A plan of several streets: edits are checked street by street."""
+        return len(self.layers["streets"]) > 1
+
+
+def assignment_of(plan, households: pd.Series | None = None):
+    """A plan's units as an assignment: the units layer in unit order (WGS84), the units'
+    metric geometries, their :class:`~wangge.geo.assignment.Units` and each unit's
+    micro-grid code. ``households`` (by unit code) replaces the layer's where it names a
+    unit.
+
+    ``plan`` is a :class:`wangge.data.plan.Plan` holding ``units`` and ``unit_edges``."""
+    unit_frame = plan.frame("units")
+    order = np.argsort(unit_frame["code"].astype(int).to_numpy(), kind="stable")
+    unit_frame = unit_frame.iloc[order].reset_index(drop=True)
+    if households is not None:
+        new = unit_frame["code"].astype(str).map(households.astype(float))
+        unit_frame = unit_frame.assign(households=new.fillna(unit_frame["households"]))
+    edges = ge.edges_at_positions(
+        unit_frame["code"], pd.DataFrame(plan.frame("unit_edges")), plan.source
+    )
+    metric = unit_frame.to_crs(plan.crs).geometry.to_numpy()
+    units = ge.units_from_tables(unit_frame, edges, metric)
+    micro = unit_frame["parent_code"].astype(str).to_numpy().astype(object)
+    return unit_frame, metric, units, micro
+
+
+def box_of(b) -> list[float]:
+    return [round(float(x), 7) for x in b]
+
+
+def flags_of(layers: dict[str, gpd.GeoDataFrame]) -> ge.Flags:
+    records, flag, note, record_codes = {}, {}, {}, {}
+    for name in ("streets", "communities", "grids", "microgrids"):
+        if name not in layers:
+            continue
+        frame = layers[name]
+        for r in frame.itertuples():
+            if getattr(r, "flag", "") or "":
+                flag[r.code] = r.flag
+                note[r.code] = getattr(r, "note", "") or ""
+            rc = getattr(r, "record_codes", "") or ""
+            if rc and "," in rc:
+                records[r.code] = rc.count(",") + 1
+                record_codes[r.code] = rc
+    return ge.Flags(records, flag, note, record_codes)
+
+
+def grid_rows(
+    s: PlanState,
+    micro: np.ndarray,
+    grids: gpd.GeoDataFrame,
+    nbrs: dict[str, list[str]],
+    locks: set[str],
+    only: set[str] | None = None,
+) -> list[dict[str, Any]]:
+    table = ge.summary(s.units, micro, "grid")
+    if only is not None:  # an edit's answer: the grids it changed, not the whole city's
+        table = table[table.index.isin(only)]
+        grids = grids[grids["code"].isin(only)]
+    by_code = grids.set_index("code")
+    bounds = dict(zip(grids["code"], shapely.bounds(grids.geometry.to_numpy()), strict=True))
+    centres = shapely.point_on_surface(grids.geometry.to_numpy())
+    xy = np.column_stack([shapely.get_x(centres), shapely.get_y(centres)])
+    centre = dict(zip(grids["code"], xy, strict=True))
+    out = []
+    for code, row in table.iterrows():
+        out.append(
+            {
+                "code": code,
+                "name": str(by_code["name"].get(code, code)) if "name" in by_code else code,
+                "parent_code": code[:12],
+                "households": float(row.households),
+                "population": float(row.population),
+                "units": int(row.units),
+                "locked": code in locks,
+                "bbox": box_of(bounds[code]) if code in bounds else None,
+                "centre": [round(float(c), 7) for c in centre[code]] if code in centre else None,
+                "neighbours": nbrs.get(code, []),
+            }
+        )
+    return out
+
+
+def with_boxes(
+    s: PlanState, found: list[Violation], layers: dict[str, gpd.GeoDataFrame]
+) -> list[dict[str, Any]]:
+    """Violations as dicts, each with the WGS84 box of what it names (to zoom to)."""
+    boxes: dict[str, list[float]] = {}
+    named = {v.code for v in found}
+    for name in POLYGONS:
+        frame = layers[name]
+        frame = frame[frame["code"].isin(named)]
+        for code, b in zip(frame["code"], shapely.bounds(frame.geometry.to_numpy()), strict=True):
+            boxes[code] = box_of(b)
+    uf = s.unit_frame
+    out = []
+    for v in found:
+        row = asdict(v)
+        if v.level == "compound":
+            mask = (uf["compound_id"].astype(str) == v.code).to_numpy()
+            row["bbox"] = box_of(shapely.total_bounds(uf.geometry.to_numpy()[mask]))
+        else:
+            row["bbox"] = boxes.get(v.code)
+        out.append(row)
+    return out
+
+
+def derive(
+    s: PlanState, micro: np.ndarray, moved: list[ge.Move], flags: ge.Flags
+) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, list[tuple]]]:
+    """The polygon layers and buildings of a new assignment: only the parts a move
+    touched are dissolved again; the rest are the base's rows as they were."""
+    layers: dict[str, gpd.GeoDataFrame] = {}
+    touched: dict[str, list[tuple]] = {}
+    if not moved:
+        return layers, touched
+    moved_idx = np.array([s.units.index[m.unit] for m in moved])
+    unit_geoms = s.unit_frame.geometry.to_numpy()
+    touched["units"] = [tuple(b) for b in shapely.bounds(unit_geoms[moved_idx])]
+    new_metric: dict[str, shapely.Geometry] = {}
+    for level in ("microgrid", "grid", "community", "street"):
+        name = ge.LEVEL_LAYERS[level]
+        n = LENGTHS[level]
+        old = s.layers[name]
+        # a part changes only if units crossed its edge: a move inside a community leaves
+        # the community (and its street) exactly as it was
+        crossed = [m for m in moved if m.before[:n] != m.after[:n]]
+        if not crossed:
+            continue
+        hit = {m.before[:n] for m in crossed} | {m.after[:n] for m in crossed}
+        codes = ge.level_codes(micro, level)
+        child = None if level == "microgrid" else ge.level_codes(micro, _child(level))
+        rows = []
+        summary = ge.summary(s.units, micro, level)
+        by_code = old.set_index("code")
+        for code in sorted(hit):
+            if code not in summary.index:
+                continue  # lost all its units: retired
+            inside = codes == code
+            if child is None:
+                geom = union_parts(s.metric[inside], _units_near(s, ~inside))
+            else:
+                kids = sorted(set(child[inside]))
+                parts = _metric_parts(s, kids, new_metric, _child(level))
+                geom = union_parts(parts, _units_near(s, ~inside))
+            new_metric[code] = geom
+            rows.append(_part_row(level, code, geom, summary.loc[code], by_code, s, flags))
+        metric_frame = gpd.GeoDataFrame(rows, geometry="geometry", crs=s.crs)
+        fresh = metric_frame.to_crs(4326) if len(metric_frame) else metric_frame
+        keep = old[~old["code"].isin(hit)]
+        frame = pd.concat([keep, fresh[[c for c in old.columns if c in fresh.columns]]])
+        frame = gpd.GeoDataFrame(frame, geometry="geometry", crs=4326)
+        layers[name] = frame.sort_values("code").reset_index(drop=True)
+        gone = old[old["code"].isin(hit)].geometry.to_numpy()
+        touched[name] = [tuple(b) for b in shapely.bounds(np.r_[gone, fresh.geometry.to_numpy()])]
+    if "buildings" in s.layers:
+        b = s.layers["buildings"].copy()
+        # every building in a moved unit, a building inside a larger one (no cell) too
+        code_of = {str(s.units.codes[i]): micro[i] for i in moved_idx}
+        unit = pd.Series(unit_of_buildings(s.unit_frame, b), index=b.index)
+        hit_b = unit.isin(code_of).to_numpy()
+        if hit_b.any():
+            b.loc[hit_b, "microgrid_code"] = unit[hit_b].map(code_of).to_numpy()
+            if "grid_code" in b:
+                b.loc[hit_b, "grid_code"] = b.loc[hit_b, "microgrid_code"].str[:15]
+            touched["buildings"] = [tuple(x) for x in shapely.bounds(b.geometry.to_numpy()[hit_b])]
+        layers["buildings"] = b
+    return layers, touched
+
+
+def unit_of_buildings(units: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame) -> np.ndarray:
+    """The code of the unit each building is in ("" where none is): the unit of its own
+    cell, or, for a building inside a larger one (which has no cell), the unit holding
+    its representative point. ``units`` is a plan's units layer, both in one CRS."""
+    has = units["building_id"].notna().to_numpy()
+    own = dict(
+        zip(units["building_id"].astype(str)[has], units["code"].astype(str)[has], strict=True)
+    )
+    unit = buildings["building_id"].astype(str).map(own).fillna("").to_numpy(dtype=object)
+    loose = np.flatnonzero(unit == "")
+    if len(loose):
+        points = shapely.point_on_surface(buildings.geometry.to_numpy()[loose])
+        tree = shapely.STRtree(units.geometry.to_numpy())
+        at, where = tree.query(points, predicate="within")
+        unit[loose[at]] = units["code"].astype(str).to_numpy()[where]
+    return unit
+
+
+def _units_near(s: PlanState, outside: np.ndarray):
+    """A function giving the units among ``outside`` that touch a hole: a sliver hole in
+    a part is filled only where no other part's unit lies."""
+
+    def near(hole: shapely.Geometry) -> np.ndarray:
+        pool = s.metric[outside]
+        return pool[shapely.intersects(pool, hole)]
+
+    return near
+
+
+def _metric_parts(
+    s: PlanState, codes: list[str], fresh: dict[str, shapely.Geometry], level: str
+) -> np.ndarray:
+    """Metric polygons of ``codes``: re-dissolved ones from ``fresh``, others from the base."""
+    missing = [c for c in codes if c not in fresh]
+    if missing:
+        old = s.layers[ge.LEVEL_LAYERS[level]]
+        rows = old[old["code"].isin(missing)]
+        fresh.update(zip(rows["code"], rows.geometry.to_crs(s.crs).to_numpy(), strict=True))
+    return np.array([fresh[c] for c in codes], dtype=object)
+
+
+def _child(level: str) -> str:
+    return {"grid": "microgrid", "community": "grid", "street": "community"}[level]
+
+
+def new_name(level: str, code: str, s: PlanState) -> str:
+    """A placeholder name for a part an edit made, carrying its parent's name as
+    delineation does (社区002第3网格)."""
+    parent = {"community": "streets", "grid": "communities", "microgrid": "grids"}.get(level)
+    names = s.layers.get(parent) if parent else None
+    parent_name = ""
+    if names is not None and "name" in names:
+        found = names.loc[names["code"] == code[: LENGTHS[level] - 3], "name"]
+        parent_name = str(found.iat[0]) if len(found) else ""
+    return placeholder_name(level, code, parent_name)
+
+
+def _part_row(
+    level: str,
+    code: str,
+    geom: shapely.Geometry,
+    summary: pd.Series,
+    old: pd.DataFrame,
+    s: PlanState,
+    flags: ge.Flags,
+) -> dict[str, Any]:
+    """Attributes of one re-dissolved part: counts and metrics afresh, name, flag and
+    note carried over (road share needs the roads, so it is left empty until the plan is
+    delineated or validated again)."""
+    import math
+
+    exists = code in old.index
+    hh = float(summary.households)
+    area = shapely.area(geom)
+    perim = shapely.length(geom)
+    band = None if level == "street" else getattr(s.limits, level)
+    records = flags.records.get(code, 1)
+    row = {
+        "code": code,
+        "parent_code": code[: LENGTHS[level] - 3],
+        "households": hh,
+        "population": float(summary.population),
+        "area_km2": area / 1e6,
+        "name": old["name"].get(code) if exists else new_name(level, code, s),
+        "flag": flags.flag.get(code, ""),
+        "note": flags.note.get(code, ""),
+        "deviation_pct": (hh / records - band.target) / band.target * 100 if band else None,
+        "polsby_popper": 4 * math.pi * area / max(perim, 1e-9) ** 2,
+        "road_share": None,
+        "geometry": geom,
+    }
+    if level == "microgrid":
+        row["record_codes"] = flags.record_codes.get(code, code)
+    if level == "grid":
+        row["grid_type"] = "dedicated" if row["flag"] == "dedicated" else "basic"
+    return row
+
+
+def check_state(base: PlanState, micro: np.ndarray, moved: list[ge.Move], flags: ge.Flags):
+    """The violations of ``micro``: on a city whose base is checked, only the streets the
+    moves touch are checked again; a move across streets, or other flags (completion),
+    checks the whole plan."""
+    across = any(m.before[:9] != m.after[:9] for m in moved)
+    if across:
+        base.streets.clear()  # a unit changed street: the cached street members are stale
+    if not base.city or base.found is None or across or flags is not base.flags or not moved:
+        return ge.check(base.units, micro, base.limits, flags)
+    streets = {m.before[:9] for m in moved}
+    return ge.check_streets(
+        base.units, micro, base.limits, flags, base.found, streets, base.streets
+    )
+
+
+def next_state(
+    base: PlanState,
+    version: Version,
+    micro: np.ndarray,
+    layers: dict[str, gpd.GeoDataFrame],
+    locks: set[str],
+    found: list[Violation] | None = None,
+) -> PlanState:
+    merged = {**base.layers, **layers}
+    flags = flags_of(merged)
+    return PlanState(
+        version=version,
+        units=base.units,
+        unit_frame=base.unit_frame,
+        metric=base.metric,
+        crs=base.crs,
+        limits=base.limits,
+        micro=micro,
+        flags=flags,
+        locks=set(locks),
+        layers=merged,
+        # the found violations hold for the new state only under the same flags
+        found=found if found is not None and flags == base.flags else None,
+        streets=base.streets,
+    )
