@@ -151,13 +151,13 @@ def refresh_tiles(request: Request, result: EditResult) -> dict[str, Any]:
     old = tiler.store.layer_infos(v.plan_id, base)
     out = {}
     for info in tiler.store.layer_infos(v.plan_id, v.version).values():
-        if info.name not in old or info.stored_in(v.version) != v.version:
-            continue
+        if info.name not in old or info.span(v.version) == old[info.name].span(base):
+            continue  # a new layer, or one kept: its tiles are cached under its span
         carried, dropped = tiler.cache.carry(
             v.plan_id,
             info.name,
-            old[info.name].stored_in(base),
-            v.version,
+            old[info.name].span(base),
+            info.span(v.version),
             result.touched.get(info.name, []),
         )
         out[info.name] = {"carried": carried, "dropped": dropped}

@@ -72,8 +72,8 @@ class TileCache:
         self,
         plan_id: str,
         layer: str,
-        old_source: int,
-        new_source: int,
+        old_source: tuple,
+        new_source: tuple,
         touched: list[tuple[float, float, float, float]],
     ) -> tuple[int, int]:
         """Copy the cached tiles of a rewritten layer to its new version, except those a
@@ -238,7 +238,7 @@ async def tile(
     plan_id = tiler.plan_id(request, plan)
     number = version if version is not None else tiler.latest(plan_id)
     info = tiler.layer(plan_id, number, layer)
-    key = (plan_id, info.stored_in(number), layer, z, x, y)
+    key = (plan_id, info.span(number), layer, z, x, y)
     found = tiler.cached(key)
     if found is None:
         req = TileRequest(layer, z, x, y, max_features=request.app.state.settings.tile_max_features)

@@ -23,14 +23,18 @@ from pyproj import CRS
 from wangge.data.accounts import append_audit
 from wangge.data.store import (
     SCHEMA_VERSION,
+    SPAN_MIGRATION,
     LayerInfo,
     Page,
+    Patch,
     Rows,
     Store,
     Version,
     check_schema,
     kept_layers,
     next_version,
+    patched_layers,
+    rows_filter,
     unflatten,
 )
 from wangge.data.tiles import MemoryLayer, MemoryTiles, TileRequest, tile_fields
@@ -68,10 +72,12 @@ CREATE TABLE IF NOT EXISTS wg_versions (
 CREATE TABLE IF NOT EXISTS wg_layers (
     plan_id TEXT NOT NULL, version INTEGER NOT NULL, layer TEXT NOT NULL,
     count INTEGER NOT NULL, geometry_type TEXT, bbox TEXT, columns TEXT NOT NULL,
-    dtypes TEXT NOT NULL, source INTEGER, PRIMARY KEY (plan_id, version, layer));
+    dtypes TEXT NOT NULL, source INTEGER, since INTEGER, upto INTEGER,
+    PRIMARY KEY (plan_id, version, layer));
 CREATE TABLE IF NOT EXISTS wg_features (
     fid INTEGER PRIMARY KEY AUTOINCREMENT, plan_id TEXT NOT NULL, version INTEGER NOT NULL,
-    layer TEXT NOT NULL, code TEXT, parent_code TEXT, properties TEXT NOT NULL, geom GEOMETRY);
+    layer TEXT NOT NULL, code TEXT, parent_code TEXT, properties TEXT NOT NULL, geom GEOMETRY,
+    until INTEGER);
 CREATE INDEX IF NOT EXISTS wg_features_key ON wg_features (plan_id, version, layer, code);
 CREATE VIRTUAL TABLE IF NOT EXISTS rtree_wg_features_geom
     USING rtree(id, minx, maxx, miny, maxy);
@@ -190,6 +196,16 @@ class GpkgStore(Store):
                 columns = {r[1] for r in conn.execute("PRAGMA table_info(wg_layers)")}
                 if "source" not in columns:  # schema 1 → 2
                     conn.execute("ALTER TABLE wg_layers ADD COLUMN source INTEGER")
+                if "since" not in columns:  # schema 3 → 4
+                    conn.execute("ALTER TABLE wg_layers ADD COLUMN since INTEGER")
+                    conn.execute("ALTER TABLE wg_layers ADD COLUMN upto INTEGER")
+                    conn.execute("ALTER TABLE wg_features ADD COLUMN until INTEGER")
+                conn.execute(SPAN_MIGRATION)
+                # a layer's rows by span: (plan, layer) then the versions it spans
+                conn.execute(
+                    "CREATE INDEX IF NOT EXISTS wg_features_span"
+                    " ON wg_features (plan_id, layer, version)"
+                )
                 conn.execute(
                     "INSERT OR REPLACE INTO wg_meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
                 )
@@ -207,6 +223,7 @@ class GpkgStore(Store):
         audit: dict | None = None,
         staged: dict[str, Rows] | None = None,
         stage: int | None = None,
+        patches: dict[str, Patch] | None = None,
     ) -> int:
         plan_id = draft.plan_id
         meta_json = json.dumps(draft.meta, ensure_ascii=False)
@@ -225,22 +242,34 @@ class GpkgStore(Store):
             )
             if audit is not None:
                 append_audit(conn, audit, version)
-            if keep:
-                base = self.layers(plan_id, base_version)
-                for info in kept_layers(base, base_version, keep, plan_id):
-                    conn.execute(
-                        "INSERT INTO wg_layers SELECT plan_id, ?, layer, count, geometry_type,"
-                        " bbox, columns, dtypes, ? FROM wg_layers"
-                        " WHERE plan_id=? AND version=? AND layer=?",
-                        (version, info.source, plan_id, base_version, info.name),
-                    )
+            patches = patches or {}
+            base = self.layers(plan_id, base_version) if keep or patches else []
+            for info in kept_layers(base, base_version, keep, plan_id):
+                conn.execute(
+                    "INSERT INTO wg_layers SELECT plan_id, ?, layer, count, geometry_type,"
+                    " bbox, columns, dtypes, ?, ?, ? FROM wg_layers"
+                    " WHERE plan_id=? AND version=? AND layer=?",
+                    (version, info.source, info.since, info.upto, plan_id, base_version, info.name),
+                )
+
+            def retire(layer: str, where: str, params: dict, ids: list[str]) -> int:
+                marks = ",".join(f":c{i}" for i in range(len(ids)))
+                return conn.execute(
+                    f"UPDATE wg_features AS f SET until = :v WHERE f.plan_id = :p"
+                    f" AND f.layer = :l AND f.code IN ({marks}) AND {where}",
+                    {"v": version, "p": plan_id, "l": layer, **params}
+                    | {f"c{i}": c for i, c in enumerate(ids)},
+                ).rowcount
+
+            flat, spans = patched_layers(
+                base, base_version, version, flat, staged, stage, patches, plan_id, retire
+            )
             # written layers carry their rows; staged ones point at the workers' rows
-            written = [(n, r, None) for n, r in flat.items()]
-            written += [(n, r, stage) for n, r in (staged or {}).items()]
-            for name, rows, source in written:
+            written = [(n, r, n in (staged or {})) for n, r in {**flat, **(staged or {})}.items()]
+            for name, rows, is_staged in written:
                 info = rows.info
                 conn.execute(
-                    "INSERT INTO wg_layers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO wg_layers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         plan_id,
                         version,
@@ -250,10 +279,10 @@ class GpkgStore(Store):
                         json.dumps(info.bbox),
                         json.dumps(list(info.columns), ensure_ascii=False),
                         json.dumps(rows.dtypes),
-                        source,
+                        *spans[name],
                     ),
                 )
-                if source is None:
+                if not is_staged:
                     insert_rows(conn, plan_id, version, name, rows.records)
             _update_extent(conn)
         return version
@@ -314,8 +343,8 @@ class GpkgStore(Store):
 
     def layers(self, plan_id: str, version: int) -> list[LayerInfo]:
         rows = self._conn().execute(
-            "SELECT layer, count, geometry_type, bbox, columns, source FROM wg_layers"
-            " WHERE plan_id=? AND version=? ORDER BY rowid",
+            "SELECT layer, count, geometry_type, bbox, columns, source, since, upto"
+            " FROM wg_layers WHERE plan_id=? AND version=? ORDER BY rowid",
             (plan_id, version),
         )
         return [
@@ -325,7 +354,7 @@ class GpkgStore(Store):
                 r[2],
                 tuple(json.loads(r[3])) if json.loads(r[3]) else None,
                 tuple(json.loads(r[4])),
-                r[5],
+                *r[5:8],
             )
             for r in rows
         ]
@@ -344,14 +373,15 @@ class GpkgStore(Store):
         info = self._check_layer(plan_id, version, layer)
         dtypes = self.dtypes(plan_id, version, layer)
         conn = self._conn()
-        where = "f.plan_id=? AND f.version=? AND f.layer=?"
-        args: list[Any] = [plan_id, info.stored_in(version), layer]
+        span, args = rows_filter(info, version)
+        where = f"f.plan_id = :plan AND f.layer = :layer AND {span}"
+        args = {**args, "plan": plan_id, "layer": layer}
         if codes is not None:
-            where += f" AND f.code IN ({','.join('?' * len(codes))})"
-            args += list(codes)
+            where += f" AND f.code IN ({','.join(f':c{i}' for i in range(len(codes)))})"
+            args |= {f"c{i}": c for i, c in enumerate(codes)}
         if dimension is not None:  # read from each blob's header by wg_dimension
-            where += " AND wg_dimension(f.geom) = ?"
-            args.append(int(dimension))
+            where += " AND wg_dimension(f.geom) = :dim"
+            args["dim"] = int(dimension)
         select = "SELECT f.code, f.parent_code, f.properties, f.geom FROM wg_features f"
         if bbox is None:
             (matched,) = conn.execute(f"SELECT count(*) FROM wg_features f WHERE {where}", args)
@@ -363,9 +393,9 @@ class GpkgStore(Store):
         minx, miny, maxx, maxy = bbox
         rows = conn.execute(
             f"{select} JOIN rtree_wg_features_geom r ON r.id = f.fid"
-            " AND r.maxx >= ? AND r.minx <= ? AND r.maxy >= ? AND r.miny <= ?"
+            " AND r.maxx >= :minx AND r.minx <= :maxx AND r.maxy >= :miny AND r.miny <= :maxy"
             f" WHERE {where} ORDER BY f.code, f.fid",
-            [minx, maxx, miny, maxy, *args],
+            {**args, "minx": minx, "maxx": maxx, "miny": miny, "maxy": maxy},
         ).fetchall()
         geoms = decode_geometries([r[3] for r in rows])
         hit = shapely.intersects(geoms, shapely.box(minx, miny, maxx, maxy))
@@ -386,7 +416,10 @@ class GpkgStore(Store):
                 raise NotFound(f"layer {req.layer!r} has no geometry to tile", where="layer")
             return MemoryLayer(self.query(plan_id, version, req.layer).frame, fields)
 
-        return self._tiles.get((plan_id, info.stored_in(version), req.layer), build).render(req)
+        return self._tiles.get((plan_id, info.span(version), req.layer), build).render(req)
+
+    def _select(self, sql: str, params: dict[str, Any]) -> list[tuple]:
+        return self._conn().execute(sql, params).fetchall()
 
     def latest(self, plan_id: str) -> int | None:
         row = (

@@ -8,6 +8,8 @@ saving on the same base version cannot both win.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import shapely
 import sqlalchemy as sa
@@ -17,14 +19,18 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from wangge.data.accounts import append_audit
 from wangge.data.store import (
     SCHEMA_VERSION,
+    SPAN_MIGRATION,
     LayerInfo,
     Page,
+    Patch,
     Rows,
     Store,
     Version,
     check_schema,
     kept_layers,
     next_version,
+    patched_layers,
+    rows_filter,
     unflatten,
 )
 from wangge.data.tiles import TileRequest, tile_fields
@@ -68,6 +74,8 @@ layers_table = sa.Table(
     sa.Column("columns", JSONB, nullable=False),
     sa.Column("dtypes", JSONB, nullable=False),
     sa.Column("source", sa.Integer),
+    sa.Column("since", sa.Integer),
+    sa.Column("upto", sa.Integer),
 )
 features_table = sa.Table(
     "wg_features",
@@ -80,6 +88,7 @@ features_table = sa.Table(
     sa.Column("parent_code", sa.Text),
     sa.Column("properties", JSONB, nullable=False),
     sa.Column("geom", Geometry("GEOMETRY", srid=4326, spatial_index=False)),
+    sa.Column("until", sa.Integer),
     sa.Index("wg_features_key", "plan_id", "version", "layer", "code"),
     # one GiST over the version's key and the geometry (btree_gist): a lookup narrows to
     # one layer of one version and to the point in a single index scan, however many
@@ -123,8 +132,9 @@ SCOPE_GUARD = [
       JOIN wg_versions v ON v.plan_id = a.plan_id AND v.version = a.version
       JOIN wg_layers bl ON bl.plan_id = a.plan_id AND bl.layer = 'units'
         AND bl.version = (v.meta->>'base')::int
-      JOIN wg_features b ON b.plan_id = a.plan_id AND b.layer = 'units'
-        AND b.version = COALESCE(bl.source, bl.version) AND b.code = a.code
+      JOIN wg_features b ON b.plan_id = a.plan_id AND b.layer = 'units' AND b.code = a.code
+        AND (b.version = bl.source OR b.version BETWEEN bl.since AND bl.upto)
+        AND (b.until IS NULL OR b.until > bl.upto)
       WHERE a.plan_id = NEW.plan_id AND a.version = NEW.version AND a.layer = 'units'
         AND jsonb_typeof(v.meta->'scopes') = 'array'
         AND b.parent_code IS DISTINCT FROM a.parent_code
@@ -205,6 +215,17 @@ class PostgisStore(Store):
             check_schema(have, _safe_url(self.url))
             # schema 1 → 2: a layer may be kept from an earlier version
             conn.execute(sa.text("ALTER TABLE wg_layers ADD COLUMN IF NOT EXISTS source integer"))
+            # schema 3 → 4: a version may patch a layer (store.LayerInfo)
+            for table, column in (("wg_layers", "since"), ("wg_layers", "upto")):
+                conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} int"))
+            conn.execute(sa.text("ALTER TABLE wg_features ADD COLUMN IF NOT EXISTS until integer"))
+            conn.execute(sa.text(SPAN_MIGRATION))
+            conn.execute(
+                sa.text(
+                    "CREATE INDEX IF NOT EXISTS wg_features_span"
+                    " ON wg_features (plan_id, layer, version)"
+                )
+            )
             # schema 3: the spatial index leaves rows without geometry out (rebuilt once)
             indexdef = conn.execute(
                 sa.text(
@@ -249,8 +270,10 @@ class PostgisStore(Store):
         audit: dict | None = None,
         staged: dict[str, Rows] | None = None,
         stage: int | None = None,
+        patches: dict[str, Patch] | None = None,
     ) -> int:
         plan_id = draft.plan_id
+        patches = patches or {}
         with self.engine.begin() as conn:
             # a new plan's row first; not for a plan that has one: an INSERT … ON CONFLICT
             # on a row another save has updated waits for that save to commit, so the
@@ -281,26 +304,40 @@ class PostgisStore(Store):
             if audit is not None:
                 append_audit(conn, audit, version)
             t = layers_table
-            kept = kept_layers(
-                self._layers(conn, plan_id, base_version), base_version, keep, plan_id
-            )
+            base = self._layers(conn, plan_id, base_version) if keep or patches else []
+            kept = kept_layers(base, base_version, keep, plan_id)
+            spanning = ("version", "source", "since", "upto")
             for info in kept:
-                cols = [c for c in t.c if c.name not in ("version", "source")]
+                cols = [c for c in t.c if c.name not in spanning]
+                span = (info.source, info.since, info.upto)
                 conn.execute(
                     t.insert().from_select(
-                        [*(c.name for c in cols), "version", "source"],
-                        sa.select(*cols, sa.literal(version), sa.literal(info.source)).where(
+                        [*(c.name for c in cols), *spanning],
+                        sa.select(*cols, sa.literal(version), *map(sa.literal, span)).where(
                             (t.c.plan_id == plan_id)
                             & (t.c.version == base_version)
                             & (t.c.layer == info.name)
                         ),
                     )
                 )
+
+            def retire(layer: str, where: str, params: dict, ids: list[str]) -> int:
+                return conn.execute(
+                    sa.text(
+                        "UPDATE wg_features AS f SET until = :v WHERE f.plan_id = :p"
+                        f" AND f.layer = :l AND f.code = ANY(:codes) AND {where}"
+                    ),
+                    {"v": version, "p": plan_id, "l": layer, "codes": ids, **params},
+                ).rowcount
+
+            flat, spans = patched_layers(
+                base, base_version, version, flat, staged, stage, patches, plan_id, retire
+            )
             # written layers carry their rows; staged ones point at the workers' rows
-            written = [(n, r, None) for n, r in flat.items()]
-            written += [(n, r, stage) for n, r in (staged or {}).items()]
-            for position, (name, rows, source) in enumerate(written, start=len(kept)):
+            written = [(n, r, n in (staged or {})) for n, r in {**flat, **(staged or {})}.items()]
+            for position, (name, rows, is_staged) in enumerate(written, start=len(kept)):
                 info = rows.info
+                source, since, upto = spans[name]
                 conn.execute(
                     layers_table.insert().values(
                         plan_id=plan_id,
@@ -313,9 +350,11 @@ class PostgisStore(Store):
                         columns=list(info.columns),
                         dtypes=rows.dtypes,
                         source=source,
+                        since=since,
+                        upto=upto,
                     )
                 )
-                if source is None and rows.records:
+                if not is_staged and rows.records:
                     _copy_features(conn, plan_id, version, name, rows.records)
         self._analyze_if_stale(sum(len(r.records) for r in flat.values()))
         return version
@@ -394,12 +433,21 @@ class PostgisStore(Store):
     def _layers(conn: sa.Connection, plan_id: str, version: int | None) -> list[LayerInfo]:
         t = layers_table
         stmt = (
-            sa.select(t.c.layer, t.c.count, t.c.geometry_type, t.c.bbox, t.c.columns, t.c.source)
+            sa.select(
+                t.c.layer,
+                t.c.count,
+                t.c.geometry_type,
+                t.c.bbox,
+                t.c.columns,
+                t.c.source,
+                t.c.since,
+                t.c.upto,
+            )
             .where((t.c.plan_id == plan_id) & (t.c.version == version))
             .order_by(t.c.position)
         )
         return [
-            LayerInfo(r[0], r[1], r[2], tuple(r[3]) if r[3] else None, tuple(r[4]), r[5])
+            LayerInfo(r[0], r[1], r[2], tuple(r[3]) if r[3] else None, tuple(r[4]), *r[5:8])
             for r in conn.execute(stmt)
         ]
 
@@ -416,8 +464,8 @@ class PostgisStore(Store):
     ) -> Page:
         info = self._check_layer(plan_id, version, layer)
         f = features_table
-        stored = info.stored_in(version)
-        cond = (f.c.plan_id == plan_id) & (f.c.version == stored) & (f.c.layer == layer)
+        span, params = rows_filter(info, version, "wg_features")
+        cond = (f.c.plan_id == plan_id) & (f.c.layer == layer) & sa.text(span).bindparams(**params)
         if codes is not None:
             cond &= f.c.code.in_(codes)
         if dimension is not None:
@@ -444,6 +492,10 @@ class PostgisStore(Store):
         wkbs = np.array([None if r[3] is None else bytes(r[3]) for r in rows], dtype=object)
         geoms = shapely.from_wkb(wkbs) if len(rows) else []
         return Page(unflatten(info, dtypes, rows, list(geoms)), int(matched))
+
+    def _select(self, sql: str, params: dict[str, Any]) -> list[tuple]:
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(sql), params)]
 
     def latest(self, plan_id: str) -> int | None:
         stmt = sa.select(plans_table.c.latest).where(plans_table.c.plan_id == plan_id)
@@ -486,16 +538,17 @@ class PostgisStore(Store):
         fields = tile_fields(req.layer, info.columns, self.dtypes(plan_id, version, req.layer))
         capped = info.count > req.max_features
         simplified = simplify_tolerance(req.z, req.extent) > 0
-        key = (req.layer, tuple(fields), capped, simplified, req.extent, req.buffer)
+        span, params = rows_filter(info, version, "wg_features")
+        key = (req.layer, tuple(fields), capped, simplified, req.extent, req.buffer, span)
         cache = self.__dict__.setdefault("_tile_sql", {})
         if key not in cache:
-            cache[key] = _tile_statement(req.layer, fields, capped, simplified, req)
+            cache[key] = _tile_statement(req.layer, fields, capped, simplified, req, span)
         args = {
+            **params,
             "z": req.z,
             "x": req.x,
             "y": req.y,
             "plan": plan_id,
-            "version": info.stored_in(version),
             "layer": req.layer,
             "margin": req.buffer / req.extent,
             "tolerance": simplify_tolerance(req.z, req.extent),
@@ -526,15 +579,15 @@ class PostgisStore(Store):
             FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[]))
                  WITH ORDINALITY AS p(lon, lat, i)
             JOIN wg_features f
-              ON f.plan_id = :plan AND f.version = CAST(:version AS integer)
-             AND f.layer = 'microgrids'
+              ON f.plan_id = :plan AND f.layer = 'microgrids' AND {span}
              AND ST_Intersects(f.geom, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326))
             GROUP BY p.i
             """
         )
         out = np.full(len(lon), "", dtype=object)
-        version = self._check_layer(plan_id, version, "microgrids").stored_in(version)
-        args = {"lon": lon.tolist(), "lat": lat.tolist(), "plan": plan_id, "version": version}
+        span, params = rows_filter(self._check_layer(plan_id, version, "microgrids"), version)
+        stmt = sa.text(stmt.text.replace("{span}", span))
+        args = {"lon": lon.tolist(), "lat": lat.tolist(), "plan": plan_id, **params}
         with self.engine.connect() as conn:
             for i, code in conn.execute(stmt, args):
                 out[int(i) - 1] = code
@@ -571,7 +624,12 @@ def _copy_features(conn: sa.Connection, plan_id: str, version: int, layer: str, 
 
 
 def _tile_statement(
-    layer: str, fields: list[tuple[str, str]], capped: bool, simplified: bool, req: TileRequest
+    layer: str,
+    fields: list[tuple[str, str]],
+    capped: bool,
+    simplified: bool,
+    req: TileRequest,
+    span: str,
 ) -> sa.Select:
     """The tile query for one layer shape, with bind parameters for the tile, plan and
     version: built once, compiled once (SQLAlchemy's cache), prepared by psycopg."""
@@ -594,8 +652,8 @@ def _tile_statement(
         sa.select(*columns)
         .where(
             (f.c.plan_id == sa.bindparam("plan"))
-            & (f.c.version == sa.bindparam("version", type_=sa.Integer))
             & (f.c.layer == sa.bindparam("layer"))
+            & sa.text(span)
             & f.c.geom.op("&&")(sa.func.ST_Transform(grown, 4326))
         )
         # features in code order, so a tile's bytes (and its ETag) depend on what it shows,

@@ -16,6 +16,7 @@ import json
 import math
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +35,9 @@ if TYPE_CHECKING:
 
 #: Schema version written by this code; older stores are migrated at open.
 #: 2: ``wg_layers.source``, so a version can share a layer's rows with an earlier one.
-SCHEMA_VERSION = 3
+#: 4: ``wg_layers.since``/``upto`` and ``wg_features.until``: a version may patch a layer
+#: (write only the rows it changes) instead of writing it whole (:class:`LayerInfo`).
+SCHEMA_VERSION = 4
 #: Levels from the top, with their plan layer and code length.
 LEVELS = (
     ("street", "streets", 9),
@@ -67,11 +70,21 @@ class LayerInfo:
     geometry_type: str | None
     bbox: tuple[float, float, float, float] | None
     columns: tuple[str, ...]
-    #: The version whose rows hold this layer: itself, or an earlier one it was kept from.
+    #: Where the layer's rows are (one rule, :func:`rows_filter`): the rows of the layer
+    #: written under the versions ``since`` to ``upto`` that no version up to ``upto``
+    #: retired (``wg_features.until``), and, for a city, all those staged under
+    #: ``source`` (a negative stage number no reader lists). A version that writes the
+    #: layer whole has ``since = upto =`` itself; one that keeps it shares all three with
+    #: its base; one that patches it moves ``upto`` to itself. Versions are linear (each
+    #: is saved on the latest), so the rows of one span never change.
     source: int | None = None
+    since: int | None = None
+    upto: int | None = None
 
-    def stored_in(self, version: int) -> int:
-        return self.source or version
+    def span(self, version: int) -> tuple[int | None, int, int]:
+        """(stage, since, upto) of this layer of ``version``: what identifies its rows
+        (a tile cache key: two versions with one span hold the same rows)."""
+        return (self.source, self.since or version, self.upto or version)
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,7 @@ class Store(ABC):
         comment: str = "",
         keep: tuple[str, ...] = (),
         audit: dict[str, Any] | None = None,
+        bases: dict[str, pd.DataFrame] | None = None,
     ) -> Version:
         """Save ``layers`` as the plan's next version, all in one transaction.
 
@@ -121,11 +135,32 @@ class Store(ABC):
         audit
             The audit log entry of this write (:func:`wangge.data.accounts.audit_entry`),
             appended in the same transaction, so no version exists without its entry.
+        bases
+            For layers of ``layers`` that the base version holds too: that version's frame
+            of the layer, as the store gave it (or as it was saved). The layer is then
+            written as a patch: only its rows that differ from the base's (by feature id),
+            the base rows they replace or drop retired, so a saved edit writes what it
+            changed and not the layer. A layer whose ids are not unique is written whole.
         """
         check_plan_id(plan_id)
-        flat = {name: flatten(name, frame) for name, frame in layers.items()}
+        patches = {}
+        for name, old in (bases or {}).items():
+            if name in layers and base_version is not None:
+                found = patch_of(name, layers[name], old)
+                if found is not None:
+                    patches[name] = found
+        flat = {n: p.rows for n, p in patches.items()}
+        flat |= {n: flatten(n, f) for n, f in layers.items() if n not in patches}
         return self.save_flat(
-            plan_id, flat, meta, base_version, author, comment, keep=keep, audit=audit
+            plan_id,
+            flat,
+            meta,
+            base_version,
+            author,
+            comment,
+            keep=keep,
+            audit=audit,
+            patches=patches,
         )
 
     def save_flat(
@@ -140,6 +175,7 @@ class Store(ABC):
         audit: dict[str, Any] | None = None,
         staged: dict[str, Rows] | None = None,
         stage: int | None = None,
+        patches: dict[str, Patch] | None = None,
     ) -> Version:
         """:meth:`save` for layers already flattened (:func:`flatten`).
 
@@ -155,12 +191,17 @@ class Store(ABC):
         draft = Version(plan_id, 0, now(), author, comment, meta or {})
         if audit is not None:
             self.book  # noqa: B018 -- the audit table exists before the transaction needs it
+        patches = patches or {}
+        if set(patches) - set(flat) or (patches and base_version is None):
+            raise InputError("a patch is of a layer written on a base", where="patches")
         if staged:
             number = self._commit_version(
                 draft, flat, base_version, tuple(keep), audit, staged=staged, stage=stage
             )
         else:
-            number = self._commit_version(draft, flat, base_version, tuple(keep), audit)
+            number = self._commit_version(
+                draft, flat, base_version, tuple(keep), audit, patches=patches
+            )
         return replace(draft, version=number)
 
     # rows staged by a city's workers, under a negative version no reader lists ---------
@@ -186,11 +227,16 @@ class Store(ABC):
         base_version: int | None,
         keep: tuple[str, ...] = (),
         audit: dict[str, Any] | None = None,
+        staged: dict[str, Rows] | None = None,
+        stage: int | None = None,
+        patches: dict[str, Patch] | None = None,
     ) -> int:
         """Write ``draft`` (its number still 0) and its layers in one transaction; the
         number comes from :func:`next_version` on the plan's latest, read under a lock.
-        Layers in ``keep`` point at the base version's rows (:func:`kept_layers`); the
-        ``audit`` entry, if any, is appended in the same transaction (:func:`append_audit`)."""
+        Layers in ``keep`` point at the base version's rows (:func:`kept_layers`); layers
+        in ``patches`` write only their changed rows and retire the replaced ones
+        (:func:`patch_of`); the ``audit`` entry, if any, is appended in the same
+        transaction (:func:`append_audit`)."""
 
     @abstractmethod
     def plans(self) -> list[Version]:
@@ -368,6 +414,26 @@ class Store(ABC):
             }
         return cache[key]
 
+    def touched_ids(self, plan_id: str, a: int, b: int, layer: str) -> set[str] | None:
+        """The ids of ``layer``'s features that any version after the earlier of ``a``
+        and ``b``, up to the later, wrote or retired: every feature that differs between
+        the two is among them. A query on what the versions between wrote, not a
+        comparison of two copies. None when the layer was written whole in between (the
+        two versions hold it on different spans), and the caller must compare."""
+        ia, ib = self._check_layer(plan_id, a, layer), self._check_layer(plan_id, b, layer)
+        (stage_a, since_a, upto_a), (stage_b, since_b, upto_b) = ia.span(a), ib.span(b)
+        if (stage_a, since_a) != (stage_b, since_b):
+            return None
+        lo, hi = sorted((upto_a, upto_b))
+        if lo == hi:
+            return set()
+        rows = self._select(TOUCHED, {"p": plan_id, "l": layer, "lo": lo, "hi": hi})
+        return {r[0] for r in rows}
+
+    @abstractmethod
+    def _select(self, sql: str, params: dict[str, Any]) -> list[tuple]:
+        """Rows of a read-only SQL statement with named parameters (``:name``)."""
+
     def _check_layer(self, plan_id: str, version: int, layer: str) -> LayerInfo:
         infos = self.layer_infos(plan_id, version)
         if layer in infos:
@@ -426,14 +492,40 @@ def next_version(plan_id: str, latest: int, base_version: int | None) -> int:
 def kept_layers(
     base: list[LayerInfo], base_version: int, keep: tuple[str, ...], plan_id: str
 ) -> list[LayerInfo]:
-    """The base version's ``keep`` layers, each pointing at the rows it is stored in."""
+    """The base version's ``keep`` layers, each with the span of rows it holds."""
     by_name = {info.name: info for info in base}
     missing = [name for name in keep if name not in by_name]
     if missing:
         raise InputError(
             f"version {base_version} has no layer {', '.join(missing)} to keep", plan_id
         )
-    return [replace(by_name[n], source=by_name[n].stored_in(base_version)) for n in keep]
+    return [spanned(by_name[n], base_version) for n in keep]
+
+
+#: Schema 3 → 4, the same SQL in both stores: a layer's rows were those of its own version
+#: or of the one in ``source`` (positive) or, for a city, a stage (negative): the span of
+#: one version, the stage kept as it is.
+SPAN_MIGRATION = (
+    "UPDATE wg_layers SET"
+    " since = CASE WHEN source > 0 THEN source ELSE version END,"
+    " upto = CASE WHEN source > 0 THEN source ELSE version END,"
+    " source = CASE WHEN source > 0 THEN NULL ELSE source END"
+    " WHERE since IS NULL"
+)
+
+
+#: The ids a layer's rows were written or retired under, by the versions after ``lo`` up
+#: to ``hi`` (:meth:`Store.touched_ids`).
+TOUCHED = (
+    "SELECT DISTINCT f.code FROM wg_features f WHERE f.plan_id = :p AND f.layer = :l"
+    " AND ((f.version > :lo AND f.version <= :hi) OR (f.until > :lo AND f.until <= :hi))"
+)
+
+
+def spanned(info: LayerInfo, version: int) -> LayerInfo:
+    """``info`` with its span written out (as a version that keeps it stores it)."""
+    stage, since, upto = info.span(version)
+    return replace(info, source=stage, since=since, upto=upto)
 
 
 def check_schema(have: int | None, source: str) -> None:
@@ -669,3 +761,128 @@ def unflatten(
             with contextlib.suppress(TypeError, ValueError):
                 frame[col] = frame[col].astype(dtype)
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=4326), crs=4326)
+
+
+@dataclass
+class Patch:
+    """A layer written as a patch on its base (:meth:`Store.save` ``bases``): the whole
+    layer's info and dtypes, the rows to write (new or changed) and the ids whose base
+    rows are retired (changed or dropped)."""
+
+    rows: Rows
+    retire: list[str]
+
+
+def patch_of(name: str, new: pd.DataFrame, old: pd.DataFrame) -> Patch | None:
+    """What differs between two frames of one layer, by feature id: the rows of ``new``
+    that are not in ``old`` or differ from it in a value or a coordinate (flattened), and
+    the ids of ``old`` they replace or that ``new`` drops. None when the layer must be
+    written whole: its ids are made by position, missing or not unique, or the columns,
+    their types or the CRS changed."""
+    id_col = feature_id_column(name, new.columns)
+    if id_col is None or name in MADE_IDS or id_col not in old.columns:
+        return None
+    if list(new.columns) != list(old.columns) or list(new.dtypes) != list(old.dtypes):
+        return None
+    spatial = isinstance(new, gpd.GeoDataFrame) and new.geometry.name in new
+    if spatial != (isinstance(old, gpd.GeoDataFrame) and old.geometry.name in old):
+        return None
+    if spatial and not (new.crs is not None and old.crs is not None and new.crs == old.crs):
+        return None
+    new_ids = new[id_col].astype(object).to_numpy()
+    old_ids = old[id_col].astype(object).to_numpy()
+    for ids in (new_ids, old_ids):
+        if pd.isna(ids).any() or len(set(ids.tolist())) != len(ids):
+            return None
+    at = pd.Index(old_ids).get_indexer(new_ids)  # each new row's old row, -1 if none
+    here = at >= 0
+    same = here.copy()
+    for col in new.columns:
+        a = new[col].to_numpy()[here]
+        b = old[col].to_numpy()[at[here]]
+        if spatial and col == new.geometry.name:
+            eq = shapely.equals_exact(a, b, tolerance=0) | (
+                shapely.is_missing(a) & shapely.is_missing(b)
+            )
+        else:
+            eq = np.asarray(pd.Series(a).eq(pd.Series(b)) | (pd.isna(a) & pd.isna(b)))
+        same[np.flatnonzero(here)[~eq]] = False
+    write = ~same
+    whole = flatten(name, new.iloc[:0])  # the layer's schema
+    rows = flatten(name, new.iloc[np.flatnonzero(write)]) if write.any() else whole
+    kept = set(new_ids[same].tolist())
+    retire = [str(c) for c in old_ids.tolist() if c not in kept]
+    info = replace(rows.info, count=len(new), **_geometry_summary(new, spatial))
+    return Patch(Rows(info, whole.dtypes, rows.records), retire)
+
+
+def _geometry_summary(frame: pd.DataFrame, spatial: bool) -> dict[str, Any]:
+    """The geometry type and WGS84 bbox of a whole layer, as :func:`flatten` gives them."""
+    if not spatial:
+        return {"geometry_type": None, "bbox": None}
+    geoms = frame.geometry
+    if geoms.crs is not None and not geoms.crs.equals(WGS84):
+        geoms = geoms.to_crs(4326)
+    geoms = geoms.to_numpy()
+    valid = ~shapely.is_missing(geoms)
+    types = set(shapely.get_type_id(geoms[valid]).tolist())
+    bbox = None
+    if valid.any():
+        b = shapely.bounds(geoms[valid])
+        bbox = tuple(float(x) for x in (*np.nanmin(b[:, :2], axis=0), *np.nanmax(b[:, 2:], axis=0)))
+    return {"geometry_type": _geometry_type(types), "bbox": bbox}
+
+
+def patched_layers(
+    base: list[LayerInfo],
+    base_version: int | None,
+    version: int,
+    flat: dict[str, Rows],
+    staged: dict[str, Rows] | None,
+    stage: int | None,
+    patches: dict[str, Patch] | None,
+    plan_id: str,
+    retire: Callable[[str, str, dict[str, Any], list[str]], int],
+) -> tuple[dict[str, Rows], dict[str, tuple[int | None, int, int]]]:
+    """The rows each layer of a new version writes and the span it records (stage, since,
+    upto): a whole layer its own version, a staged one its stage, a patched one its
+    base's span moved up to ``version``, once ``retire(layer, where, params, ids)`` (the
+    store's UPDATE of ``until`` on the base rows ``where`` selects) has retired the rows
+    the patch replaces and said how many it found."""
+    spans = {n: (None, version, version) for n in flat}
+    spans |= {n: (stage, version, version) for n in staged or {}}
+    for name, patch in (patches or {}).items():
+        (old,) = kept_layers(base, base_version, (name,), plan_id)
+        if patch.retire:
+            where, params = rows_filter(old, base_version)
+            check_retired(retire(name, where, params, patch.retire), patch, name)
+        spans[name] = (old.source, old.since, version)
+        flat = {**flat, name: patch.rows}
+    return flat, spans
+
+
+def check_retired(found: int, patch: Patch, layer: str) -> None:
+    """A patch must retire exactly the base rows it names: fewer found means the frame
+    given as the base is not what the store holds, and the patch would be wrong."""
+    if found != len(patch.retire):
+        raise RuntimeError(
+            f"layer {layer!r}: the patch retires {len(patch.retire)} rows but the base"
+            f" version holds {found} of them; the base frame given is not the stored one"
+        )
+
+
+def rows_filter(info: LayerInfo, version: int, alias: str = "f") -> tuple[str, dict[str, int]]:
+    """The one rule for which stored rows make a layer of a version, as SQL over the
+    feature table aliased ``alias``, with named parameters (both stores speak it): the
+    rows of its span (:attr:`LayerInfo.source`) that no version up to the span's end
+    retired. Returns (condition, parameters)."""
+    stage, since, upto = info.span(version)
+    f = alias
+    where = f"{f}.version BETWEEN :wg_since AND :wg_upto"
+    if stage is not None:
+        where = f"({f}.version = :wg_stage OR {where})"
+    where += f" AND ({f}.until IS NULL OR {f}.until > :wg_upto)"
+    params = {"wg_since": since, "wg_upto": upto}
+    if stage is not None:
+        params["wg_stage"] = stage
+    return where, params

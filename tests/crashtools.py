@@ -272,24 +272,21 @@ def assert_listed_complete(store, plan_id: str) -> int:
 
 
 def stored_rows(store, plan_id: str) -> tuple[int, int]:
-    """(feature rows the plan has on disk, rows its versions account for): a save cut
-    short must leave no row that no listed version owns."""
-    own = sum(
-        info.count
-        for v in store.versions(plan_id)
-        for info in store.layers(plan_id, v.version)
-        if info.source is None
-    )
-    sql = "SELECT count(*) FROM wg_features WHERE plan_id = "
+    """(feature rows the plan has on disk, rows its listed versions account for): a save
+    cut short must leave no row written, or retired, by a version that is not listed."""
+    listed = [v.version for v in store.versions(plan_id)] or [0]
+    marks = ",".join(str(int(n)) for n in listed)
+    sql = "SELECT count(*), sum(CASE WHEN version IN ({0}) AND (until IS NULL OR until IN ({0}))"
+    sql = sql.format(marks) + " THEN 1 ELSE 0 END) FROM wg_features WHERE plan_id = "
     if hasattr(store, "engine"):
         import sqlalchemy as sa
 
         with store.engine.connect() as conn:
-            rows = conn.execute(sa.text(sql + ":p"), {"p": plan_id}).scalar_one()
+            rows, own = conn.execute(sa.text(sql + ":p"), {"p": plan_id}).one()
     else:
         with sqlite3.connect(store.path) as conn:
-            (rows,) = conn.execute(sql + "?", (plan_id,)).fetchone()
-    return int(rows), own
+            rows, own = conn.execute(sql + "?", (plan_id,)).fetchone()
+    return int(rows), int(own or 0)
 
 
 def assert_gpkg_sound(path: Path) -> None:

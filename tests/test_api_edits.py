@@ -206,7 +206,7 @@ def test_named_version_diff_and_restore(edit_client):
     assert client.get(f"/plans/{plan}/versions/1/diff/4").json()["count"] == 0
     # a kept layer is shared, not copied: version 3 (no moves) stores no grid rows itself
     infos = {i.name: i for i in store.layers(plan, 3)}
-    assert infos["grids"].stored_in(3) == 2 and infos["buildings"].stored_in(3) < 3
+    assert infos["grids"].span(3)[2] == 2 and infos["buildings"].span(3)[2] < 3
     g1 = store.query(plan, 1, "grids").frame
     g4 = store.query(plan, 4, "grids").frame
     assert np.allclose(g1["households"], g4["households"])

@@ -38,6 +38,7 @@ from wangge.plan_state import (
     grid_rows,
     next_state,
     with_boxes,
+    written_layers,
 )
 from wangge.scopes import Who, actor, check_scope, covers
 
@@ -129,6 +130,7 @@ class Editor:
             locks=set(v.meta.get("locks") or []),
             layers=layers,
         )
+        state.stored = {"units": unit_frame, **layers}
         if state.city:  # checked once here, so that every edit re-checks only its street
             state.found = ge.check(units, micro, limits, state.flags)
         return state
@@ -207,7 +209,14 @@ class Editor:
         return out
 
     def diff(self, plan_id: str, a: int, b: int) -> list[dict[str, Any]]:
-        """The units whose micro-grid differs between versions ``a`` and ``b``."""
+        """The units whose micro-grid differs between versions ``a`` and ``b``: a query
+        on the unit rows the versions between them wrote (``Store.touched_ids``), or,
+        where the units were written whole in between, a comparison of the two."""
+        a_ = self.store.resolve(plan_id, a).version
+        b_ = self.store.resolve(plan_id, b).version
+        touched = self.store.touched_ids(plan_id, a_, b_, "units")
+        if touched is not None:
+            return self._diff_of(plan_id, a_, b_, sorted(touched))
         sa_, sb = self.state(plan_id, a), self.state(plan_id, b)
         if not np.array_equal(sa_.unit_frame["code"].to_numpy(), sb.unit_frame["code"].to_numpy()):
             raise InputError(f"versions {a} and {b} have different units", plan_id)
@@ -223,6 +232,28 @@ class Editor:
                     "to": m.after,
                 }
             )
+        return out
+
+    def _diff_of(self, plan_id: str, a: int, b: int, codes: list[str]) -> list[dict[str, Any]]:
+        if not codes:
+            return []
+        before = self.store.query(plan_id, a, "units", codes=codes).frame.set_index("code")
+        after = self.store.query(plan_id, b, "units", codes=codes).frame.set_index("code")
+        if set(before.index) != set(after.index):
+            raise InputError(f"versions {a} and {b} have different units", plan_id)
+        out = []
+        for code in sorted(before.index, key=int):
+            was, now = str(before.at[code, "parent_code"]), str(after.at[code, "parent_code"])
+            if was != now:
+                out.append(
+                    {
+                        "unit": str(code),
+                        "building_id": _none(before.at[code, "building_id"]),
+                        "households": float(before.at[code, "households"]),
+                        "from": was,
+                        "to": now,
+                    }
+                )
         return out
 
     # writing ----------------------------------------------------------------------------
@@ -536,13 +567,9 @@ class Editor:
         who: Who,
         comment: str,
     ) -> Version:
-        out: dict[str, pd.DataFrame] = dict(layers)
-        if not np.array_equal(micro, base.micro) or "units" in out:
-            units = base.unit_frame.copy()
-            units["parent_code"] = micro
-            units["grid_code"] = ge.level_codes(micro, "grid")
-            units["community_code"] = ge.level_codes(micro, "community")
-            out["units"] = units
+        out = written_layers(base, micro, layers)
+        # each layer the base holds as stored is written as a patch: the rows it changed
+        bases = {n: base.stored[n] for n in out if n in base.stored}
         out["violations"] = pd.DataFrame(
             [asdict(v) for v in found], columns=["level", "code", "check", "severity", "reason"]
         )
@@ -585,6 +612,7 @@ class Editor:
                 comment=comment,
                 keep=keep,
                 audit=entry,
+                bases=bases,
             )
 
 

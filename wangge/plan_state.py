@@ -8,6 +8,7 @@ next state is made from the saved version without reading it back (:func:`next_s
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -49,6 +50,10 @@ class PlanState:
     #: What the editor shows of this version (``Editor.overview``), made on first asking:
     #: a version never changes, and every planner's editor asks for it after each save.
     shown: dict[str, Any] | None = field(default=None, init=False)  # never carried by replace()
+    #: The layers of this version exactly as the store holds them (units, POLYGONS,
+    #: buildings), against which a save writes only what changed (``Store.save`` bases).
+    #: A state refreshed in memory (a rebalance's new households) keeps its version's.
+    stored: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def plan_id(self) -> str:
@@ -208,6 +213,10 @@ def derive(
         keep = old[~old["code"].isin(hit)]
         frame = pd.concat([keep, fresh[[c for c in old.columns if c in fresh.columns]]])
         frame = gpd.GeoDataFrame(frame, geometry="geometry", crs=4326)
+        for col, dtype in old.dtypes.items():  # an empty road share keeps its float column
+            if col != "geometry" and frame[col].dtype != dtype:
+                with contextlib.suppress(TypeError, ValueError):
+                    frame[col] = frame[col].astype(dtype)
         layers[name] = frame.sort_values("code").reset_index(drop=True)
         gone = old[old["code"].isin(hit)].geometry.to_numpy()
         touched[name] = [tuple(b) for b in shapely.bounds(np.r_[gone, fresh.geometry.to_numpy()])]
@@ -349,7 +358,7 @@ def next_state(
 ) -> PlanState:
     merged = {**base.layers, **layers}
     flags = flags_of(merged)
-    return PlanState(
+    state = PlanState(
         version=version,
         units=base.units,
         unit_frame=base.unit_frame,
@@ -364,3 +373,21 @@ def next_state(
         found=found if found is not None and flags == base.flags else None,
         streets=base.streets,
     )
+    state.stored = {**base.stored, **written_layers(base, micro, layers)}
+    return state
+
+
+def written_layers(
+    base: PlanState, micro: np.ndarray, layers: dict[str, pd.DataFrame]
+) -> dict[str, pd.DataFrame]:
+    """The layers a version made from ``base`` stores: ``layers`` (those an edit
+    re-dissolved or rewrote) and, when units moved, the units layer with each unit's
+    micro-grid, grid and community codes."""
+    out = dict(layers)
+    if not np.array_equal(micro, base.micro) or "units" in out:
+        units = base.unit_frame.copy()
+        units["parent_code"] = micro
+        units["grid_code"] = ge.level_codes(micro, "grid")
+        units["community_code"] = ge.level_codes(micro, "community")
+        out["units"] = units
+    return out
