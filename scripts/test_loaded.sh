@@ -12,6 +12,7 @@
 # does, RUNS times, and prints each run's closing line. The busy processes and the clone go
 # when it ends; the logs stay in the folder it names. Exit 0 only when every run passed.
 # It takes RUNS times the suite's time, slower under the load: run it on its own.
+# WANGGE_BUSY=N starts N busy processes instead of one per core (0: none).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-2}
@@ -33,7 +34,7 @@ if [ -d "$here/../shared" ]; then
 fi
 python3 -m venv --system-site-packages "$work/venv"
 
-cores=$(nproc)
+cores=${WANGGE_BUSY:-$(nproc)}  # WANGGE_BUSY=0: a fresh clone, no load added
 for _ in $(seq "$cores"); do
     python3 -c 'while True: pass' &
     busy+=("$!")
