@@ -11,12 +11,8 @@ Both stores pass the same contract tests (tests/test_store_contract.py).
 
 from __future__ import annotations
 
-import contextlib
-import json
-import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,13 +21,69 @@ from typing import TYPE_CHECKING, Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
-from pyproj import CRS
 
+from wangge.data.rows import (
+    FEATURE_IDS,
+    MADE_ID,
+    MADE_IDS,
+    WGS84,
+    LayerInfo,
+    Rows,
+    feature_id_column,
+    flatten,
+    merge_geometry_types,
+    unflatten,
+    with_ids,
+)
+from wangge.data.spans import (
+    SPAN_MIGRATION,
+    TOUCHED,
+    Patch,
+    check_retired,
+    kept_layers,
+    patch_of,
+    patched_layers,
+    rows_filter,
+    spanned,
+)
 from wangge.errors import InputError, NotFound, VersionConflict
 
 if TYPE_CHECKING:
     from wangge.data.tiles import TileRequest
+
+#: What other modules import from here: the contract, and the rows and spans it is made of.
+__all__ = [
+    "FEATURE_IDS",
+    "LEVELS",
+    "MADE_ID",
+    "MADE_IDS",
+    "SCHEMA_VERSION",
+    "SPAN_MIGRATION",
+    "TOUCHED",
+    "WGS84",
+    "LayerInfo",
+    "Page",
+    "Patch",
+    "Rows",
+    "Store",
+    "Version",
+    "check_plan_id",
+    "check_retired",
+    "check_schema",
+    "feature_id_column",
+    "flatten",
+    "kept_layers",
+    "merge_geometry_types",
+    "next_version",
+    "now",
+    "open_store",
+    "patch_of",
+    "patched_layers",
+    "rows_filter",
+    "spanned",
+    "unflatten",
+    "with_ids",
+]
 
 #: Schema version written by this code; older stores are migrated at open.
 #: 2: ``wg_layers.source``, so a version can share a layer's rows with an earlier one.
@@ -45,7 +97,6 @@ LEVELS = (
     ("grid", "grids", 15),
     ("microgrid", "microgrids", 18),
 )
-WGS84 = CRS.from_epsg(4326)
 _PLAN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -59,32 +110,6 @@ class Version:
     author: str = ""
     comment: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """What a version holds in one layer."""
-
-    name: str
-    count: int
-    geometry_type: str | None
-    bbox: tuple[float, float, float, float] | None
-    columns: tuple[str, ...]
-    #: Where the layer's rows are (one rule, :func:`rows_filter`): the rows of the layer
-    #: written under the versions ``since`` to ``upto`` that no version up to ``upto``
-    #: retired (``wg_features.until``), and, for a city, all those staged under
-    #: ``source`` (a negative stage number no reader lists). A version that writes the
-    #: layer whole has ``since = upto =`` itself; one that keeps it shares all three with
-    #: its base; one that patches it moves ``upto`` to itself. Versions are linear (each
-    #: is saved on the latest), so the rows of one span never change.
-    source: int | None = None
-    since: int | None = None
-    upto: int | None = None
-
-    def span(self, version: int) -> tuple[int | None, int, int]:
-        """(stage, since, upto) of this layer of ``version``: what identifies its rows
-        (a tile cache key: two versions with one span hold the same rows)."""
-        return (self.source, self.since or version, self.upto or version)
 
 
 @dataclass(frozen=True)
@@ -489,45 +514,6 @@ def next_version(plan_id: str, latest: int, base_version: int | None) -> int:
     return latest + 1
 
 
-def kept_layers(
-    base: list[LayerInfo], base_version: int, keep: tuple[str, ...], plan_id: str
-) -> list[LayerInfo]:
-    """The base version's ``keep`` layers, each with the span of rows it holds."""
-    by_name = {info.name: info for info in base}
-    missing = [name for name in keep if name not in by_name]
-    if missing:
-        raise InputError(
-            f"version {base_version} has no layer {', '.join(missing)} to keep", plan_id
-        )
-    return [spanned(by_name[n], base_version) for n in keep]
-
-
-#: Schema 3 → 4, the same SQL in both stores: a layer's rows were those of its own version
-#: or of the one in ``source`` (positive) or, for a city, a stage (negative): the span of
-#: one version, the stage kept as it is.
-SPAN_MIGRATION = (
-    "UPDATE wg_layers SET"
-    " since = CASE WHEN source > 0 THEN source ELSE version END,"
-    " upto = CASE WHEN source > 0 THEN source ELSE version END,"
-    " source = CASE WHEN source > 0 THEN NULL ELSE source END"
-    " WHERE since IS NULL"
-)
-
-
-#: The ids a layer's rows were written or retired under, by the versions after ``lo`` up
-#: to ``hi`` (:meth:`Store.touched_ids`).
-TOUCHED = (
-    "SELECT DISTINCT f.code FROM wg_features f WHERE f.plan_id = :p AND f.layer = :l"
-    " AND ((f.version > :lo AND f.version <= :hi) OR (f.until > :lo AND f.until <= :hi))"
-)
-
-
-def spanned(info: LayerInfo, version: int) -> LayerInfo:
-    """``info`` with its span written out (as a version that keeps it stores it)."""
-    stage, since, upto = info.span(version)
-    return replace(info, source=stage, since=since, upto=upto)
-
-
 def check_schema(have: int | None, source: str) -> None:
     """Refuse a store written by a newer wangge, whose schema this code cannot know."""
     if have is not None and int(have) > SCHEMA_VERSION:
@@ -546,343 +532,3 @@ def check_plan_id(plan_id: str) -> str:
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _plain_column(column: pd.Series) -> list[Any]:
-    """A column as JSON-ready Python values (NaN, NaT and NA become None), fast for
-    numeric columns and cell by cell only for object columns."""
-    kind = column.dtype.kind if isinstance(column.dtype, np.dtype) else "O"
-    if kind in "iub":
-        return column.to_numpy().tolist()
-    if kind == "f":
-        arr = column.to_numpy()
-        out = arr.tolist()
-        for i in np.flatnonzero(~np.isfinite(arr)):
-            out[i] = None
-        return out
-    return [_plain(v) for v in column.to_numpy(dtype=object)]
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-ready Python value from a pandas/numpy cell (NaN and NaT become None)."""
-    if value is None:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, pd.Timestamp | datetime):
-        return None if pd.isna(value) else value.isoformat()
-    if value is pd.NaT or value is pd.NA:
-        return None
-    return value
-
-
-@dataclass
-class Rows:
-    """A layer flattened for storage: one tuple per feature, plus its schema."""
-
-    info: LayerInfo
-    dtypes: dict[str, str]
-    records: list[tuple[str | None, str | None, str, bytes | None, tuple | None]]
-
-
-#: Layers whose rows have no id of their own, or whose ``code`` names another unit or
-#: none (a violation's is the unit at fault, and a unit may break two rules; a finding's
-#: or a calibration row's may be empty): each row gets an
-#: ordinal in this column when the layer is stored (:func:`with_ids`), so that every
-#: feature of every collection has a unique GeoJSON id (QGIS drops features without one,
-#: or with one it has seen: 3 of 783 network edges once).
-MADE_IDS = {
-    "study_area": "area_id",
-    "suggestions": "suggestion_id",
-    "network_edges": "edge_id",
-    "unit_edges": "edge_id",
-    "feasibility": "finding_id",
-    "siting": "run_id",
-    "violations": "violation_id",
-    "findings": "finding_id",
-    "city_findings": "finding_id",
-    "calibration": "calibration_id",
-}
-#: The id column made for any other layer that has neither a code nor an id column.
-MADE_ID = "feature_id"
-#: The column that identifies a feature of a layer without a ``code`` of its own: stored
-#: in the rows' code field (not as a column), so ``/collections/{layer}/items/{id}`` and
-#: ``query(codes=...)`` find it, and it is the feature's GeoJSON id.
-FEATURE_IDS = {
-    "buildings": "building_id",
-    "access": "building_id",
-    "risk_points": "risk_id",
-    "risk_zones": "risk_id",
-    "facilities": "facility_id",
-    "gaps": "gap_id",
-    "candidates": "candidate_id",
-    "network_nodes": "node_id",
-    **MADE_IDS,
-}
-
-
-def feature_id_column(layer: str, columns) -> str | None:
-    """The column whose value is a feature's id in ``layer``: the layer's entry of
-    :data:`FEATURE_IDS` (when it has that column), else ``code``, else :data:`MADE_ID`,
-    else None."""
-    found = FEATURE_IDS.get(layer)
-    if found in columns:
-        return found
-    if "code" in columns:
-        return "code"
-    return MADE_ID if MADE_ID in columns else None
-
-
-def with_ids(layer: str, data: pd.DataFrame) -> pd.DataFrame:
-    """``data`` with an id column where the layer has none of its own (:data:`MADE_IDS`,
-    :data:`MADE_ID`): the rows' ordinals from 1, zero-padded so that they sort in row
-    order (the store pages by id). A city's street rows, flattened apart and marked
-    ``_street``, are numbered under their street's code, so ids stay unique in the city."""
-    col = MADE_IDS.get(layer)
-    if col is None:
-        if feature_id_column(layer, data.columns) is not None:
-            return data
-        col = MADE_ID
-    if col in data.columns and data[col].notna().all() and data[col].is_unique:
-        return data
-    n = len(data)
-    width = len(str(n))
-    ids = [f"{i:0{width}d}" for i in range(1, n + 1)]
-    if "_street" in data.columns and n:
-        ids = [f"{street}-{i}" for street, i in zip(data["_street"].astype(str), ids, strict=True)]
-    return data.assign(**{col: ids})
-
-
-def flatten(name: str, frame: pd.DataFrame) -> Rows:
-    """Flatten a frame into (code, parent_code, properties JSON, WKB, bbox) rows; a layer
-    without codes stores its :data:`FEATURE_IDS` column's values as their codes, made
-    first by :func:`with_ids` where it has none."""
-    if not isinstance(name, str) or not re.match(r"^[a-z][a-z0-9_]{0,62}$", name):
-        raise InputError("a layer name is lower-case letters, digits and '_'", where=name)
-    geoms = None
-    if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame:
-        if frame.crs is None and len(frame):
-            raise InputError("the layer has no CRS", where=name)
-        wgs = frame if frame.crs is None or frame.crs.equals(WGS84) else frame.to_crs(4326)
-        geoms = wgs.geometry.to_numpy()
-        data = pd.DataFrame(wgs.drop(columns=wgs.geometry.name))
-    else:
-        data = pd.DataFrame(frame)
-    data.columns = [str(c) for c in data.columns]
-    data = with_ids(name, data)
-    columns = tuple(data.columns)
-    n = len(data)
-    id_col = feature_id_column(name, data.columns)
-    # the code field holds the id; a code that is not the id (a violation's) stays a property
-    apart = ("code", "parent_code") if id_col == "code" or id_col is None else ("parent_code",)
-    props_cols = [c for c in columns if c not in apart]
-    code = _plain_column(data[id_col]) if id_col else [None] * n
-    parent = _plain_column(data["parent_code"]) if "parent_code" in data else [None] * n
-    values = [_plain_column(data[c]) for c in props_cols]
-    records = []
-    bbox_all = None
-    gtype = None
-    wkbs = boxes = None
-    if geoms is not None:
-        valid = ~shapely.is_missing(geoms)
-        types = set(shapely.get_type_id(geoms[valid]).tolist())
-        gtype = _geometry_type(types)
-        present = valid & ~shapely.is_empty(geoms)
-        wkbs = np.where(present, shapely.to_wkb(geoms, byte_order=1), None).tolist()
-        bounds = shapely.bounds(geoms)
-        boxes = [tuple(b) if ok else None for b, ok in zip(bounds.tolist(), present, strict=True)]
-        if valid.any():
-            b = bounds[valid]
-            bbox_all = (
-                float(np.nanmin(b[:, 0])),
-                float(np.nanmin(b[:, 1])),
-                float(np.nanmax(b[:, 2])),
-                float(np.nanmax(b[:, 3])),
-            )
-    dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
-    for i, row in enumerate(zip(*values, strict=True) if values else [()] * n):
-        c, p = code[i], parent[i]
-        records.append(
-            (
-                None if c is None else str(c),
-                None if p is None else str(p),
-                dumps(dict(zip(props_cols, row, strict=True))),
-                None if wkbs is None else wkbs[i],
-                None if boxes is None else boxes[i],
-            )
-        )
-    dtypes = {c: str(data[c].dtype) for c in columns}
-    info = LayerInfo(name, len(data), gtype, bbox_all, columns)
-    return Rows(info, dtypes, records)
-
-
-def _geometry_type(type_ids: set[int]) -> str:
-    names = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint", 5: "MultiLineString"}
-    names |= {6: "MultiPolygon", 7: "GeometryCollection"}
-    return merge_geometry_types([names.get(t, "Geometry") for t in type_ids])
-
-
-def merge_geometry_types(names: list[str]) -> str:
-    """One geometry type for features of the ``names`` types: theirs when they agree,
-    MultiPolygon for polygons and multipolygons together, else Geometry."""
-    found = set(names)
-    if found <= {"Polygon", "MultiPolygon"} and found:
-        return "MultiPolygon" if "MultiPolygon" in found else "Polygon"
-    if len(found) == 1:
-        return found.pop()
-    return "Geometry"
-
-
-def unflatten(
-    info: LayerInfo,
-    dtypes: dict[str, str],
-    rows: list[tuple[str | None, str | None, str, Any]],
-    geoms: list,
-) -> gpd.GeoDataFrame:
-    """Rebuild a frame from stored rows (code, parent_code, properties JSON, _) and
-    decoded geometries, with the saved columns in their saved order and types."""
-    props = [json.loads(r[2]) for r in rows]
-    data: dict[str, Any] = {}
-    for col in info.columns:
-        if col == "code":  # the code field, unless the layer's id took it (a violation's)
-            data[col] = [
-                p["code"] if "code" in p else r[0] for r, p in zip(rows, props, strict=True)
-            ]
-        elif col == "parent_code":
-            data[col] = [r[1] for r in rows]
-        else:
-            data[col] = [p.get(col) for p in props]
-    frame = pd.DataFrame(data, columns=list(info.columns))
-    for col, dtype in dtypes.items():
-        if col in frame and dtype != "object":
-            # an int column that now holds nulls keeps floats
-            with contextlib.suppress(TypeError, ValueError):
-                frame[col] = frame[col].astype(dtype)
-    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=4326), crs=4326)
-
-
-@dataclass
-class Patch:
-    """A layer written as a patch on its base (:meth:`Store.save` ``bases``): the whole
-    layer's info and dtypes, the rows to write (new or changed) and the ids whose base
-    rows are retired (changed or dropped)."""
-
-    rows: Rows
-    retire: list[str]
-
-
-def patch_of(name: str, new: pd.DataFrame, old: pd.DataFrame) -> Patch | None:
-    """What differs between two frames of one layer, by feature id: the rows of ``new``
-    that are not in ``old`` or differ from it in a value or a coordinate (flattened), and
-    the ids of ``old`` they replace or that ``new`` drops. None when the layer must be
-    written whole: its ids are made by position, missing or not unique, or the columns,
-    their types or the CRS changed."""
-    id_col = feature_id_column(name, new.columns)
-    if id_col is None or name in MADE_IDS or id_col not in old.columns:
-        return None
-    if list(new.columns) != list(old.columns) or list(new.dtypes) != list(old.dtypes):
-        return None
-    spatial = isinstance(new, gpd.GeoDataFrame) and new.geometry.name in new
-    if spatial != (isinstance(old, gpd.GeoDataFrame) and old.geometry.name in old):
-        return None
-    if spatial and not (new.crs is not None and old.crs is not None and new.crs == old.crs):
-        return None
-    new_ids = new[id_col].astype(object).to_numpy()
-    old_ids = old[id_col].astype(object).to_numpy()
-    for ids in (new_ids, old_ids):
-        if pd.isna(ids).any() or len(set(ids.tolist())) != len(ids):
-            return None
-    at = pd.Index(old_ids).get_indexer(new_ids)  # each new row's old row, -1 if none
-    here = at >= 0
-    same = here.copy()
-    for col in new.columns:
-        a = new[col].to_numpy()[here]
-        b = old[col].to_numpy()[at[here]]
-        if spatial and col == new.geometry.name:
-            eq = shapely.equals_exact(a, b, tolerance=0) | (
-                shapely.is_missing(a) & shapely.is_missing(b)
-            )
-        else:
-            eq = np.asarray(pd.Series(a).eq(pd.Series(b)) | (pd.isna(a) & pd.isna(b)))
-        same[np.flatnonzero(here)[~eq]] = False
-    write = ~same
-    whole = flatten(name, new.iloc[:0])  # the layer's schema
-    rows = flatten(name, new.iloc[np.flatnonzero(write)]) if write.any() else whole
-    kept = set(new_ids[same].tolist())
-    retire = [str(c) for c in old_ids.tolist() if c not in kept]
-    info = replace(rows.info, count=len(new), **_geometry_summary(new, spatial))
-    return Patch(Rows(info, whole.dtypes, rows.records), retire)
-
-
-def _geometry_summary(frame: pd.DataFrame, spatial: bool) -> dict[str, Any]:
-    """The geometry type and WGS84 bbox of a whole layer, as :func:`flatten` gives them."""
-    if not spatial:
-        return {"geometry_type": None, "bbox": None}
-    geoms = frame.geometry
-    if geoms.crs is not None and not geoms.crs.equals(WGS84):
-        geoms = geoms.to_crs(4326)
-    geoms = geoms.to_numpy()
-    valid = ~shapely.is_missing(geoms)
-    types = set(shapely.get_type_id(geoms[valid]).tolist())
-    bbox = None
-    if valid.any():
-        b = shapely.bounds(geoms[valid])
-        bbox = tuple(float(x) for x in (*np.nanmin(b[:, :2], axis=0), *np.nanmax(b[:, 2:], axis=0)))
-    return {"geometry_type": _geometry_type(types), "bbox": bbox}
-
-
-def patched_layers(
-    base: list[LayerInfo],
-    base_version: int | None,
-    version: int,
-    flat: dict[str, Rows],
-    staged: dict[str, Rows] | None,
-    stage: int | None,
-    patches: dict[str, Patch] | None,
-    plan_id: str,
-    retire: Callable[[str, str, dict[str, Any], list[str]], int],
-) -> tuple[dict[str, Rows], dict[str, tuple[int | None, int, int]]]:
-    """The rows each layer of a new version writes and the span it records (stage, since,
-    upto): a whole layer its own version, a staged one its stage, a patched one its
-    base's span moved up to ``version``, once ``retire(layer, where, params, ids)`` (the
-    store's UPDATE of ``until`` on the base rows ``where`` selects) has retired the rows
-    the patch replaces and said how many it found."""
-    spans = {n: (None, version, version) for n in flat}
-    spans |= {n: (stage, version, version) for n in staged or {}}
-    for name, patch in (patches or {}).items():
-        (old,) = kept_layers(base, base_version, (name,), plan_id)
-        if patch.retire:
-            where, params = rows_filter(old, base_version)
-            check_retired(retire(name, where, params, patch.retire), patch, name)
-        spans[name] = (old.source, old.since, version)
-        flat = {**flat, name: patch.rows}
-    return flat, spans
-
-
-def check_retired(found: int, patch: Patch, layer: str) -> None:
-    """A patch must retire exactly the base rows it names: fewer found means the frame
-    given as the base is not what the store holds, and the patch would be wrong."""
-    if found != len(patch.retire):
-        raise RuntimeError(
-            f"layer {layer!r}: the patch retires {len(patch.retire)} rows but the base"
-            f" version holds {found} of them; the base frame given is not the stored one"
-        )
-
-
-def rows_filter(info: LayerInfo, version: int, alias: str = "f") -> tuple[str, dict[str, int]]:
-    """The one rule for which stored rows make a layer of a version, as SQL over the
-    feature table aliased ``alias``, with named parameters (both stores speak it): the
-    rows of its span (:attr:`LayerInfo.source`) that no version up to the span's end
-    retired. Returns (condition, parameters)."""
-    stage, since, upto = info.span(version)
-    f = alias
-    where = f"{f}.version BETWEEN :wg_since AND :wg_upto"
-    if stage is not None:
-        where = f"({f}.version = :wg_stage OR {where})"
-    where += f" AND ({f}.until IS NULL OR {f}.until > :wg_upto)"
-    params = {"wg_since": since, "wg_upto": upto}
-    if stage is not None:
-        params["wg_stage"] = stage
-    return where, params

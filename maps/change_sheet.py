@@ -49,7 +49,15 @@ from wangge.maps.change_map import (
     status_text,
     summary_parts,
 )
-from wangge.maps.notice import SAMPLE_BANNER, _limits, credit_text, sample_mark, scale_and_north
+from wangge.maps.notice import (
+    SAMPLE_BANNER,
+    credit_text,
+    frame_map,
+    sample_mark,
+    scale_and_north,
+    sheet_legend,
+    view_limits,
+)
 
 __all__ = ["A3", "change_sheet_texts", "write_change_sheet"]
 
@@ -132,7 +140,7 @@ def _draw(report: Changes, credit: str, sample: bool, printed: str) -> Figure:
     }
     moved = report.moved_units.to_crs(crs)
     view = _view(sides["before"][0], sides["after"][0], moved)
-    xlim, ylim = _limits(view, map_w, map_h)
+    xlim, ylim = view_limits(view, map_w, map_h)
     rows = grid_rows(report)
     came_from, went_to = lineage(report)
     FigureCanvasAgg(fig)  # text is measured from here on
@@ -182,19 +190,7 @@ def _draw(report: Changes, credit: str, sample: bool, printed: str) -> Figure:
     fig.text(margin, 0.18, credit_text(credit), transform=inch, fontsize=8, va="bottom")
 
     legend_w = 3.1
-    lax = fig.add_axes([margin / pw, foot / ph, legend_w / pw, band / ph])
-    lax.set_axis_off()
-    lax.legend(
-        handles=handles,
-        loc="upper left",
-        title="图例 Legend",
-        fontsize=8,
-        title_fontsize=9,
-        frameon=False,
-        alignment="left",
-        borderaxespad=0,
-        borderpad=0,
-    )
+    sheet_legend(fig, (margin, foot, legend_w, band), handles, 8)
     box = (margin + legend_w + 0.3, foot, pw - 2 * margin - legend_w - 0.3, band)
     flow_tables(fig, box, _tables(report), font_manager.FontProperties())
     return fig
@@ -249,16 +245,7 @@ def _draw_side(ax, side, grids, moved, earlier, xlim, ylim) -> list:
             these.plot(
                 ax=ax, fc="none", ec=colour, hatch=HATCH[flag], lw=0.5, zorder=4, aspect=None
             )
-    ax.set_xlim(*xlim)
-    ax.set_ylim(*ylim)
-    ax.set_aspect("equal", adjustable="box")
-    ax.apply_aspect()
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_xlabel("")
-    ax.set_ylabel("")
-    for spine in ax.spines.values():
-        spine.set_color("#444")
+    frame_map(ax, xlim, ylim)
 
     handles = [
         Patch(fc=FILL[s], ec=EDGE[s], alpha=0.6, label=status_text(s))

@@ -165,7 +165,7 @@ def _colours(parts: gpd.GeoDataFrame) -> list[str]:
     return [FILLS[c] for c in out]
 
 
-def _limits(bounds, box_w: float, box_h: float) -> tuple[tuple, tuple]:
+def view_limits(bounds, box_w: float, box_h: float) -> tuple[tuple, tuple]:
     """Map limits around ``bounds`` with a margin, widened to the box's aspect."""
     x0, y0, x1, y1 = bounds
     w, h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
@@ -398,19 +398,10 @@ def _draw(sheet: Sheet, png: Path | None, pdf: Path | None) -> Drawn:
         map_box = (margin, foot + panel_h + 0.2, pw - 2 * margin, ph - top - foot - panel_h - 0.2)
         panel = (margin, foot, pw - 2 * margin, panel_h)
     ax = fig.add_axes([map_box[0] / pw, map_box[1] / ph, map_box[2] / pw, map_box[3] / ph])
-    xlim, ylim = _limits((x0, y0, x1, y1), map_box[2], map_box[3])
+    xlim, ylim = view_limits((x0, y0, x1, y1), map_box[2], map_box[3])
     handles = _draw_map(ax, sheet, (xlim[0], ylim[0], xlim[1], ylim[1]))
     FigureCanvasAgg(fig)  # text is measured from here on
-    ax.set_xlim(*xlim)
-    ax.set_ylim(*ylim)
-    ax.set_aspect("equal", adjustable="box")
-    ax.apply_aspect()
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_xlabel("")
-    ax.set_ylabel("")
-    for side in ax.spines.values():
-        side.set_color("#444")
+    frame_map(ax, xlim, ylim)
     bar, reserved = scale_and_north(ax, sheet.crs, xlim, ylim)
     labels = place_labels(ax, sheet.parts, reserved)
     if sheet.sample:
@@ -465,26 +456,44 @@ def _draw(sheet: Sheet, png: Path | None, pdf: Path | None) -> Drawn:
     return Drawn(orientation, bar, labels, page_pixels(orientation), dropped)
 
 
-def _panel(fig, box, handles, tables: list[Table], orientation: str) -> int:
-    """The legend and the tables in ``box`` (inches); how many table rows were left out."""
+def frame_map(ax, xlim, ylim) -> None:
+    """A sheet's map axes: the view at true scale, no ticks, a thin dark frame."""
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_aspect("equal", adjustable="box")
+    ax.apply_aspect()
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    for side in ax.spines.values():
+        side.set_color("#444")
+
+
+def sheet_legend(fig, box, handles, fontsize: float):
+    """The legend of a printed sheet in ``box`` (x, y, w, h in inches), top left."""
     pw, ph = fig.get_size_inches()
     x, y, w, h = box
-    legend_box = (x, y, w, h) if orientation == "landscape" else (x, y, 2.3, h)
-    lax = fig.add_axes(
-        [legend_box[0] / pw, legend_box[1] / ph, legend_box[2] / pw, legend_box[3] / ph]
-    )
+    lax = fig.add_axes([x / pw, y / ph, w / pw, h / ph])
     lax.set_axis_off()
-    legend = lax.legend(
+    return lax.legend(
         handles=handles,
         loc="upper left",
         title="图例 Legend",
-        fontsize=7.5,
-        title_fontsize=8.5,
+        fontsize=fontsize,
+        title_fontsize=fontsize + 1,
         frameon=False,
         alignment="left",
         borderaxespad=0,
         borderpad=0,
     )
+
+
+def _panel(fig, box, handles, tables: list[Table], orientation: str) -> int:
+    """The legend and the tables in ``box`` (inches); how many table rows were left out."""
+    x, y, w, h = box
+    legend_box = (x, y, w, h) if orientation == "landscape" else (x, y, 2.3, h)
+    legend = sheet_legend(fig, legend_box, handles, 7.5)
     renderer = fig.canvas.get_renderer()
     used = legend.get_window_extent(renderer).height / fig.dpi
     prop = font_manager.FontProperties()  # the rc font

@@ -493,68 +493,39 @@ class Editor:
         t0 = time.perf_counter()
         found = check_state(base, micro, moved, flags)
         timings["check"] = time.perf_counter() - t0
+        # the saving path under one lock per plan (Editor.writing): a check alone needs none
         with nullcontext() if dry_run else self.writing(base):
-            return self._derive_and_save(
-                base,
-                micro,
-                moved,
-                locks,
-                meta,
-                who,
-                comment,
-                dry_run,
-                timings,
-                flags,
-                rewritten,
-                found,
+            changed_layers: dict[str, gpd.GeoDataFrame] = {}
+            touched: dict[str, list[tuple]] = {}
+            if not dry_run:  # a check alone needs no polygons
+                t0 = time.perf_counter()
+                changed_layers, touched = derive(base, micro, moved, flags)
+                changed_layers = {**(rewritten or {}), **changed_layers}
+                timings["derive"] = time.perf_counter() - t0
+            layers = {**base.layers, **changed_layers}
+            changed = {m.before[:15] for m in moved} | {m.after[:15] for m in moved}
+            nbrs = ge.grid_neighbours(base.units, micro, changed)
+            rows = grid_rows(base, micro, layers["grids"], nbrs, locks, changed)
+            grids = [r for r in rows if r["code"] in changed]
+            violations = with_boxes(base, found, layers)
+            version = base.version
+            if not dry_run:
+                t0 = time.perf_counter()
+                written = written_layers(base, micro, changed_layers)
+                version = self.save_version(base, micro, written, locks, meta, found, who, comment)
+                timings["save"] = time.perf_counter() - t0
+                after = next_state(base, version, micro, changed_layers, locks, found, written)
+                self._remember(after)
+            return EditResult(
+                version=version,
+                moves=moved,
+                violations=violations,
+                grids=grids,
+                locks=sorted(locks),
+                touched=touched,
+                timings={k: round(v * 1000, 2) for k, v in timings.items()},
+                saved=not dry_run,
             )
-
-    def _derive_and_save(
-        self,
-        base: PlanState,
-        micro: np.ndarray,
-        moved: list[ge.Move],
-        locks: set[str],
-        meta: dict[str, Any],
-        who: Who,
-        comment: str,
-        dry_run: bool,
-        timings: dict[str, float],
-        flags: ge.Flags,
-        rewritten: dict[str, pd.DataFrame] | None,
-        found: list[Violation],
-    ) -> EditResult:
-        changed_layers: dict[str, gpd.GeoDataFrame] = {}
-        touched: dict[str, list[tuple]] = {}
-        if not dry_run:  # a check alone needs no polygons
-            t0 = time.perf_counter()
-            changed_layers, touched = derive(base, micro, moved, flags)
-            changed_layers = {**(rewritten or {}), **changed_layers}
-            timings["derive"] = time.perf_counter() - t0
-        layers = {**base.layers, **changed_layers}
-        changed = {m.before[:15] for m in moved} | {m.after[:15] for m in moved}
-        nbrs = ge.grid_neighbours(base.units, micro, changed)
-        rows = grid_rows(base, micro, layers["grids"], nbrs, locks, changed)
-        grids = [r for r in rows if r["code"] in changed]
-        violations = with_boxes(base, found, layers)
-        version = base.version
-        if not dry_run:
-            t0 = time.perf_counter()
-            version = self.save_version(
-                base, micro, changed_layers, locks, meta, found, who, comment
-            )
-            timings["save"] = time.perf_counter() - t0
-            self._remember(next_state(base, version, micro, changed_layers, locks, found))
-        return EditResult(
-            version=version,
-            moves=moved,
-            violations=violations,
-            grids=grids,
-            locks=sorted(locks),
-            touched=touched,
-            timings={k: round(v * 1000, 2) for k, v in timings.items()},
-            saved=not dry_run,
-        )
 
     def save_version(
         self,
@@ -567,7 +538,11 @@ class Editor:
         who: Who,
         comment: str,
     ) -> Version:
-        out = written_layers(base, micro, layers)
+        """Save ``layers``, the layers the new version writes (``written_layers``: with
+        the units when they moved), as the next version of ``base``: layers the base
+        holds are written as patches, the rest of its layers kept, the violations of
+        ``micro`` and the audit entry beside them."""
+        out = dict(layers)
         # each layer the base holds as stored is written as a patch: the rows it changed
         bases = {n: base.stored[n] for n in out if n in base.stored}
         out["violations"] = pd.DataFrame(

@@ -355,7 +355,10 @@ def next_state(
     layers: dict[str, gpd.GeoDataFrame],
     locks: set[str],
     found: list[Violation] | None = None,
+    written: dict[str, pd.DataFrame] | None = None,
 ) -> PlanState:
+    """The state of ``version``, saved from ``base`` with ``micro`` and the re-dissolved
+    ``layers``; ``written``, the layers the save wrote (``written_layers``), if known."""
     merged = {**base.layers, **layers}
     flags = flags_of(merged)
     state = PlanState(
@@ -373,7 +376,9 @@ def next_state(
         found=found if found is not None and flags == base.flags else None,
         streets=base.streets,
     )
-    state.stored = {**base.stored, **written_layers(base, micro, layers)}
+    if written is None:
+        written = written_layers(base, micro, layers)
+    state.stored = {**base.stored, **written}
     return state
 
 

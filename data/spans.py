@@ -1,0 +1,190 @@
+"""Versions that cost what they change: which stored rows make a layer of a version
+(:func:`rows_filter`, over :attr:`LayerInfo.span`), the layers a version keeps from its
+base, and a layer written as a patch on its base (:func:`patch_of`, :func:`patched_layers`).
+Both stores speak this SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from wangge.data.rows import (
+    MADE_IDS,
+    WGS84,
+    LayerInfo,
+    Rows,
+    feature_id_column,
+    flatten,
+    geometry_type_name,
+)
+from wangge.errors import InputError
+
+
+def kept_layers(
+    base: list[LayerInfo], base_version: int, keep: tuple[str, ...], plan_id: str
+) -> list[LayerInfo]:
+    """The base version's ``keep`` layers, each with the span of rows it holds."""
+    by_name = {info.name: info for info in base}
+    missing = [name for name in keep if name not in by_name]
+    if missing:
+        raise InputError(
+            f"version {base_version} has no layer {', '.join(missing)} to keep", plan_id
+        )
+    return [spanned(by_name[n], base_version) for n in keep]
+
+
+#: Schema 3 → 4, the same SQL in both stores: a layer's rows were those of its own version
+#: or of the one in ``source`` (positive) or, for a city, a stage (negative): the span of
+#: one version, the stage kept as it is.
+SPAN_MIGRATION = (
+    "UPDATE wg_layers SET"
+    " since = CASE WHEN source > 0 THEN source ELSE version END,"
+    " upto = CASE WHEN source > 0 THEN source ELSE version END,"
+    " source = CASE WHEN source > 0 THEN NULL ELSE source END"
+    " WHERE since IS NULL"
+)
+
+
+#: The ids a layer's rows were written or retired under, by the versions after ``lo`` up
+#: to ``hi`` (:meth:`Store.touched_ids`).
+TOUCHED = (
+    "SELECT DISTINCT f.code FROM wg_features f WHERE f.plan_id = :p AND f.layer = :l"
+    " AND ((f.version > :lo AND f.version <= :hi) OR (f.until > :lo AND f.until <= :hi))"
+)
+
+
+def spanned(info: LayerInfo, version: int) -> LayerInfo:
+    """``info`` with its span written out (as a version that keeps it stores it)."""
+    stage, since, upto = info.span(version)
+    return replace(info, source=stage, since=since, upto=upto)
+
+
+@dataclass
+class Patch:
+    """A layer written as a patch on its base (:meth:`Store.save` ``bases``): the whole
+    layer's info and dtypes, the rows to write (new or changed) and the ids whose base
+    rows are retired (changed or dropped)."""
+
+    rows: Rows
+    retire: list[str]
+
+
+def patch_of(name: str, new: pd.DataFrame, old: pd.DataFrame) -> Patch | None:
+    """What differs between two frames of one layer, by feature id: the rows of ``new``
+    that are not in ``old`` or differ from it in a value or a coordinate (flattened), and
+    the ids of ``old`` they replace or that ``new`` drops. None when the layer must be
+    written whole: its ids are made by position, missing or not unique, or the columns,
+    their types or the CRS changed."""
+    id_col = feature_id_column(name, new.columns)
+    if id_col is None or name in MADE_IDS or id_col not in old.columns:
+        return None
+    if list(new.columns) != list(old.columns) or list(new.dtypes) != list(old.dtypes):
+        return None
+    spatial = isinstance(new, gpd.GeoDataFrame) and new.geometry.name in new
+    if spatial != (isinstance(old, gpd.GeoDataFrame) and old.geometry.name in old):
+        return None
+    if spatial and not (new.crs is not None and old.crs is not None and new.crs == old.crs):
+        return None
+    new_ids = new[id_col].astype(object).to_numpy()
+    old_ids = old[id_col].astype(object).to_numpy()
+    for ids in (new_ids, old_ids):
+        if pd.isna(ids).any() or len(set(ids.tolist())) != len(ids):
+            return None
+    at = pd.Index(old_ids).get_indexer(new_ids)  # each new row's old row, -1 if none
+    here = at >= 0
+    same = here.copy()
+    for col in new.columns:
+        a = new[col].to_numpy()[here]
+        b = old[col].to_numpy()[at[here]]
+        if spatial and col == new.geometry.name:
+            eq = shapely.equals_exact(a, b, tolerance=0) | (
+                shapely.is_missing(a) & shapely.is_missing(b)
+            )
+        else:
+            eq = np.asarray(pd.Series(a).eq(pd.Series(b)) | (pd.isna(a) & pd.isna(b)))
+        same[np.flatnonzero(here)[~eq]] = False
+    write = ~same
+    whole = flatten(name, new.iloc[:0])  # the layer's schema
+    rows = flatten(name, new.iloc[np.flatnonzero(write)]) if write.any() else whole
+    kept = set(new_ids[same].tolist())
+    retire = [str(c) for c in old_ids.tolist() if c not in kept]
+    info = replace(rows.info, count=len(new), **_geometry_summary(new, spatial))
+    return Patch(Rows(info, whole.dtypes, rows.records), retire)
+
+
+def _geometry_summary(frame: pd.DataFrame, spatial: bool) -> dict[str, Any]:
+    """The geometry type and WGS84 bbox of a whole layer, as :func:`flatten` gives them."""
+    if not spatial:
+        return {"geometry_type": None, "bbox": None}
+    geoms = frame.geometry
+    if geoms.crs is not None and not geoms.crs.equals(WGS84):
+        geoms = geoms.to_crs(4326)
+    geoms = geoms.to_numpy()
+    valid = ~shapely.is_missing(geoms)
+    types = set(shapely.get_type_id(geoms[valid]).tolist())
+    bbox = None
+    if valid.any():
+        b = shapely.bounds(geoms[valid])
+        bbox = tuple(float(x) for x in (*np.nanmin(b[:, :2], axis=0), *np.nanmax(b[:, 2:], axis=0)))
+    return {"geometry_type": geometry_type_name(types), "bbox": bbox}
+
+
+def patched_layers(
+    base: list[LayerInfo],
+    base_version: int | None,
+    version: int,
+    flat: dict[str, Rows],
+    staged: dict[str, Rows] | None,
+    stage: int | None,
+    patches: dict[str, Patch] | None,
+    plan_id: str,
+    retire: Callable[[str, str, dict[str, Any], list[str]], int],
+) -> tuple[dict[str, Rows], dict[str, tuple[int | None, int, int]]]:
+    """The rows each layer of a new version writes and the span it records (stage, since,
+    upto): a whole layer its own version, a staged one its stage, a patched one its
+    base's span moved up to ``version``, once ``retire(layer, where, params, ids)`` (the
+    store's UPDATE of ``until`` on the base rows ``where`` selects) has retired the rows
+    the patch replaces and said how many it found."""
+    spans = {n: (None, version, version) for n in flat}
+    spans |= {n: (stage, version, version) for n in staged or {}}
+    for name, patch in (patches or {}).items():
+        (old,) = kept_layers(base, base_version, (name,), plan_id)
+        if patch.retire:
+            where, params = rows_filter(old, base_version)
+            check_retired(retire(name, where, params, patch.retire), patch, name)
+        spans[name] = (old.source, old.since, version)
+        flat = {**flat, name: patch.rows}
+    return flat, spans
+
+
+def check_retired(found: int, patch: Patch, layer: str) -> None:
+    """A patch must retire exactly the base rows it names: fewer found means the frame
+    given as the base is not what the store holds, and the patch would be wrong."""
+    if found != len(patch.retire):
+        raise RuntimeError(
+            f"layer {layer!r}: the patch retires {len(patch.retire)} rows but the base"
+            f" version holds {found} of them; the base frame given is not the stored one"
+        )
+
+
+def rows_filter(info: LayerInfo, version: int, alias: str = "f") -> tuple[str, dict[str, int]]:
+    """The one rule for which stored rows make a layer of a version, as SQL over the
+    feature table aliased ``alias``, with named parameters (both stores speak it): the
+    rows of its span (:attr:`LayerInfo.source`) that no version up to the span's end
+    retired. Returns (condition, parameters)."""
+    stage, since, upto = info.span(version)
+    f = alias
+    where = f"{f}.version BETWEEN :wg_since AND :wg_upto"
+    if stage is not None:
+        where = f"({f}.version = :wg_stage OR {where})"
+    where += f" AND ({f}.until IS NULL OR {f}.until > :wg_upto)"
+    params = {"wg_since": since, "wg_upto": upto}
+    if stage is not None:
+        params["wg_stage"] = stage
+    return where, params
