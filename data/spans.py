@@ -91,24 +91,18 @@ def patch_of(name: str, new: pd.DataFrame, old: pd.DataFrame) -> Patch | None:
         return None
     if spatial and not (new.crs is not None and old.crs is not None and new.crs == old.crs):
         return None
-    new_ids = new[id_col].astype(object).to_numpy()
-    old_ids = old[id_col].astype(object).to_numpy()
+    new_ids = new[id_col].to_numpy(dtype=object)
+    old_ids = old[id_col].to_numpy(dtype=object)
     for ids in (new_ids, old_ids):
-        if pd.isna(ids).any() or len(set(ids.tolist())) != len(ids):
+        if pd.isna(ids).any() or not pd.Index(ids).is_unique:
             return None
     at = pd.Index(old_ids).get_indexer(new_ids)  # each new row's old row, -1 if none
-    here = at >= 0
-    same = here.copy()
+    here = np.flatnonzero(at >= 0)
+    same = at >= 0
     for col in new.columns:
         a = new[col].to_numpy()[here]
         b = old[col].to_numpy()[at[here]]
-        if spatial and col == new.geometry.name:
-            eq = shapely.equals_exact(a, b, tolerance=0) | (
-                shapely.is_missing(a) & shapely.is_missing(b)
-            )
-        else:
-            eq = np.asarray(pd.Series(a).eq(pd.Series(b)) | (pd.isna(a) & pd.isna(b)))
-        same[np.flatnonzero(here)[~eq]] = False
+        same[here[~_equal(a, b, spatial and col == new.geometry.name)]] = False
     write = ~same
     whole = flatten(name, new.iloc[:0])  # the layer's schema
     rows = flatten(name, new.iloc[np.flatnonzero(write)]) if write.any() else whole
@@ -116,6 +110,24 @@ def patch_of(name: str, new: pd.DataFrame, old: pd.DataFrame) -> Patch | None:
     retire = [str(c) for c in old_ids.tolist() if c not in kept]
     info = replace(rows.info, count=len(new), **_geometry_summary(new, spatial))
     return Patch(Rows(info, whole.dtypes, rows.records), retire)
+
+
+def _equal(a: np.ndarray, b: np.ndarray, geometry: bool) -> np.ndarray:
+    """Element by element: the same value (missing in both counts as the same)."""
+    if geometry:
+        return shapely.equals_exact(a, b, tolerance=0) | (
+            shapely.is_missing(a) & shapely.is_missing(b)
+        )
+    if a.dtype.kind in "iub" and b.dtype.kind in "iub":
+        return a == b
+    try:  # strings and None compared in C; NaN and NA are looked at only where unequal
+        eq = np.asarray(a == b, dtype=bool)
+    except (TypeError, ValueError):  # pandas NA and the like
+        eq = np.asarray(pd.Series(a).eq(pd.Series(b)).fillna(False), dtype=bool)
+    odd = np.flatnonzero(~eq)
+    if len(odd):
+        eq[odd] = pd.isna(a[odd]) & pd.isna(b[odd])
+    return eq
 
 
 def _geometry_summary(frame: pd.DataFrame, spatial: bool) -> dict[str, Any]:
