@@ -17,6 +17,7 @@ from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from wangge.data.accounts import append_audit
+from wangge.data.spans import span_condition
 from wangge.data.store import (
     SCHEMA_VERSION,
     SPAN_MIGRATION,
@@ -133,8 +134,7 @@ SCOPE_GUARD = [
       JOIN wg_layers bl ON bl.plan_id = a.plan_id AND bl.layer = 'units'
         AND bl.version = (v.meta->>'base')::int
       JOIN wg_features b ON b.plan_id = a.plan_id AND b.layer = 'units' AND b.code = a.code
-        AND (b.version = bl.source OR b.version BETWEEN bl.since AND bl.upto)
-        AND (b.until IS NULL OR b.until > bl.upto)
+        AND {span}
       WHERE a.plan_id = NEW.plan_id AND a.version = NEW.version AND a.layer = 'units'
         AND jsonb_typeof(v.meta->'scopes') = 'array'
         AND b.parent_code IS DISTINCT FROM a.parent_code
@@ -150,7 +150,7 @@ SCOPE_GUARD = [
       END IF;
       RETURN NULL;
     END $$ LANGUAGE plpgsql
-    """,
+    """.replace("{span}", span_condition("b", "bl.source", "bl.since", "bl.upto")),
     "DROP TRIGGER IF EXISTS wg_scope_guard ON wg_features",
     "DROP TRIGGER IF EXISTS wg_scope_guard ON wg_layers",
     "CREATE CONSTRAINT TRIGGER wg_scope_guard AFTER INSERT ON wg_layers "

@@ -186,17 +186,26 @@ def check_retired(found: int, patch: Patch, layer: str) -> None:
 
 
 def rows_filter(info: LayerInfo, version: int, alias: str = "f") -> tuple[str, dict[str, int]]:
-    """The one rule for which stored rows make a layer of a version, as SQL over the
-    feature table aliased ``alias``, with named parameters (both stores speak it): the
-    rows of its span (:attr:`LayerInfo.source`) that no version up to the span's end
-    retired. Returns (condition, parameters)."""
+    """Which stored rows make a layer of a version, as SQL over the feature table aliased
+    ``alias``, with named parameters (both stores speak it; :func:`span_condition`).
+    Returns (condition, parameters)."""
     stage, since, upto = info.span(version)
-    f = alias
-    where = f"{f}.version BETWEEN :wg_since AND :wg_upto"
-    if stage is not None:
-        where = f"({f}.version = :wg_stage OR {where})"
-    where += f" AND ({f}.until IS NULL OR {f}.until > :wg_upto)"
     params = {"wg_since": since, "wg_upto": upto}
     if stage is not None:
         params["wg_stage"] = stage
+    where = span_condition(
+        alias, ":wg_stage" if stage is not None else None, ":wg_since", ":wg_upto"
+    )
     return where, params
+
+
+def span_condition(alias: str, stage: str | None, since: str, upto: str) -> str:
+    """The one rule for a layer's rows, over SQL expressions for its span (parameters, or
+    a ``wg_layers`` row's columns in the database's scope guard): the rows written under
+    the versions ``since`` to ``upto``, or staged under ``stage``, that no version up to
+    ``upto`` retired."""
+    f = alias
+    where = f"{f}.version BETWEEN {since} AND {upto}"
+    if stage is not None:
+        where = f"({f}.version = {stage} OR {where})"
+    return f"{where} AND ({f}.until IS NULL OR {f}.until > {upto})"
