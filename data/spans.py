@@ -5,6 +5,7 @@ Both stores speak this SQL."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -91,33 +92,41 @@ def patch_of(name: str, new: pd.DataFrame, old: pd.DataFrame) -> Patch | None:
         return None
     if spatial and not (new.crs is not None and old.crs is not None and new.crs == old.crs):
         return None
-    new_ids = new[id_col].to_numpy(dtype=object)
-    old_ids = old[id_col].to_numpy(dtype=object)
-    for ids in (new_ids, old_ids):
-        if pd.isna(ids).any() or not pd.Index(ids).is_unique:
-            return None
-    at = pd.Index(old_ids).get_indexer(new_ids)  # each new row's old row, -1 if none
+    old_ids = pd.Index(old[id_col].to_numpy(dtype=object))
+    if old_ids.hasnans or not old_ids.is_unique:
+        return None
+    new_ids = pd.Index(new[id_col].to_numpy(dtype=object))
+    at = old_ids.get_indexer(new_ids)  # each new row's old row, -1 if none
+    # rows in the base's order (an edit's layers): compared as they are, without a take
+    aligned = len(new) == len(old) and bool(np.all(at == np.arange(len(at))))
+    if not aligned and (new_ids.hasnans or not new_ids.is_unique):
+        return None
     here = np.flatnonzero(at >= 0)
     same = at >= 0
     for col in new.columns:
-        a = new[col].to_numpy()[here]
-        b = old[col].to_numpy()[at[here]]
+        a, b = new[col].to_numpy(), old[col].to_numpy()
+        if not aligned:
+            a, b = a[here], b[at[here]]
         same[here[~_equal(a, b, spatial and col == new.geometry.name)]] = False
-    write = ~same
-    whole = flatten(name, new.iloc[:0])  # the layer's schema
-    rows = flatten(name, new.iloc[np.flatnonzero(write)]) if write.any() else whole
-    kept = set(new_ids[same].tolist())
-    retire = [str(c) for c in old_ids.tolist() if c not in kept]
+    rows = flatten(name, new.iloc[np.flatnonzero(~same)])
+    kept = np.zeros(len(old), dtype=bool)
+    kept[at[same]] = True  # an old row is kept where a new row is the same as it
+    retire = [str(c) for c in old_ids[~kept]]
     info = replace(rows.info, count=len(new), **_geometry_summary(new, spatial))
-    return Patch(Rows(info, whole.dtypes, rows.records), retire)
+    return Patch(Rows(info, rows.dtypes, rows.records), retire)
 
 
 def _equal(a: np.ndarray, b: np.ndarray, geometry: bool) -> np.ndarray:
     """Element by element: the same value (missing in both counts as the same)."""
-    if geometry:
-        return shapely.equals_exact(a, b, tolerance=0) | (
-            shapely.is_missing(a) & shapely.is_missing(b)
-        )
+    if geometry:  # the same object is the same shape: coordinates compared only where not
+        eq = np.fromiter(map(operator.is_, a, b), dtype=bool, count=len(a))
+        odd = np.flatnonzero(~eq)
+        if len(odd):
+            x, y = a[odd], b[odd]
+            eq[odd] = shapely.equals_exact(x, y, tolerance=0) | (
+                shapely.is_missing(x) & shapely.is_missing(y)
+            )
+        return eq
     if a.dtype.kind in "iub" and b.dtype.kind in "iub":
         return a == b
     try:  # strings and None compared in C; NaN and NA are looked at only where unequal

@@ -11,6 +11,8 @@ with the same partitioner that drew the plan.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,10 +121,33 @@ def units_from_tables(units: pd.DataFrame, edges: pd.DataFrame, metric_geoms) ->
     )
 
 
+#: Level codes of frozen assignments (read-only arrays that own their data), by id; an
+#: entry goes with its array. A save at 10⁶ households asked for them 19 times.
+_LEVEL_CODES: dict[int, dict[str, np.ndarray]] = {}
+
+
 def level_codes(micro: np.ndarray, level: str) -> np.ndarray:
-    """Each unit's code at ``level`` (a prefix of its micro-grid code)."""
+    """Each unit's code at ``level`` (a prefix of its micro-grid code). Of a frozen
+    assignment (:func:`frozen`) they are made once and returned read-only."""
     n = LENGTHS[level]
-    return np.asarray([c[:n] for c in micro], dtype=object)
+    if not (isinstance(micro, np.ndarray) and micro.flags.owndata and not micro.flags.writeable):
+        return np.asarray([c[:n] for c in micro], dtype=object)
+    memo = _LEVEL_CODES.get(id(micro))
+    if memo is None:
+        memo = _LEVEL_CODES[id(micro)] = {}
+        weakref.finalize(micro, _LEVEL_CODES.pop, id(micro), None)
+    if level not in memo:
+        memo[level] = frozen(np.asarray([c[:n] for c in micro], dtype=object))
+    return memo[level]
+
+
+def frozen(micro: np.ndarray) -> np.ndarray:
+    """``micro`` made read-only (a copy unless it owns its data): an assignment that
+    will not change, whose level codes :func:`level_codes` may then keep."""
+    if not micro.flags.owndata:
+        micro = micro.copy()
+    micro.flags.writeable = False
+    return micro
 
 
 @dataclass(frozen=True)
@@ -185,7 +210,7 @@ def apply_moves(
             out[i] = _nearest_micro(units, out, i, to)
         pending = rest
     changed = np.flatnonzero(out != micro)
-    return out, [Move(units.codes[i], micro[i], out[i]) for i in changed]
+    return frozen(out), [Move(units.codes[i], micro[i], out[i]) for i in changed]
 
 
 def _touching_micro(units: Units, micro: np.ndarray, i: int, grid: str) -> str | None:
@@ -227,15 +252,25 @@ def _labels(micro: np.ndarray, level: str) -> tuple[np.ndarray, np.ndarray]:
     return uniq.astype(object), inv
 
 
-def summary(units: Units, micro: np.ndarray, level: str) -> pd.DataFrame:
-    """Households, population, area (m²) and unit count per code at ``level``."""
-    uniq, inv = _labels(micro, level)
+def summary(
+    units: Units, micro: np.ndarray, level: str, only: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """Households, population, area (m²) and unit count per code at ``level``; with
+    ``only``, of those codes alone (an edit's parts, without grouping a whole city)."""
+    if only is None:
+        uniq, inv = _labels(micro, level)
+        pick = slice(None)
+    else:
+        codes = level_codes(micro, level)
+        pick = np.flatnonzero(pd.Index(codes).isin(list(only)))
+        uniq, inv = np.unique(codes[pick].astype(str), return_inverse=True)
+        uniq = uniq.astype(object)
     k = len(uniq)
     return pd.DataFrame(
         {
-            "households": np.bincount(inv, units.households, k),
-            "population": np.bincount(inv, units.population, k),
-            "area_m2": np.bincount(inv, units.area, k),
+            "households": np.bincount(inv, units.households[pick], k),
+            "population": np.bincount(inv, units.population[pick], k),
+            "area_m2": np.bincount(inv, units.area[pick], k),
             "units": np.bincount(inv, minlength=k),
         },
         index=pd.Index(uniq, name="code"),
@@ -395,6 +430,9 @@ def grid_neighbours(
     grid = level_codes(micro, "grid")
     g = units.graph
     cross = grid[g.eu] != grid[g.ev]
+    if only is not None:  # the edges of those grids alone, not a whole city's
+        mine = pd.Index(grid).isin(list(only))
+        cross &= mine[g.eu] | mine[g.ev]
     pairs = pd.DataFrame({"a": grid[g.eu][cross], "b": grid[g.ev][cross]})
     both = pd.concat([pairs, pairs.rename(columns={"a": "b", "b": "a"})]).drop_duplicates()
     if only is not None:

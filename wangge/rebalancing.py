@@ -25,7 +25,7 @@ from wangge.editing import Editor, EditResult
 from wangge.errors import InputError
 from wangge.geo import assignment as ge
 from wangge.geo.rebalance import Rebalanced, rebalance
-from wangge.plan_state import POLYGONS, PlanState, unit_of_buildings
+from wangge.plan_state import POLYGONS, PlanState
 from wangge.scopes import Who, check_scope
 
 #: Columns naming the unit a household count belongs to (the plan's unit codes; a units
@@ -134,7 +134,7 @@ def by_building(state: PlanState, counts: pd.Series) -> NewHouseholds:
     inside a larger one has no cell) in the unit that holds its representative point."""
     b = state.layers["buildings"]
     ids = b["building_id"].astype(str).to_numpy()
-    unit = unit_of_buildings(state.unit_frame, b)
+    unit = state.units_of(b)
     old = b["households"].to_numpy(dtype=float)
     new = pd.Series(ids).map(counts.astype(float)).to_numpy(dtype=float)
     named = ~np.isnan(new)
@@ -182,7 +182,7 @@ def with_households(state: PlanState, households: NewHouseholds) -> tuple[PlanSt
             named = ids.map(households.buildings.astype(float))
             b["households"] = named.fillna(b["households"].astype(float)).to_numpy()
         else:  # a table by unit: each building keeps its share of its unit
-            unit = pd.Series(unit_of_buildings(state.unit_frame, b), index=b.index)
+            unit = pd.Series(state.units_of(b), index=b.index)
             share = pd.Series(
                 np.divide(new, old, out=np.ones_like(new), where=old > 0), index=codes.to_numpy()
             )
