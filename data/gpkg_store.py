@@ -421,6 +421,9 @@ class GpkgStore(Store):
     def _select(self, sql: str, params: dict[str, Any]) -> list[tuple]:
         return self._conn().execute(sql, params).fetchall()
 
+    def _property(self, alias: str, key: str) -> str:
+        return f"json_extract({alias}.properties, '$.{key}')"
+
     def latest(self, plan_id: str) -> int | None:
         row = (
             self._conn()

@@ -497,6 +497,9 @@ class PostgisStore(Store):
         with self.engine.connect() as conn:
             return [tuple(r) for r in conn.execute(sa.text(sql), params)]
 
+    def _property(self, alias: str, key: str) -> str:
+        return f"{alias}.properties->>'{key}'"
+
     def latest(self, plan_id: str) -> int | None:
         stmt = sa.select(plans_table.c.latest).where(plans_table.c.plan_id == plan_id)
         with self.engine.connect() as conn:

@@ -59,6 +59,16 @@ TOUCHED = (
     " AND ((f.version > :lo AND f.version <= :hi) OR (f.until > :lo AND f.until <= :hi))"
 )
 
+#: The micro-grid of every unit row and the records of every micro-grid row a plan ever
+#: stored, whatever version wrote it: every code the plan gave out (``Store.codes_ever``).
+#: ``{records}`` is the store's text of a property (``Store._property``).
+UNIT_PARENTS_EVER = (
+    "SELECT DISTINCT f.parent_code FROM wg_features f WHERE f.plan_id = :p AND f.layer = 'units'"
+)
+RECORDS_EVER = (
+    "SELECT DISTINCT {records} FROM wg_features f WHERE f.plan_id = :p AND f.layer = 'microgrids'"
+)
+
 
 def spanned(info: LayerInfo, version: int) -> LayerInfo:
     """``info`` with its span written out (as a version that keeps it stores it)."""

@@ -36,8 +36,10 @@ from wangge.data.rows import (
     with_ids,
 )
 from wangge.data.spans import (
+    RECORDS_EVER,
     SPAN_MIGRATION,
     TOUCHED,
+    UNIT_PARENTS_EVER,
     Patch,
     check_retired,
     kept_layers,
@@ -455,9 +457,28 @@ class Store(ABC):
         rows = self._select(TOUCHED, {"p": plan_id, "l": layer, "lo": lo, "hi": hi})
         return {r[0] for r in rows}
 
+    def codes_ever(self, plan_id: str) -> set[str]:
+        """Every micro-grid and grid code (vertical micro-grids' records too) that any
+        version of the plan has given out: a query on every unit and micro-grid row the
+        plan ever stored, not a read of each version. (Rows of a city's stages count too:
+        a code a stage held is never given out again, which errs on the safe side.)"""
+        out: set[str] = set()
+        for (code,) in self._select(UNIT_PARENTS_EVER, {"p": plan_id}):
+            if code:
+                out |= {str(code), str(code)[:15]}
+        records = RECORDS_EVER.format(records=self._property("f", "record_codes"))
+        for (text,) in self._select(records, {"p": plan_id}):
+            if text:
+                out |= {c for c in str(text).split(",") if c}
+        return out
+
     @abstractmethod
     def _select(self, sql: str, params: dict[str, Any]) -> list[tuple]:
         """Rows of a read-only SQL statement with named parameters (``:name``)."""
+
+    @abstractmethod
+    def _property(self, alias: str, key: str) -> str:
+        """The SQL text of property ``key`` of the features aliased ``alias``."""
 
     def _check_layer(self, plan_id: str, version: int, layer: str) -> LayerInfo:
         infos = self.layer_infos(plan_id, version)

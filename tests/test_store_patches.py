@@ -228,6 +228,16 @@ def test_the_editor_writes_only_what_an_edit_changed_and_every_version_reads_who
     sa_, sb = editor.state(plan, 1), editor.state(plan, version)
     want = sorted(str(sa_.units.codes[i]) for i in np.flatnonzero(sa_.micro != sb.micro))
     assert sorted(d["unit"] for d in diff) == want and want
+    # the codes the plan ever gave out, a query on its stored rows, are those of every
+    # version read whole
+    ever: set[str] = set()
+    for number in [1, *held]:
+        frames = editor.state(plan, number).stored
+        micro = frames["units"]["parent_code"].astype(str)
+        ever |= set(micro) | set(micro.str[:15])
+        for rc in frames["microgrids"].get("record_codes", pd.Series()).dropna().astype(str):
+            ever |= {c for c in rc.split(",") if c}
+    assert editor.codes_ever(plan) == ever and len(ever) > 100
 
 
 def _id(name: str) -> str:

@@ -185,28 +185,7 @@ class Editor:
         """Every grid and micro-grid code (vertical micro-grids' records too) that any
         version of the plan has given out: a code once given up is never given out again,
         by a completion or a rebalance (DB11/T 2157-2023: a code has one life)."""
-        store = self.store
-        cache = self.__dict__.setdefault("_codes_ever", {})
-        versions = store.versions(plan_id)
-        # versions never change: each is read once (a plan removed and made again under
-        # its name starts afresh: the key holds its first version's time)
-        key = (plan_id, versions[0].created_at if versions else None)
-        seen, out = cache.get(key, (0, set()))
-        out = set(out)
-        for v in versions:
-            if v.version <= seen:
-                continue
-            units = store.query(plan_id, v.version, "units").frame
-            micro = units["parent_code"].astype(str)
-            out |= set(micro) | set(micro.str[:15])
-            grids = store.query(plan_id, v.version, "microgrids").frame
-            if "record_codes" in grids:
-                for rc in grids["record_codes"].dropna().astype(str):
-                    out |= {c for c in rc.split(",") if c}
-            seen = max(seen, v.version)
-        with self._lock:
-            cache[key] = (seen, frozenset(out))
-        return out
+        return self.store.codes_ever(plan_id)
 
     def diff(self, plan_id: str, a: int, b: int) -> list[dict[str, Any]]:
         """The units whose micro-grid differs between versions ``a`` and ``b``: a query
