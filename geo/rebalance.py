@@ -39,6 +39,9 @@ from wangge.geo.assignment import (
     keep_codes,
     level_codes,
     mark,
+    pieces,
+    sub_units,
+    summary,
 )
 from wangge.geo.codes import iter_free_codes
 from wangge.geo.limits import Limits
@@ -101,12 +104,31 @@ class _Plan:
         self.taken: set[str] = set(micro)  # every micro-grid code given out, kept or not
         self.grids_taken: set[str] = set(level_codes(micro, "grid"))
         self.start = micro.copy()  # the assignment the repairs began from
+        self.start_grid = level_codes(self.start, "grid")
+        # each unit's grid under ``_seen``, brought up to date where micro changed since
+        self._seen, self._grid = self.micro.copy(), level_codes(self.micro, "grid")
 
     def changed(self, grid: str) -> bool:
         """Whether the repairs have already changed ``grid``'s units (a repair that can
         take from or give to a grid already changed changes no more grids)."""
-        now, was = self.grid_of() == grid, level_codes(self.start, "grid") == grid
+        now, was = self.grid_of() == grid, self.start_grid == grid
         return bool((now != was).any())
+
+    def community(self, code: str) -> _Plan:
+        """The plan of community ``code``'s units alone, holding the codes taken and the
+        grids held of this one: every repair stays inside its community, so its lookups
+        cost the community's units, not a city's. :meth:`put` takes the repairs back."""
+        idx = np.flatnonzero(level_codes(self.micro, "community") == code)
+        sub = _Plan(sub_units(self.units, idx), self.micro[idx], self.limits, self.held)
+        sub.taken, sub.grids_taken = self.taken, self.grids_taken
+        sub.start, sub.start_grid = self.start[idx], self.start_grid[idx]
+        sub.at = idx
+        return sub
+
+    def put(self, sub: _Plan) -> None:
+        """The repairs of a community's plan (:meth:`community`), taken back."""
+        self.micro[sub.at] = sub.micro
+        self.taken, self.grids_taken, self.held = sub.taken, sub.grids_taken, sub.held
 
     def snapshot(self) -> tuple:
         return self.micro.copy(), set(self.taken), set(self.grids_taken), set(self.held)
@@ -119,7 +141,15 @@ class _Plan:
         del steps[mark_at:]
 
     def grid_of(self) -> np.ndarray:
-        return level_codes(self.micro, "grid")
+        """Each unit's grid now. Worked out again only where the assignment changed since
+        the last asking (a city's 46,000 units were sliced at every lookup); a new array
+        then, so that one a caller kept still tells the grids as they were."""
+        moved = np.flatnonzero(self.micro != self._seen)
+        if len(moved):
+            grid = self._grid.copy()
+            grid[moved] = level_codes(self.micro[moved], "grid")
+            self._seen, self._grid = self.micro.copy(), grid
+        return self._grid
 
     def households(self, grid: str) -> float:
         return float(self.units.households[self.grid_of() == grid].sum())
@@ -210,27 +240,38 @@ def rebalance(
     steps: list[str] = []
     unrepaired: dict[str, str] = {}
     rng = np.random.default_rng(limits.solver.seed)
+    here, community = None, ""  # the plan of the community being repaired (codes sort by it)
     for grid in out_before:
         if grid in held:
             unrepaired[grid] = LOCKED
             continue
-        if grid not in set(p.grid_of()):
+        if here is None or community != grid[:12]:
+            if here is not None:
+                p.put(here)
+            here, community = p.community(grid[:12]), grid[:12]
+        if not (here.grid_of() == grid).any():
             continue  # merged away already
-        hh = p.households(grid)
-        lived = units.households[p.members(grid)]
+        hh = here.households(grid)
+        lived = here.units.households[here.members(grid)]
         if hh > band.hi and (lived > 0).sum() == 1:  # one tower, alone over the ceiling
             unrepaired[grid] = INDIVISIBLE
             mark(flags, grid, "oversize", INDIVISIBLE)
             continue
-        if not _repair(p, grid, flags, rng, steps):
+        if not _repair(here, grid, flags, rng, steps):
             unrepaired[grid] = NO_ROOM
+    if here is not None:
+        p.put(here)
     # micro-grids: divided again inside each grid whose units or households changed
     grid_after = p.grid_of()
     moved = micro != p.micro
     touched = set(grid_after[moved]) | set(level_codes(micro[moved], "grid"))
-    drift = {c for c in before.index if c in set(grid_after)}
+    alive = set(grid_after)
+    # a grid the repairs did not touch is divided again only if one of its micro-grids
+    # left its band or its one piece (found for the whole plan at once: a city's 2,500
+    # grids, each checked micro-grid by micro-grid, took minutes)
+    drift = {c for c in before.index if c in alive} & _micro_trouble(p, mband, flags)
     for grid in sorted((touched | drift) - held):
-        if grid not in set(grid_after):
+        if grid not in alive:
             continue
         _mend_micro(p, grid, mband, flags, rng, steps)
     grids_before, grids_after = set(level_codes(micro, "grid")), set(p.grid_of())
@@ -441,6 +482,17 @@ def _split(p: _Plan, grid: str, flags: Flags, rng, steps: list[str]) -> bool:
     made = [c for c in codes if c != grid]
     steps.append(f"split grid {grid} into {grid} and {', '.join(made)}")
     return True
+
+
+def _micro_trouble(p: _Plan, mband, flags: Flags) -> set[str]:
+    """The grids with a micro-grid out of its band or in pieces (vertical ones aside):
+    those :func:`_mend_micro` would divide again."""
+    table = summary(p.units, p.micro, "microgrid")
+    hh = table["households"]
+    vertical = table.index.map(lambda c: flags.flag.get(c) == "vertical").to_numpy(dtype=bool)
+    out = ((hh > mband.hi) | (hh < mband.lo)).to_numpy() & ~vertical
+    split = pieces(p.units, p.micro, "microgrid").reindex(table.index).to_numpy() > 1
+    return {str(c)[:15] for c in table.index[out | split]}
 
 
 def _mend_micro(p: _Plan, grid: str, mband, flags: Flags, rng, steps: list[str]) -> None:
