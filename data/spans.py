@@ -115,6 +115,8 @@ def patch_of(name: str, new: pd.DataFrame, old: pd.DataFrame) -> Patch | None:
     same = at >= 0
     for col in new.columns:
         a, b = new[col].to_numpy(), old[col].to_numpy()
+        if aligned and _one_buffer(a, b):
+            continue  # the base's column itself (a copy on write): nothing in it changed
         if not aligned:
             a, b = a[here], b[at[here]]
         same[here[~_equal(a, b, spatial and col == new.geometry.name)]] = False
@@ -124,6 +126,17 @@ def patch_of(name: str, new: pd.DataFrame, old: pd.DataFrame) -> Patch | None:
     retire = [str(c) for c in old_ids[~kept]]
     info = replace(rows.info, count=len(new), **_geometry_summary(new, spatial))
     return Patch(Rows(info, rows.dtypes, rows.records), retire)
+
+
+def _one_buffer(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays are views of the same memory in the same layout: the same
+    values, whatever they are."""
+    return (
+        a.dtype == b.dtype
+        and a.shape == b.shape
+        and a.strides == b.strides
+        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    )
 
 
 def _equal(a: np.ndarray, b: np.ndarray, geometry: bool) -> np.ndarray:

@@ -427,10 +427,12 @@ class Editor:
         return self.state(plan_id, base_version)
 
     def _still_latest(self, plan_id: str, base_version: int) -> None:
-        latest = self.store.resolve(plan_id)
-        if base_version != latest.version:
+        latest = self.store.latest(plan_id)  # one row, not every version's
+        if latest is None:
+            self.store.resolve(plan_id)  # no such plan: its NotFound
+        if base_version != latest:
             raise VersionConflict(
-                f"based on version {base_version}, but the latest is {latest.version}; "
+                f"based on version {base_version}, but the latest is {latest}; "
                 "reload and redo the change",
                 plan_id,
                 where="base_version",
