@@ -121,3 +121,65 @@ def test_new_rows_put_in_place_are_the_rows_sorted(seed):
         )
         assert got["code"].tolist() == want["code"].tolist()
         pd.testing.assert_frame_equal(got, want)
+
+
+def _rows_one_by_one(level: str, micro_a, micro_b, hh_a, hh_b) -> pd.DataFrame:
+    """The change report's rows of a level, code by code: the long way round."""
+    of_a = pd.Series(micro_a if level == "microgrid" else ge.level_codes(micro_a, level))
+    of_b = pd.Series(micro_b if level == "microgrid" else ge.level_codes(micro_b, level))
+    members_a, members_b = of_a.groupby(of_a).groups, of_b.groupby(of_b).groups
+    out = []
+    for code in sorted(set(members_a) | set(members_b)):
+        ua = np.sort(np.asarray(members_a.get(code, []), dtype=int))
+        ub = np.sort(np.asarray(members_b.get(code, []), dtype=int))
+        if code not in members_a:
+            status = "created"
+        elif code not in members_b:
+            status = "retired"
+        elif not np.array_equal(ua, ub):
+            status = "changed"
+        elif not np.allclose(hh_a[ua], hh_b[ub]):
+            status = "recounted"
+        else:
+            status = "kept"
+        h_a = hh_a[ua].sum() if code in members_a else np.nan
+        h_b = hh_b[ub].sum() if code in members_b else np.nan
+        out.append((code, status, h_a, h_b, len(ua), len(ub)))
+    return pd.DataFrame(
+        out, columns=["code", "status", "households_a", "households_b", "units_a", "units_b"]
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_change_reports_rows_for_all_codes_at_once_are_those_code_by_code(seed):
+    from wangge.changes import _level_rows
+
+    rng = np.random.default_rng(SEED + seed)
+    n = 600
+    micro_a = np.array(
+        [
+            f"320102001{g // 5 + 1:03d}{g % 5 + 1:03d}{m + 1:03d}"
+            for g, m in rng.integers(0, 20, (n, 2))
+        ],
+        dtype=object,
+    )
+    micro_b = micro_a.copy()
+    moved = rng.choice(n, 30, replace=False)  # some to codes that exist, some to new ones
+    micro_b[moved] = np.where(
+        rng.random(30) < 0.7, micro_a[rng.choice(n, 30)], "320102001009009077"
+    )
+    hh_a = rng.integers(0, 60, n).astype(float)
+    hh_b = hh_a.copy()
+    hh_b[rng.choice(n, 25, replace=False)] += rng.choice([0.0, 1e-9, 3.0], 25)
+    a, b = SimpleNamespace(micro=micro_a, layers={}), SimpleNamespace(micro=micro_b, layers={})
+    for level in ("grid", "microgrid"):
+        got = _level_rows(level, a, b, hh_a, hh_b)
+        want = _rows_one_by_one(level, micro_a, micro_b, hh_a, hh_b)
+        assert got["code"].tolist() == want["code"].tolist()
+        assert got["status"].tolist() == want["status"].tolist()
+        if level == "microgrid":  # every status, the long way and the short
+            assert set(want["status"]) == {"created", "changed", "retired", "recounted", "kept"}
+        for col in ("households_a", "households_b"):
+            np.testing.assert_allclose(got[col], want[col], rtol=1e-12)
+        assert got["units_a"].tolist() == want["units_a"].tolist()
+        assert got["units_b"].tolist() == want["units_b"].tolist()

@@ -145,44 +145,42 @@ def changes(editor: Editor, plan_id: str, a: int, b: int) -> Changes:
 
 
 def _level_rows(level: str, sa_, sb, hh_a: np.ndarray, hh_b: np.ndarray) -> pd.DataFrame:
-    """One row per code of ``level`` in either version, with its status."""
-    of_a = pd.Series(ge.level_codes(sa_.micro, level) if level != "microgrid" else sa_.micro)
-    of_b = pd.Series(ge.level_codes(sb.micro, level) if level != "microgrid" else sb.micro)
-    members_a = of_a.groupby(of_a).groups
-    members_b = of_b.groupby(of_b).groups
+    """One row per code of ``level`` in either version, with its status: worked out for
+    all codes at once (a city's 40,000 micro-grids one by one took 4 s)."""
+    micro = level == "microgrid"
+    of_a = np.asarray(sa_.micro if micro else ge.level_codes(sa_.micro, level)).astype(str)
+    of_b = np.asarray(sb.micro if micro else ge.level_codes(sb.micro, level)).astype(str)
+    codes = np.union1d(of_a, of_b)  # sorted
+    at_a, at_b = np.searchsorted(codes, of_a), np.searchsorted(codes, of_b)
+    k = len(codes)
+    units_a, units_b = np.bincount(at_a, minlength=k), np.bincount(at_b, minlength=k)
+    in_a, in_b = units_a > 0, units_b > 0
+    moved = of_a != of_b  # a code whose units differ: one left it or joined it
+    changed = np.zeros(k, dtype=bool)
+    changed[at_a[moved]] = changed[at_b[moved]] = True
+    # same units, other households (as np.allclose tells them apart)
+    recounted = np.zeros(k, dtype=bool)
+    recounted[at_b[~np.isclose(hh_a, hh_b)]] = True
+    status = np.select(
+        [~in_a, ~in_b, changed, recounted],
+        ["created", "retired", "changed", "recounted"],
+        "kept",
+    )
     names_a = _names(sa_.layers.get(LEVELS[level]))
     names_b = _names(sb.layers.get(LEVELS[level]))
-    out = []
-    for code in sorted(set(members_a) | set(members_b)):
-        ua = np.sort(np.asarray(members_a.get(code, []), dtype=int))
-        ub = np.sort(np.asarray(members_b.get(code, []), dtype=int))
-        in_a, in_b = code in members_a, code in members_b
-        h_a = float(hh_a[ua].sum()) if in_a else np.nan
-        h_b = float(hh_b[ub].sum()) if in_b else np.nan
-        if not in_a:
-            status = "created"
-        elif not in_b:
-            status = "retired"
-        elif not np.array_equal(ua, ub):
-            status = "changed"
-        elif not np.allclose(hh_a[ua], hh_b[ub]):
-            status = "recounted"
-        else:
-            status = "kept"
-        out.append(
-            {
-                "level": level,
-                "code": str(code),
-                "status": status,
-                "households_a": h_a,
-                "households_b": h_b,
-                "units_a": len(ua),
-                "units_b": len(ub),
-                "name_a": names_a.get(code, ""),
-                "name_b": names_b.get(code, ""),
-            }
-        )
-    return pd.DataFrame(out)
+    return pd.DataFrame(
+        {
+            "level": level,
+            "code": codes.astype(object),
+            "status": status.astype(object),
+            "households_a": np.where(in_a, np.bincount(at_a, hh_a, k), np.nan),
+            "households_b": np.where(in_b, np.bincount(at_b, hh_b, k), np.nan),
+            "units_a": units_a,
+            "units_b": units_b,
+            "name_a": [names_a.get(c, "") for c in codes],
+            "name_b": [names_b.get(c, "") for c in codes],
+        }
+    )
 
 
 def _names(layer: gpd.GeoDataFrame | None) -> dict[str, str]:
