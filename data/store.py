@@ -459,9 +459,10 @@ class Store(ABC):
 
     def codes_ever(self, plan_id: str) -> set[str]:
         """Every micro-grid and grid code (vertical micro-grids' records too) that any
-        version of the plan has given out: a query on every unit and micro-grid row the
-        plan ever stored, not a read of each version. (Rows of a city's stages count too:
-        a code a stage held is never given out again, which errs on the safe side.)"""
+        version of the plan has given out, never to be given out again by a completion or
+        a rebalance (DB11/T 2157-2023: a code has one life). A query on every unit and
+        micro-grid row the plan ever stored, not a read of each version. (Rows of a city's
+        stages count too: a code a stage held is never given out again, the safe side.)"""
         out: set[str] = set()
         for (code,) in self._select(UNIT_PARENTS_EVER, {"p": plan_id}):
             if code:

@@ -107,6 +107,7 @@ class _Plan:
         self.start_grid = level_codes(self.start, "grid")
         # each unit's grid under ``_seen``, brought up to date where micro changed since
         self._seen, self._grid = self.micro.copy(), level_codes(self.micro, "grid")
+        self.at: np.ndarray | None = None  # a community's plan: its units' positions
 
     def changed(self, grid: str) -> bool:
         """Whether the repairs have already changed ``grid``'s units (a repair that can

@@ -237,7 +237,7 @@ def test_the_editor_writes_only_what_an_edit_changed_and_every_version_reads_who
         ever |= set(micro) | set(micro.str[:15])
         for rc in frames["microgrids"].get("record_codes", pd.Series()).dropna().astype(str):
             ever |= {c for c in rc.split(",") if c}
-    assert editor.codes_ever(plan) == ever and len(ever) > 100
+    assert store.codes_ever(plan) == ever and len(ever) > 100
 
 
 def _id(name: str) -> str:

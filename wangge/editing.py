@@ -132,7 +132,7 @@ class Editor:
         )
         state.stored = {"units": unit_frame, **layers}
         if state.city:  # checked once here, so that every edit re-checks only its street
-            state.found = ge.check(units, micro, limits, state.flags)
+            state.violations()
         return state
 
     # reading ----------------------------------------------------------------------------
@@ -146,7 +146,7 @@ class Editor:
         return {**s.shown, "grids": [dict(g) for g in s.shown["grids"]]}
 
     def _overview(self, s: PlanState) -> dict[str, Any]:
-        found = ge.check(s.units, s.micro, s.limits, s.flags)
+        found = s.violations()
         nbrs = ge.grid_neighbours(s.units, s.micro)
         grids = grid_rows(s, s.micro, s.layers["grids"], nbrs, s.locks)
         com = s.layers["communities"]
@@ -180,12 +180,6 @@ class Editor:
             "violations": with_boxes(s, found, s.layers),
             "stale": list(s.version.meta.get("stale_layers") or []),
         }
-
-    def codes_ever(self, plan_id: str) -> set[str]:
-        """Every grid and micro-grid code (vertical micro-grids' records too) that any
-        version of the plan has given out: a code once given up is never given out again,
-        by a completion or a rebalance (DB11/T 2157-2023: a code has one life)."""
-        return self.store.codes_ever(plan_id)
 
     def diff(self, plan_id: str, a: int, b: int) -> list[dict[str, Any]]:
         """The units whose micro-grid differs between versions ``a`` and ``b``: a query
@@ -298,7 +292,7 @@ class Editor:
             new_locks | outside,
             base.limits,
             base.flags,
-            retired=self.codes_ever(plan_id) - living,
+            retired=self.store.codes_ever(plan_id) - living,
         )
         check_scope(
             who, {m.before for m in done.moves} | {m.after for m in done.moves}, "a move of"
@@ -389,7 +383,7 @@ class Editor:
                 plan_id,
                 where="names",
             )
-        found = ge.check(base.units, base.micro, base.limits, base.flags)
+        found = base.violations()
         meta = {
             "kind": "rename",
             "name": "",

@@ -70,6 +70,12 @@ class PlanState:
         """A plan of several streets: edits are checked street by street."""
         return len(self.layers["streets"]) > 1
 
+    def violations(self) -> list[Violation]:
+        """The violations of this version's assignment (``ge.check``), found once."""
+        if self.found is None:
+            self.found = ge.check(self.units, self.micro, self.limits, self.flags)
+        return self.found
+
     def units_of(self, buildings: gpd.GeoDataFrame) -> np.ndarray:
         """:func:`unit_of_buildings` of ``buildings``, remembered while their ids are the
         same (a save at 10⁶ households looked up 45,000 buildings' units every time)."""
@@ -384,7 +390,7 @@ def _part_row(
 
 
 def check_state(base: PlanState, micro: np.ndarray, moved: list[ge.Move], flags: ge.Flags):
-    """The violations of ``micro``: on a city whose base is checked, only the streets the
+    """The violations of ``micro``: on a city, only the streets the
     moves touch are checked again; a move across streets, or other flags (completion),
     checks the whole plan."""
     across = any(m.before[:9] != m.after[:9] for m in moved)
@@ -392,11 +398,9 @@ def check_state(base: PlanState, micro: np.ndarray, moved: list[ge.Move], flags:
         base.streets.clear()  # a unit changed street: the cached street members are stale
     if not base.city or across or flags is not base.flags or not moved:
         return ge.check(base.units, micro, base.limits, flags)
-    if base.found is None:  # a loaded version is checked whole once, then street by street
-        base.found = ge.check(base.units, base.micro, base.limits, base.flags)
-    streets = {m.before[:9] for m in moved}
+    streets = {m.before[:9] for m in moved}  # the base checked whole once, then by street
     return ge.check_streets(
-        base.units, micro, base.limits, flags, base.found, streets, base.streets
+        base.units, micro, base.limits, flags, base.violations(), streets, base.streets
     )
 
 

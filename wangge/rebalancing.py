@@ -223,7 +223,7 @@ def rebalance_version(
     differ = state.units.households != base.units.households
     check_scope(who, set(ge.level_codes(base.micro[differ], "grid")), "a household change in")
     t0 = time.perf_counter()
-    retired = editor.codes_ever(plan_id) - set(base.micro)
+    retired = editor.store.codes_ever(plan_id) - set(base.micro)
     done = rebalance(state.units, state.micro, state.limits, state.locks, state.flags, retired)
     took = time.perf_counter() - t0
     check_scope(who, set(done.changed) | set(done.micro_changed), "a rebalance of")
