@@ -6,6 +6,7 @@ place instead of sorted."""
 from __future__ import annotations
 
 import random
+import sys
 from types import SimpleNamespace
 
 import geopandas as gpd
@@ -183,3 +184,39 @@ def test_the_change_reports_rows_for_all_codes_at_once_are_those_code_by_code(se
             np.testing.assert_allclose(got[col], want[col], rtol=1e-12)
         assert got["units_a"].tolist() == want["units_a"].tolist()
         assert got["units_b"].tolist() == want["units_b"].tolist()
+
+
+def test_a_state_dropped_from_the_cache_is_freed_without_the_collector(plan_dir, tmp_path):
+    """The editor freezes what it loads (``gc.freeze``) so that full collections inside
+    later edits need not walk a city's polygons; that is safe only while a state forms no
+    reference cycles, so that one dropped from the cache is freed by reference counting."""
+    import gc
+    import weakref
+
+    from wangge.data.gpkg_store import GpkgStore
+    from wangge.data.plan import read_plan
+    from wangge.editing import Editor
+    from wangge.importing import save_plan
+
+    store = GpkgStore(tmp_path / "store.gpkg")
+    try:
+        save_plan(store, read_plan(plan_dir / "plan.gpkg"), "freed", None, "test", "imported")
+        editor = Editor(store, keep=1)
+        s = editor.state("freed")
+        assert gc.get_freeze_count() > 0
+        held = [s, s.unit_frame, s.units, s.units.graph, s.layers["grids"], s.metric]
+        refs = [weakref.ref(x) for x in held]
+        polygons = s.metric[:3].tolist()  # shapely objects can't be weakly referenced
+        counts = [sys.getrefcount(p) for p in polygons]
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            del s, held
+            editor._states.clear()
+            assert [r() is None for r in refs] == [True] * len(refs)
+            assert [sys.getrefcount(p) for p in polygons] == [c - 1 for c in counts]
+        finally:
+            if was:
+                gc.enable()
+    finally:
+        store.close()

@@ -9,6 +9,7 @@ features it changed, so the tile cache can drop exactly the tiles they touch.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections import OrderedDict
@@ -91,6 +92,7 @@ class Editor:
                     return self._states[key]
             state = self._load(v)
             self._remember(state)
+            _settle()
         with self._lock:
             self._loading.pop(key, None)
         return state
@@ -567,6 +569,18 @@ class Editor:
 
 
 # helpers -----------------------------------------------------------------------------
+
+
+def _settle() -> None:
+    """Put what a loaded version holds out of the cyclic collector's way. A city's state
+    holds some 180,000 shapely polygons, each tracked by the collector; every full
+    collection that fell inside a later edit walked them all (135 ms of a 300 ms save at
+    10⁶ households). They form no cycles (a state dropped from the cache is freed by
+    reference counting alone), so they are frozen (``gc.freeze``) once loaded: later
+    collections walk only what edits make. The young generations are collected first so
+    that no garbage is frozen with them."""
+    gc.collect(1)
+    gc.freeze()
 
 
 def _grid_name(code: str, name: str) -> str:
