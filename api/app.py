@@ -23,6 +23,7 @@ from wangge.api import (
     edits,
     errors,
     exports,
+    lookup,
     ogc,
     plans,
     risk,
@@ -181,6 +182,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         editor,
         audit,
         roster,
+        lookup,
     ):
         app.include_router(module.router)
 

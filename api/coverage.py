@@ -102,7 +102,9 @@ LEVEL_LAYERS = dict(
 )
 
 
-def _unit(row: pd.Series, level: str, reader: privacy.Reader) -> Unit:
+def unit_of(row, level: str, reader: privacy.Reader) -> Unit:
+    """The ``level`` unit of a row of :meth:`Store.cover` (or ``units_of``), its names and
+    households as ``reader`` may see them (data/privacy.py)."""
     code = row[f"{level}_code"]
 
     def get(attr):
@@ -138,7 +140,7 @@ def point(
             f"{v.plan_id} version {v.version}",
             where="lon,lat",
         )
-    units = {level: _unit(row, level, privacy.Reader.of(who)) for level in LEVEL_NAMES}
+    units = {level: unit_of(row, level, privacy.Reader.of(who)) for level in LEVEL_NAMES}
     codes = [units["grid"].code, units["microgrid"].code]
     for code, people in visible_staff(store, v.plan_id, codes, who).items():
         units["grid" if len(code) == 15 else "microgrid"].staff = people

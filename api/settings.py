@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     request_timeout_s: float = 60.0
     #: Most points in one ``POST /coverage/points`` batch.
     max_batch: int = 10_000
+    #: The lowest fuzzy score (0–100) at which an address lookup answers; below it the
+    #: answer is no match (wangge/geo/geocode.py MIN_SCORE).
+    address_min_score: float = 80.0
     #: Most features in one page of items.
     max_limit: int = 10_000
     #: Memory for encoded vector tiles, in megabytes (0 turns the tile cache off).

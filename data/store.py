@@ -345,6 +345,17 @@ class Store(ABC):
         return roster
 
     @property
+    def addresses(self):
+        """The address entries of every plan (:class:`wangge.data.addresses.AddressBook`)
+        on the accounts' engine, one implementation for both stores; made on first use."""
+        from wangge.data.addresses import AddressBook
+
+        book = self.__dict__.get("_addresses")
+        if book is None:
+            book = self.__dict__["_addresses"] = AddressBook(self.book.engine)
+        return book
+
+    @property
     def runs(self):
         """The run table and street results of city runs (:class:`wangge.data.runs.RunTable`)
         on the accounts' engine; its tables are made on first use."""
@@ -410,7 +421,12 @@ class Store(ABC):
         """
         lon = np.asarray(lon, dtype=float)
         lat = np.asarray(lat, dtype=float)
-        micro = self._cover_codes(plan_id, version, lon, lat)
+        return self.units_of(plan_id, version, self._cover_codes(plan_id, version, lon, lat))
+
+    def units_of(self, plan_id: str, version: int, micro: np.ndarray) -> pd.DataFrame:
+        """The street, community, grid and micro-grid of each micro-grid code ('' for
+        none), as :meth:`cover` gives them: the units of a point, or of a building."""
+        micro = np.asarray(micro, dtype=object)
         units = self._units(plan_id, version)
         out = pd.DataFrame({"inside": micro != ""})
         for level, layer, length in LEVELS:

@@ -62,6 +62,10 @@ POLICIES = {
     "GET /plans/{plan_id}/roster": "viewer",
     "PUT /plans/{plan_id}/roster/{code}": "planner",
     "POST /plans/{plan_id}/roster/import": "planner",
+    "GET /lookup/address": "read",
+    "POST /lookup/addresses": "read",
+    "GET /plans/{plan_id}/addresses": "viewer",
+    "POST /plans/{plan_id}/addresses": "admin",
 }
 #: What each policy lets each caller do (True: not refused with 401 or 403).
 ALLOWED = {
@@ -296,6 +300,18 @@ REQUESTS = {
         {"params": {"filename": "grids.geojson"}, "content": _grid_geojson(w)},
     ),
     "GET /plans/{plan_id}/roster": lambda w, c: ("GET", f"/plans/{w.plan}/roster", {}),
+    "GET /lookup/address": lambda w, c: ("GET", "/lookup/address", {"params": {"q": "金鹰A座"}}),
+    "POST /lookup/addresses": lambda w, c: (
+        "POST",
+        "/lookup/addresses",
+        {"json": {"addresses": [{"id": 1, "address": "金鹰A座"}]}},
+    ),
+    "GET /plans/{plan_id}/addresses": lambda w, c: ("GET", f"/plans/{w.plan}/addresses", {}),
+    "POST /plans/{plan_id}/addresses": lambda w, c: (
+        "POST",
+        f"/plans/{w.plan}/addresses",
+        {"content": "地址,楼栋编号\n矩阵测试路1号,w74657066\n".encode()},
+    ),
     "PUT /plans/{plan_id}/roster/{code}": lambda w, c: (
         "PUT",
         f"/plans/{w.plan}/roster/{w.grid(c)}",

@@ -10,6 +10,7 @@ import sys
 from rich.markup import escape
 
 from wangge.cli import (  # noqa: F401 -- they register commands
+    addresses,
     changes,
     city,
     demo,

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from wangge.cli._app import DEMO_OSM, app, open_book, out
+from wangge.cli.addresses import import_addresses
 from wangge.cli.jobs import run_coverage, run_overlay
 from wangge.cli.plan import run_delineate, run_ingest
 from wangge.cli.report import plan_verdict
@@ -44,6 +45,8 @@ def demo(
     )
     run_coverage(out_dir)
     run_import(out_dir / "plan.gpkg", store, "demo", "wangge demo", "bundled demo plan")
+    done = import_addresses(DEMO_OSM, store, "demo", "osm", None)  # GET /lookup/address
+    out.print(f"imported {done.rows:,} OSM names and addresses for the address lookup")
     demo_admin(store)
 
 
