@@ -8,10 +8,19 @@ types run on threads side by side) that starts every facility at its snap distan
 records which facility each node is nearest to. Where the network is missing (a building
 or facility farther than ``max_snap_m`` from any node, or a component with no facility of
 the type) the straight-line distance times a detour factor is used and flagged.
+
+A search may be bounded by a ``horizon``, the reach of the type: the distance beyond which
+a target counts as uncovered. The search then settles only the nodes within it (a 300 m
+kindergarten search touches about a sixth of a city's nodes), and every target within
+the horizon gets exactly the answer of the unbounded search; a target beyond it is left at
+infinity with no facility, which every reader of the answer already counts as uncovered.
+Which network component holds a facility, the one thing a bounded search cannot see, is
+labelled once per graph (:meth:`WalkGraph.components`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -19,6 +28,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 
@@ -29,10 +39,19 @@ class WalkGraph:
     csr: sparse.csr_matrix
     xy: np.ndarray
     tree: cKDTree = field(repr=False)
+    _labels: np.ndarray | None = field(default=None, init=False, repr=False)
 
     @property
     def n(self) -> int:
         return len(self.xy)
+
+    def components(self) -> np.ndarray:
+        """Each node's connected component, labelled once and shared by every bounded
+        search: a target its search did not reach is beyond the horizon if its component
+        holds a facility of the type, and off to a straight line if not."""
+        if self._labels is None:
+            self._labels = connected_components(self.csr, directed=False)[1]
+        return self._labels
 
     def snap(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Nearest node of each point and the straight distance to it (metres)."""
@@ -175,42 +194,61 @@ def nearest(
     On the network the distance is ``snap(target) + path + snap(facility)``. A target
     off the network, a facility off the network, or a target whose component holds no
     facility, is measured by straight line × ``detour`` and flagged ``straight``.
+
+    With ``horizon`` (the type's reach) the search stops there. A target within it gets
+    exactly the unbounded answer (the nearest facility may differ only between facilities
+    at the same distance); a target beyond it gets inf, facility -1 and no flag.
     """
+    from wangge.geo._dijkstra import at_targets
+
     m = len(targets.node)
     fac = np.asarray(facilities_xy, dtype=float).reshape(-1, 2)
     if len(fac) == 0:
         return Nearest(np.full(m, np.inf), np.zeros(m, dtype=bool), np.full(m, -1))
     f_node, f_snap = graph.snap(fac)
     f_on = f_snap <= max_snap_m
-    dist = np.full(m, np.inf)
-    which = np.full(m, -1)
-    if f_on.any() and targets.on_network.any():
-        on_idx = np.flatnonzero(f_on)
+    on_idx = np.flatnonzero(f_on)
+    if len(on_idx) and targets.on_network.any():
         dn, origin = node_distances(graph, f_node[on_idx], f_snap[on_idx], horizon)
-        t = np.flatnonzero(targets.on_network)
-        dist[t] = dn[targets.node[t]] + targets.snap_m[t]
-        o = origin[targets.node[t]]
-        which[t] = np.where(o >= 0, on_idx[np.maximum(o, 0)], -1)
+        dist, which = at_targets(
+            dn, origin, targets.node, targets.snap_m, targets.on_network, on_idx
+        )
+        # off to a straight line: targets off the network or in a component with no facility
+        need = ~np.isfinite(dist)
+        if horizon is not None:
+            need &= ~_in_component_of(graph, targets, f_node[on_idx])
+    else:
+        dist, which = np.full(m, np.inf), np.full(m, -1)
+        need = np.ones(m, dtype=bool)
     straight = np.zeros(m, dtype=bool)
-    # straight line: targets off the network or unreached, and facilities off the network
-    need = ~np.isfinite(dist)
-    if horizon is not None:
-        # beyond the horizon is not the same as unreachable: only off-network targets
-        need &= ~targets.on_network
-    off_fac = np.flatnonzero(~f_on)
     cand = np.flatnonzero(need)
     if len(cand):
         d, i = cKDTree(fac).query(targets.xy[cand], workers=-1)
         dist[cand], which[cand], straight[cand] = d * detour, i, True
+    off_fac = np.flatnonzero(~f_on)
     if len(off_fac):
-        d, i = cKDTree(fac[off_fac]).query(targets.xy, workers=-1)
-        better = d * detour < dist
+        # only a straight line shorter than the horizon can change a bounded answer
+        far = np.inf if horizon is None or detour <= 0 else horizon / detour * (1 + 1e-9)
+        d, i = cKDTree(fac[off_fac]).query(targets.xy, workers=-1, distance_upper_bound=far)
+        better = np.flatnonzero(d * detour < dist)
         dist[better], which[better], straight[better] = (
             d[better] * detour,
             off_fac[i[better]],
             True,
         )
+    if horizon is not None:
+        out = ~(dist <= horizon)
+        dist[out], which[out], straight[out] = np.inf, -1, False
     return Nearest(dist, straight, which)
+
+
+def _in_component_of(graph: WalkGraph, targets: Snapped, nodes: np.ndarray) -> np.ndarray:
+    """Whether each target sits on the network in a component holding one of ``nodes``."""
+    labels = graph.components()
+    has = np.zeros(int(labels.max()) + 1, dtype=bool)
+    has[labels[nodes]] = True
+    on = targets.on_network
+    return on & has[labels[np.where(on, targets.node, 0)]]
 
 
 def nearest_all(
@@ -219,15 +257,19 @@ def nearest_all(
     facilities: dict[str, np.ndarray],
     max_snap_m: float,
     detour: float,
-    horizon: float | None = None,
+    horizon: float | Mapping[str, float] | None = None,
     workers: int = 1,
 ) -> dict[str, Nearest]:
     """:func:`nearest` for every facility type, ``workers`` types at a time on threads
-    (the compiled search releases the GIL)."""
+    (the compiled search releases the GIL). ``horizon`` is one bound for every type or a
+    bound per type (its reach; a type not named is searched unbounded)."""
+    bound = horizon if isinstance(horizon, Mapping) else dict.fromkeys(facilities, horizon)
+    if any(bound.get(key) is not None for key in facilities) and graph.n:
+        graph.components()  # labelled once, before the threads share the graph
 
     def one(item):
         key, xy = item
-        return key, nearest(graph, targets, xy, max_snap_m, detour, horizon)
+        return key, nearest(graph, targets, xy, max_snap_m, detour, bound.get(key))
 
     if workers <= 1 or len(facilities) < 2:
         return dict(map(one, facilities.items()))
