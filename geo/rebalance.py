@@ -15,6 +15,8 @@ into or out of a locked or dedicated grid, are:
 3. **Split.** A grid still over its ceiling is divided again into grids
    (:func:`~wangge.geo.partition.partition`); the part that holds most of it keeps its
    code, and the others take the next free numbers of the community.
+4. **Share out.** A grid still under its floor whose neighbours have room but none to
+   spare is shared out among them, a whole micro-grid at a time, and its code retires.
 
 Then every micro-grid out of its band in a grid that changed or whose households changed
 is divided again inside its grid, codes kept where a new part overlaps an old one most.
@@ -330,6 +332,8 @@ def _repair(p: _Plan, grid: str, flags: Flags, rng, steps: list[str]) -> bool:
     hh = p.households(grid)
     if hh > band.hi and hh >= 2 * band.lo and _split(p, grid, flags, rng, steps):
         return True
+    if hh < band.lo and _merge(p, grid, steps, light=True):
+        return True  # two light neighbours as one grid in the band: two changes mend two
     saved, mark_at = p.snapshot(), len(steps)
     (_shed if hh > band.hi else _gather)(p, grid, steps)
     now = p.households(grid)
@@ -349,7 +353,8 @@ def _repair(p: _Plan, grid: str, flags: Flags, rng, steps: list[str]) -> bool:
         if (now < band.lo and _merge(p, grid, steps)) or _redraw_pair(p, grid, flags, rng, steps):
             return True
         p.restore(saved, steps, mark_at)
-    return False
+    # a light grid among neighbours with room but none to spare: shared out among them
+    return hh < band.lo and _dissolve(p, grid, steps)
 
 
 def _shed(p: _Plan, grid: str, steps: list[str]) -> None:
@@ -407,11 +412,14 @@ def _gather(p: _Plan, grid: str, steps: list[str]) -> None:
         p.move(code, other, grid, steps)
 
 
-def _merge(p: _Plan, grid: str, steps: list[str]) -> bool:
-    """Join an under-full ``grid`` with the lightest neighbour it fits with."""
+def _merge(p: _Plan, grid: str, steps: list[str], light: bool = False) -> bool:
+    """Join an under-full ``grid`` with the lightest neighbour it fits with; with
+    ``light``, only with a neighbour under its floor too, and only into the band."""
     band = p.limits.grid
     hh = p.households(grid)
     nbrs = {other for _, other in p.edge_micro(grid)}
+    if light:
+        nbrs = {o for o in nbrs if p.households(o) < band.lo <= hh + p.households(o)}
     # in the band after the merge first, then the lightest neighbour
     fits = sorted(
         (0 if hh + p.households(o) >= band.lo else 1, p.households(o), o)
@@ -427,6 +435,40 @@ def _merge(p: _Plan, grid: str, steps: list[str]) -> bool:
     steps.append(
         f"merged grid {gone} ({min(hh, other_hh):g} households) into {keep}; {gone} retired"
     )
+    return True
+
+
+def _dissolve(p: _Plan, grid: str, steps: list[str]) -> bool:
+    """Share an under-full ``grid`` out among its neighbours of the same community, a
+    whole micro-grid at a time, each to a neighbour it touches that stays within the
+    ceiling, until none is left and its code retires; nothing changes unless all of it
+    finds a place. The last repair of a light grid: it changes the grid and every
+    neighbour that takes a part, where a merge changes two."""
+    band = p.limits.grid
+    saved, mark_at = p.snapshot(), len(steps)
+    takers: set[str] = set()
+    while (p.grid_of() == grid).any():
+        best = None
+        for code, other in p.edge_micro(grid):
+            m = p.micro_households(code)
+            room = band.hi - p.households(other) - m
+            last = len(set(p.micro[p.members(grid)])) == 1
+            if room < 0 or not (last or p.can_leave(grid, code)):
+                continue
+            # a neighbour already changed first (no more grids change), then the most room
+            score = (0 if p.changed(other) else 1, -room, code, other)
+            if best is None or score < best[0]:
+                best = (score, code, other)
+        if best is None:
+            p.restore(saved, steps, mark_at)
+            return False
+        _, code, other = best
+        p.move(code, grid, other, steps)
+        takers.add(other)
+    if any(p.households(o) < band.lo for o in takers):  # a taker still under: no better
+        p.restore(saved, steps, mark_at)
+        return False
+    steps.append(f"shared grid {grid} out among its neighbours; {grid} retired")
     return True
 
 

@@ -228,3 +228,75 @@ def clustered_variant(src: str | Path, dst: str | Path, windows: Sequence[Window
         elif el.tag not in KIND or el.get("id") in keep[el.tag]:
             out.append(el)
     return _write(out, dst)
+
+
+def drift_variant(
+    src: str | Path, dst: str | Path, seed: int = 0, k: int = 6, storeys: int = 12
+) -> dict[str, set]:
+    """The district a year on, as a new extract of it would show it (seeded): a cleared
+    block (the ``k`` buildings nearest one residential building removed), a new compound
+    (``k`` apartment blocks of 30 m × 15 m and ``storeys`` storeys beside another, with new
+    ids), and ``k`` buildings elsewhere with two more storeys. Returns the ids (wangge's
+    ``w…``) gone, added and raised."""
+    rng = random.Random(seed)
+    tree = ET.parse(src)
+    root = tree.getroot()
+    coords = _node_coords(root)
+    ways = [el for el in root if el.tag == "way"]
+    tagged = {w: {t.get("k"): t.get("v") for t in w.findall("tag")} for w in ways}
+    homes = [w for w in ways if tagged[w].get("building") in {"residential", "apartments"}]
+    if len(homes) < 3 * k:
+        homes = [w for w in ways if "building" in tagged[w]]
+
+    def centre(w: ET.Element) -> tuple[float, float]:
+        pts = [coords[nd.get("ref")] for nd in w.findall("nd") if nd.get("ref") in coords]
+        return sum(p[0] for p in pts) / len(pts), sum(p[1] for p in pts) / len(pts)
+
+    centres = {w: centre(w) for w in homes}
+    cleared_at = rng.choice(homes)
+    cx, cy = centres[cleared_at]
+    nearest = sorted(homes, key=lambda w: (centres[w][0] - cx) ** 2 + (centres[w][1] - cy) ** 2)
+    gone = nearest[:k]
+    for w in gone:
+        root.remove(w)
+    rest = [w for w in homes if w not in gone]
+    bx, by = centres[rng.choice(rest)]
+    next_id = max(int(el.get("id")) for el in root if el.tag in ("node", "way")) + 1
+    added = set()
+    dlon = 1.0 / (111_320 * math.cos(math.radians(by)))
+    dlat = 1.0 / 110_540
+    for i in range(k):
+        x0 = bx + ((i % 4) * 40 - 60) * dlon
+        y0 = by + ((i // 4) * 25 + 30) * dlat
+        corners = [(0, 0), (30, 0), (30, 15), (0, 15)]
+        refs = []
+        for ex, ny in corners:
+            node = ET.SubElement(root, "node", id=str(next_id), lat=f"{y0 + ny * dlat:.7f}")
+            node.set("lon", f"{x0 + ex * dlon:.7f}")
+            refs.append(str(next_id))
+            next_id += 1
+        way = ET.SubElement(root, "way", id=str(next_id))
+        for ref in [*refs, refs[0]]:
+            ET.SubElement(way, "nd", ref=ref)
+        ET.SubElement(way, "tag", k="building", v="apartments")
+        ET.SubElement(way, "tag", k="building:levels", v=str(storeys))
+        added.add(f"w{next_id}")
+        next_id += 1
+    raised = set()
+    for w in rng.sample([w for w in rest if w is not cleared_at], k):
+        tags = {t.get("k"): t for t in w.findall("tag")}
+        levels = tags.get("building:levels")
+        now = int(float(levels.get("v"))) if levels is not None else 0
+        if levels is None:
+            levels = ET.SubElement(w, "tag", k="building:levels")
+        levels.set("v", str(max(now, 6) + 2))  # six: the household model's default
+        raised.add(f"w{w.get('id')}")
+    # ET.SubElement appends nodes after ways: put every node first, as OSM files order them
+    nodes = [el for el in root if el.tag == "node"]
+    others = [el for el in root if el.tag != "node" and el.tag != "bounds"]
+    for el in nodes + others:
+        root.remove(el)
+    for el in nodes + others:
+        root.append(el)
+    _write(root, dst)
+    return {"gone": {f"w{w.get('id')}" for w in gone}, "added": added, "raised": raised}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from cities_osm import BEIJING_OSM
+from cities_osm import BEIJING_OSM, DEMO_OSM, drift_variant
 from clitools import run
 
 from wangge.data.plan import read_plan
@@ -188,6 +188,54 @@ def test_rebalance_saves_a_valid_version_on_each_store(plan_dir, store, tmp_path
     meta = store.resolve(plan_id, 2).meta
     assert meta["kind"] == "rebalance" and meta["rebalance"]["out_before"]
     base_grids = plan.frame("grids").set_index("code")
+    for code in set(base_grids.index) - set(meta["rebalance"]["changed"]):
+        assert grids.loc[code].geometry.equals_exact(base_grids.loc[code].geometry, 1e-9), code
+
+
+@pytest.mark.parametrize("city", ["demo", "beijing"])
+def test_a_new_osm_extract_rebalances_a_stored_plan(plan_dir, beijing_plan, store, tmp_path, city):
+    """A year on, the district's new extract (a cleared block, a new compound of towers,
+    buildings raised; tests/cities_osm.drift_variant) rebalances the stored plan: unchanged
+    buildings keep their households exactly, the new ones join the plan in the unit they
+    stand in, the gone ones leave it, each unit holds the sum of its buildings, the saved
+    version passes the validator, and every grid not changed is the base's."""
+    from wangge.data.plan import read_stored
+    from wangge.geo.validate import validate
+    from wangge.importing import save_plan
+
+    plan = read_plan(plan_dir / "plan.gpkg" if city == "demo" else beijing_plan)
+    what = drift_variant(DEMO_OSM if city == "demo" else BEIJING_OSM, tmp_path / "new.osm", 3)
+    plan_id = f"rx-{city}-{tmp_path.name[-10:]}"
+    save_plan(store, plan, plan_id, None, "test", "imported")
+    res = run(
+        "rebalance", tmp_path / "new.osm", "--plan-id", plan_id, "--store", store.url, "--save"
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "saved as version 2" in res.stdout
+    assert f"new buildings: {len(what['added'])}" in res.stdout
+    assert f"buildings gone: {len(what['gone'])}" in res.stdout
+
+    saved = read_stored(store, plan_id, 2)
+    errors = validate(saved.metric_layers(), saved.limits)
+    wrong = errors[errors["severity"] == "error"]
+    assert wrong.empty, wrong.to_dict("records")
+    old_b = plan.frame("buildings").set_index("building_id")
+    new_b = saved.frame("buildings").set_index("building_id")
+    assert what["added"] <= set(new_b.index) and not what["gone"] & set(new_b.index)
+    kept = old_b.index.difference(pd.Index(sorted(what["gone"] | what["raised"])))
+    assert np.array_equal(
+        new_b.loc[kept, "households"].to_numpy(dtype=float),
+        old_b.loc[kept, "households"].to_numpy(dtype=float),
+    )
+    assert (new_b.loc[sorted(what["added"]), "households"] > 0).all()
+    units = saved.frame("units")
+    of_units = units.groupby(units["parent_code"].astype(str))["households"].sum()
+    of_buildings = new_b.groupby("microgrid_code")["households"].sum()
+    assert np.allclose(of_buildings.reindex(of_units.index).fillna(0), of_units)
+    assert of_units.sum() == pytest.approx(new_b["households"].sum())
+    meta = store.resolve(plan_id, 2).meta
+    base_grids = plan.frame("grids").set_index("code")
+    grids = saved.frame("grids").set_index("code")
     for code in set(base_grids.index) - set(meta["rebalance"]["changed"]):
         assert grids.loc[code].geometry.equals_exact(base_grids.loc[code].geometry, 1e-9), code
 

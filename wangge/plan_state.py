@@ -208,7 +208,7 @@ def derive(
     layers: dict[str, gpd.GeoDataFrame] = {}
     touched: dict[str, list[tuple]] = {}
     if not moved:
-        return layers, touched
+        return _reflagged(s, layers, touched, flags)
     moved_idx = np.array([s.units.index[m.unit] for m in moved])
     unit_geoms = s.unit_frame.geometry.to_numpy()
     touched["units"] = [tuple(b) for b in shapely.bounds(unit_geoms[moved_idx])]
@@ -265,6 +265,54 @@ def derive(
                 b.loc[hit_b, "grid_code"] = b.loc[hit_b, "microgrid_code"].str[:15]
             touched["buildings"] = [tuple(x) for x in shapely.bounds(b.geometry.to_numpy()[hit_b])]
         layers["buildings"] = b
+    return _reflagged(s, layers, touched, flags)
+
+
+def _reflagged(
+    s: PlanState,
+    layers: dict[str, gpd.GeoDataFrame],
+    touched: dict[str, list[tuple]],
+    flags: ge.Flags,
+) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, list[tuple]]]:
+    """``layers`` (the parts re-dissolved) with every part whose flag, note or records
+    ``flags`` gives otherwise than its row says set as ``flags`` says, re-dissolved or not:
+    a rebalance marks a micro-grid vertical, or a grid no longer oversize, without moving
+    a unit of it, and the saved version must say so as the check did. The state's own
+    flags (an edit's) are those its layers carry (:func:`flags_of`): nothing to set."""
+    if flags is s.flags:
+        return layers, touched
+    for level in ("street", "community", "grid", "microgrid"):
+        name = ge.LEVEL_LAYERS[level]
+        frame = layers.get(name, s.layers[name])
+        if "flag" not in frame or "note" not in frame:
+            continue
+        codes = frame["code"].astype(str)
+        flag = codes.map(flags.flag).fillna("").to_numpy(dtype=object)
+        note = codes.map(flags.note).fillna("").to_numpy(dtype=object)
+        stale = (frame["flag"].fillna("").to_numpy(dtype=object) != flag) | (
+            frame["note"].fillna("").to_numpy(dtype=object) != note
+        )
+        if level == "microgrid" and "record_codes" in frame:
+            rc = codes.map(flags.record_codes).fillna(codes).to_numpy(dtype=object)
+            stale |= frame["record_codes"].fillna("").to_numpy(dtype=object) != rc
+        if not stale.any():
+            continue
+        frame = frame.copy(deep=False)  # copy on write: the base's stays as it was
+        at = frame.index[stale]
+        frame.loc[at, "flag"], frame.loc[at, "note"] = flag[stale], note[stale]
+        if level == "microgrid" and "record_codes" in frame:
+            frame.loc[at, "record_codes"] = rc[stale]
+        if level == "grid" and "grid_type" in frame:
+            kinds = np.where(flag[stale] == "dedicated", "dedicated", "basic")
+            frame.loc[at, "grid_type"] = kinds
+        band = None if level == "street" else getattr(s.limits, level)
+        if band is not None and "deviation_pct" in frame:
+            records = codes[stale].map(lambda c: flags.records.get(c, 1)).to_numpy(dtype=float)
+            hh = frame.loc[at, "households"].to_numpy(dtype=float)
+            frame.loc[at, "deviation_pct"] = (hh / records - band.target) / band.target * 100
+        layers[name] = frame
+        boxes = shapely.bounds(frame.geometry.to_numpy()[stale])
+        touched[name] = [*touched.get(name, []), *(tuple(b) for b in boxes)]
     return layers, touched
 
 
@@ -274,11 +322,9 @@ def _with_rows(keep: gpd.GeoDataFrame, fresh: gpd.GeoDataFrame, dtypes: pd.Serie
     layer kept in code order takes the new rows where they fall instead of sorting a
     city's 40,000 micro-grids at each save."""
     fresh = fresh[[c for c in dtypes.index if c in fresh.columns]].sort_values("code")
-    frame = gpd.GeoDataFrame(pd.concat([keep, fresh]), geometry="geometry", crs=4326)
-    for col, dtype in dtypes.items():
-        if col != "geometry" and frame[col].dtype != dtype:
-            with contextlib.suppress(TypeError, ValueError):
-                frame[col] = frame[col].astype(dtype)
+    frame = cast_like(
+        gpd.GeoDataFrame(pd.concat([keep, fresh]), geometry="geometry", crs=4326), dtypes
+    )
     kept = keep["code"].to_numpy(dtype=object)
     if not pd.Index(kept).is_monotonic_increasing:
         return frame.sort_values("code").reset_index(drop=True)
@@ -289,6 +335,17 @@ def _with_rows(keep: gpd.GeoDataFrame, fresh: gpd.GeoDataFrame, dtypes: pd.Serie
     order[new] = np.arange(len(keep), len(frame))
     order[~new] = np.arange(len(keep))
     return frame.iloc[order].reset_index(drop=True)
+
+
+def cast_like(frame: gpd.GeoDataFrame, dtypes: pd.Series) -> gpd.GeoDataFrame:
+    """``frame`` with each column (but the geometry) in its type in ``dtypes`` where it
+    converts (rows joined from elsewhere come as objects or floats): a layer keeps its
+    types, so that a save of it can be a patch (``patch_of``)."""
+    for col, dtype in dtypes.items():
+        if col != frame.geometry.name and col in frame and frame[col].dtype != dtype:
+            with contextlib.suppress(TypeError, ValueError):
+                frame[col] = frame[col].astype(dtype)
+    return frame
 
 
 def unit_of_buildings(units: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame) -> np.ndarray:

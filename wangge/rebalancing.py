@@ -1,8 +1,9 @@
 """`wangge rebalance`: a stored plan version and new household counts in, the next version
 out, with every drifted grid back in its band and every other grid as it was.
 
-The household counts come as a table by unit, or as any household file ingest reads (by
-building id or by location; :mod:`wangge.data.userfiles`). They replace the plan's: a
+The household counts come as a table by unit, as any household file ingest reads (by
+building id or by location; :mod:`wangge.data.userfiles`), or as a new OSM extract of the
+district (:mod:`wangge.extract_households`). They replace the plan's: a
 building named gets its new count, a unit the sum over its buildings (or its new count
 where the table is by unit); a unit's population scales with its households (the
 district's persons per household where it had none). The repairs are
@@ -17,15 +18,17 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from wangge.data import userfiles
 from wangge.editing import Editor, EditResult
 from wangge.errors import InputError
+from wangge.extract_households import households_from_extract, is_extract
 from wangge.geo import assignment as ge
 from wangge.geo.rebalance import Rebalanced, rebalance
-from wangge.plan_state import POLYGONS, PlanState
+from wangge.plan_state import POLYGONS, PlanState, cast_like
 from wangge.scopes import Who, check_scope
 
 #: Columns naming the unit a household count belongs to (the plan's unit codes; a units
@@ -43,6 +46,10 @@ class NewHouseholds:
     units: pd.Series
     buildings: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     notes: dict[str, int] = field(default_factory=dict)
+    #: New buildings (a new OSM extract's), as rows of the plan's buildings layer (WGS84)
+    added: gpd.GeoDataFrame | None = None
+    #: The ids of the plan's buildings that are gone (not in a new OSM extract)
+    gone: pd.Index = field(default_factory=lambda: pd.Index([], dtype=object))
 
 
 @dataclass
@@ -55,10 +62,17 @@ class RebalanceResult:
     households_after: float
 
 
-def read_households(path: str | Path, state: PlanState, encoding: str = "utf-8") -> NewHouseholds:
-    """New households from a table (CSV in ``encoding``, or XLSX) by unit, or from any
+def read_households(
+    path: str | Path,
+    state: PlanState,
+    encoding: str = "utf-8",
+    households_config: str | Path | None = None,
+) -> NewHouseholds:
+    """New households from a table (CSV in ``encoding``, or XLSX) by unit, from any
     household file ingest reads (by building id or by location: CSV, XLSX, GeoJSON, GPKG,
-    zipped SHP; :func:`wangge.data.userfiles.read_households`).
+    zipped SHP; :func:`wangge.data.userfiles.read_households`), or from a new OSM extract
+    of the district (.osm, .osm.gz, .osm.bz2, .osm.pbf; estimated with the household model
+    of ``households_config``, the default one without it; :mod:`wangge.extract_households`).
 
     A table with a unit column (``unit``, ``unit_code``; the plan's unit codes) gives each
     named unit its count. Otherwise the rows are joined to the plan's buildings as ingest
@@ -72,6 +86,8 @@ def read_households(path: str | Path, state: PlanState, encoding: str = "utf-8")
         0 to 1,000,000, a unit listed twice or not in the plan, rows that match no building.
     """
     path = Path(path)
+    if is_extract(path):
+        return households_from_extract(path, state, households_config)
     if path.name.lower().endswith(userfiles.TABLE_SUFFIXES):
         table = userfiles.read_table(path, encoding)
         columns = {c.strip().lower(): c for c in table.columns}
@@ -176,7 +192,7 @@ def with_households(state: PlanState, households: NewHouseholds) -> tuple[PlanSt
             f["deviation_pct"] = (f["households"] / records - band.target) / band.target * 100
         layers[name] = f
     if "buildings" in layers:
-        b = layers["buildings"].copy()
+        b = _added_and_gone(layers["buildings"], households)
         ids = b["building_id"].astype(str)
         if len(households.buildings):  # a file by building: those named take their count
             named = ids.map(households.buildings.astype(float))
@@ -199,6 +215,21 @@ def with_households(state: PlanState, households: NewHouseholds) -> tuple[PlanSt
     rewritten = {n: layers[n] for n in (*POLYGONS, "buildings") if n in layers}
     rewritten["units"] = frame
     return refreshed, rewritten
+
+
+def _added_and_gone(buildings: gpd.GeoDataFrame, households: NewHouseholds) -> gpd.GeoDataFrame:
+    """The buildings layer without the gone buildings and with the new ones (a new OSM
+    extract's), in the layer's columns and order (a copy either way)."""
+    b = buildings
+    if len(households.gone):
+        b = b[~b["building_id"].astype(str).isin(households.gone)]
+    if households.added is not None and len(households.added):
+        added = households.added[list(b.columns)]
+        b = cast_like(
+            gpd.GeoDataFrame(pd.concat([b, added], ignore_index=True), crs=buildings.crs),
+            buildings.dtypes,
+        )
+    return b.reset_index(drop=True).copy()
 
 
 def rebalance_version(

@@ -22,9 +22,11 @@ def rebalance(
         Path | None,
         typer.Argument(
             help="New households: a table (CSV, XLSX) with a unit column (unit, unit_code, "
-            "code) and a households column, or any household file ingest reads, by building "
-            "id or by location (CSV, XLSX, GeoJSON, GPKG, zipped SHP). Without it, the "
-            "version's own households (as edits left them)"
+            "code) and a households column; any household file ingest reads, by building "
+            "id or by location (CSV, XLSX, GeoJSON, GPKG, zipped SHP); or a new OSM extract "
+            "of the district (.osm, .osm.gz, .osm.bz2, .osm.pbf: unchanged buildings keep "
+            "their households, new or changed ones are estimated, gone ones have none). "
+            "Without it, the version's own households (as edits left them)"
         ),
     ] = None,
     store: Annotated[
@@ -41,6 +43,10 @@ def rebalance(
     encoding: Annotated[
         str, typer.Option(help="Text encoding of a CSV file (utf-8, gbk, gb18030)")
     ] = "utf-8",
+    households_config: Annotated[
+        Path | None,
+        typer.Option(help="Household model TOML for a new OSM extract (default: the built-in)"),
+    ] = None,
     author: Annotated[str, typer.Option(help="Who rebalances")] = "",
     comment: Annotated[str, typer.Option(help="Why")] = "",
 ) -> None:
@@ -59,7 +65,9 @@ def rebalance(
             base = version or st.resolve(plan_id).version
             new = None
             if households is not None:
-                new = read_households(households, editor.state(plan_id, base), encoding)
+                new = read_households(
+                    households, editor.state(plan_id, base), encoding, households_config
+                )
                 for note, n in new.notes.items():
                     out.print(f"{escape(str(households))}: {escape(note)}: {n}")
             done = rebalance_version(

@@ -1,0 +1,171 @@
+"""New households for a stored plan from a new OSM extract of its district (a year on:
+compounds built, blocks cleared), for `wangge rebalance`.
+
+The extract's buildings are read and estimated as ingest reads and estimates them
+(:func:`wangge.data.osm.read_osm`, :func:`wangge.geo.households.estimate_households`, the
+default household model or the one given). They are then matched to the plan's buildings
+by id:
+
+- a building the extract holds as the plan does (the same use, the same floors and a
+  footprint within :data:`SAME_FOOTPRINT` of the plan's) keeps the plan's count, whether
+  the plan estimated it, calibrated it or was given it: an unchanged building never drifts;
+- a building whose use, floors or footprint changed takes the model's new estimate;
+- a building the plan lacks is new: it joins the unit that holds its representative point
+  (a new building outside every unit, beyond the district, is left out and counted);
+- a building of the plan the extract no longer holds is gone: it has no households.
+
+Each unit's new count is the sum over the buildings it now holds. The buildings layer of
+the rebalanced version drops the gone buildings, gains the new ones, and holds the
+changed ones as the extract has them (use, floors, footprint and the new estimate; the
+unit around it stays as drawn).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from wangge.data import osm as osm_reader
+from wangge.errors import InputError
+from wangge.geo import households as geo_households
+from wangge.plan_state import PlanState, unit_of_buildings
+
+#: File names read as an OSM extract.
+OSM_SUFFIXES = (".osm", ".osm.gz", ".osm.bz2", ".osm.pbf", ".pbf")
+#: A footprint is the same when the area of its difference from the plan's is at most this
+#: share of its area (a round trip through a store and back moves vertices by millimetres).
+SAME_FOOTPRINT = 0.01
+
+
+def is_extract(path: str | Path) -> bool:
+    return Path(path).name.lower().endswith(OSM_SUFFIXES)
+
+
+def extract_buildings(
+    path: str | Path, state: PlanState, households_config: str | Path | None = None
+) -> gpd.GeoDataFrame:
+    """The extract's buildings with the model's estimate, in the plan's metric CRS."""
+    extract = osm_reader.read_osm(path)
+    if not len(extract.buildings):
+        raise InputError("the OSM extract holds no buildings", path)
+    params = geo_households.load_params(households_config)
+    footprints = extract.buildings.to_crs(state.crs).reset_index(drop=True)
+    return geo_households.estimate_households(
+        footprints,
+        extract.landuse.to_crs(state.crs),
+        extract.facilities.to_crs(state.crs),
+        params,
+    )
+
+
+def compare_buildings(
+    old: gpd.GeoDataFrame, new: gpd.GeoDataFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the plan's buildings ``old`` and the extract's ``new`` (one metric CRS):
+    the position in ``new`` of each old building (-1: gone), whether each old building
+    is unchanged, and the positions of the new buildings the plan lacks."""
+    old_ids = pd.Index(old["building_id"].astype(str))
+    new_ids = pd.Index(new["building_id"].astype(str))
+    if not new_ids.is_unique:
+        dup = new_ids[new_ids.duplicated()][0]
+        raise InputError(f"building {dup} is in the extract twice", where="buildings")
+    at = new_ids.get_indexer(old_ids)
+    both = np.flatnonzero(at >= 0)
+    same = np.zeros(len(old), dtype=bool)
+    if len(both):
+        a = old.geometry.to_numpy()[both]
+        b = new.geometry.to_numpy()[at[both]]
+        area = np.maximum(shapely.area(a), 1e-9)
+        moved = shapely.area(shapely.symmetric_difference(a, b)) / area
+        use_old = old["building"].astype(str).to_numpy()[both]
+        use_new = new["building"].astype(str).to_numpy()[at[both]]
+        floors_old = old["levels"].to_numpy(dtype=float)[both]
+        floors_new = new["levels"].to_numpy(dtype=float)[at[both]]
+        same[both] = (moved <= SAME_FOOTPRINT) & (use_old == use_new) & (floors_old == floors_new)
+    added = np.setdiff1d(np.arange(len(new)), at[both], assume_unique=True)
+    return at, same, added
+
+
+def households_from_extract(
+    path: str | Path, state: PlanState, households_config: str | Path | None = None
+):
+    """:class:`~wangge.rebalancing.NewHouseholds` from a new OSM extract of the plan's
+    district (the module's rules); its notes count the buildings kept, changed, new and
+    gone."""
+    from wangge.rebalancing import NewHouseholds
+
+    path = Path(path)
+    new = extract_buildings(path, state, households_config)
+    plan_b = state.layers["buildings"]
+    old = plan_b.to_crs(state.crs)
+    at, same, added = compare_buildings(old, new)
+    count = np.where(same, plan_b["households"].to_numpy(dtype=float), 0.0)
+    changed = (at >= 0) & ~same
+    count[changed] = new["households"].to_numpy(dtype=float)[at[changed]]
+
+    # the changed buildings' rows are written again, with the extract's use and floors
+    ids = plan_b["building_id"].astype(str).to_numpy()
+    rewritten = _new_rows(new.iloc[at[changed]], state)
+    fresh = _new_rows(new.iloc[added], state)
+    placed = fresh["unit"].to_numpy(dtype=object) != ""
+    fresh = fresh[placed]
+    gone = ids[at < 0]
+
+    unit_old = state.units_of(plan_b)
+    units = np.r_[unit_old, fresh["unit"].to_numpy(dtype=object)]
+    value = np.r_[count, fresh["households"].to_numpy(dtype=float)]
+    was = plan_b["households"].to_numpy(dtype=float)
+    differ = np.r_[count != was, np.ones(len(fresh), dtype=bool)]
+    hit = np.unique(units[differ & (units != "")])
+    live = units != ""
+    sums = pd.Series(value[live]).groupby(units[live]).sum()
+    by_unit = sums.reindex(hit).fillna(0.0).astype(float)
+    # every building of the plan named, so that each keeps or takes its count as above
+    buildings = pd.Series(count, index=ids)
+    notes = {
+        "buildings as in the plan": int(same.sum()),
+        "buildings changed (new estimate)": int(changed.sum()),
+        "new buildings": int(placed.sum()),
+        "buildings gone": len(gone),
+    }
+    if (~placed).any():
+        notes["new buildings outside every unit (left out)"] = int((~placed).sum())
+    return NewHouseholds(
+        by_unit,
+        buildings,
+        notes,
+        added=pd.concat([rewritten, fresh]).drop(columns="unit"),
+        gone=pd.Index([*gone, *ids[changed]]),
+    )
+
+
+def _new_rows(new: gpd.GeoDataFrame, state: PlanState) -> gpd.GeoDataFrame:
+    """The extract's new buildings as rows of the plan's buildings layer (WGS84), each
+    with the unit it falls in ('' for none) and that unit's block, compound and codes."""
+    layer = state.layers["buildings"]
+    rows = new.to_crs(layer.crs).reset_index(drop=True)
+    unit = unit_of_buildings(state.unit_frame, rows)
+    uf = state.unit_frame
+    at = pd.Index(uf["code"].astype(str)).get_indexer(unit)
+    out = {}
+    for col in layer.columns:
+        if col == layer.geometry.name:
+            continue
+        if col in rows:
+            out[col] = rows[col].to_numpy()
+        elif col in ("block_id", "compound_id") and col in uf:
+            out[col] = np.where(at >= 0, uf[col].to_numpy(dtype=object)[at], None)
+        elif col == "microgrid_code":
+            out[col] = np.where(at >= 0, state.micro[at], None)
+        elif col == "grid_code":
+            out[col] = np.where(at >= 0, [str(m)[:15] for m in state.micro[at]], None)
+        else:
+            out[col] = np.full(len(rows), None, dtype=object)
+    out[layer.geometry.name] = rows.geometry.to_numpy()
+    frame = gpd.GeoDataFrame(out, geometry=layer.geometry.name, crs=layer.crs)
+    frame["unit"] = unit
+    return frame
