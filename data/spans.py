@@ -69,6 +69,19 @@ RECORDS_EVER = (
     "SELECT DISTINCT {records} FROM wg_features f WHERE f.plan_id = :p AND f.layer = 'microgrids'"
 )
 
+#: Each parent code's units and households (cut to its first ``:n`` digits: a micro-grid's
+#: 18, its grid's 15) in one version's units layer; ``{households}`` is the store's text of
+#: the property, ``{span}`` the version's rows (:func:`rows_filter`).
+PARENT_TOTALS = (
+    "SELECT substr(f.parent_code, 1, :n), COUNT(*),"
+    " SUM(CAST({households} AS DOUBLE PRECISION))"
+    " FROM wg_features f WHERE f.plan_id = :p AND f.layer = 'units' AND {span} GROUP BY 1"
+)
+#: One property of every feature of one version's layer, by code.
+PROPERTY_OF = (
+    "SELECT f.code, {value} FROM wg_features f WHERE f.plan_id = :p AND f.layer = :l AND {span}"
+)
+
 
 def spanned(info: LayerInfo, version: int) -> LayerInfo:
     """``info`` with its span written out (as a version that keeps it stores it)."""

@@ -36,6 +36,8 @@ from wangge.data.rows import (
     with_ids,
 )
 from wangge.data.spans import (
+    PARENT_TOTALS,
+    PROPERTY_OF,
     RECORDS_EVER,
     SPAN_MIGRATION,
     TOUCHED,
@@ -488,6 +490,29 @@ class Store(ABC):
             if text:
                 out |= {c for c in str(text).split(",") if c}
         return out
+
+    def parent_totals(self, plan_id: str, version: int, level: str) -> pd.DataFrame:
+        """Each micro-grid's (``level`` "microgrid") or grid's ("grid") units and
+        households in a version, summed from its unit rows by the database: indexed by
+        code, columns ``units`` and ``households``."""
+        info = self._check_layer(plan_id, version, "units")
+        span, params = rows_filter(info, version, "f")
+        sql = PARENT_TOTALS.format(households=self._property("f", "households"), span=span)
+        n = {"microgrid": 18, "grid": 15}[level]
+        rows = self._select(sql, {"p": plan_id, "n": n, **params})
+        frame = pd.DataFrame(rows, columns=["code", "units", "households"])
+        frame["code"] = frame["code"].astype(str)
+        frame["units"] = frame["units"].astype(np.int64)
+        frame["households"] = frame["households"].astype(float)
+        return frame.set_index("code").sort_index()
+
+    def property_of(self, plan_id: str, version: int, layer: str, key: str) -> dict[str, Any]:
+        """Property ``key`` of each feature of a version's layer, by code, without
+        reading its geometry or its other properties."""
+        info = self._check_layer(plan_id, version, layer)
+        span, params = rows_filter(info, version, "f")
+        sql = PROPERTY_OF.format(value=self._property("f", key), span=span)
+        return {str(c): v for c, v in self._select(sql, {"p": plan_id, "l": layer, **params})}
 
     @abstractmethod
     def _select(self, sql: str, params: dict[str, Any]) -> list[tuple]:

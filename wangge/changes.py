@@ -30,6 +30,7 @@ from wangge.data.osm import credit_of
 from wangge.editing import Editor
 from wangge.errors import InputError
 from wangge.geo import assignment as ge
+from wangge.geo.codes import LENGTHS
 
 #: The statuses of a code, in the order a report lists them.
 STATUSES = ("created", "changed", "retired", "recounted", "kept")
@@ -89,7 +90,10 @@ class Changes:
 
 
 def changes(editor: Editor, plan_id: str, a: int, b: int) -> Changes:
-    """The change report of versions ``a`` → ``b`` of ``plan_id``.
+    """The change report of versions ``a`` → ``b`` of ``plan_id``: a query on what the
+    versions between them wrote (the units whose rows differ, each code's units and
+    households summed by the database, the grids of each), or, where the units were
+    written whole in between, a comparison of the two versions' states.
 
     Raises
     ------
@@ -97,6 +101,27 @@ def changes(editor: Editor, plan_id: str, a: int, b: int) -> Changes:
         When the two versions do not hold the same units (a plan made again from new data
         is a new plan, compared by its grids, not by its units).
     """
+    rows = editor.unit_rows(plan_id, a, b)
+    if rows is None:
+        return _by_states(editor, plan_id, a, b)
+    store = editor.store
+    va, vb = store.resolve(plan_id, a), store.resolve(plan_id, b)
+    micro = [store.parent_totals(plan_id, v.version, "microgrid") for v in (va, vb)]
+    totals = {
+        "grid": tuple(t.groupby(t.index.str[:15]).sum() for t in micro),
+        "microgrid": tuple(micro),
+    }
+    names = {
+        level: tuple(_text(store.property_of(plan_id, v.version, layer, "name")) for v in (va, vb))
+        for level, layer in LEVELS.items()
+    }
+    before = store.query(plan_id, va.version, "grids").frame
+    after = store.query(plan_id, vb.version, "grids").frame
+    return _report(plan_id, a, b, totals, rows, names, before, after, credit_of(vb.meta))
+
+
+def _by_states(editor: Editor, plan_id: str, a: int, b: int) -> Changes:
+    """:func:`changes` from the two versions' states (units written whole in between)."""
     sa_, sb = editor.state(plan_id, a), editor.state(plan_id, b)
     codes_a = sa_.unit_frame["code"].astype(str).to_numpy()
     codes_b = sb.unit_frame["code"].astype(str).to_numpy()
@@ -107,80 +132,135 @@ def changes(editor: Editor, plan_id: str, a: int, b: int) -> Changes:
             plan_id,
         )
     hh_a, hh_b = sa_.units.households, sb.units.households
-    rows = []
-    for level in LEVELS:
-        rows.append(_level_rows(level, sa_, sb, hh_a, hh_b))
-    table = pd.concat(rows, ignore_index=True)
+    totals = {
+        level: (_totals(sa_.micro, hh_a, level), _totals(sb.micro, hh_b, level)) for level in LEVELS
+    }
+    differ = np.flatnonzero((sa_.micro != sb.micro) | ~np.isclose(hh_a, hh_b))
+    buildings = sb.unit_frame.get("building_id")
+    rows = gpd.GeoDataFrame(
+        {
+            "unit": codes_a[differ],
+            "building_id": None if buildings is None else buildings.to_numpy()[differ],
+            "from": np.asarray(sa_.micro)[differ].astype(str),
+            "to": np.asarray(sb.micro)[differ].astype(str),
+            "households_a": hh_a[differ],
+            "households_b": hh_b[differ],
+        },
+        geometry=sb.unit_frame.geometry.to_numpy()[differ],
+        crs=sb.unit_frame.crs,
+    )
+    names = {
+        level: (_names(sa_.layers.get(layer)), _names(sb.layers.get(layer)))
+        for level, layer in LEVELS.items()
+    }
+    before, after = sa_.layers["grids"], sb.layers["grids"]
+    return _report(plan_id, a, b, totals, rows, names, before, after, credit_of(sb.version.meta))
+
+
+def _totals(micro: np.ndarray, households: np.ndarray, level: str) -> pd.DataFrame:
+    """Each code's units and households under an assignment, as
+    ``Store.parent_totals`` sums them from the stored rows."""
+    of = micro if level == "microgrid" else ge.level_codes(micro, level)
+    grouped = pd.Series(households).groupby(np.asarray(of).astype(str))
+    return pd.DataFrame({"units": grouped.size(), "households": grouped.sum()})
+
+
+def _report(
+    plan_id: str,
+    a: int,
+    b: int,
+    totals: dict[str, tuple[pd.DataFrame, pd.DataFrame]],
+    rows: gpd.GeoDataFrame,
+    names: dict[str, tuple[dict[str, str], dict[str, str]]],
+    before: gpd.GeoDataFrame,
+    after: gpd.GeoDataFrame,
+    credit: str,
+) -> Changes:
+    """The report from each code's units and households in both versions (``totals``,
+    by level), the units whose rows differ (``rows``: moved or recounted), the names of
+    each level's codes and the grids of each version: one rule, however they were read."""
+    tables = [_level_rows(level, *totals[level], rows, *names[level]) for level in LEVELS]
+    table = pd.concat(tables, ignore_index=True)
     order = {s: i for i, s in enumerate(STATUSES)}
     table = table.sort_values(
         ["level", "status", "code"], key=lambda c: c.map(order) if c.name == "status" else c
     ).reset_index(drop=True)
-
-    moves = ge.diff(sa_.units, sa_.micro, sb.micro)
-    index = [sa_.units.index[m.unit] for m in moves]
-    buildings = sb.unit_frame.get("building_id")
+    went = rows[rows["from"] != rows["to"]]
     moved = pd.DataFrame(
         {
-            "unit": [m.unit for m in moves],
-            "building_id": [None if buildings is None else _plain(buildings.iat[i]) for i in index],
-            "households": [float(hh_b[i]) for i in index],
-            "from": [m.before for m in moves],
-            "to": [m.after for m in moves],
+            "unit": went["unit"].astype(str).to_numpy(),
+            "building_id": [_plain(v) for v in went["building_id"]],
+            "households": went["households_b"].to_numpy(dtype=float),
+            "from": went["from"].to_numpy(),
+            "to": went["to"].to_numpy(),
         },
         columns=["unit", "building_id", "households", "from", "to"],
     )
     moved["from_grid"] = [c[:15] for c in moved["from"]]
     moved["to_grid"] = [c[:15] for c in moved["to"]]
-
     status = dict(zip(table["code"], table["status"], strict=True))
-    before = _with_status(sa_.layers["grids"], status)
-    after = _with_status(sb.layers["grids"], status)
     moved_units = gpd.GeoDataFrame(
-        moved.assign(geometry=sb.unit_frame.geometry.iloc[index].to_numpy()),
-        geometry="geometry",
-        crs=sb.unit_frame.crs,
+        moved.assign(geometry=went.geometry.to_numpy()), geometry="geometry", crs=rows.crs
     )
-    credit = credit_of(sb.version.meta)
-    return Changes(plan_id, a, b, table, moved, before, after, moved_units, credit)
+    return Changes(
+        plan_id,
+        a,
+        b,
+        table,
+        moved,
+        _with_status(before, status),
+        _with_status(after, status),
+        moved_units,
+        credit,
+    )
 
 
-def _level_rows(level: str, sa_, sb, hh_a: np.ndarray, hh_b: np.ndarray) -> pd.DataFrame:
-    """One row per code of ``level`` in either version, with its status: worked out for
-    all codes at once (a city's 40,000 micro-grids one by one took 4 s)."""
-    micro = level == "microgrid"
-    of_a = np.asarray(sa_.micro if micro else ge.level_codes(sa_.micro, level)).astype(str)
-    of_b = np.asarray(sb.micro if micro else ge.level_codes(sb.micro, level)).astype(str)
-    codes = np.union1d(of_a, of_b)  # sorted
-    at_a, at_b = np.searchsorted(codes, of_a), np.searchsorted(codes, of_b)
-    k = len(codes)
-    units_a, units_b = np.bincount(at_a, minlength=k), np.bincount(at_b, minlength=k)
+def _level_rows(
+    level: str,
+    totals_a: pd.DataFrame,
+    totals_b: pd.DataFrame,
+    rows: pd.DataFrame,
+    names_a: dict[str, str],
+    names_b: dict[str, str],
+) -> pd.DataFrame:
+    """One row per code of ``level`` in either version, with its status, for all codes at
+    once (a city's 40,000 micro-grids one by one took 4 s): ``totals_*``, each code's
+    units and households in a version; ``rows``, the units whose rows differ."""
+    n = LENGTHS[level]
+    codes = np.union1d(totals_a.index.to_numpy(dtype=str), totals_b.index.to_numpy(dtype=str))
+    units_a = totals_a["units"].reindex(codes).fillna(0).to_numpy(dtype=np.int64)
+    units_b = totals_b["units"].reindex(codes).fillna(0).to_numpy(dtype=np.int64)
     in_a, in_b = units_a > 0, units_b > 0
-    moved = of_a != of_b  # a code whose units differ: one left it or joined it
-    changed = np.zeros(k, dtype=bool)
-    changed[at_a[moved]] = changed[at_b[moved]] = True
+    was = rows["from"].astype(str).str[:n].to_numpy(dtype=str)
+    now = rows["to"].astype(str).str[:n].to_numpy(dtype=str)
+    crossed = was != now  # a code whose units differ: one left it or joined it
+    changed = np.isin(codes, np.r_[was[crossed], now[crossed]])
     # same units, other households (as np.allclose tells them apart)
-    recounted = np.zeros(k, dtype=bool)
-    recounted[at_b[~np.isclose(hh_a, hh_b)]] = True
+    hh_a, hh_b = rows["households_a"].to_numpy(float), rows["households_b"].to_numpy(float)
+    recounted = np.isin(codes, now[~np.isclose(hh_a, hh_b)])
     status = np.select(
         [~in_a, ~in_b, changed, recounted],
         ["created", "retired", "changed", "recounted"],
         "kept",
     )
-    names_a = _names(sa_.layers.get(LEVELS[level]))
-    names_b = _names(sb.layers.get(LEVELS[level]))
     return pd.DataFrame(
         {
             "level": level,
             "code": codes.astype(object),
             "status": status.astype(object),
-            "households_a": np.where(in_a, np.bincount(at_a, hh_a, k), np.nan),
-            "households_b": np.where(in_b, np.bincount(at_b, hh_b, k), np.nan),
+            "households_a": np.where(in_a, totals_a["households"].reindex(codes), np.nan),
+            "households_b": np.where(in_b, totals_b["households"].reindex(codes), np.nan),
             "units_a": units_a,
             "units_b": units_b,
             "name_a": [names_a.get(c, "") for c in codes],
             "name_b": [names_b.get(c, "") for c in codes],
         }
     )
+
+
+def _text(values: dict[str, Any]) -> dict[str, str]:
+    """Names read by a query: missing ones as empty text."""
+    return {c: "" if v is None else str(v) for c, v in values.items()}
 
 
 def _names(layer: gpd.GeoDataFrame | None) -> dict[str, str]:

@@ -185,13 +185,21 @@ class Editor:
 
     def diff(self, plan_id: str, a: int, b: int) -> list[dict[str, Any]]:
         """The units whose micro-grid differs between versions ``a`` and ``b``: a query
-        on the unit rows the versions between them wrote (``Store.touched_ids``), or,
-        where the units were written whole in between, a comparison of the two."""
-        a_ = self.store.resolve(plan_id, a).version
-        b_ = self.store.resolve(plan_id, b).version
-        touched = self.store.touched_ids(plan_id, a_, b_, "units")
-        if touched is not None:
-            return self._diff_of(plan_id, a_, b_, sorted(touched))
+        on the unit rows the versions between them wrote (:meth:`unit_rows`), or, where
+        the units were written whole in between, a comparison of the two."""
+        rows = self.unit_rows(plan_id, a, b)
+        if rows is not None:
+            rows = rows[rows["from"] != rows["to"]]
+            return [
+                {
+                    "unit": r["unit"],
+                    "building_id": _none(r["building_id"]),
+                    "households": float(r["households_a"]),
+                    "from": r["from"],
+                    "to": r["to"],
+                }
+                for r in rows.drop(columns="geometry").to_dict("records")
+            ]
         sa_, sb = self.state(plan_id, a), self.state(plan_id, b)
         if not np.array_equal(sa_.unit_frame["code"].to_numpy(), sb.unit_frame["code"].to_numpy()):
             raise InputError(f"versions {a} and {b} have different units", plan_id)
@@ -209,27 +217,52 @@ class Editor:
             )
         return out
 
-    def _diff_of(self, plan_id: str, a: int, b: int, codes: list[str]) -> list[dict[str, Any]]:
-        if not codes:
-            return []
-        before = self.store.query(plan_id, a, "units", codes=codes).frame.set_index("code")
-        after = self.store.query(plan_id, b, "units", codes=codes).frame.set_index("code")
-        if set(before.index) != set(after.index):
+    def unit_rows(self, plan_id: str, a: int, b: int) -> gpd.GeoDataFrame | None:
+        """Every unit whose row differs between versions ``a`` and ``b`` (a move, new
+        households), in unit order: ``unit``, ``building_id``, ``from`` and ``to`` (its
+        micro-grid in each), ``households_a`` and ``households_b``, and its geometry. A
+        query on the rows the versions between them wrote (``Store.touched_ids``), not a
+        comparison of two copies; None when the units were written whole in between (the
+        caller compares the two states).
+
+        Raises
+        ------
+        InputError
+            When the two versions do not hold the same units.
+        """
+        va, vb = self.store.resolve(plan_id, a), self.store.resolve(plan_id, b)
+        touched = self.store.touched_ids(plan_id, va.version, vb.version, "units")
+        if touched is None:
+            return None
+        counts = [self.store.layer_infos(plan_id, v.version)["units"].count for v in (va, vb)]
+        codes = sorted(touched, key=int)
+        before = after = None
+        if codes:
+            before = self.store.query(plan_id, va.version, "units", codes=codes).frame
+            after = self.store.query(plan_id, vb.version, "units", codes=codes).frame
+        if counts[0] != counts[1] or (
+            codes and set(before["code"].astype(str)) != set(after["code"].astype(str))
+        ):
             raise InputError(f"versions {a} and {b} have different units", plan_id)
-        out = []
-        for code in sorted(before.index, key=int):
-            was, now = str(before.at[code, "parent_code"]), str(after.at[code, "parent_code"])
-            if was != now:
-                out.append(
-                    {
-                        "unit": str(code),
-                        "building_id": _none(before.at[code, "building_id"]),
-                        "households": float(before.at[code, "households"]),
-                        "from": was,
-                        "to": now,
-                    }
-                )
-        return out
+        columns = ["unit", "building_id", "from", "to", "households_a", "households_b"]
+        if not codes:
+            return gpd.GeoDataFrame(columns=[*columns, "geometry"], geometry="geometry", crs=4326)
+        before = before.set_index(before["code"].astype(str))
+        after = after.set_index(after["code"].astype(str))
+        order = sorted(before.index, key=int)
+        before, after = before.loc[order], after.loc[order]
+        return gpd.GeoDataFrame(
+            {
+                "unit": order,
+                "building_id": after["building_id"].to_numpy(dtype=object),
+                "from": before["parent_code"].astype(str).to_numpy(),
+                "to": after["parent_code"].astype(str).to_numpy(),
+                "households_a": before["households"].to_numpy(dtype=float),
+                "households_b": after["households"].to_numpy(dtype=float),
+            },
+            geometry=after.geometry.to_numpy(),
+            crs=after.crs,
+        )
 
     # writing ----------------------------------------------------------------------------
 
