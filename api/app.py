@@ -32,6 +32,7 @@ from wangge.api import (
 )
 from wangge.api.auth import (
     PUBLIC,
+    SECRET_PARAMS,
     api_routes,
     deny_undeclared,
     enforce,
@@ -39,6 +40,8 @@ from wangge.api.auth import (
 )
 from wangge.api.caps import HeadAsGet, ReadTimeout
 from wangge.api.errors import ErrorBody
+from wangge.api.negotiate import Compress
+from wangge.api.ogc import KNOWN_PARAMS
 from wangge.api.settings import Settings
 from wangge.data.accounts import KEY_PREFIX
 from wangge.data.store import Store, open_store
@@ -50,12 +53,6 @@ class Health(BaseModel):
     plans: int
 
 
-#: Query parameters whose value is a secret: a client that puts its key in the address
-#: (a GIS plugin, a shared link) must not have it written to the access log.
-SECRET_PARAMS = frozenset(
-    {"key", "api_key", "apikey", "api-key", "x-api-key", "token", "access_token", "password"}
-    | {"secret", "auth", "authorization"}
-)
 REDACTED = "[redacted]"
 #: A wangge API key wherever it stands in an address (data/accounts.py new_key: the
 #: prefix and 43 URL-safe characters; a plan id such as wg_demo is too short to be one).
@@ -101,7 +98,8 @@ def redact_access_log() -> None:
 
 BAD_PARAMETER = {
     "model": ErrorBody,
-    "description": "An invalid parameter value: OGC API – Features answers 400, not 422",
+    "description": "An invalid parameter value, or a query parameter this operation does not "
+    "declare (or gives twice): OGC API – Features answers 400, not 422",
 }
 
 
@@ -149,12 +147,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             "ODbL 1.0."
         ),
         lifespan=lifespan,
-        dependencies=[Depends(enforce)],
+        dependencies=[Depends(enforce), KNOWN_PARAMS],
         docs_url=None,  # FastAPI's pages load Swagger UI and ReDoc from a CDN: see _docs
         redoc_url=None,
     )
     app.state.settings = settings
     app.add_middleware(ReadTimeout, seconds=settings.request_timeout_s)
+    app.add_middleware(Compress)  # inside HeadAsGet: a HEAD gets its GET's encoded headers
     app.add_middleware(HeadAsGet)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:  # a city dashboard on its own origin: preflights answered, keys allowed

@@ -56,6 +56,14 @@ _basic = HTTPBasic(
     description="The same API key as the password of HTTP Basic (any user name), for GIS "
     "clients: `ogr2ogr --config GDAL_HTTP_USERPWD key:KEY`, a QGIS Basic configuration",
 )
+#: Query parameters whose value is a secret: a client that puts its key in the address
+#: (a GIS plugin, a shared link) must not have it written to the access log
+#: (app.redact_url), nor echoed by an OGC route that refuses it (ogc.known_params). Keys
+#: are read from headers only.
+SECRET_PARAMS = frozenset(
+    {"key", "api_key", "apikey", "api-key", "x-api-key", "token", "access_token", "password"}
+    | {"secret", "auth", "authorization"}
+)
 #: Routes the framework itself adds; they describe the API and are public.
 FRAMEWORK_PUBLIC = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 

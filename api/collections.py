@@ -73,7 +73,8 @@ ANSWERS = {
     400: {
         "model": ErrorBody,
         "description": "An invalid parameter value (a bbox, limit, f, properties, or a crs "
-        "the service does not offer): OGC API – Features answers 400, not 422",
+        "the service does not offer), or a query parameter the operation does not declare "
+        "or gives twice: OGC API – Features answers 400, not 422",
     },
 }
 CONTENT_CRS = {

@@ -84,14 +84,14 @@ PlanQuery = Annotated[
     ),
 ]
 
+#: The ``version`` query parameter of every route that takes one.
+VersionQuery = Annotated[
+    int | None, Query(description="Version (default: the latest)", ge=1, le=2**31 - 1)
+]
+
 
 def get_version(
-    request: Request,
-    store: StoreDep,
-    plan: PlanQuery = None,
-    version: Annotated[
-        int | None, Query(description="Version (default: the latest)", ge=1, le=2**31 - 1)
-    ] = None,
+    request: Request, store: StoreDep, plan: PlanQuery = None, version: VersionQuery = None
 ) -> Version:
     return store.resolve(plan or request.app.state.settings.plan, version)
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
+from wangge.api.negotiate import vary
 from wangge.errors import WanggeError
 
 
@@ -80,6 +81,7 @@ def _challenge(request: Request) -> str:
     """A browser opening a page (Accept: text/html, ``f=html``) is asked for Basic, so it
     prompts for the key (as the password); scripts (the editor's fetch) get Bearer only,
     which prompts nothing."""
+    vary(request, "Accept")
     bearer = 'Bearer realm="wangge"'
     page = request.query_params.get("f") == "html" or request.headers.get("accept", "").startswith(
         "text/html"

@@ -21,13 +21,18 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import shapely
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from wangge.api import html
-from wangge.api.auth import PUBLIC
-from wangge.api.errors import ERRORS
+from wangge.api.auth import PUBLIC, SECRET_PARAMS
+from wangge.api.deps import PlanQuery, VersionQuery
+from wangge.api.errors import ERRORS, ogc_path
+from wangge.api.negotiate import vary
+from wangge.errors import InputError
 
 JSON = "application/json"
 GEOJSON = "application/geo+json"
@@ -100,9 +105,11 @@ Format = Annotated[
 
 
 def wants_html(request: Request, f: str | None) -> bool:
-    """HTML when ``f=html``, or without ``f`` when Accept ranks text/html above JSON."""
+    """HTML when ``f=html``, or without ``f`` when Accept ranks text/html above JSON (the
+    answer then varies by Accept, and says so)."""
     if f is not None:
         return f == "html"
+    vary(request, "Accept")
     best = {"html": 0.0, "json": 0.0}
     for part in request.headers.get("accept", "").split(","):
         media, _, params = part.strip().partition(";")
@@ -151,9 +158,72 @@ def self_links(request: Request, media: str, html_too: bool = True) -> list[Link
     return out
 
 
+# query parameters: those the API definition declares, and no others ----------------------
+
+
+def _declared(dependant: Dependant) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _declared(sub)
+    return names
+
+
+def declared_params(route: APIRoute) -> set[str]:
+    """The query parameters a route declares, through its dependencies: what its OpenAPI
+    description lists (a walk of a few nodes, so not cached)."""
+    return _declared(route.dependant)
+
+
+class UnknownParameter(InputError):
+    """Query parameters an OGC API route refuses (400 there, by errors._status): ``where``
+    names them, and ``violations`` each, as FastAPI's own parameter errors are."""
+
+    def __init__(self, names: list[str], problem: str, hint: str = ""):
+        super().__init__(problem + hint, where=", ".join(names))
+        self.violations = [{"where": n, "problem": problem} for n in names]
+
+
+def _shown(name: str) -> str:
+    return name if len(name) <= 40 else name[:40] + "…"
+
+
+def known_params(request: Request) -> None:
+    """Refuse (400) a query parameter an OGC API route does not declare, or one given
+    twice (OGC API – Features /req/core/query-param-unknown): a misspelt ``bbox`` must not
+    answer the whole layer, and what the links of an answer carry on is what was checked.
+    The error names the parameters, never their values. Other routes are not OGC API's
+    and keep FastAPI's leniency."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not ogc_path(request):
+        return
+    allowed = declared_params(route)
+    given = [_shown(name) for name, _ in request.query_params.multi_items()]
+    unknown = sorted({n for n in given if n not in allowed})
+    if unknown:
+        takes = ", ".join(sorted(allowed)) or "none"
+        hint = ""
+        if any(n.strip().lower() in SECRET_PARAMS for n in unknown):
+            hint = "; an API key goes in a header (Authorization: Bearer KEY or X-API-Key)"
+        raise UnknownParameter(
+            unknown, f"not a query parameter of {route.path}, which takes {takes}", hint
+        )
+    twice = sorted({n for n in given if given.count(n) > 1})
+    if twice:
+        raise UnknownParameter(twice, "given more than once; give each parameter once")
+
+
+KNOWN_PARAMS = Depends(known_params)
+
+
+def service_params(plan: PlanQuery = None, version: VersionQuery = None) -> None:
+    """``plan`` and ``version`` on the service's own pages: the landing page carries them
+    into its links to the collections; conformance and the API description take them
+    because clients (OWSLib, GDAL) carry the landing page's query to every request."""
+
+
 # routes: the landing page, conformance and the API description -------------------------
 
-router = APIRouter(tags=["OGC API"], dependencies=[PUBLIC])
+router = APIRouter(tags=["OGC API"], dependencies=[PUBLIC, Depends(service_params)])
 TITLE = "wangge 网格 API"
 DESCRIPTION = (
     "Streets, communities, grids and micro-grids of grid-governance plans (网格化管理), "
@@ -204,7 +274,22 @@ class OpenAPIResponse(JSONResponse):
     media_type = OPENAPI
 
 
-@router.get("/api", response_class=OpenAPIResponse, responses={200: {"description": "OpenAPI"}})
+#: The API description's errors: JSON, which FastAPI would otherwise file under the route's
+#: OpenAPI media type.
+API_ERRORS = {
+    400: {
+        "content": {JSON: {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        "description": "A query parameter this operation does not declare, or an invalid "
+        "plan or version: OGC API – Features answers 400, not 422",
+    }
+}
+
+
+@router.get(
+    "/api",
+    response_class=OpenAPIResponse,
+    responses={200: {"description": "OpenAPI"}, **API_ERRORS},
+)
 def api(request: Request) -> Response:
     """This API's definition as an OpenAPI 3.0 document (``/openapi.json`` has it as 3.1)."""
     doc = getattr(request.app.state, "openapi_30", None)

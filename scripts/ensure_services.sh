@@ -7,6 +7,7 @@
 #             WANGGE_TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/wangge_test
 #   chromium  /usr/bin/chromium for the browser tests (playwright comes from the test extras)
 #   gdal      ogr2ogr (Debian's gdal-bin), which runs the README's OGC API command in a test
+#             and reads the compressed answers (tests/test_http_clients.py)
 #
 # Usage: bash scripts/ensure_services.sh [postgis] [chromium] [gdal]     (no argument: all)
 # Exports nothing. What cannot be installed without root is reported and skipped (exit 0);
