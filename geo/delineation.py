@@ -24,6 +24,15 @@ from wangge.geo.partition import (
 )
 
 
+def edge_kind(along: str, road_rank) -> int:
+    """What the edge between two units runs along, as the unit graph's ``along`` holds it:
+    0 inside one block, 1 a minor road, 2 a trunk, primary or secondary road (rank ≤ 3),
+    3 a barrier (a river, a railway, a wall)."""
+    if along == "barrier":
+        return 3
+    return 2 if (road_rank or 9) <= 3 else 1  # no rank (None, NaN): a minor road
+
+
 def unit_graph(cells: gpd.GeoDataFrame, adjacency: pd.DataFrame) -> UnitGraph:
     """Build the unit graph of the cells.
 
@@ -41,7 +50,7 @@ def unit_graph(cells: gpd.GeoDataFrame, adjacency: pd.DataFrame) -> UnitGraph:
     blk = cells["block_id"].to_numpy()
     kind = {}
     for row in adjacency.itertuples():
-        code = 3 if row.along == "barrier" else (2 if (row.road_rank or 9) <= 3 else 1)
+        code = edge_kind(row.along, row.road_rank)
         kind[(row.block_a, row.block_b)] = kind[(row.block_b, row.block_a)] = code
     pair = pd.Series(list(zip(blk[a], blk[b], strict=True)), dtype=object)
     along = np.where(blk[a] == blk[b], 0, pair.map(kind).fillna(1).to_numpy()).astype(np.int8)

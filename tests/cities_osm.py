@@ -231,13 +231,19 @@ def clustered_variant(src: str | Path, dst: str | Path, windows: Sequence[Window
 
 
 def drift_variant(
-    src: str | Path, dst: str | Path, seed: int = 0, k: int = 6, storeys: int = 12
+    src: str | Path,
+    dst: str | Path,
+    seed: int = 0,
+    k: int = 6,
+    storeys: int = 12,
+    road: Sequence[tuple[float, float]] | None = None,
 ) -> dict[str, set]:
     """The district a year on, as a new extract of it would show it (seeded): a cleared
     block (the ``k`` buildings nearest one residential building removed), a new compound
     (``k`` apartment blocks of 30 m × 15 m and ``storeys`` storeys beside another, with new
-    ids), and ``k`` buildings elsewhere with two more storeys. Returns the ids (wangge's
-    ``w…``) gone, added and raised."""
+    ids), ``k`` buildings elsewhere with two more storeys, and, given its line (lon/lat
+    points), a new residential street (新辟路). Returns the ids (wangge's ``w…``) gone,
+    added and raised, and the road's."""
     rng = random.Random(seed)
     tree = ET.parse(src)
     root = tree.getroot()
@@ -291,6 +297,21 @@ def drift_variant(
             levels = ET.SubElement(w, "tag", k="building:levels")
         levels.set("v", str(max(now, 6) + 2))  # six: the household model's default
         raised.add(f"w{w.get('id')}")
+    cut_road = None
+    if road is not None:  # a new residential street along the given line
+        refs = []
+        for lon, lat in road:
+            node = ET.SubElement(root, "node", id=str(next_id), lat=f"{lat:.7f}")
+            node.set("lon", f"{lon:.7f}")
+            refs.append(str(next_id))
+            next_id += 1
+        way = ET.SubElement(root, "way", id=str(next_id))
+        for ref in refs:
+            ET.SubElement(way, "nd", ref=ref)
+        ET.SubElement(way, "tag", k="highway", v="residential")
+        ET.SubElement(way, "tag", k="name", v="新辟路")
+        cut_road = f"w{next_id}"
+        next_id += 1
     # ET.SubElement appends nodes after ways: put every node first, as OSM files order them
     nodes = [el for el in root if el.tag == "node"]
     others = [el for el in root if el.tag != "node" and el.tag != "bounds"]
@@ -299,4 +320,9 @@ def drift_variant(
     for el in nodes + others:
         root.append(el)
     _write(root, dst)
-    return {"gone": {f"w{w.get('id')}" for w in gone}, "added": added, "raised": raised}
+    return {
+        "gone": {f"w{w.get('id')}" for w in gone},
+        "added": added,
+        "raised": raised,
+        "road": {cut_road} if cut_road else set(),
+    }

@@ -8,6 +8,7 @@ few (a cleared block) lose all of theirs, on the demo and on the Beijing extract
 
 from __future__ import annotations
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
@@ -204,7 +205,9 @@ def test_a_new_osm_extract_rebalances_a_stored_plan(plan_dir, beijing_plan, stor
     from wangge.importing import save_plan
 
     plan = read_plan(plan_dir / "plan.gpkg" if city == "demo" else beijing_plan)
-    what = drift_variant(DEMO_OSM if city == "demo" else BEIJING_OSM, tmp_path / "new.osm", 3)
+    road, compound = road_across(plan)
+    src = DEMO_OSM if city == "demo" else BEIJING_OSM
+    what = drift_variant(src, tmp_path / "new.osm", 3, road=road)
     plan_id = f"rx-{city}-{tmp_path.name[-10:]}"
     save_plan(store, plan, plan_id, None, "test", "imported")
     res = run(
@@ -238,6 +241,44 @@ def test_a_new_osm_extract_rebalances_a_stored_plan(plan_dir, beijing_plan, stor
     grids = saved.frame("grids").set_index("code")
     for code in set(base_grids.index) - set(meta["rebalance"]["changed"]):
         assert grids.loc[code].geometry.equals_exact(base_grids.loc[code].geometry, 1e-9), code
+    # the new road: the compound it crosses is two from now on, each part one piece, and
+    # the edges across it run along a road
+    assert what["road"] <= set(meta["rebalance"]["roads"])
+    ids = units["compound_id"].dropna().astype(str)
+    parts = sorted(set(ids[ids.str.startswith(f"{compound}-")]))
+    assert parts == [f"{compound}-1", f"{compound}-2"] and compound not in set(ids)
+    edges = saved.frame("unit_edges")
+    cid = units.set_index(units["code"].astype(int))["compound_id"].astype(str)
+    ca, cb = cid.loc[edges["a"].astype(int)].to_numpy(), cid.loc[edges["b"].astype(int)].to_numpy()
+    across = (ca != cb) & np.isin(ca, parts) & np.isin(cb, parts)
+    assert across.any() and (edges["along"].to_numpy()[across] > 0).all()
+    assert not edges["compound"].to_numpy(dtype=bool)[across].any()
+
+
+def road_across(plan) -> tuple[list[tuple[float, float]], str]:
+    """A straight street across the block of the largest compound that lies in one block,
+    through the compound's middle, along the block's longer side and a metre past its
+    edges (lon/lat), and that compound's id."""
+    import shapely
+
+    units = plan.frame("units").to_crs(plan.crs)
+    has = units.dropna(subset=["compound_id"])
+    per = has.groupby("compound_id").agg(n=("code", "size"), blocks=("block_id", "nunique"))
+    compound = str(per[per["blocks"] == 1].sort_values("n", ascending=False).index[0])
+    inside = has[has["compound_id"].astype(str) == compound]
+    block = shapely.union_all(units[units["block_id"] == inside["block_id"].iloc[0]].geometry)
+    mid = shapely.union_all(inside.geometry).centroid
+    x0, y0, x1, y1 = block.bounds
+    far = 2 * max(x1 - x0, y1 - y0)
+    if x1 - x0 >= y1 - y0:  # wider than tall: across it north to south
+        line = shapely.LineString([(mid.x, mid.y - far), (mid.x, mid.y + far)])
+    else:
+        line = shapely.LineString([(mid.x - far, mid.y), (mid.x + far, mid.y)])
+    line = shapely.intersection(line, block.buffer(1.0))
+    line = max(shapely.get_parts(line), key=lambda p: p.length)
+    ends = gpd.GeoSeries(shapely.points(shapely.get_coordinates(line)[[0, -1]]), crs=plan.crs)
+    ends = ends.to_crs(4326)
+    return [(p.x, p.y) for p in ends], compound
 
 
 def test_the_api_rebalances_within_the_callers_reach(plan_dir, store):

@@ -14,6 +14,13 @@ by id:
   (a new building outside every unit, beyond the district, is left out and counted);
 - a building of the plan the extract no longer holds is gone: it has no households.
 
+A road of the extract that cuts blocks and crosses between two units of one block (the
+straight line between their centres), where the plan was drawn without it, is a new road
+(:func:`new_roads`): the edge between those units now runs along a road, and a compound it
+crosses is two compounds (or more) from then on, its parts numbered ``<id>-1``, ``<id>-2``
+in unit order, so that a grid may end at the road. The units themselves are not drawn
+again: a unit the road runs through stays whole.
+
 Each unit's new count is the sum over the buildings it now holds. The buildings layer of
 the rebalanced version drops the gone buildings, gains the new ones, and holds the
 changed ones as the extract has them (use, floors, footprint and the new estimate; the
@@ -22,16 +29,20 @@ unit around it stays as drawn).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
 from wangge.data import osm as osm_reader
 from wangge.errors import InputError
 from wangge.geo import households as geo_households
+from wangge.geo.delineation import edge_kind
 from wangge.plan_state import PlanState, unit_of_buildings
 
 #: File names read as an OSM extract.
@@ -39,6 +50,9 @@ OSM_SUFFIXES = (".osm", ".osm.gz", ".osm.bz2", ".osm.pbf", ".pbf")
 #: A footprint is the same when the area of its difference from the plan's is at most this
 #: share of its area (a round trip through a store and back moves vertices by millimetres).
 SAME_FOOTPRINT = 0.01
+#: A new road divides a block when it leaves two parts of it at least this large (m²); a
+#: road the plan was drawn with that ends inside a block leaves one.
+MIN_PART_M2 = 50.0
 
 
 def is_extract(path: str | Path) -> bool:
@@ -46,10 +60,12 @@ def is_extract(path: str | Path) -> bool:
 
 
 def extract_buildings(
-    path: str | Path, state: PlanState, households_config: str | Path | None = None
+    extract: osm_reader.OsmExtract,
+    path: str | Path,
+    state: PlanState,
+    households_config: str | Path | None = None,
 ) -> gpd.GeoDataFrame:
     """The extract's buildings with the model's estimate, in the plan's metric CRS."""
-    extract = osm_reader.read_osm(path)
     if not len(extract.buildings):
         raise InputError("the OSM extract holds no buildings", path)
     params = geo_households.load_params(households_config)
@@ -99,7 +115,8 @@ def households_from_extract(
     from wangge.rebalancing import NewHouseholds
 
     path = Path(path)
-    new = extract_buildings(path, state, households_config)
+    extract = osm_reader.read_osm(path)
+    new = extract_buildings(extract, path, state, households_config)
     plan_b = state.layers["buildings"]
     old = plan_b.to_crs(state.crs)
     at, same, added = compare_buildings(old, new)
@@ -134,12 +151,16 @@ def households_from_extract(
     }
     if (~placed).any():
         notes["new buildings outside every unit (left out)"] = int((~placed).sum())
+    roads = new_roads(extract, state)
+    if len(roads.edges):
+        notes["roads across a block the plan did not follow (new roads)"] = len(roads.names)
     return NewHouseholds(
         by_unit,
         buildings,
         notes,
         added=pd.concat([rewritten, fresh]).drop(columns="unit"),
         gone=pd.Index([*gone, *ids[changed]]),
+        roads=roads,
     )
 
 
@@ -169,3 +190,114 @@ def _new_rows(new: gpd.GeoDataFrame, state: PlanState) -> gpd.GeoDataFrame:
     frame = gpd.GeoDataFrame(out, geometry=layer.geometry.name, crs=layer.crs)
     frame["unit"] = unit
     return frame
+
+
+@dataclass
+class NewRoads:
+    """The unit graph's edges a new road now runs between (positions in its edge arrays),
+    what each runs along (:func:`~wangge.geo.delineation.edge_kind`), and the roads'
+    ids and names."""
+
+    edges: np.ndarray
+    kinds: np.ndarray
+    names: dict[str, str]
+
+
+def new_roads(extract: osm_reader.OsmExtract, state: PlanState) -> NewRoads:
+    """The roads of ``extract`` (those that cut blocks) that divide a block of the plan
+    (the union of its units) into parts, as they would have divided it had they been
+    there when the plan was drawn, with the unit graph's edges they now run between:
+    those joining units of the block on different sides. Candidates are the roads that
+    cross the straight line between the centres of two neighbouring units of one block; a
+    road the plan was drawn with bounds its blocks, or ends inside one."""
+    roads = extract.roads[extract.roads["cuts_blocks"].astype(bool)].to_crs(state.crs)
+    g = state.units.graph
+    inside = np.flatnonzero(g.along == 0)
+    none = NewRoads(np.array([], dtype=np.int64), np.array([], dtype=np.int8), {})
+    if not len(roads) or not len(inside):
+        return none
+    a, b = g.xy[g.eu[inside]], g.xy[g.ev[inside]]
+    segments = shapely.linestrings(np.stack([a, b], axis=1))
+    seg, road = shapely.STRtree(roads.geometry.to_numpy()).query(segments, predicate="intersects")
+    block = state.unit_frame["block_id"].astype(str).to_numpy()
+    lines, rank = roads.geometry.to_numpy(), roads["rank"].to_numpy(dtype=float)
+    kind = np.zeros(len(g.eu), dtype=np.int8)
+    used = set()
+    pairs = {(block[g.eu[e]], int(r)) for e, r in zip(inside[seg], road, strict=True)}
+    for blk, r in sorted(pairs):
+        members = np.flatnonzero(block == blk)
+        side = _sides(state.metric[members], g.xy[members], lines[r])
+        if side is None:
+            continue
+        label = np.full(state.units.n, -1)
+        label[members] = side
+        across = (g.along == 0) & (label[g.eu] >= 0) & (label[g.eu] != label[g.ev])
+        kind[across] = np.maximum(kind[across], edge_kind("road", rank[r]))
+        used.add(r)
+    if not used:
+        return none
+    edges = np.flatnonzero(kind > 0)
+    hit = roads.iloc[sorted(used)]
+    names = dict(zip(hit["road_id"].astype(str), hit["name"].fillna("").astype(str), strict=True))
+    return NewRoads(edges, kind[edges], names)
+
+
+def _sides(cells: np.ndarray, centres: np.ndarray, line: shapely.Geometry) -> np.ndarray | None:
+    """The part of a block each of its units lies in once ``line`` divides the block (the
+    union of ``cells``) into parts of at least :data:`MIN_PART_M2` holding units; None
+    when it does not divide it."""
+    rest = shapely.difference(shapely.union_all(cells), shapely.buffer(line, 0.5))
+    parts = shapely.get_parts(rest)
+    parts = parts[shapely.area(parts) >= MIN_PART_M2]
+    if len(parts) < 2:
+        return None
+    points = shapely.points(centres)
+    # each unit in the part nearest its centre (a centre on the road itself has a side)
+    side = np.argmin(shapely.distance(points[:, None], parts[None, :]), axis=1)
+    return side if len(np.unique(side)) >= 2 else None
+
+
+def with_roads(
+    state: PlanState, roads: NewRoads, edges: pd.DataFrame
+) -> tuple[PlanState, dict[str, pd.DataFrame]]:
+    """The state with ``roads`` on its unit graph (the edges they run between no longer
+    inside a block or a compound), each compound they cut renumbered by its parts, and
+    the layers that changes: the unit edges (``edges``, the stored layer, in the graph's
+    order), the units and the buildings (their compound)."""
+    g = state.units.graph
+    if len(edges) != len(g.eu):
+        raise InputError("the unit edges stored are not the unit graph's", where="unit_edges")
+    along, linked = g.along.copy(), g.compound.copy()
+    along[roads.edges] = roads.kinds
+    linked[roads.edges] = False
+    compound = state.units.compound.copy()
+    for cid in sorted({str(c) for c in compound[g.eu[roads.edges]] if c is not None}):
+        members = np.flatnonzero(compound.astype(str) == cid)
+        keep = linked & np.isin(g.eu, members) & np.isin(g.ev, members)
+        pos = np.full(state.units.n, -1)
+        pos[members] = np.arange(len(members))
+        m = sparse.coo_matrix(
+            (np.ones(int(keep.sum())), (pos[g.eu[keep]], pos[g.ev[keep]])),
+            shape=(len(members),) * 2,
+        )
+        k, label = connected_components(m, directed=False)
+        if k > 1:  # parts numbered in unit order
+            first = pd.Series(np.arange(len(members))).groupby(label).min().sort_values()
+            number = {lab: i + 1 for i, lab in enumerate(first.index)}
+            compound[members] = [f"{cid}-{number[lab]}" for lab in label]
+    graph = replace(g, along=along, compound=linked)
+    units = replace(state.units, graph=graph, compound=compound)
+    frame = state.unit_frame.copy()
+    frame["compound_id"] = pd.Series(compound, index=frame.index).astype(frame["compound_id"].dtype)
+    out = {"unit_edges": edges.assign(along=along.astype(np.int64), compound=linked)}
+    out["units"] = frame
+    layers = dict(state.layers)
+    if "buildings" in layers and "compound_id" in layers["buildings"]:
+        b = layers["buildings"].copy()
+        unit = pd.Series(state.units_of(b), index=b.index)
+        by_unit = pd.Series(compound, index=frame["code"].astype(str).to_numpy())
+        has = unit.isin(by_unit.index).to_numpy()
+        b.loc[has, "compound_id"] = unit[has].map(by_unit).to_numpy()
+        layers["buildings"] = out["buildings"] = b
+    refreshed = replace(state, units=units, unit_frame=frame, layers=layers, found=None)
+    return refreshed, out

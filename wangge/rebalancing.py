@@ -25,7 +25,7 @@ import pandas as pd
 from wangge.data import userfiles
 from wangge.editing import Editor, EditResult
 from wangge.errors import InputError
-from wangge.extract_households import households_from_extract, is_extract
+from wangge.extract_households import NewRoads, households_from_extract, is_extract, with_roads
 from wangge.geo import assignment as ge
 from wangge.geo.rebalance import Rebalanced, rebalance
 from wangge.plan_state import POLYGONS, PlanState, cast_like
@@ -50,6 +50,8 @@ class NewHouseholds:
     added: gpd.GeoDataFrame | None = None
     #: The ids of the plan's buildings that are gone (not in a new OSM extract)
     gone: pd.Index = field(default_factory=lambda: pd.Index([], dtype=object))
+    #: The roads a new OSM extract has that the plan was drawn without
+    roads: NewRoads | None = None
 
 
 @dataclass
@@ -250,6 +252,11 @@ def rebalance_version(
         households = NewHouseholds(households)
     base = editor.base(plan_id, base_version, dry_run)
     state, rewritten = with_households(base, households)
+    if households.roads is not None and len(households.roads.edges):
+        edges = editor.store.query(plan_id, base.version.version, "unit_edges").frame
+        edges = pd.DataFrame(edges.drop(columns=edges.geometry.name, errors="ignore"))
+        state, by_road = with_roads(state, households.roads, edges)
+        rewritten |= by_road
     # a planner changes households only inside their territory
     differ = state.units.households != base.units.households
     check_scope(who, set(ge.level_codes(base.micro[differ], "grid")), "a household change in")
@@ -269,6 +276,7 @@ def rebalance_version(
             "created": done.created,
             "retired": done.retired,
             "unrepaired": done.unrepaired,
+            "roads": {} if households.roads is None else households.roads.names,
         },
     }
     n_out = len(done.out_before)
