@@ -65,6 +65,19 @@ def test_a_patch_is_the_same_whether_the_rows_keep_the_bases_order_or_not(seed):
     assert "320102009009009" in {r[0] for r in patch.rows.records}
 
 
+def test_a_patch_keeping_the_bases_shapes_leaves_the_bbox_to_the_store_else_bounds_them():
+    old = grids(30, random.Random(SEED))
+    new = old.copy(deep=False)  # the base's geometry column itself
+    new["households"] = new["households"] + 1.0
+    patch = patch_of("grids", new, old)
+    assert patch.shapes_kept and len(patch.rows.records) == 30
+    moved = new.copy()
+    moved.loc[0, "geometry"] = shapely.box(-5, 0, 1, 1)  # a shape changed: bounded again
+    patch = patch_of("grids", moved, old)
+    assert not patch.shapes_kept
+    assert patch.rows.info.bbox == pytest.approx((-5, 0, 30, 1))
+
+
 def test_level_codes_are_kept_only_for_an_assignment_that_cannot_change():
     micro = np.array(["320102001001001001", "320102001002003004"] * 50, dtype=object)
     loose = ge.level_codes(micro, "grid")
@@ -81,6 +94,49 @@ def test_level_codes_are_kept_only_for_an_assignment_that_cannot_change():
         first[0] = "x"
     view = ge.frozen(micro[10:20])  # a view is copied before it is frozen
     assert view.flags.owndata and not view.flags.writeable
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_level_codes_carried_through_moves_are_those_made_afresh(seed):
+    """An edit's new assignment takes its level codes from its base's, made again only
+    where units moved: the same codes as made from scratch, at every level."""
+    rng = np.random.default_rng(SEED + seed)
+    side = 12  # a 12 × 12 lattice of units, four grids of nine micro-grids
+    n = side * side
+    x, y = np.arange(n) % side, np.arange(n) // side
+    micro = np.array(
+        [
+            f"3201020010{1 + r // 6:02d}{1 + c // 6:03d}{1 + (r % 6) // 2 * 3 + (c % 6) // 2:03d}"
+            for r, c in zip(y, x, strict=True)
+        ],
+        dtype=object,
+    )
+    frame = pd.DataFrame(
+        {
+            "code": [str(i) for i in range(n)],
+            "households": rng.integers(1, 40, n).astype(float),
+            "population": np.zeros(n),
+            "compound_id": [None] * n,
+        }
+    )
+    right = [(i, i + 1) for i in range(n) if x[i] < side - 1]
+    down = [(i, i + side) for i in range(n - side)]
+    a, b = np.array(right + down).T
+    edges = pd.DataFrame({"a": a, "b": b, "length_m": 1.0, "along": 0, "compound": False})
+    units = ge.units_from_tables(
+        frame, edges, [shapely.box(i, j, i + 1, j + 1) for i, j in zip(x, y, strict=True)]
+    )
+    base = ge.frozen(micro)
+    for level in ("street", "community", "grid"):
+        ge.level_codes(base, level)  # made once, as a loaded version's are
+    grids = sorted({c[:15] for c in micro})
+    moves = [(str(u), grids[int(rng.integers(len(grids)))]) for u in rng.choice(n, 6)]
+    new, moved = ge.apply_moves(units, base, moves)
+    assert moved and not new.flags.writeable
+    assert set(ge._LEVEL_CODES[id(new)]) == {"street", "community", "grid"}  # carried
+    for level in ("street", "community", "grid"):
+        fresh = np.asarray([c[: {"street": 9, "community": 12, "grid": 15}[level]] for c in new])
+        assert list(ge.level_codes(new, level)) == list(fresh)
 
 
 @pytest.mark.parametrize("seed", range(3))
