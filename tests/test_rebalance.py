@@ -255,6 +255,30 @@ def test_a_new_osm_extract_rebalances_a_stored_plan(plan_dir, beijing_plan, stor
     assert not edges["compound"].to_numpy(dtype=bool)[across].any()
 
 
+def test_an_extract_of_another_district_is_refused_naming_it(plan_dir, tmp_path):
+    """The Beijing extract given for the demo plan matches none of its buildings: refused
+    in words that name the file, and nothing is saved."""
+    from wangge.data.gpkg_store import GpkgStore
+    from wangge.importing import save_plan
+
+    store = GpkgStore(tmp_path / "store.gpkg")
+    try:
+        save_plan(store, read_plan(plan_dir / "plan.gpkg"), "elsewhere", None, "test", "i")
+    finally:
+        store.close()
+    res = run(
+        "rebalance", BEIJING_OSM, "--plan-id", "elsewhere", "--store", tmp_path / "store.gpkg"
+    )
+    assert res.returncode == 2, res.stdout + res.stderr
+    said = " ".join((res.stdout + res.stderr).split())
+    assert "beijing-cau.osm" in said and "0% of the plan's 1,277 buildings" in said
+    store = GpkgStore(tmp_path / "store.gpkg")
+    try:
+        assert store.latest("elsewhere") == 1
+    finally:
+        store.close()
+
+
 def road_across(plan) -> tuple[list[tuple[float, float]], str]:
     """A straight street across the block of the largest compound that lies in one block,
     through the compound's middle, along the block's longer side and a metre past its

@@ -50,6 +50,9 @@ OSM_SUFFIXES = (".osm", ".osm.gz", ".osm.bz2", ".osm.pbf", ".pbf")
 #: A footprint is the same when the area of its difference from the plan's is at most this
 #: share of its area (a round trip through a store and back moves vertices by millimetres).
 SAME_FOOTPRINT = 0.01
+#: The share of the plan's buildings an extract must hold (by id) to be read as the same
+#: district a year on; below it every count would be re-estimated, so it is refused.
+MIN_MATCHED = 0.5
 #: A new road divides a block when it leaves two parts of it at least this large (m²); a
 #: road the plan was drawn with that ends inside a block leaves one.
 MIN_PART_M2 = 50.0
@@ -120,6 +123,14 @@ def households_from_extract(
     plan_b = state.layers["buildings"]
     old = plan_b.to_crs(state.crs)
     at, same, added = compare_buildings(old, new)
+    matched = float((at >= 0).mean()) if len(at) else 0.0
+    if matched < MIN_MATCHED:
+        raise InputError(
+            f"only {matched:.0%} of the plan's {len(at):,} buildings are in this extract (by"
+            f" OSM id): it is not an extract of the plan's district, or the plan's buildings"
+            f" came from another source; give their new households as a table instead",
+            path,
+        )
     count = np.where(same, plan_b["households"].to_numpy(dtype=float), 0.0)
     changed = (at >= 0) & ~same
     count[changed] = new["households"].to_numpy(dtype=float)[at[changed]]
