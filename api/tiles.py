@@ -25,7 +25,7 @@ from wangge.api.deps import PlanQuery
 from wangge.api.errors import ERRORS, ErrorBody
 from wangge.data.osm import credit_of
 from wangge.data.store import LayerInfo, Store
-from wangge.data.tiles import TILE_FIELDS, TileRequest, kind_of, tile_fields
+from wangge.data.tiles import TILE_FIELDS, TileRequest, tile_fields, tilejson_type
 from wangge.errors import NotFound
 from wangge.maps.mvt import tile_bounds
 
@@ -273,7 +273,7 @@ def tilejson(
     info = tiler.layer(plan_id, v.version, layer)
     dtypes = tiler.store.dtypes(plan_id, v.version, layer)
     shown = tile_fields(layer, info.columns, dtypes)  # public columns only (data/privacy)
-    fields = {c: _field_type(dtypes.get(c, "object")) for c, _ in shown}
+    fields = {c: tilejson_type(dtypes.get(c, "object")) for c, _ in shown}
     query = f"plan={plan_id}" + (f"&version={version}" if version is not None else "")
     base = str(request.base_url).rstrip("/")
     bounds = list(info.bbox) if info.bbox else [-180, -85.05, 180, 85.05]
@@ -318,7 +318,3 @@ def tile_layers(
         ],
         "cache": tiler.cache.stats(),
     }
-
-
-def _field_type(dtype: str) -> str:
-    return {"int": "Number", "float": "Number", "bool": "Boolean"}.get(kind_of(dtype), "String")

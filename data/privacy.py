@@ -335,6 +335,14 @@ def _scope_mask(layer: str, frame: pd.DataFrame, reader: Reader) -> np.ndarray:
     return reader.covers(code)
 
 
+def in_territory(layer: str, frame: pd.DataFrame, reader: Reader) -> np.ndarray:
+    """Which rows of ``layer`` lie in ``reader``'s territory: those whose restricted values
+    it sees (every row for ``everything``, none for an anonymous reader or an account
+    without a scope). An offline tile package made with a key holds these rows only
+    (:mod:`wangge.data.tile_packages`): the same rule :func:`apply` reads, not a second."""
+    return _scope_mask(layer, frame, reader)
+
+
 def _withheld(values: pd.Series, keep: np.ndarray) -> pd.Series:
     """``values`` with the rows not kept empty: integers and booleans as pandas' nullable
     types (an int stays an int where shown), NaN in floats, None elsewhere."""

@@ -130,6 +130,12 @@ def kind_of(dtype: str) -> str:
     return "text"
 
 
+def tilejson_type(dtype: str) -> str:
+    """The TileJSON ``vector_layers`` field type of a stored column dtype: Number, Boolean
+    or String (the served TileJSON and an offline package's metadata say the same)."""
+    return {"int": "Number", "float": "Number", "bool": "Boolean"}.get(kind_of(dtype), "String")
+
+
 def tile_fields(layer: str, columns: tuple[str, ...], dtypes: dict[str, str]) -> list[tuple]:
     """The (column, kind) pairs a layer's tiles carry, in the order of :data:`TILE_FIELDS`:
     those the layer has and :mod:`wangge.data.privacy` classes public."""

@@ -103,7 +103,7 @@ _FETCHING = re.compile(
     r"\b(?:src|href|data|srcset|xlink:href)\s*=\s*(?![\"']?\s*(?:data:|#))",
     re.IGNORECASE,
 )
-_CSS_URL = re.compile(r"url\(\s*[\"']?(?!data:|#)", re.IGNORECASE)
+_CSS_URL = re.compile(r"url\(\s*(?![\"']?\s*(?:data:|#))", re.IGNORECASE)
 _STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.IGNORECASE | re.DOTALL)
 
 

@@ -6,8 +6,12 @@
 #   maplibre-gl  the editor's map (5.x: 6.x never fires `load` headless)
 #   leaflet      the offline HTML maps (grid, risk, heatmap, gaps), inlined into each file
 #   swagger-ui-dist  the API's interactive docs at /docs (FastAPI's default loads a CDN)
+#   pmtiles      reads an offline tile package (wangge export --format pmtiles) in the
+#                viewer page written beside it, from a file the user picks (no fetch);
+#                its npm package has no LICENSE file: its package.json names the
+#                licence (BSD-3-Clause) and the repository, and is copied as the record
 #
-#   maps/editor/package.json       pins both
+#   maps/editor/package.json       pins them
 #   maps/editor/package-lock.json  the exact tree; `npm ci` installs it
 #   maps/static/vendor/            the copied files, their licences and VERSIONS (committed)
 #
@@ -21,7 +25,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 EDITOR=$ROOT/maps/editor
 VENDOR=$ROOT/maps/static/vendor
-PACKAGES=(maplibre-gl leaflet swagger-ui-dist)
+PACKAGES=(maplibre-gl leaflet swagger-ui-dist pmtiles)
 # package, file in the package, name in maps/static/vendor
 ASSETS=(
     "maplibre-gl dist/maplibre-gl.js maplibre-gl.js"
@@ -35,6 +39,8 @@ ASSETS=(
     "swagger-ui-dist swagger-ui-bundle.js swagger-ui-bundle.js"
     "swagger-ui-dist swagger-ui.css swagger-ui.css"
     "swagger-ui-dist LICENSE swagger-ui.LICENSE.txt"
+    "pmtiles dist/pmtiles.js pmtiles.js"
+    "pmtiles package.json pmtiles.package.json"
 )
 
 say() { echo "== $*"; }

@@ -22,7 +22,7 @@ from wangge.cli._app import (
     stored,
 )
 from wangge.cli.report import plan_verdict, print_given
-from wangge.errors import WanggeError
+from wangge.errors import InputError, Unauthenticated, WanggeError
 
 
 def run_import(path: Path, store: str | None, plan_id: str, author: str, comment: str) -> None:
@@ -118,31 +118,149 @@ def serve(
 
 @app.command()
 def export(
-    layer: Annotated[str, typer.Argument(help="Layer, e.g. grids")],
     out_file: Annotated[Path, typer.Option("--out", help="File to write")],
-    format: Annotated[str, typer.Option(help="geojson, gpkg or shp (zipped)")] = "geojson",
+    layer: Annotated[
+        str | None,
+        typer.Argument(
+            help="Layer, e.g. grids; for a tile package, the layers to put in, comma-separated "
+            "(default: every tiled layer)"
+        ),
+    ] = None,
+    format: Annotated[
+        str, typer.Option(help="geojson, gpkg, shp (zipped), or a tile package: pmtiles, mbtiles")
+    ] = "geojson",
     crs: Annotated[str, typer.Option(help="EPSG:4326, EPSG:4490, EPSG:4547…, GCJ02")] = "EPSG:4326",
     encoding: Annotated[str, typer.Option(help="UTF-8 or GBK (Shapefile)")] = "UTF-8",
     store: Annotated[str | None, typer.Option(help="Store (default: settings)")] = None,
     plan_id: Annotated[str | None, typer.Option("--plan-id", help="Plan (default newest)")] = None,
     version: Annotated[int | None, typer.Option(help="Version (default latest)")] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            help="An API key: the file holds only what its account may read over the API, and "
+            "a tile package only its territory (default: all, as the store's holder)"
+        ),
+    ] = None,
+    min_zoom: Annotated[
+        int | None, typer.Option(help="Tile package: lowest zoom (default 10, a district)")
+    ] = None,
+    max_zoom: Annotated[
+        int | None, typer.Option(help="Tile package: highest zoom (default 17, one compound)")
+    ] = None,
+    viewer: Annotated[
+        bool,
+        typer.Option(
+            "--viewer/--no-viewer",
+            help="Tile package: write FILE.style.json and, for pmtiles, a viewer page (NAME.html) "
+            "that opens the archive from a file, beside it",
+        ),
+    ] = True,
 ) -> None:
-    """Write one layer of a stored plan as GeoJSON, GeoPackage or a zipped Shapefile."""
-    from wangge.data.exports import export_layer
+    """Write one layer of a stored plan as GeoJSON, GeoPackage or a zipped Shapefile, or
+    the plan's tiles as an offline package (PMTiles or MBTiles) with its style and viewer."""
+    from wangge.data.tile_packages import PACKAGE_FORMATS
 
     try:
-        st = stored(store)
-        try:
-            v = st.resolve(plan_id, version)
-            frame = st.query(v.plan_id, v.version, layer).frame
-            result = export_layer(frame, layer, format, crs, encoding)
-        finally:
-            st.close()
+        fmt = _export_format(format)
+        if fmt in PACKAGE_FORMATS:
+            _export_package(layer, out_file, fmt, store, plan_id, version, key, min_zoom, max_zoom)
+            if viewer:
+                _write_view(out_file)
+            return
+        for flag, value in (("--min-zoom", min_zoom), ("--max-zoom", max_zoom)):
+            if value is not None:
+                raise InputError("applies to tile packages (pmtiles, mbtiles) only", where=flag)
+        if not layer:
+            raise InputError("name the layer to export, e.g. `wangge export grids`", where="LAYER")
+        size = _export_layer(layer, out_file, fmt, crs, encoding, store, plan_id, version, key)
     except WanggeError as exc:
         fail(exc)
+    out.print(f"wrote {escape(str(out_file))} ({size:,} bytes, {crs}, {fmt})")
+
+
+def _export_format(fmt: str) -> str:
+    from wangge.data.exports import EXPORT_FORMATS
+    from wangge.data.tile_packages import PACKAGE_FORMATS
+
+    key = str(fmt).strip().lower()
+    if key not in (*EXPORT_FORMATS, *PACKAGE_FORMATS):
+        raise InputError(
+            f"unknown export format {fmt!r}; use one of "
+            f"{', '.join((*EXPORT_FORMATS, *PACKAGE_FORMATS))}",
+            where="--format",
+        )
+    return key
+
+
+def _reader(st, key: str | None):
+    """Who the export is for: the store's holder (everything), or the account of ``key``."""
+    from wangge.data.privacy import EVERYTHING, Reader
+
+    if key is None:
+        return EVERYTHING
+    account = st.book.find(key.strip())
+    if account is None:
+        raise Unauthenticated("the API key is unknown, revoked or expired", where="--key")
+    return Reader.of(account)
+
+
+def _export_layer(layer, out_file, fmt, crs, encoding, store, plan_id, version, key) -> int:
+    from wangge.data.exports import export_layer
+    from wangge.data.privacy import apply
+
+    st = stored(store)
+    try:
+        reader = _reader(st, key)
+        v = st.resolve(plan_id, version)
+        frame = apply(layer, st.query(v.plan_id, v.version, layer).frame, reader)
+        result = export_layer(frame, layer, fmt, crs, encoding)
+    finally:
+        st.close()
     out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.write_bytes(result.content)
-    out.print(f"wrote {escape(str(out_file))} ({len(result.content):,} bytes, {crs}, {format})")
+    return len(result.content)
+
+
+def _export_package(layer, out_file, fmt, store, plan_id, version, key, min_zoom, max_zoom):
+    from wangge.data.tile_packages import DEFAULT_ZOOMS, write_package
+
+    names = [n.strip() for n in layer.split(",") if n.strip()] if layer else None
+    st = stored(store)
+    try:
+        done = write_package(
+            st,
+            out_file,
+            fmt,
+            plan_id,
+            version,
+            _reader(st, key),
+            DEFAULT_ZOOMS[0] if min_zoom is None else min_zoom,
+            DEFAULT_ZOOMS[1] if max_zoom is None else max_zoom,
+            names,
+        )
+    finally:
+        st.close()
+    meta = done.metadata
+    scope = meta["wangge"]["scope"]
+    out.print(
+        f"wrote {escape(str(done.path))} ({done.size:,} bytes, {fmt}, {done.tiles:,} tiles, "
+        f"zooms {meta['minzoom']}–{meta['maxzoom']}) in {done.seconds:.1f} s: plan "
+        f"{meta['wangge']['plan']} version {meta['wangge']['version']}, "
+        + (f"territory {escape(', '.join(scope))}" if scope else "the whole plan")
+    )
+    out.print(
+        "layers: " + ", ".join(f"{name} {n:,}" for name, n in done.features.items()),
+        highlight=False,
+    )
+
+
+def _write_view(out_file: Path) -> None:
+    """The style and viewer beside a package just written, from its own metadata."""
+    from wangge.data.tile_packages import read_metadata
+    from wangge.maps.package_view import write_view
+
+    for path in write_view(out_file, read_metadata(out_file)):
+        out.print(f"wrote {escape(str(path))}")
 
 
 @app.command()
