@@ -220,6 +220,25 @@ def test_a_planner_key_packs_only_its_territory(packaged, tmp_path):
     assert meta["wangge"]["features"]["grids"] == len(own) < whole["grids"]
 
 
+def test_a_key_withholds_what_it_may_not_read_from_a_file_export(packaged, tmp_path):
+    """The same key on a GeoJSON export: every feature, as GET /export gives it, with the
+    restricted values (a risk point's address) shown inside the territory only."""
+    st, url, plan, _ = packaged
+    points = st.query(plan, 1, "risk_points").frame
+    community = points["community_code"].astype(str).mode()[0]
+    key = key_for(st, "planner", (community,))
+    out = tmp_path / "risks.geojson"
+    base = ("risk_points", "--store", url, "--plan-id", plan, "--out", out)
+    code, said = export(*base, "--key", key)
+    assert code == 0, said
+    features = [f["properties"] for f in json.loads(out.read_text())["features"]]
+    assert len(features) == len(points)
+    inside = [f for f in features if str(f["community_code"]) == community]
+    outside = [f for f in features if str(f["community_code"]) != community]
+    assert inside and all(f["address"] for f in inside)
+    assert outside and not any(f["address"] or f["responsible"] for f in outside)
+
+
 def test_a_key_without_territory_and_an_unknown_key_are_refused(packaged, tmp_path):
     st, url, plan, _ = packaged
     viewer = st.book.find(key_for(st, "viewer"))
