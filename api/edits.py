@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import tempfile
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
 import pandas as pd
@@ -18,13 +20,15 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
 from wangge.api.auth import READ, PlannerWho, ReadWho
-from wangge.api.bodies import Flag, VersionNumber
-from wangge.api.deps import StoreDep
+from wangge.api.bodies import Flag, VersionNumber, check_upload
+from wangge.api.caps import upload_deadline
+from wangge.api.deps import StoreDep, read_upload
 from wangge.api.errors import ERRORS, JSON_BODY, ErrorBody
-from wangge.api.plans import PlanId, VersionOut, link, saved_links, version_out
+from wangge.api.plans import UPLOAD_INVALID, PlanId, VersionOut, link, saved_links, version_out
 from wangge.api.tiles import get_tiler
 from wangge.data.userfiles import MAX_HOUSEHOLDS
 from wangge.editing import Editor, EditResult
+from wangge.errors import InputError
 
 router = APIRouter(tags=["edits"])
 CONFLICT = {409: {"model": ErrorBody, "description": "base_version is not the latest"}}
@@ -308,6 +312,95 @@ async def rebalance(
         done = run()
         out = answer(request, done.edit)
         out.rebalance, out.completion = done.edit.extra, {}
+        return out
+
+    return await run_in_threadpool(run_and_report)
+
+
+#: An OSM extract's suffix by its first bytes: XML, gzip, bzip2; else a PBF.
+EXTRACT_MAGIC = (
+    (b"<?xml", ".osm"),
+    (b"<osm", ".osm"),
+    (b"\x1f\x8b", ".osm.gz"),
+    (b"BZh", ".osm.bz2"),
+)
+
+
+def _extract_suffix(data: bytes, filename: str | None) -> str:
+    """The suffix an uploaded extract is read by: its name's, else its first bytes'."""
+    if filename:
+        from wangge.extract_households import OSM_SUFFIXES
+
+        name = filename.lower()
+        suffix = next((s for s in OSM_SUFFIXES if name.endswith(s)), None)
+        if suffix is None:
+            raise InputError(
+                f"{filename}: not an OSM extract; send .osm, .osm.gz, .osm.bz2 or .osm.pbf",
+                filename,
+                where="filename",
+            )
+        return suffix
+    head = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return next((s for magic, s in EXTRACT_MAGIC if head.startswith(magic)), ".osm.pbf")
+
+
+@router.post(
+    "/plans/{plan_id}/rebalance/extract",
+    response_model=EditOut,
+    status_code=201,
+    responses={**WRITTEN, **UPLOAD_INVALID},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/xml": {"schema": {"type": "string"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+            "required": True,
+        }
+    },
+)
+async def rebalance_extract(
+    request: Request,
+    who: PlannerWho,
+    plan_id: PlanId,
+    base_version: Annotated[int, Query(ge=1, le=2**31 - 1, description="409 unless the latest")],
+    dry_run: Annotated[bool, Query(description="Check and report only (the default)")] = True,
+    filename: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=r"^.*\.([oO][sS][mM]|[oO][sS][mM]\.([gG][zZ]|[bB][zZ]2|[pP][bB][fF])|[pP][bB][fF])$",
+            description="The file's name (.osm, .osm.gz, .osm.bz2, .osm.pbf); else sniffed",
+        ),
+    ] = None,
+    comment: Annotated[str, Query(max_length=2000)] = "",
+) -> EditOut:
+    """Rebalance with the district's new OSM extract as the new data (the body: OSM XML,
+    gzipped or bzipped, or PBF): unchanged buildings keep their households, new and changed
+    ones are estimated, gone ones have none, and a road that divides a block the plan did
+    not follow splits the compound it crosses; then as ``POST /plans/{id}/rebalance``. A
+    dry run unless ``dry_run`` is false. An extract holding under half of the plan's
+    buildings is refused (422)."""
+    from wangge.extract_households import households_from_extract
+    from wangge.rebalancing import rebalance_version
+
+    deadline = upload_deadline(request)
+    data = await read_upload(request)
+    source = filename or f"extract for {plan_id}"
+    await check_upload(request, data, source)
+    editor = get_editor(request)
+
+    def run_and_report() -> EditOut:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = FilePath(tmp) / f"extract{_extract_suffix(data, filename)}"
+            path.write_bytes(data)
+            state = editor.state(plan_id, base_version)
+            new = households_from_extract(path, state)
+        if not dry_run:
+            deadline.claim()  # the rebalance writes: left to finish once begun
+        done = rebalance_version(editor, plan_id, base_version, new, who, comment, dry_run)
+        out = answer(request, done.edit)
+        out.rebalance, out.completion = {**done.edit.extra, "notes": new.notes}, {}
         return out
 
     return await run_in_threadpool(run_and_report)

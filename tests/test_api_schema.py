@@ -88,6 +88,10 @@ DATA_DEPENDENT = {
     "POST /plans/{plan_id}/complete": "the grids named must exist in the version",
     "POST /plans/{plan_id}/names": "the grids renamed must exist in the version",
     "POST /plans/{plan_id}/rebalance": "the units or buildings named must exist in the version",
+    # an OSM extract must be one (XML or PBF) holding most of the plan's buildings by id
+    "POST /plans/{plan_id}/rebalance/extract": "the file must be an extract of the district",
+    # a standard address table's rows must name buildings or places of the plan
+    "POST /plans/{plan_id}/addresses": "the file must be an address table of the plan",
     # the property names must be columns of the layer asked for (api/collections.py)
     "GET /collections/{layer}/items": "the properties must be the layer's columns",
 }

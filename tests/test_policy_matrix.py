@@ -16,6 +16,7 @@ from collections import defaultdict
 
 import pytest
 from apitools import auth
+from cities_osm import DEMO_OSM
 from fastapi.testclient import TestClient
 
 from wangge.api.app import create_app
@@ -56,6 +57,7 @@ POLICIES = {
     "POST /plans/{plan_id}/edits": "planner",
     "POST /plans/{plan_id}/complete": "planner",
     "POST /plans/{plan_id}/rebalance": "planner",
+    "POST /plans/{plan_id}/rebalance/extract": "planner",
     "POST /plans/{plan_id}/restore": "planner",
     "POST /plans/{plan_id}/names": "planner",
     "POST /plans/{plan_id}/adopt": "admin",
@@ -283,6 +285,14 @@ REQUESTS = {
         "POST",
         f"/plans/{w.plan}/rebalance",
         {"json": {"base_version": w.latest(), "households": {w.pairs[c]["unit"]: 12.0}}},
+    ),
+    "POST /plans/{plan_id}/rebalance/extract": lambda w, c: (
+        "POST",
+        f"/plans/{w.plan}/rebalance/extract",
+        {
+            "params": {"base_version": w.latest(), "filename": "new.osm"},
+            "content": DEMO_OSM.read_bytes(),
+        },
     ),
     "POST /plans/{plan_id}/restore": lambda w, c: (
         "POST",

@@ -67,6 +67,8 @@ WRITES = {
     "POST /plans/{plan_id}/edits",
     "POST /plans/{plan_id}/complete",
     "POST /plans/{plan_id}/rebalance",
+    "POST /plans/{plan_id}/rebalance/extract",
+    "POST /plans/{plan_id}/addresses",
     "POST /plans/{plan_id}/restore",
     "POST /plans/{plan_id}/names",
     "POST /plans/{plan_id}/adopt",
@@ -355,6 +357,25 @@ def _reads(w: World) -> dict[str, list[tuple[str, str, dict]]]:
                 "POST",
                 f"/plans/{w.plan}/adopt",
                 {"params": {"filename": "g.geojson"}, "content": b"{}"},
+            )
+        ],
+        "GET /lookup/address": [get("/lookup/address", q="金鹰A座"), get("/lookup/address", q="x")],
+        "POST /lookup/addresses": [
+            (
+                "POST",
+                "/lookup/addresses",
+                {"json": {"addresses": [{"id": 1, "address": "金鹰A座"}]}},
+            )
+        ],
+        "GET /plans/{plan_id}/addresses": [get(f"/plans/{w.plan}/addresses")],
+        "POST /plans/{plan_id}/addresses": [
+            ("POST", f"/plans/{w.plan}/addresses", {"content": "地址,楼栋编号\n".encode()})
+        ],
+        "POST /plans/{plan_id}/rebalance/extract": [
+            (
+                "POST",
+                f"/plans/{w.plan}/rebalance/extract",
+                {"params": {"base_version": 1}, "content": b"<osm/>"},
             )
         ],
         "PUT /plans/{plan_id}/roster/{code}": [

@@ -350,6 +350,46 @@ def test_the_api_rebalances_within_the_callers_reach(plan_dir, store):
             assert r.status_code == 403, (role, r.text)
 
 
+def test_the_api_rebalances_from_an_uploaded_extract(plan_dir, store, tmp_path):
+    """POST /plans/{id}/rebalance/extract: the year-on extract as the body, a dry run by
+    default, saved with dry_run false (the buildings' notes in the report); a planner of
+    one community may not take in an extract that changes households elsewhere (403); a
+    file that is not an extract, and another district's extract, are 422, nothing saved."""
+    import uuid
+
+    from apitools import auth
+    from fastapi.testclient import TestClient
+
+    from wangge.api.app import create_app
+    from wangge.api.settings import Settings
+    from wangge.importing import save_plan
+
+    plan = read_plan(plan_dir / "plan.gpkg")
+    plan_id = f"rbx-{uuid.uuid4().hex[:8]}"
+    save_plan(store, plan, plan_id, None, "test", "imported")
+    road, _ = road_across(plan)
+    what = drift_variant(DEMO_OSM, tmp_path / "new.osm", 4, road=road)
+    data = (tmp_path / "new.osm").read_bytes()
+    route = f"/plans/{plan_id}/rebalance/extract"
+    app = create_app(Settings(), store)
+    community = sorted(plan.frame("communities")["code"].astype(str))[0]
+    with TestClient(app, headers=auth(store, "planner", (community,))) as planner:
+        r = planner.post(route, params={"base_version": 1}, content=data)
+        assert r.status_code == 403, r.text
+    with TestClient(app, headers=auth(store)) as admin:
+        dry = admin.post(route, params={"base_version": 1}, content=data)
+        assert dry.status_code == 201 and not dry.json()["saved"], dry.text
+        notes = dry.json()["rebalance"]["notes"]
+        assert notes["new buildings"] == len(what["added"]) and store.latest(plan_id) == 1
+        for body, name in ((b"not an extract at all", "x.osm"), (BEIJING_OSM.read_bytes(), None)):
+            bad = admin.post(route, params={"base_version": 1, "filename": name}, content=body)
+            assert bad.status_code == 422, bad.text
+        saved = admin.post(route, params={"base_version": 1, "dry_run": "false"}, content=data)
+        assert saved.status_code == 201 and saved.json()["saved"], saved.text
+        assert saved.json()["version"]["version"] == 2 == store.latest(plan_id)
+        assert what["road"] <= set(store.resolve(plan_id, 2).meta["rebalance"]["roads"])
+
+
 def _unit_in(plan, unit: str, community: str) -> bool:
     units = plan.frame("units")
     row = units[units["code"].astype(str) == unit]
