@@ -11,6 +11,7 @@ with the same partitioner that drew the plan.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -124,6 +125,9 @@ def units_from_tables(units: pd.DataFrame, edges: pd.DataFrame, metric_geoms) ->
 #: Level codes of frozen assignments (read-only arrays that own their data), by id; an
 #: entry goes with its array. A save at 10⁶ households asked for them 19 times.
 _LEVEL_CODES: dict[int, dict[str, np.ndarray]] = {}
+#: Held while a memo of :data:`_LEVEL_CODES` is read whole or added to: requests edit in
+#: threads, and one carrying a base's codes must not iterate while another adds to them.
+_LEVEL_LOCK = threading.Lock()
 
 
 def level_codes(micro: np.ndarray, level: str) -> np.ndarray:
@@ -132,13 +136,17 @@ def level_codes(micro: np.ndarray, level: str) -> np.ndarray:
     n = LENGTHS[level]
     if not (isinstance(micro, np.ndarray) and micro.flags.owndata and not micro.flags.writeable):
         return np.asarray([c[:n] for c in micro], dtype=object)
-    memo = _LEVEL_CODES.get(id(micro))
-    if memo is None:
-        memo = _LEVEL_CODES[id(micro)] = {}
-        weakref.finalize(micro, _LEVEL_CODES.pop, id(micro), None)
-    if level not in memo:
-        memo[level] = frozen(np.asarray([c[:n] for c in micro], dtype=object))
-    return memo[level]
+    with _LEVEL_LOCK:
+        memo = _LEVEL_CODES.get(id(micro))
+        if memo is None:
+            memo = _LEVEL_CODES[id(micro)] = {}
+            weakref.finalize(micro, _LEVEL_CODES.pop, id(micro), None)
+        found = memo.get(level)
+    if found is None:  # made outside the lock: two threads may make it, both the same
+        found = frozen(np.asarray([c[:n] for c in micro], dtype=object))
+        with _LEVEL_LOCK:
+            found = memo.setdefault(level, found)
+    return found
 
 
 def frozen(micro: np.ndarray) -> np.ndarray:
@@ -221,16 +229,20 @@ def _carry_level_codes(base: np.ndarray, new: np.ndarray, changed: np.ndarray) -
     at 10⁶ households made each level's 46,000 codes again (5 ms a level)."""
     if base.flags.writeable or new.flags.writeable or id(new) in _LEVEL_CODES:
         return  # only a frozen base has codes kept, and only a frozen assignment keeps them
-    memo = _LEVEL_CODES.get(id(base))
-    if not memo:
+    with _LEVEL_LOCK:
+        made = dict(_LEVEL_CODES.get(id(base)) or {})
+    if not made:
         return
-    mine = _LEVEL_CODES[id(new)] = {}
-    weakref.finalize(new, _LEVEL_CODES.pop, id(new), None)
-    for level, codes in memo.items():
+    mine = {}
+    for level, codes in made.items():
         n = LENGTHS[level]
         fresh = codes.copy()
         fresh[changed] = [c[:n] for c in new[changed]]
         mine[level] = frozen(fresh)
+    with _LEVEL_LOCK:
+        if id(new) not in _LEVEL_CODES:
+            _LEVEL_CODES[id(new)] = mine
+            weakref.finalize(new, _LEVEL_CODES.pop, id(new), None)
 
 
 def _touching_micro(units: Units, micro: np.ndarray, i: int, grid: str) -> str | None:

@@ -285,3 +285,55 @@ def test_a_state_dropped_from_the_cache_is_freed_without_the_collector(plan_dir,
                 gc.enable()
     finally:
         store.close()
+
+
+def _made(base, levels, failures) -> None:
+    try:
+        for level in levels:
+            ge.level_codes(base, level)
+    except Exception as exc:  # collected for the test's assertion
+        failures.append(exc)
+
+
+def _carried(base, new, changed, failures) -> None:
+    try:
+        ge._carry_level_codes(base, new, changed)
+    except Exception as exc:  # collected for the test's assertion
+        failures.append(exc)
+
+
+def test_level_codes_made_and_carried_from_many_threads_at_once():
+    """Edits run in threads: one carrying a base's level codes to its new assignment while
+    others make more of the base's (an overview, a check) must neither fail ("dictionary
+    changed size during iteration", seen under load) nor give wrong codes."""
+    import threading
+
+    rng = np.random.default_rng(SEED)
+    levels = ("street", "community", "grid")
+    micro = np.array(
+        [
+            f"3201020{rng.integers(1, 3):02d}{rng.integers(1, 9):03d}{i % 7 + 1:03d}001"
+            for i in range(3000)
+        ],
+        dtype=object,
+    )
+    failures: list[Exception] = []
+    changed = np.arange(0, 3000, 97)
+    for _ in range(20):
+        base = ge.frozen(micro.copy())
+        ge.level_codes(base, "street")
+        new = base.copy()
+        new[changed] = "320102009009009001"
+        new = ge.frozen(new)
+        threads = [threading.Thread(target=_made, args=(base, (lv,), failures)) for lv in levels]
+        threads += [
+            threading.Thread(target=_carried, args=(base, new, changed, failures)) for _ in range(3)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not failures, failures
+        for lv in levels:
+            n = {"street": 9, "community": 12, "grid": 15}[lv]
+            assert list(ge.level_codes(new, lv)) == [c[:n] for c in new]
