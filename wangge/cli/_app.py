@@ -83,6 +83,17 @@ def stored(store: str | None):
     return open_store(target)
 
 
+def account_of_key(st, key: str):
+    """The account of the API key a command was given (``--key``): the one rule for
+    every command that reads as a key's holder would (exports, printed sheets)."""
+    from wangge.errors import Unauthenticated
+
+    account = st.book.find(key.strip())
+    if account is None:
+        raise Unauthenticated("the API key is unknown, revoked or expired", where="--key")
+    return account
+
+
 StoreOpt = Annotated[
     str | None, typer.Option(help="Store path or database URL (default: WANGGE_ settings)")
 ]

@@ -11,8 +11,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from wangge.cli._app import StoreOpt, app, fail, out, stored
-from wangge.errors import InputError, Unauthenticated, WanggeError
+from wangge.cli._app import StoreOpt, account_of_key, app, fail, out, stored
+from wangge.errors import InputError, WanggeError
 
 
 @app.command(name="print")
@@ -103,9 +103,7 @@ def _read(plan, store, plan_id, version, with_roster: bool, key: str | None):
             return printing, None, ""
         covers, note = None, "全部人员 all staff (as the store's holder)"
         if key is not None:
-            account = st.book.find(key.strip())
-            if account is None:
-                raise Unauthenticated("the API key is unknown, revoked or expired", where="--key")
+            account = account_of_key(st, key)
             from wangge.data.privacy import Reader
 
             covers = Reader.of(account).sees_staff  # the staff class's one rule

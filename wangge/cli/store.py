@@ -12,6 +12,7 @@ from rich.table import Table
 
 from wangge.cli._app import (
     StoreOpt,
+    account_of_key,
     app,
     err,
     fail,
@@ -22,7 +23,7 @@ from wangge.cli._app import (
     stored,
 )
 from wangge.cli.report import plan_verdict, print_given
-from wangge.errors import InputError, Unauthenticated, WanggeError
+from wangge.errors import InputError, WanggeError
 
 
 def run_import(path: Path, store: str | None, plan_id: str, author: str, comment: str) -> None:
@@ -198,10 +199,7 @@ def _reader(st, key: str | None):
 
     if key is None:
         return EVERYTHING
-    account = st.book.find(key.strip())
-    if account is None:
-        raise Unauthenticated("the API key is unknown, revoked or expired", where="--key")
-    return Reader.of(account)
+    return Reader.of(account_of_key(st, key))
 
 
 def _export_layer(layer, out_file, fmt, crs, encoding, store, plan_id, version, key) -> int:
