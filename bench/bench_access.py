@@ -5,8 +5,9 @@ Run:  python bench/bench_access.py [--nodes 1000000] [--households 1000000] [--w
 
 The city is synthetic and seeded (data/synthetic.synthetic_network). Timed from arrays
 in memory: building the graph, snapping every household with a KD-tree, and one
-multi-source Dijkstra per type (scipy.sparse.csgraph, from a virtual source joined to
-the type's facilities by their snap distances), then the per-household distances.
+multi-source Dijkstra per type (wangge's own compiled search, geo/_dijkstra.py, from the
+type's facilities at their snap distances), then the per-household distances; scipy's
+csgraph, side by side, is in bench/bench_coverage_reach.py.
 Peak memory is the largest resident set of this process and of its forked workers.
 networkx, the usual peer, is timed on a smaller network of ``--nx-nodes`` for one type,
 side by side with the same code, and its answers are checked against ours.
