@@ -230,6 +230,30 @@ def clustered_variant(src: str | Path, dst: str | Path, windows: Sequence[Window
     return _write(out, dst)
 
 
+def _new_way(
+    root: ET.Element,
+    next_id: int,
+    points: list[tuple[float, float]],
+    tags: dict[str, str],
+    closed: bool,
+) -> tuple[str, int]:
+    """Add a way through new nodes at ``points`` (lon/lat), ``closed`` back to its first,
+    with ``tags``; ids from ``next_id`` on. Returns its wangge id (``w…``) and the next
+    free id."""
+    refs = []
+    for lon, lat in points:
+        node = ET.SubElement(root, "node", id=str(next_id), lat=f"{lat:.7f}")
+        node.set("lon", f"{lon:.7f}")
+        refs.append(str(next_id))
+        next_id += 1
+    way = ET.SubElement(root, "way", id=str(next_id))
+    for ref in refs + refs[:1] * closed:
+        ET.SubElement(way, "nd", ref=ref)
+    for k, v in tags.items():
+        ET.SubElement(way, "tag", k=k, v=v)
+    return f"w{next_id}", next_id + 1
+
+
 def drift_variant(
     src: str | Path,
     dst: str | Path,
@@ -274,20 +298,17 @@ def drift_variant(
     for i in range(k):
         x0 = bx + ((i % 4) * 40 - 60) * dlon
         y0 = by + ((i // 4) * 25 + 30) * dlat
-        corners = [(0, 0), (30, 0), (30, 15), (0, 15)]
-        refs = []
-        for ex, ny in corners:
-            node = ET.SubElement(root, "node", id=str(next_id), lat=f"{y0 + ny * dlat:.7f}")
-            node.set("lon", f"{x0 + ex * dlon:.7f}")
-            refs.append(str(next_id))
-            next_id += 1
-        way = ET.SubElement(root, "way", id=str(next_id))
-        for ref in [*refs, refs[0]]:
-            ET.SubElement(way, "nd", ref=ref)
-        ET.SubElement(way, "tag", k="building", v="apartments")
-        ET.SubElement(way, "tag", k="building:levels", v=str(storeys))
-        added.add(f"w{next_id}")
-        next_id += 1
+        corners = [
+            (x0 + ex * dlon, y0 + ny * dlat) for ex, ny in ((0, 0), (30, 0), (30, 15), (0, 15))
+        ]
+        way, next_id = _new_way(
+            root,
+            next_id,
+            corners,
+            {"building": "apartments", "building:levels": str(storeys)},
+            True,
+        )
+        added.add(way)
     raised = set()
     for w in rng.sample([w for w in rest if w is not cleared_at], k):
         tags = {t.get("k"): t for t in w.findall("tag")}
@@ -299,19 +320,8 @@ def drift_variant(
         raised.add(f"w{w.get('id')}")
     cut_road = None
     if road is not None:  # a new residential street along the given line
-        refs = []
-        for lon, lat in road:
-            node = ET.SubElement(root, "node", id=str(next_id), lat=f"{lat:.7f}")
-            node.set("lon", f"{lon:.7f}")
-            refs.append(str(next_id))
-            next_id += 1
-        way = ET.SubElement(root, "way", id=str(next_id))
-        for ref in refs:
-            ET.SubElement(way, "nd", ref=ref)
-        ET.SubElement(way, "tag", k="highway", v="residential")
-        ET.SubElement(way, "tag", k="name", v="新辟路")
-        cut_road = f"w{next_id}"
-        next_id += 1
+        tags = {"highway": "residential", "name": "新辟路"}
+        cut_road, next_id = _new_way(root, next_id, list(road), tags, False)
     # ET.SubElement appends nodes after ways: put every node first, as OSM files order them
     nodes = [el for el in root if el.tag == "node"]
     others = [el for el in root if el.tag != "node" and el.tag != "bounds"]

@@ -193,23 +193,28 @@ def uvicorn_command(port: int, workers: int = 1, log_level: str = "warning") -> 
 
 
 def start_server(
-    store: Path,
+    store: Path | str,
     log: Path,
     keys: dict[str, str] | None = None,
     timeout: float = 60,
     log_level: str = "warning",
+    plan: str | None = None,
 ) -> Server:
-    """Serve ``store`` with uvicorn (``wangge.api.app:create_app``) on a free local port and
-    wait until ``/healthz`` answers. Reads need a key (``WANGGE_PUBLIC_READS`` is cleared);
-    ``keys`` are those of the accounts already in the store (:func:`add_accounts`). Raises
-    RuntimeError with the server's log otherwise."""
+    """Serve ``store`` (a GeoPackage path or a database URL) with uvicorn
+    (``wangge.api.app:create_app``) on a free local port and wait until ``/healthz``
+    answers. Reads need a key (``WANGGE_PUBLIC_READS`` is cleared); ``keys`` are those of
+    the accounts already in the store (:func:`add_accounts`); ``plan`` is the default plan
+    (``WANGGE_PLAN``). Raises RuntimeError with the server's log otherwise."""
     port = free_port()
     env = server_env(str(store))
+    if plan is not None:
+        env["WANGGE_PLAN"] = plan
     cmd = uvicorn_command(port, log_level=log_level)
     out = log.open("wb")
     proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     out.close()
-    server = Server(f"http://127.0.0.1:{port}", proc, log, dict(keys or {}), store)
+    path = store if isinstance(store, Path) else None
+    server = Server(f"http://127.0.0.1:{port}", proc, log, dict(keys or {}), path)
     start = time.perf_counter()
     while True:
         if proc.poll() is not None:

@@ -10,7 +10,6 @@ the gzip tag) are checked on a small app of their own.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import html
 import json
@@ -18,7 +17,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 import uuid
 from urllib.parse import parse_qsl, urlsplit
 
@@ -28,7 +26,7 @@ import pyogrio
 import pytest
 from apitools import key_for
 from conftest import PG_URL, need
-from e2e_server import Server, free_port, server_env, uvicorn_command
+from e2e_server import Server, start_server
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from fastapi.testclient import TestClient
@@ -46,27 +44,6 @@ IDENTITY = {"Accept-Encoding": "identity"}
 GDAL_LIKE = {"Accept-Encoding": "gzip", "Accept": "application/json"}
 #: A value no answer may repeat.
 MARKER = "zz-echo-7f3a"
-
-
-def _serve(target: str, plan: str, log) -> Server:
-    port = free_port()
-    env = {**server_env(target), "WANGGE_PLAN": plan}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            uvicorn_command(port), env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
-    start = time.perf_counter()
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited:\n{server.log_tail()}")
-        with contextlib.suppress(OSError, ValueError):
-            if server.call("GET", "/healthz", key=None, timeout=2)[0] == 200:
-                return server
-        if time.perf_counter() - start > 60:
-            server.stop()
-            raise RuntimeError(f"no answer in 60 s:\n{server.log_tail()}")
-        time.sleep(0.1)
 
 
 class Served:
@@ -101,7 +78,7 @@ def served(request, demo_plan_frames, tmp_path_factory):
     key = key_for(store, "admin")
     if request.param == "gpkg":
         store.close()
-    server = _serve(target, plan, tmp / "server.log")
+    server = start_server(target, tmp / "server.log", plan=plan)
     yield Served(server, key, plan, frames)
     server.stop()
 

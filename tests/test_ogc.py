@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import subprocess
-import time
 import uuid
 import warnings
 
@@ -33,7 +31,7 @@ import pytest
 import shapely
 from apitools import key_for
 from conftest import PG_URL
-from e2e_server import Server, free_port, server_env, uvicorn_command
+from e2e_server import Server, start_server
 from pyproj import Transformer
 
 from wangge.data.gpkg_store import GpkgStore
@@ -110,27 +108,6 @@ def _plan_layers(plan_dir):
     return layers, meta
 
 
-def _start(target: str, plan: str, log, timeout: float = 60) -> Server:
-    port = free_port()
-    env = {**server_env(target), "WANGGE_PLAN": plan}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            uvicorn_command(port), env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
-    start = time.perf_counter()
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited:\n{server.log_tail()}")
-        with contextlib.suppress(OSError, ValueError):
-            if server.call("GET", "/healthz", key=None, timeout=2)[0] == 200:
-                return server
-        if time.perf_counter() - start > timeout:
-            server.stop()
-            raise RuntimeError(f"no answer in {timeout} s:\n{server.log_tail()}")
-        time.sleep(0.1)
-
-
 class Served:
     """A server on one store holding the plan, a reader's key, the stored layers and the
     collections they must be served as (``frames``; ``types``: None for tables)."""
@@ -169,7 +146,7 @@ def served(request, risk_plan_dir, tmp_path_factory):
     key = key_for(store, "viewer")
     if request.param == "gpkg":
         store.close()
-    server = _start(target, plan, tmp / "server.log")
+    server = start_server(target, tmp / "server.log", plan=plan)
     yield Served(server, key, plan, frames, types)
     server.stop()
 

@@ -253,8 +253,9 @@ def rebalance_version(
     base = editor.base(plan_id, base_version, dry_run)
     state, rewritten = with_households(base, households)
     if households.roads is not None and len(households.roads.edges):
-        edges = editor.store.query(plan_id, base.version.version, "unit_edges").frame
-        edges = pd.DataFrame(edges.drop(columns=edges.geometry.name, errors="ignore"))
+        from wangge.data.plan import read_stored
+
+        edges = read_stored(editor.store, resolved=base.version).frame("unit_edges")
         state, by_road = with_roads(state, households.roads, edges)
         rewritten |= by_road
     # a planner changes households only inside their territory
