@@ -36,7 +36,6 @@ from wangge.data.store import (
 )
 from wangge.data.tiles import TileRequest, tile_fields
 from wangge.errors import InputError, NotFound, VersionConflict
-from wangge.maps.mvt import simplify_tolerance
 
 metadata = sa.MetaData()
 meta_table = sa.Table(
@@ -531,30 +530,32 @@ class PostgisStore(Store):
             ) from None
 
     def tile(self, plan_id: str, version: int, req: TileRequest) -> bytes:
-        """ST_TileEnvelope → ST_AsMVTGeom → ST_AsMVT in one query, on the GiST index of
-        the layer's version. The statement is built from GeoAlchemy2's functions once per
-        layer shape and kept, so it is compiled once and psycopg prepares it; it runs on an
+        """The tile's envelope in its grid (maps/tile_grids.py) → ST_AsMVTGeom → ST_AsMVT
+        in one query, on the GiST index of the layer's version. The statement is built
+        from GeoAlchemy2's functions once per layer shape and kept, so it is compiled once and psycopg prepares it; it runs on an
         autocommit connection (no BEGIN and ROLLBACK round trips for a read)."""
         info = self._check_layer(plan_id, version, req.layer)
         if not info.geometry_type:
             raise NotFound(f"layer {req.layer!r} has no geometry to tile", where="layer")
         fields = tile_fields(req.layer, info.columns, self.dtypes(plan_id, version, req.layer))
         capped = info.count > req.max_features
-        simplified = simplify_tolerance(req.z, req.extent) > 0
+        tolerance = req.grid.tolerance(req.z, req.extent)
         span, params = rows_filter(info, version, "wg_features")
-        key = (req.layer, tuple(fields), capped, simplified, req.extent, req.buffer, span)
+        key = (req.layer, tuple(fields), capped, tolerance > 0, req.extent, req.buffer, span)
+        key += (req.grid.epsg,)
         cache = self.__dict__.setdefault("_tile_sql", {})
         if key not in cache:
-            cache[key] = _tile_statement(req.layer, fields, capped, simplified, req, span)
+            cache[key] = _tile_statement(req.layer, fields, capped, tolerance > 0, req, span)
+        bounds = req.grid.bounds(req.z, req.x, req.y)
+        pad = (bounds[2] - bounds[0]) * req.buffer / req.extent
+        grown = (bounds[0] - pad, bounds[1] - pad, bounds[2] + pad, bounds[3] + pad)
         args = {
             **params,
-            "z": req.z,
-            "x": req.x,
-            "y": req.y,
+            **dict(zip(("minx", "miny", "maxx", "maxy"), bounds, strict=True)),
+            **dict(zip(("west", "south", "east", "north"), req.grid.to_lonlat(grown), strict=True)),
             "plan": plan_id,
             "layer": req.layer,
-            "margin": req.buffer / req.extent,
-            "tolerance": simplify_tolerance(req.z, req.extent),
+            "tolerance": tolerance,
             "cap": req.max_features,
         }
         with self._reads.connect() as conn:
@@ -637,14 +638,14 @@ def _tile_statement(
     """The tile query for one layer shape, with bind parameters for the tile, plan and
     version: built once, compiled once (SQLAlchemy's cache), prepared by psycopg."""
     f = features_table
-    z, x, y = (
-        sa.bindparam("z", type_=sa.Integer),
-        sa.bindparam("x", type_=sa.Integer),
-        sa.bindparam("y", type_=sa.Integer),
-    )
-    env = sa.func.ST_TileEnvelope(z, x, y)
-    grown = sa.func.ST_TileEnvelope(z, x, y, _WORLD, sa.bindparam("margin", type_=sa.Float))
-    merc = sa.func.ST_Transform(f.c.geom, 3857)
+    corners = (sa.bindparam(n, type_=sa.Float) for n in ("minx", "miny", "maxx", "maxy"))
+    env = sa.func.ST_MakeEnvelope(*corners, req.grid.epsg)
+    lonlat = (sa.bindparam(n, type_=sa.Float) for n in ("west", "south", "east", "north"))
+    grown = sa.func.ST_MakeEnvelope(*lonlat, 4326)  # the tile and its buffer, in WGS84
+    if req.grid.epsg == 4490:  # CGCS2000 takes WGS84's numbers (maps/tile_grids.py)
+        merc = sa.func.ST_SetSRID(f.c.geom, 4490)
+    else:
+        merc = sa.func.ST_Transform(f.c.geom, req.grid.epsg)
     if simplified:
         merc = sa.func.ST_Simplify(merc, sa.bindparam("tolerance", type_=sa.Float), True)
     columns = [
@@ -657,7 +658,7 @@ def _tile_statement(
             (f.c.plan_id == sa.bindparam("plan"))
             & (f.c.layer == sa.bindparam("layer"))
             & sa.text(span)
-            & f.c.geom.op("&&")(sa.func.ST_Transform(grown, 4326))
+            & f.c.geom.op("&&")(grown)
         )
         # features in code order, so a tile's bytes (and its ETag) depend on what it shows,
         # not on where a version's rows happen to lie: after an edit rewrote the layer,
@@ -677,12 +678,6 @@ def _tile_statement(
         sa.func.ST_AsMVT(sa.literal_column(rows.name), layer, req.extent, "geom")
     ).where(rows.c.geom.is_not(None))
     return stmt
-
-
-#: The Web Mercator square ST_TileEnvelope divides (its default, given to pass a margin).
-_WORLD = sa.func.ST_MakeEnvelope(
-    -20037508.342789244, -20037508.342789244, 20037508.342789244, 20037508.342789244, 3857
-)
 
 
 def _tile_value(f: sa.Table, name: str, kind: str) -> sa.ColumnElement:

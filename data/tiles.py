@@ -20,6 +20,7 @@ import shapely
 from wangge.data.privacy import PUBLIC, class_of
 from wangge.errors import NotFound
 from wangge.maps import mvt
+from wangge.maps.tile_grids import WEB_MERCATOR_QUAD, TileGrid
 
 #: The attributes each layer shows in its tiles (those it has).
 TILE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -153,7 +154,7 @@ def tile_fields(layer: str, columns: tuple[str, ...], dtypes: dict[str, str]) ->
 
 @dataclass(frozen=True)
 class TileRequest:
-    """One tile of one layer."""
+    """One tile of one layer: ``z/x/y`` is level, column and row of ``grid``."""
 
     layer: str
     z: int
@@ -162,10 +163,15 @@ class TileRequest:
     max_features: int = MAX_FEATURES
     extent: int = 4096
     buffer: int = 64
+    grid: TileGrid = WEB_MERCATOR_QUAD
 
 
 class MemoryLayer:
-    """A layer held in Web Mercator with an STRtree, cut into tiles by :mod:`maps.mvt`."""
+    """A layer held in Web Mercator with an STRtree, cut into tiles by :mod:`maps.mvt`.
+
+    A tile of another grid (CGCS2000Quad) is cut from the layer's lon/lat geometries,
+    indexed on first use (:mod:`wangge.maps.tile_grids` says why they are taken as
+    they are)."""
 
     def __init__(self, frame: gpd.GeoDataFrame, fields: list[tuple[str, str]]):
         has = frame.geometry.notna().to_numpy() & ~shapely.is_empty(frame.geometry.to_numpy())
@@ -175,15 +181,26 @@ class MemoryLayer:
         self.tree = shapely.STRtree(merc)
         self.fields = fields
         self.columns = {c: _values(frame[c].to_numpy(), kind) for c, kind in fields}
+        self._lonlat = frame.geometry.to_numpy()
+        self._other: dict[int, tuple[np.ndarray, shapely.STRtree]] = {}
+
+    def _indexed(self, grid: TileGrid) -> tuple[np.ndarray, shapely.STRtree]:
+        """The geometries in ``grid``'s CRS and their index."""
+        if grid.epsg == 3857:
+            return self.geoms, self.tree
+        if grid.epsg not in self._other:  # a race builds it twice, harmlessly
+            self._other[grid.epsg] = (self._lonlat, shapely.STRtree(self._lonlat))
+        return self._other[grid.epsg]
 
     def render(self, req: TileRequest) -> bytes:
-        x0, y0, x1, y1 = mvt.tile_bounds(req.z, req.x, req.y)
+        geoms, tree = self._indexed(req.grid)
+        x0, y0, x1, y1 = req.grid.bounds(req.z, req.x, req.y)
         pad = (x1 - x0) * req.buffer / req.extent
-        hit = np.sort(self.tree.query(shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad)))
+        hit = np.sort(tree.query(shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad)))
         if not len(hit):
             return b""
         props = {c: values[hit] for c, values in self.columns.items()}
-        layer = mvt.Layer(req.layer, self.geoms[hit], props)
+        layer = mvt.Layer(req.layer, geoms[hit], props)
         return mvt.encode(
             [layer],
             req.z,
@@ -192,6 +209,7 @@ class MemoryLayer:
             extent=req.extent,
             buffer=req.buffer,
             max_features=req.max_features,
+            grid=req.grid,
         )
 
 

@@ -1,11 +1,12 @@
-"""Mapbox Vector Tile (MVT 2.1) encoding of shapely geometries in EPSG:3857, vectorised with numpy.
+"""Mapbox Vector Tile (MVT 2.1) encoding of shapely geometries, vectorised with numpy.
 
 The tile server finds the features of a layer that meet a tile and hands them here as
 shapely arrays. Everything per vertex (clipping, simplification, quantisation to the tile
 grid, ring orientation, zigzag deltas and varints) runs as whole-array numpy and shapely
 operations; Python loops only over layers, columns and distinct attribute values. This
-module holds the tile scheme, each layer's attribute table and the assembly of its Layer
-message; the geometry steps are :mod:`wangge.maps._mvt_geometry`, the wire format
+module holds each layer's attribute table and the assembly of its Layer message (tiles
+are cut in a grid of :mod:`wangge.maps.tile_grids`: WebMercatorQuad, EPSG:3857, unless
+told otherwise); the geometry steps are :mod:`wangge.maps._mvt_geometry`, the wire format
 :mod:`wangge.maps._mvt_protobuf`.
 
 The protobuf wire format is written directly (no protobuf library)::
@@ -29,6 +30,7 @@ import numpy as np
 from wangge.maps import _mvt_geometry as _geom
 from wangge.maps import _mvt_protobuf as _wire
 from wangge.maps._mvt_protobuf import ValueKey
+from wangge.maps.tile_grids import ORIGIN_SHIFT, WEB_MERCATOR_QUAD, TileGrid
 
 __all__ = [
     "LINESTRING",
@@ -43,9 +45,6 @@ __all__ = [
     "tile_bounds",
 ]
 
-#: Half the side of the EPSG:3857 world square in metres (π × 6378137).
-ORIGIN_SHIFT = math.pi * 6378137.0
-
 #: Geometry types of the spec (``Tile.GeomType``).
 POINT, LINESTRING, POLYGON = 1, 2, 3
 
@@ -59,33 +58,11 @@ _SINT64_MIN = -(2**63)
 def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
     """EPSG:3857 bounds of the XYZ tile ``z/x/y`` (row ``y = 0`` at the north edge).
 
-    This is the slippy-map (Google) tile scheme, as in PostGIS ``ST_TileEnvelope``. Each
-    edge is computed from its own index, so neighbouring tiles share exactly equal edges.
-
-    Parameters
-    ----------
-    z
-        Zoom level, ``0`` or more.
-    x, y
-        Column (from the west) and row (from the north), each in ``0 .. 2**z - 1``.
-
-    Returns
-    -------
-    tuple of float
-        ``(minx, miny, maxx, maxy)`` in metres.
+    This is the slippy-map (Google) tile scheme, as in PostGIS ``ST_TileEnvelope``:
+    WebMercatorQuad's :meth:`~wangge.maps.tile_grids.TileGrid.bounds`, so neighbouring
+    tiles share exactly equal edges. ValueError for a tile the scheme does not have.
     """
-    if z < 0:
-        raise ValueError(f"zoom {z} is negative")
-    n = 1 << z
-    if not (0 <= x < n and 0 <= y < n):
-        raise ValueError(f"tile {z}/{x}/{y} is outside the {n} x {n} tiles of zoom {z}")
-    size = 2.0 * ORIGIN_SHIFT / n
-    return (
-        -ORIGIN_SHIFT + x * size,
-        ORIGIN_SHIFT - (y + 1) * size,
-        -ORIGIN_SHIFT + (x + 1) * size,
-        ORIGIN_SHIFT - y * size,
-    )
+    return WEB_MERCATOR_QUAD.bounds(z, x, y)
 
 
 def simplify_tolerance(z: int, extent: int = 4096) -> float:
@@ -113,21 +90,20 @@ def simplify_tolerance(z: int, extent: int = 4096) -> float:
     float
         Tolerance in metres, ``0.0`` for no simplification.
     """
-    if z >= 16:
-        return 0.0
-    return 2.0 * ORIGIN_SHIFT / (1 << z) / min(extent, 1024)
+    return WEB_MERCATOR_QUAD.tolerance(z, extent)
 
 
 @dataclass(frozen=True)
 class Layer:
-    """One named layer of a tile: geometries in EPSG:3857 and their attributes.
+    """One named layer of a tile: geometries in the tile grid's CRS and their attributes.
 
     Attributes
     ----------
     name
         Layer name, unique within a tile.
     geoms
-        Shapely geometries in EPSG:3857 metres; ``None`` and empty geometries are skipped.
+        Shapely geometries in the grid's CRS (EPSG:3857 metres for WebMercatorQuad);
+        ``None`` and empty geometries are skipped.
         Points and MultiPoints become POINT features, (Multi)LineStrings LINESTRING and
         (Multi)Polygons POLYGON; a layer may mix them.
     properties
@@ -184,8 +160,9 @@ def encode(
     buffer: int = 64,
     simplify: bool = True,
     max_features: int | None = None,
+    grid: TileGrid = WEB_MERCATOR_QUAD,
 ) -> bytes:
-    """Encode layers of EPSG:3857 geometries as the MVT bytes of tile ``z/x/y``.
+    """Encode layers of geometries as the MVT bytes of tile ``z/x/y`` of ``grid``.
 
     A thin wrapper of :func:`encode_with_stats`, which describes the steps.
 
@@ -203,13 +180,16 @@ def encode(
         Simplify lines and polygons by :func:`simplify_tolerance`.
     max_features
         Most features per layer; the largest are kept.
+    grid
+        The tile grid ``z/x/y`` is a tile of (level, column, row), whose CRS the
+        geometries are in.
 
     Returns
     -------
     bytes
         The tile; ``b""`` (a valid empty tile) when no layer has a feature in it.
     """
-    return encode_with_stats(layers, z, x, y, extent, buffer, simplify, max_features)[0]
+    return encode_with_stats(layers, z, x, y, extent, buffer, simplify, max_features, grid)[0]
 
 
 def encode_with_stats(
@@ -221,6 +201,7 @@ def encode_with_stats(
     buffer: int = 64,
     simplify: bool = True,
     max_features: int | None = None,
+    grid: TileGrid = WEB_MERCATOR_QUAD,
 ) -> tuple[bytes, dict[str, LayerStats]]:
     """Encode layers as the MVT bytes of tile ``z/x/y`` and say what was kept and dropped.
 
@@ -251,6 +232,10 @@ def encode_with_stats(
         When a layer has more features than this in the tile, keep the largest: polygons
         by area in the tile first, then lines by length, then points in input order.
         Features keep their input order in the tile.
+    grid
+        The tile grid ``z/x/y`` is a tile of, whose CRS the geometries are in: its
+        bounds and its tolerance (:meth:`~wangge.maps.tile_grids.TileGrid.tolerance`)
+        replace :func:`tile_bounds` and :func:`simplify_tolerance`.
 
     Returns
     -------
@@ -267,8 +252,8 @@ def encode_with_stats(
     names = [layer.name for layer in layers]
     if len(set(names)) != len(names):
         raise ValueError(f"layer names must be unique within a tile: {names}")
-    bounds = tile_bounds(z, x, y)
-    tolerance = simplify_tolerance(z, extent) if simplify else 0.0
+    bounds = grid.bounds(z, x, y)
+    tolerance = grid.tolerance(z, extent) if simplify else 0.0
     tile: list[bytes] = []
     stats: dict[str, LayerStats] = {}
     for layer in layers:
