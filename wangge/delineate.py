@@ -13,6 +13,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from wangge.data.gpkg_files import staged_gpkg
 from wangge.data.osm import attribution_of
 from wangge.data.plan import PLAN_POLYGONS
 from wangge.errors import InputError
@@ -317,8 +318,6 @@ def plan_frames(result: DelineateResult, violations: pd.DataFrame) -> dict[str, 
 def write_plan(result: DelineateResult, violations: pd.DataFrame, out_dir: str | Path) -> Path:
     """Write plan.gpkg (atomically), one GeoJSON per polygon layer, and map.html; and,
     when the units were ingested in this run, units.gpkg (what coverage and overlay read)."""
-    import os
-
     from wangge.maps.grid_map import write_grid_map
 
     out_dir = Path(out_dir)
@@ -327,17 +326,12 @@ def write_plan(result: DelineateResult, violations: pd.DataFrame, out_dir: str |
         write_units(result.ingested, out_dir)
     frames = plan_frames(result, violations)
     target = out_dir / "plan.gpkg"
-    tmp = out_dir / f".plan.{os.getpid()}.gpkg"
-    tmp.unlink(missing_ok=True)
-    try:
+    with staged_gpkg(target) as tmp:
         for name, frame in frames.items():
             if isinstance(frame, gpd.GeoDataFrame):
                 frame.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
             else:
                 pyogrio.write_dataframe(frame, tmp, layer=name, driver="GPKG")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     for name in PLAN_POLYGONS:
         frames[name].to_file(out_dir / f"{name}.geojson", driver="GeoJSON", engine="pyogrio")
     write_grid_map(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ import shapely
 
 from wangge.data import osm as osm_reader
 from wangge.data import userfiles
+from wangge.data.gpkg_files import staged_gpkg
 from wangge.errors import InputError
 from wangge.geo import blocks as geo_blocks
 from wangge.geo import calibration as geo_calibration
@@ -490,9 +490,7 @@ def write_unit_layers(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "units.gpkg"
-    tmp = out_dir / f".units.{os.getpid()}.gpkg"
-    tmp.unlink(missing_ok=True)
-    try:
+    with staged_gpkg(target) as tmp:
         for name in (*LAYERS, *GIVEN_LAYERS):
             if name not in layers:
                 continue
@@ -503,9 +501,6 @@ def write_unit_layers(
         summary = {"attribution": summary.get("attribution", ""), **summary}
         meta = pd.DataFrame({"key": list(summary), "value": [str(v) for v in summary.values()]})
         pyogrio.write_dataframe(meta, tmp, layer="meta", driver="GPKG")  # a plain table
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
 
 

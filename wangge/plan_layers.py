@@ -11,9 +11,6 @@ plan as it was).
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +20,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from wangge.data.gpkg_files import staged_gpkg
 from wangge.data.plan import Plan, read_plan
 from wangge.errors import InputError
 from wangge.geo.rules import Rules
@@ -55,25 +53,15 @@ def read_plan_data(plan: str | Path) -> Plan:
 
 
 def update_plan(path: Path, layers: dict[str, pd.DataFrame]) -> None:
-    """Add or replace ``layers`` in plan.gpkg (stored in WGS84) in one atomic rename.
-
-    The copy's name is new on every run, never only the pid's: a run killed mid-write
-    leaves its copy and SQLite's hot journal beside it, and a later run that reused the
-    name (same pid, as in a container) would have that journal rolled back into its fresh
-    copy and renamed over the plan, losing its layers.
-    """
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.gpkg")
-    shutil.copyfile(path, tmp)
-    try:
+    """Add or replace ``layers`` in plan.gpkg (stored in WGS84) in one atomic rename: a
+    copy staged beside it under a new name (:func:`wangge.data.gpkg_files.staged_gpkg`)."""
+    with staged_gpkg(path, start_from=path) as tmp:
         for name, frame in layers.items():
             if isinstance(frame, gpd.GeoDataFrame):
                 frame = frame.to_crs(4326)
             pyogrio.write_dataframe(
                 frame, tmp, layer=name, driver="GPKG", layer_options={"OVERWRITE": "YES"}
             )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def rules_meta(data: Plan, rules: Rules) -> pd.DataFrame:
