@@ -206,12 +206,20 @@ def state(
     version: Annotated[
         int | None, Query(ge=1, le=2**31 - 1, description="Version (default: the latest)")
     ] = None,
+    street: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[0-9]{9}$",
+            description="One street's code: its grids and communities only, read without"
+            " the rest of a city (the violations stay the whole version's)",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """What the editor shows: limits, households per grid with neighbours and locks,
-    communities and the violations of the version (the latest by default). Each grid says
-    whether the caller may change it (``writable``: a planner's territory, all for an
-    admin, none for a viewer or an anonymous reader)."""
-    out = get_editor(request).overview(plan_id, version)
+    communities and the violations of the version (the latest by default), or of one
+    ``street``. Each grid says whether the caller may change it (``writable``: a
+    planner's territory, all for an admin, none for a viewer or an anonymous reader)."""
+    out = get_editor(request).overview(plan_id, version, street)
     may_write = who is not None and who.at_least("planner")
     for grid in out["grids"]:
         grid["writable"] = may_write and who.covers(grid["code"])

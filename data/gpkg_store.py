@@ -34,6 +34,7 @@ from wangge.data.store import (
     kept_layers,
     next_version,
     patched_layers,
+    prefix_sql,
     rows_filter,
     unflatten,
 )
@@ -369,6 +370,7 @@ class GpkgStore(Store):
         offset: int = 0,
         codes: list[str] | None = None,
         dimension: int | None = None,
+        prefix: tuple[str, str] | None = None,
     ) -> Page:
         info = self._check_layer(plan_id, version, layer)
         dtypes = self.dtypes(plan_id, version, layer)
@@ -379,6 +381,10 @@ class GpkgStore(Store):
         if codes is not None:
             where += f" AND f.code IN ({','.join(f':c{i}' for i in range(len(codes)))})"
             args |= {f"c{i}": c for i, c in enumerate(codes)}
+        if prefix is not None:
+            cond, more = prefix_sql(self, "f", prefix)
+            where += f" AND {cond}"
+            args |= more
         if dimension is not None:  # read from each blob's header by wg_dimension
             where += " AND wg_dimension(f.geom) = :dim"
             args["dim"] = int(dimension)

@@ -31,6 +31,7 @@ from wangge.data.store import (
     kept_layers,
     next_version,
     patched_layers,
+    prefix_sql,
     rows_filter,
     unflatten,
 )
@@ -460,6 +461,7 @@ class PostgisStore(Store):
         offset: int = 0,
         codes: list[str] | None = None,
         dimension: int | None = None,
+        prefix: tuple[str, str] | None = None,
     ) -> Page:
         info = self._check_layer(plan_id, version, layer)
         f = features_table
@@ -467,6 +469,9 @@ class PostgisStore(Store):
         cond = (f.c.plan_id == plan_id) & (f.c.layer == layer) & sa.text(span).bindparams(**params)
         if codes is not None:
             cond &= f.c.code.in_(codes)
+        if prefix is not None:
+            text, more = prefix_sql(self, "wg_features", prefix)
+            cond &= sa.text(text).bindparams(**more)
         if dimension is not None:
             cond &= sa.func.ST_Dimension(f.c.geom) == int(dimension)
         if bbox is not None:

@@ -23,6 +23,7 @@ from wangge.data.rows import (
     feature_id_column,
     flatten,
     geometry_type_name,
+    merge_geometry_types,
 )
 from wangge.errors import InputError
 
@@ -77,6 +78,17 @@ PARENT_TOTALS = (
     " SUM(CAST({households} AS DOUBLE PRECISION))"
     " FROM wg_features f WHERE f.plan_id = :p AND f.layer = 'units' AND {span} GROUP BY 1"
 )
+#: Every unit's code, micro-grid and compound in one version, without geometry or other
+#: properties (``Store.unit_parents``); ``{compound}`` is the store's text of the property.
+UNIT_PARENTS = (
+    "SELECT f.code, f.parent_code, {compound} FROM wg_features f"
+    " WHERE f.plan_id = :p AND f.layer = 'units' AND {span}"
+)
+#: Some properties of every feature of one version's layer, by code (``Store.properties``);
+#: ``{values}`` the store's texts of them.
+PROPERTIES = (
+    "SELECT f.code, {values} FROM wg_features f WHERE f.plan_id = :p AND f.layer = :l AND {span}"
+)
 #: One property of every feature of one version's layer, by code.
 PROPERTY_OF = (
     "SELECT f.code, {value} FROM wg_features f WHERE f.plan_id = :p AND f.layer = :l AND {span}"
@@ -100,9 +112,15 @@ class Patch:
     #: The layer keeps its base's geometries, every one: its geometry type and bbox are
     #: the stored layer's (set by :func:`patched_layers`), not those of the rows written.
     shapes_kept: bool = False
+    #: The base frame was part of the stored layer (an editor holding one street): the
+    #: layer's count, geometry type and bbox come from the stored layer's and the patch's
+    #: rows (:func:`patched_layers`), never from the part.
+    partial: bool = False
 
 
-def patch_of(name: str, new: pd.DataFrame, old: pd.DataFrame) -> Patch | None:
+def patch_of(
+    name: str, new: pd.DataFrame, old: pd.DataFrame, partial: bool = False
+) -> Patch | None:
     """What differs between two frames of one layer, by feature id: the rows of ``new``
     that are not in ``old`` or differ from it in a value or a coordinate (flattened), and
     the ids of ``old`` they replace or that ``new`` drops. None when the layer must be
@@ -110,7 +128,25 @@ def patch_of(name: str, new: pd.DataFrame, old: pd.DataFrame) -> Patch | None:
     their types or the CRS changed. When ``new`` holds ``old``'s very geometries (an
     edit's units and buildings) the patch says so (``shapes_kept``) and leaves the
     layer's geometry type and bbox to the stored layer's (:func:`patched_layers`) instead
-    of bounding 45,000 shapes again."""
+    of bounding 45,000 shapes again.
+
+    With ``partial``, ``old`` is only part of the stored layer (the rows of one street)
+    and ``new`` the same part changed: the rest of the layer is kept as stored, and a
+    layer that could only be written whole is refused (writing the part whole would drop
+    the rest)."""
+    found = _patch(name, new, old)
+    if found is None and partial:
+        raise InputError(
+            f"layer {name!r} cannot be written as a patch, and only part of it is held:"
+            " load the whole version to save it",
+            where=name,
+        )
+    if found is not None:
+        found.partial = partial
+    return found
+
+
+def _patch(name: str, new: pd.DataFrame, old: pd.DataFrame) -> Patch | None:
     id_col = feature_id_column(name, new.columns)
     if id_col is None or name in MADE_IDS or id_col not in old.columns:
         return None
@@ -229,8 +265,33 @@ def patched_layers(
         if patch.shapes_kept:
             info = replace(rows.info, geometry_type=old.geometry_type, bbox=old.bbox)
             rows = Rows(info, rows.dtypes, rows.records)
+        if patch.partial:
+            rows = Rows(_partial_info(old, patch), rows.dtypes, rows.records)
         flat = {**flat, name: rows}
     return flat, spans
+
+
+def _partial_info(old: LayerInfo, patch: Patch) -> LayerInfo:
+    """The info of a layer patched from part of it: the stored count less the rows
+    retired plus those written; the stored geometry type and bbox grown by the written
+    rows' (a part that shrank leaves the bbox as large as it was: an extent, never
+    smaller than the features)."""
+    info = patch.rows.info
+    count = old.count - len(patch.retire) + len(patch.rows.records)
+    if patch.shapes_kept or not patch.rows.records:
+        return replace(info, count=count, geometry_type=old.geometry_type, bbox=old.bbox)
+    types = [t for t in (old.geometry_type, info.geometry_type) if t]
+    boxes = [b for b in (old.bbox, info.bbox) if b is not None]
+    bbox = None
+    if boxes:
+        b = np.asarray(boxes, dtype=float)
+        bbox = (*b[:, :2].min(axis=0).tolist(), *b[:, 2:].max(axis=0).tolist())
+    return replace(
+        info,
+        count=count,
+        geometry_type=merge_geometry_types(types) if types else None,
+        bbox=bbox,
+    )
 
 
 def check_retired(found: int, patch: Patch, layer: str) -> None:

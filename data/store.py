@@ -37,10 +37,12 @@ from wangge.data.rows import (
 )
 from wangge.data.spans import (
     PARENT_TOTALS,
+    PROPERTIES,
     PROPERTY_OF,
     RECORDS_EVER,
     SPAN_MIGRATION,
     TOUCHED,
+    UNIT_PARENTS,
     UNIT_PARENTS_EVER,
     Patch,
     check_retired,
@@ -83,6 +85,7 @@ __all__ = [
     "open_store",
     "patch_of",
     "patched_layers",
+    "prefix_sql",
     "rows_filter",
     "spanned",
     "unflatten",
@@ -101,6 +104,9 @@ LEVELS = (
     ("grid", "grids", 15),
     ("microgrid", "microgrids", 18),
 )
+#: Layers a save from part of a version writes whole: they are made whole by the caller
+#: (the violations of every street: the held street's found again, the others' as stored).
+PARTIAL_WHOLE = frozenset({"violations"})
 _PLAN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -140,6 +146,7 @@ class Store(ABC):
         keep: tuple[str, ...] = (),
         audit: dict[str, Any] | None = None,
         bases: dict[str, pd.DataFrame] | None = None,
+        partial: bool = False,
     ) -> Version:
         """Save ``layers`` as the plan's next version, all in one transaction.
 
@@ -170,12 +177,25 @@ class Store(ABC):
             written as a patch: only its rows that differ from the base's (by feature id),
             the base rows they replace or drop retired, so a saved edit writes what it
             changed and not the layer. A layer whose ids are not unique is written whole.
+        partial
+            The ``bases`` (and the ``layers`` made from them) are parts of the stored
+            layers (an editor holding one street of a city): each is written as a patch
+            on the whole stored layer, or refused if it cannot be, and every layer given
+            must come with its base (but :data:`PARTIAL_WHOLE`, made whole by the caller).
         """
         check_plan_id(plan_id)
+        if partial:
+            bare = sorted(n for n in layers if n not in (bases or {}) and n not in PARTIAL_WHOLE)
+            if bare or base_version is None:
+                raise InputError(
+                    f"a save from part of a version needs the base of every layer: {bare}",
+                    plan_id,
+                    where="bases",
+                )
         patches = {}
         for name, old in (bases or {}).items():
             if name in layers and base_version is not None:
-                found = patch_of(name, layers[name], old)
+                found = patch_of(name, layers[name], old, partial)
                 if found is not None:
                     patches[name] = found
         flat = {n: p.rows for n, p in patches.items()}
@@ -290,10 +310,13 @@ class Store(ABC):
         offset: int = 0,
         codes: list[str] | None = None,
         dimension: int | None = None,
+        prefix: tuple[str, str] | None = None,
     ) -> Page:
         """Features of a layer intersecting ``bbox`` (lon/lat), in code order, paged; with
         ``dimension``, only those whose geometry has it (0 points, 1 lines, 2 areas; a
-        collection its highest part's, as ST_Dimension; no geometry has none)."""
+        collection its highest part's, as ST_Dimension; no geometry has none); with
+        ``prefix`` (key, text), only those whose ``code``, ``parent_code`` or property
+        ``key`` starts with ``text`` (one street's rows: :func:`prefix_sql`)."""
 
     @abstractmethod
     def _cover_codes(
@@ -506,6 +529,52 @@ class Store(ABC):
         frame["households"] = frame["households"].astype(float)
         return frame.set_index("code").sort_index()
 
+    def unit_parents(self, plan_id: str, version: int) -> pd.DataFrame:
+        """Every unit of a version with its micro-grid and compound (``code``,
+        ``parent_code``, ``compound_id``; None where none), in code order, without
+        reading a geometry: what an editor holding one street knows of the others."""
+        info = self._check_layer(plan_id, version, "units")
+        span, params = rows_filter(info, version, "f")
+        sql = UNIT_PARENTS.format(compound=self._property("f", "compound_id"), span=span)
+        frame = pd.DataFrame(
+            self._select(sql, {"p": plan_id, **params}),
+            columns=["code", "parent_code", "compound_id"],
+            dtype=object,
+        )
+        frame["code"] = frame["code"].astype(str)
+        frame["parent_code"] = frame["parent_code"].astype(str)
+        frame = frame.iloc[np.argsort(frame["code"].astype(np.int64).to_numpy(), kind="stable")]
+        return frame.reset_index(drop=True)
+
+    def properties(
+        self,
+        plan_id: str,
+        version: int,
+        layer: str,
+        keys: tuple[str, ...],
+        between: dict[str, tuple[int, int]] | None = None,
+    ) -> pd.DataFrame:
+        """Properties ``keys`` of every feature of a version's layer (``code`` first, then
+        one column each, as the database gives them: text from PostGIS, JSON's types
+        from SQLite), without reading geometry or the other properties. ``between``
+        keeps the features with any of its integer properties in its range (the unit
+        graph's edges with an end among one street's units)."""
+        info = self._check_layer(plan_id, version, layer)
+        span, params = rows_filter(info, version, "f")
+        for key in (*keys, *(between or {})):
+            check_key(key)
+        values = ", ".join(self._property("f", k) for k in keys)
+        sql = PROPERTIES.format(values=values, span=span)
+        ranges = []
+        for i, (key, (lo, hi)) in enumerate((between or {}).items()):
+            prop = self._property("f", key)
+            ranges.append(f"CAST({prop} AS BIGINT) BETWEEN :lo{i} AND :hi{i}")
+            params |= {f"lo{i}": int(lo), f"hi{i}": int(hi)}
+        if ranges:
+            sql += " AND (" + " OR ".join(ranges) + ")"
+        rows = self._select(sql, {"p": plan_id, "l": layer, **params})
+        return pd.DataFrame(rows, columns=["code", *keys], dtype=object)
+
     def property_of(self, plan_id: str, version: int, layer: str, key: str) -> dict[str, Any]:
         """Property ``key`` of each feature of a version's layer, by code, without
         reading its geometry or its other properties."""
@@ -542,6 +611,29 @@ class Store(ABC):
                 cache.pop(next(iter(cache)), None)
             cache[key] = found
         return found
+
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def check_key(key: str) -> str:
+    """A property's name, checked to be a plain name before it goes into SQL text."""
+    if not _KEY.match(str(key)):
+        raise InputError(f"not a property name: {key!r}", where="key")
+    return key
+
+
+def prefix_sql(store: Store, alias: str, prefix: tuple[str, str]) -> tuple[str, dict[str, str]]:
+    """The SQL condition (and its parameter) for :meth:`Store.query`'s ``prefix``: the
+    code or parent code column, or the property, starting with the text (a code's
+    letters and digits only, so that nothing in it is a LIKE pattern)."""
+    key, text = prefix
+    check_key(key)
+    if not _PREFIX.match(str(text)):
+        raise InputError(f"not a code prefix: {text!r}", where="prefix")
+    expr = f"{alias}.{key}" if key in ("code", "parent_code") else store._property(alias, key)
+    return f"{expr} LIKE :wg_prefix", {"wg_prefix": f"{text}%"}
 
 
 def open_store(

@@ -456,9 +456,14 @@ def diff(units: Units, a: np.ndarray, b: np.ndarray) -> list[Move]:
 
 
 def grid_neighbours(
-    units: Units, micro: np.ndarray, only: set[str] | None = None
+    units: Units,
+    micro: np.ndarray,
+    only: set[str] | None = None,
+    beyond: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, list[str]]:
-    """For every grid (or those in ``only``), the grids it shares a boundary with."""
+    """For every grid (or those in ``only``), the grids it shares a boundary with.
+    ``beyond`` are edges to units that ``units`` does not hold (the other streets of an
+    editor's street): the position of the end held and the grid of the other end."""
     grid = level_codes(micro, "grid")
     g = units.graph
     cross = grid[g.eu] != grid[g.ev]
@@ -466,6 +471,9 @@ def grid_neighbours(
         mine = pd.Index(grid).isin(list(only))
         cross &= mine[g.eu] | mine[g.ev]
     pairs = pd.DataFrame({"a": grid[g.eu][cross], "b": grid[g.ev][cross]})
+    if beyond is not None and len(beyond[0]):
+        held = pd.DataFrame({"a": grid[beyond[0]], "b": beyond[1]})
+        pairs = pd.concat([pairs, held[held["a"] != held["b"]]])
     both = pd.concat([pairs, pairs.rename(columns={"a": "b", "b": "a"})]).drop_duplicates()
     if only is not None:
         both = both[both["a"].isin(only)]

@@ -42,6 +42,7 @@ from wangge.plan_state import (
     written_layers,
 )
 from wangge.scopes import Who, actor, check_scope, covers
+from wangge.street_state import load_street, street_of_moves
 
 #: Layers holding per-grid results of the overlay and coverage jobs: kept, marked stale.
 GRID_RESULTS = ("grid_risk", "grid_coverage", "access", "gaps", "facilities", "risk_points")
@@ -68,38 +69,66 @@ class Editor:
 
     def __init__(self, store: Store, keep: int = 8):
         self.store = store
-        self._states: OrderedDict[tuple[str, int], PlanState] = OrderedDict()
+        #: States by plan, version and street (None: the whole version).
+        self._states: OrderedDict[tuple[str, int, str | None], PlanState] = OrderedDict()
+        #: Streets of versions that cannot be held alone (:func:`load_street` said so).
+        self._none: set[tuple[str, int, str | None]] = set()
         self._keep = keep
         self._lock = threading.RLock()
-        self._loading: dict[tuple[str, int], threading.Lock] = {}
+        self._loading: dict[tuple[str, int, str | None], threading.Lock] = {}
         self._writers: dict[str, threading.RLock] = {}
 
     # loading ----------------------------------------------------------------------------
 
-    def state(self, plan_id: str, version: int | None = None) -> PlanState:
-        """The state of a version (the latest by default), loaded once and cached."""
+    def state(
+        self, plan_id: str, version: int | None = None, street: str | None = None
+    ) -> PlanState:
+        """The state of a version (the latest by default), loaded once and cached. With
+        ``street``, the state of that street alone where one can be held
+        (:func:`load_street`), else, or when the whole version is held already, the
+        whole version's."""
         v = self.store.resolve(plan_id, version)
-        key = (v.plan_id, v.version)
+        whole = (v.plan_id, v.version, None)
+        if street is not None:
+            with self._lock:
+                if whole in self._states:
+                    self._states.move_to_end(whole)
+                    return self._states[whole]
+            state = self._cached(v, street)
+            if state is not None:
+                return state
+        state = self._cached(v, None)
+        assert state is not None
+        return state
+
+    def _cached(self, v: Version, street: str | None) -> PlanState | None:
+        key = (v.plan_id, v.version, street)
         with self._lock:
             if key in self._states:
                 self._states.move_to_end(key)
                 return self._states[key]
+            if key in self._none:
+                return None
             loading = self._loading.setdefault(key, threading.Lock())
         # one request loads a version; the others asking for it meanwhile wait for it
         with loading:
             with self._lock:
                 if key in self._states:
                     return self._states[key]
-            state = self._load(v)
-            self._remember(state)
-            _settle()
+            state = self._load(v) if street is None else load_street(self.store, v, street)
+            if state is None:
+                with self._lock:
+                    self._none.add(key)
+            else:
+                self._remember(state)
+                _settle()
         with self._lock:
             self._loading.pop(key, None)
         return state
 
     def _remember(self, state: PlanState) -> None:
         with self._lock:
-            self._states[(state.plan_id, state.version.version)] = state
+            self._states[(state.plan_id, state.version.version, state.scope)] = state
             while len(self._states) > self._keep:
                 self._states.popitem(last=False)
 
@@ -139,17 +168,33 @@ class Editor:
 
     # reading ----------------------------------------------------------------------------
 
-    def overview(self, plan_id: str, version: int | None = None) -> dict[str, Any]:
+    def overview(
+        self, plan_id: str, version: int | None = None, street: str | None = None
+    ) -> dict[str, Any]:
         """What the editor shows: limits, per-grid counts, neighbours, locks, violations
-        (the grids' rows are the caller's to annotate)."""
-        s = self.state(plan_id, version)
+        (the grids' rows are the caller's to annotate); with ``street``, the grids and
+        communities of that street only (the violations stay the version's)."""
+        s = self.state(plan_id, version, street)
         if s.shown is None:
             s.shown = self._overview(s)
-        return {**s.shown, "grids": [dict(g) for g in s.shown["grids"]]}
+        shown = s.shown
+        if street is not None and s.scope is None:  # the whole version was held already
+            shown = {
+                **shown,
+                "street": street,
+                "grids": [g for g in shown["grids"] if g["code"].startswith(street)],
+                "communities": [
+                    c for c in shown["communities"] if c["code"].startswith(street)
+                ],
+            }
+            shown["bbox"] = _union_box([c["bbox"] for c in shown["communities"]], s)
+        if street is not None and not shown["communities"]:
+            raise NotFound(f"no street {street} in version {s.version.version}", plan_id)
+        return {**shown, "grids": [dict(g) for g in shown["grids"]]}
 
     def _overview(self, s: PlanState) -> dict[str, Any]:
         found = s.violations()
-        nbrs = ge.grid_neighbours(s.units, s.micro)
+        nbrs = s.neighbours(s.micro)
         grids = grid_rows(s, s.micro, s.layers["grids"], nbrs, s.locks)
         com = s.layers["communities"]
         bounds = shapely.bounds(com.geometry.to_numpy())
@@ -181,6 +226,7 @@ class Editor:
             ],
             "violations": with_boxes(s, found, s.layers),
             "stale": list(s.version.meta.get("stale_layers") or []),
+            "street": s.scope,
         }
 
     def diff(self, plan_id: str, a: int, b: int) -> list[dict[str, Any]]:
@@ -277,8 +323,14 @@ class Editor:
         name: str = "",
         dry_run: bool = False,
     ) -> EditResult:
-        """Move units and save the result as the plan's next version (409 if stale)."""
-        base = self.base(plan_id, base_version, dry_run)
+        """Move units and save the result as the plan's next version (409 if stale). On
+        a city, moves into one street are made on that street's state alone
+        (:func:`load_street`) where it can be held and holds every unit moved."""
+        t0 = time.perf_counter()
+        base = self.base(plan_id, base_version, dry_run, street_of_moves(moves))
+        if base.scope is not None and any(str(u) not in base.units.index for u, _ in moves):
+            base = self.base(plan_id, base_version, dry_run)  # a unit from another street
+        timings = {"load": time.perf_counter() - t0}
         t0 = time.perf_counter()
         new_locks = _known_grids(base, base.locks if locks is None else locks, "locks")
         check_scope(who, {to for _, to in moves}, "a move into")
@@ -293,9 +345,8 @@ class Editor:
             "moves": len(moved),
             "edited": sorted(set(base.version.meta.get("edited") or []) | targets),
         }
-        return self.commit(
-            base, micro, moved, new_locks, meta, who, comment, dry_run, {"apply": t1 - t0}
-        )
+        timings["apply"] = t1 - t0
+        return self.commit(base, micro, moved, new_locks, meta, who, comment, dry_run, timings)
 
     def complete(
         self,
@@ -448,12 +499,15 @@ class Editor:
             timings={"rename": round((time.perf_counter() - t0) * 1000, 2)},
         )
 
-    def base(self, plan_id: str, base_version: int, dry_run: bool) -> PlanState:
-        """The state an edit starts from; 409 unless it is the latest version (a dry run
-        may start from any)."""
+    def base(
+        self, plan_id: str, base_version: int, dry_run: bool, street: str | None = None
+    ) -> PlanState:
+        """The state an edit starts from (of ``street`` alone where it can be:
+        :meth:`state`); 409 unless it is the latest version (a dry run may start from
+        any)."""
         if not dry_run:
             self._still_latest(plan_id, base_version)
-        return self.state(plan_id, base_version)
+        return self.state(plan_id, base_version, street)
 
     def _still_latest(self, plan_id: str, base_version: int) -> None:
         latest = self.store.latest(plan_id)  # one row, not every version's
@@ -514,7 +568,7 @@ class Editor:
                 timings["derive"] = time.perf_counter() - t0
             layers = {**base.layers, **changed_layers}
             changed = {m.before[:15] for m in moved} | {m.after[:15] for m in moved}
-            nbrs = ge.grid_neighbours(base.units, micro, changed)
+            nbrs = base.neighbours(micro, changed)
             rows = grid_rows(base, micro, layers["grids"], nbrs, locks, changed)
             grids = [r for r in rows if r["code"] in changed]
             violations = with_boxes(base, found, layers)
@@ -598,6 +652,7 @@ class Editor:
                 keep=keep,
                 audit=entry,
                 bases=bases,
+                partial=base.scope is not None,
             )
 
 
@@ -614,6 +669,14 @@ def _settle() -> None:
     that no garbage is frozen with them."""
     gc.collect(1)
     gc.freeze()
+
+
+def _union_box(boxes: list[list[float]], s: PlanState) -> list[float]:
+    """The box holding ``boxes`` (the version's when there are none)."""
+    if not boxes:
+        return box_of(shapely.total_bounds(s.layers["communities"].geometry.to_numpy()))
+    b = np.asarray(boxes, dtype=float)
+    return box_of([*b[:, :2].min(axis=0), *b[:, 2:].max(axis=0)])
 
 
 def _grid_name(code: str, name: str) -> str:
@@ -638,7 +701,7 @@ def _none(value: Any) -> Any:
 def _known_grids(s: PlanState, codes, where: str) -> set[str]:
     """``codes`` as a set, each checked to be a grid of the version."""
     codes = set(codes)
-    unknown = codes - {c[:15] for c in s.micro}
+    unknown = codes - s.grids()
     if unknown:
         raise InputError(f"no grid {sorted(unknown)[0]} in this version", s.plan_id, where=where)
     return codes

@@ -57,6 +57,10 @@ class PlanState:
     #: Each building's unit, found once for the versions of one plan (units never change
     #: between them): the buildings' ids and :func:`unit_of_buildings` of them.
     building_units: dict[str, np.ndarray] = field(default_factory=dict)
+    #: The street this state holds (wangge/street_state.py), None for the whole version;
+    #: then ``outside`` is what it knows of the other streets.
+    scope: str | None = None
+    outside: Any = None
 
     def __post_init__(self) -> None:
         self.micro = ge.frozen(self.micro)  # a version's assignment never changes
@@ -68,7 +72,21 @@ class PlanState:
     @property
     def city(self) -> bool:
         """A plan of several streets: edits are checked street by street."""
-        return len(self.layers["streets"]) > 1
+        return self.scope is not None or len(self.layers["streets"]) > 1
+
+    def grids(self) -> set[str]:
+        """Every grid code of the version (the other streets' too)."""
+        if self.outside is not None:
+            return set(self.outside.grids)
+        return set(ge.level_codes(self.micro, "grid"))
+
+    def neighbours(self, micro: np.ndarray, only: set[str] | None = None):
+        """:func:`ge.grid_neighbours` of ``micro``, with the grids across the held
+        street's edge."""
+        extra = None
+        if self.outside is not None:
+            extra = (self.outside.edge_inside, self.outside.edge_grid)
+        return ge.grid_neighbours(self.units, micro, only, extra)
 
     def violations(self) -> list[Violation]:
         """The violations of this version's assignment (``ge.check``), found once."""
@@ -95,15 +113,23 @@ def assignment_of(plan, households: pd.Series | None = None):
 
     ``plan`` is a :class:`wangge.data.plan.Plan` holding ``units`` and ``unit_edges``."""
     unit_frame = plan.frame("units")
-    order = np.argsort(unit_frame["code"].astype(int).to_numpy(), kind="stable")
-    unit_frame = unit_frame.iloc[order].reset_index(drop=True)
     if households is not None:
         new = unit_frame["code"].astype(str).map(households.astype(float))
         unit_frame = unit_frame.assign(households=new.fillna(unit_frame["households"]))
-    edges = ge.edges_at_positions(
-        unit_frame["code"], pd.DataFrame(plan.frame("unit_edges")), plan.source
+    return assignment_frames(
+        unit_frame, pd.DataFrame(plan.frame("unit_edges")), plan.source, plan.crs
     )
-    metric = unit_frame.to_crs(plan.crs).geometry.to_numpy()
+
+
+def assignment_frames(
+    unit_frame: gpd.GeoDataFrame, edges: pd.DataFrame, source: str, crs: str
+):
+    """:func:`assignment_of` from a units layer (all of a plan's units, or one street's
+    with the edges among them) and its ``unit_edges`` table."""
+    order = np.argsort(unit_frame["code"].astype(int).to_numpy(), kind="stable")
+    unit_frame = unit_frame.iloc[order].reset_index(drop=True)
+    edges = ge.edges_at_positions(unit_frame["code"], edges, source)
+    metric = unit_frame.to_crs(crs).geometry.to_numpy()
     units = ge.units_from_tables(unit_frame, edges, metric)
     micro = unit_frame["parent_code"].astype(str).to_numpy().astype(object)
     return unit_frame, metric, units, micro
@@ -187,11 +213,15 @@ def with_boxes(
         frame = frame[frame["code"].isin(named)]
         for code, b in zip(frame["code"], shapely.bounds(frame.geometry.to_numpy()), strict=True):
             boxes[code] = box_of(b)
+    if s.outside is not None:  # what the other streets' violations name
+        boxes = {**s.outside.boxes, **boxes}
     uf = s.unit_frame
     out = []
     for v in found:
         row = asdict(v)
-        if v.level == "compound":
+        if v.level == "compound" and v.code in boxes:
+            row["bbox"] = boxes[v.code]
+        elif v.level == "compound":
             mask = (uf["compound_id"].astype(str) == v.code).to_numpy()
             row["bbox"] = box_of(shapely.total_bounds(uf.geometry.to_numpy()[mask]))
         else:
@@ -451,9 +481,13 @@ def check_state(base: PlanState, micro: np.ndarray, moved: list[ge.Move], flags:
     moves touch are checked again; a move across streets, or other flags (completion),
     checks the whole plan."""
     across = any(m.before[:9] != m.after[:9] for m in moved)
+    if base.scope is not None and (across or flags is not base.flags):
+        raise RuntimeError("a state of one street checks moves inside it, under its flags")
     if across:
         base.streets.clear()  # a unit changed street: the cached street members are stale
-    if not base.city or across or flags is not base.flags or not moved:
+    if not moved and flags is base.flags:
+        return list(base.violations())
+    if not base.city or across or flags is not base.flags:
         return ge.check(base.units, micro, base.limits, flags)
     streets = {m.before[:9] for m in moved}  # the base checked whole once, then by street
     return ge.check_streets(
@@ -489,6 +523,8 @@ def next_state(
         found=found if found is not None and flags == base.flags else None,
         streets=base.streets,
         building_units=base.building_units,
+        scope=base.scope,
+        outside=base.outside,
     )
     if written is None:
         written = written_layers(base, micro, layers)

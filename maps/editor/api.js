@@ -79,7 +79,8 @@ export function makeApi(root, plan, { key = () => null, onUnauthorized = null } 
   return {
     me: () => request("GET", "/me"),
     plans: () => request("GET", "/plans"),
-    state: (version) => request("GET", `/plans/${p}/state${q({ version })}`),
+    // street: the one street of a city the page shows (the server holds that street alone)
+    state: (version, street) => request("GET", `/plans/${p}/state${q({ version, street })}`),
     versions: () => request("GET", `/plans/${p}/versions`),
     diff: (a, b) => request("GET", `/plans/${p}/versions/${a}/diff/${b}`),
     changes: (a, b) => request("GET", `/plans/${p}/versions/${a}/changes/${b}`),

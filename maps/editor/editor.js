@@ -60,8 +60,11 @@ const gridInfo = makeGridInfo({
 
 // --- state ----------------------------------------------------------------------------
 
+// ?street=<9 digits> opens one street of a city: the server reads that street alone
+const STREET = params.get("street") || undefined;
+
 async function loadState(version) {
-  const { data } = await api.state(version);
+  const { data } = await api.state(version, STREET);
   applyState(data);
 }
 
@@ -739,7 +742,7 @@ async function boot() {
     }
     api = makeApi(ROOT, S.plan, auth);
     const wanted = params.get("version") || undefined;
-    const [state, versions] = await Promise.all([api.state(wanted), api.versions()]);
+    const [state, versions] = await Promise.all([api.state(wanted, STREET), api.versions()]);
     applyState(state.data);
     applyVersions(versions.data);
     let layers = TILE_LAYERS;
