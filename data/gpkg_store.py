@@ -390,10 +390,15 @@ class GpkgStore(Store):
             args["dim"] = int(dimension)
         select = "SELECT f.code, f.parent_code, f.properties, f.geom FROM wg_features f"
         if bbox is None:
-            (matched,) = conn.execute(f"SELECT count(*) FROM wg_features f WHERE {where}", args)
             page = f" LIMIT {int(limit) if limit is not None else -1} OFFSET {int(offset)}"
             rows = conn.execute(f"{select} WHERE {where} ORDER BY f.code, f.fid{page}", args)
             rows = rows.fetchall()
+            if limit is None and not offset:  # all of them: counted as read
+                matched = (len(rows),)
+            else:
+                (matched,) = conn.execute(
+                    f"SELECT count(*) FROM wg_features f WHERE {where}", args
+                )
             geoms = decode_geometries([r[3] for r in rows])
             return Page(unflatten(info, dtypes, rows, list(geoms)), int(matched[0]))
         minx, miny, maxx, maxy = bbox

@@ -490,8 +490,11 @@ class PostgisStore(Store):
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            matched = conn.execute(sa.select(sa.func.count()).where(cond)).scalar_one()
             rows = conn.execute(stmt).fetchall()
+            if limit is None and not offset:  # all of them: counted as read
+                matched = len(rows)
+            else:
+                matched = conn.execute(sa.select(sa.func.count()).where(cond)).scalar_one()
         dtypes = self.dtypes(plan_id, version, layer)
         wkbs = np.array([None if r[3] is None else bytes(r[3]) for r in rows], dtype=object)
         geoms = shapely.from_wkb(wkbs) if len(rows) else []
