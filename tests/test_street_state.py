@@ -202,3 +202,43 @@ def test_a_part_that_cannot_be_patched_is_refused_and_nothing_is_stored(store):
     assert back["households"].tolist() == [11.0, 20.0]
     info = store.layer_infos(plan_id, v2.version)["communities"]
     assert info.count == 2 and info.bbox == pytest.approx((0, 0, 2, 1))
+
+
+def test_the_api_shows_one_street_and_edits_it(store, request):
+    """``GET /plans/{id}/state?street=`` answers that street's grids (a street that is
+    not there is 404, one that is no code 422), and the edit the page then sends is made
+    on the street's state, with the answer the whole version gives."""
+    from apitools import auth
+    from fastapi.testclient import TestClient
+
+    from wangge.api.app import create_app
+    from wangge.api.settings import Settings
+
+    street_plan, whole_plan = _plans(store, "city", request)
+    whole = Editor(store)
+    moves = _moves(whole.state(whole_plan), random.Random(3), 1)
+    street = moves[0][0][1][:9]
+    with TestClient(create_app(Settings(), store), headers=auth(store)) as client:
+        r = client.get(f"/plans/{street_plan}/state", params={"street": street})
+        assert r.status_code == 200, r.text
+        shown = r.json()
+        assert shown["street"] == street
+        assert shown["grids"] and all(g["code"].startswith(street) for g in shown["grids"])
+        assert all(g["writable"] for g in shown["grids"])
+        assert client.get(f"/plans/{street_plan}/state?street=999999999").status_code == 404
+        assert client.get(f"/plans/{street_plan}/state?street=3201'--").status_code in (400, 422)
+        body = {
+            "base_version": shown["version"],
+            "moves": [{"unit": u, "to": to} for u, to in moves[0]],
+            "dry_run": True,
+        }
+        r = client.post(f"/plans/{street_plan}/edits", json=body)
+        assert r.status_code == 201, r.text
+        held = client.app.state.editor._states
+        assert [k[2] for k in held] == [street], "only the street was read"
+    b = whole.edit(whole_plan, store.latest(whole_plan), moves[0], dry_run=True)
+    got = r.json()
+    assert (
+        sorted(json.dumps(v, sort_keys=True) for v in got["violations"]) == _answer(b)["violations"]
+    )
+    assert [g["code"] for g in got["grids"]] == [g["code"] for g in b.grids]
