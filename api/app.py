@@ -25,6 +25,7 @@ from wangge.api import (
     exports,
     lookup,
     ogc,
+    ogc_edits,
     plans,
     risk,
     roster,
@@ -160,8 +161,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
-            allow_methods=["GET", "HEAD", "POST", "PUT"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type", "If-None-Match"],
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=[
+                *("Authorization", "X-API-Key", "Content-Type", "If-None-Match"),
+                *("If-Match", "Content-Crs"),  # OGC API – Features Part 4 writes
+            ],
             expose_headers=["ETag", "Content-Crs", "Content-Disposition", "Retry-After", "Link"],
             max_age=600,
         )
@@ -171,6 +175,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     for module in (
         ogc,
         collections,
+        ogc_edits,
         coverage,
         exports,
         plans,

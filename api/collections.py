@@ -13,6 +13,7 @@ geometry types are in :mod:`wangge.api.ogc`; the CRSs and ``bbox-crs`` in
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
@@ -33,6 +34,7 @@ from wangge.api.ogc import (
     HTML,
     JSON,
     PARTS,
+    TILESETS_VECTOR,
     Format,
     Link,
     dimension_type,
@@ -54,6 +56,7 @@ from wangge.api.ogc_crs import (
 )
 from wangge.data.osm import credit_of
 from wangge.data.store import LayerInfo, Store, Version, feature_id_column, now
+from wangge.data.tiles import TILE_FIELDS
 from wangge.errors import InputError, NotFound
 
 __all__ = ["GEOJSON", "feature_json", "router"]
@@ -168,6 +171,16 @@ def feature_json(
     return out
 
 
+def feature_tag(frame: gpd.GeoDataFrame, layer: str) -> str:
+    """The strong ETag of the feature in ``frame``'s first row: a hash of its stored
+    geometry and properties (its GeoJSON in CRS84). It changes when, and only when, the
+    feature does, whichever version serves it, and it is the same in every CRS and format
+    it is answered in (the feature's state, not the bytes): a write's ``If-Match`` is
+    compared with it (:mod:`wangge.api.ogc_edits`)."""
+    text = feature_json(frame.iloc[:1], None, None, layer)[0]
+    return '"' + hashlib.blake2b(text.encode(), digest_size=12).hexdigest() + '"'
+
+
 def _default(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
@@ -277,8 +290,17 @@ def _describe(request: Request, col: Offered) -> Collection:
             link(request, base, "alternate", HTML, f"{title} as HTML", f="html"),
             link(request, f"{base}/items", "items", GEOJSON, f"{title}: features"),
             link(request, f"{base}/items", "items", HTML, f"{title}: features as HTML", f="html"),
+            *_tile_links(request, col),
         ],
     )
+
+
+def _tile_links(request: Request, col: Offered) -> list[Link]:
+    """The link to a collection's vector tilesets (api/ogc_tiles.py), where its layer is
+    served as tiles: a layer of one dimension with tile fields."""
+    if col.dimension is not None or col.info.name not in TILE_FIELDS or not col.info.geometry_type:
+        return []
+    return [link(request, f"/collections/{col.id}/tiles", TILESETS_VECTOR, JSON, "Vector tiles")]
 
 
 @router.get("/collections", response_model=Collections, responses={**ERRORS, 200: html.OK})
@@ -427,8 +449,16 @@ def items(
         200: {
             "content": {GEOJSON: {}, **html.OK["content"]},
             "description": "A GeoJSON Feature",
-            "headers": CONTENT_CRS,
+            "headers": {
+                **CONTENT_CRS,
+                "ETag": {
+                    "description": "The feature's strong tag: send it as If-Match with a "
+                    "write (OGC API – Features Part 4), or as If-None-Match for a 304",
+                    "schema": {"type": "string"},
+                },
+            },
         },
+        304: {"description": "The feature is as the If-None-Match tag says"},
     },
 )
 def item(
@@ -452,13 +482,19 @@ def item(
     col = _collection(request, store, v, layer)
     info = col.info
     frame = store.item(v.plan_id, v.version, info.name, code, col.dimension).iloc[:1]
+    tag = feature_tag(frame, info.name)
+    if tag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
+        return Response(status_code=304, headers={"ETag": tag})
     links = [
         *self_links(request, GEOJSON),
         link(request, f"/collections/{layer}", "collection", JSON, layer),
     ]
     if wants_html(request, f):
-        return HTMLResponse(html.item(layer, frame, links, credit_of(v.meta)))
+        return HTMLResponse(
+            html.item(layer, frame, links, credit_of(v.meta)), headers={"ETag": tag}
+        )
     text = feature_json(frame, None, _geoms(frame, info, out_crs), info.name)[0]
     dumped = json.dumps([x.model_dump(exclude_none=True) for x in links], ensure_ascii=False)
     text = f'{text[:-1]},"links":{dumped}}}'
-    return Response(text, media_type=GEOJSON, headers={"Content-Crs": f"<{out_crs.uri}>"})
+    headers = {"Content-Crs": f"<{out_crs.uri}>", "ETag": tag}
+    return Response(text, media_type=GEOJSON, headers=headers)

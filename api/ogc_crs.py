@@ -105,6 +105,25 @@ def to_crs(geoms: np.ndarray, crs: OutputCrs) -> np.ndarray:
     return shapely.transform(geoms, move)
 
 
+def from_crs(geoms: np.ndarray, crs: OutputCrs) -> np.ndarray:
+    """Geometries given in ``crs`` (in its axis order) as WGS84 lon/lat: what
+    :func:`to_crs` undoes, for features a client writes (``Content-Crs``)."""
+    if crs.code is None:
+        return geoms
+    if crs.code in (4326, 4490):  # CGCS2000 is WGS84 to PROJ (a few cm): the axes swap
+        return shapely.transform(geoms, _swap) if crs.north_first else geoms
+
+    def move(xy: np.ndarray) -> np.ndarray:
+        x, y = (xy[:, 1], xy[:, 0]) if crs.north_first else (xy[:, 0], xy[:, 1])
+        lon, lat = from_crs_coords(x, y, f"EPSG:{crs.code}")
+        out = np.column_stack((lon, lat))
+        if not np.isfinite(out).all():
+            raise InputError(f"the geometry lies outside what {crs.uri} can hold", where="geometry")
+        return out
+
+    return shapely.transform(geoms, move)
+
+
 def bbox_in_lonlat(values: list[float], crs: OutputCrs) -> shapely.Polygon:
     """A bbox given in ``crs`` (in its axis order, lower corner first) as a WGS84 lon/lat
     polygon: the box itself for a geographic CRS, its densified outline for a projected one

@@ -38,10 +38,18 @@ class Settings(BaseSettings):
     address_min_score: float = 80.0
     #: Most features in one page of items.
     max_limit: int = 10_000
+    #: Refuse (428) a write to a feature (OGC API – Features Part 4: PUT, PATCH, DELETE)
+    #: without ``If-Match``. Off by default: QGIS sends none, so its edits would all fail;
+    #: a write that sends one is checked against the feature's ETag either way (412).
+    require_if_match: bool = False
     #: Memory for encoded vector tiles, in megabytes (0 turns the tile cache off).
     tile_cache_mb: float = 256.0
     #: Most features one layer puts in one tile; beyond it the largest are kept.
     tile_max_features: int = 20_000
+    #: Tiles a server process cuts at once (more wait their turn): cutting is CPU work, so
+    #: more than the cores gain nothing, and on PostGIS each needs a ready connection (the
+    #: store readies this many and one more at startup, data/pg_tiles.py).
+    tile_renders: int = 4
     #: On PostGIS, a statement running longer than this (ms) is cancelled (413 to the
     #: caller), so one heavy request cannot hold the database for the others.
     statement_timeout_ms: int = 30_000

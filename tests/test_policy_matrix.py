@@ -38,6 +38,12 @@ POLICIES = {
     "GET /collections/{layer}": "read",
     "GET /collections/{layer}/items": "read",
     "GET /collections/{layer}/items/{code}": "read",
+    "POST /collections/{layer}/items": "planner",
+    "PUT /collections/{layer}/items/{code}": "planner",
+    "PATCH /collections/{layer}/items/{code}": "planner",
+    "DELETE /collections/{layer}/items/{code}": "planner",
+    "OPTIONS /collections/{layer}/items": "public",
+    "OPTIONS /collections/{layer}/items/{code}": "public",
     "GET /coverage/point": "read",
     "POST /coverage/points": "read",
     "GET /coverage/gaps": "read",
@@ -202,6 +208,18 @@ def _grid_geojson(w: World) -> bytes:
     return r.content
 
 
+def _grid_feature(w: World, community: str) -> dict:
+    """The grid of ``community``'s movable pair as a GeoJSON Feature, as read."""
+    r = w.client.get(f"/collections/grids/items/{w.grid(community)}", headers=w.headers["admin"])
+    assert r.status_code == 200, r.text
+    return {"type": "Feature", "geometry": r.json()["geometry"], "properties": {}}
+
+
+#: A square with no unit in it (a write of it is refused once the caller may write).
+NOWHERE = {
+    "type": "Polygon",
+    "coordinates": [[[100, 20], [100.01, 20], [100.01, 20.01], [100, 20]]],
+}
 #: A z14 tile over the demo (新街口).
 TILE = "14/13597/6660"
 REQUESTS = {
@@ -222,6 +240,32 @@ REQUESTS = {
     ),
     "GET /collections/{layer}/items/{code}": lambda w, c: (
         "GET",
+        f"/collections/grids/items/{w.grid(c)}",
+        {},
+    ),
+    "POST /collections/{layer}/items": lambda w, c: (
+        "POST",
+        "/collections/grids/items",
+        {"json": {"type": "Feature", "geometry": NOWHERE, "properties": {}}},
+    ),
+    "PUT /collections/{layer}/items/{code}": lambda w, c: (
+        "PUT",
+        f"/collections/grids/items/{w.grid(c)}",
+        {"json": _grid_feature(w, c)},
+    ),
+    "PATCH /collections/{layer}/items/{code}": lambda w, c: (
+        "PATCH",
+        f"/collections/grids/items/{w.grid(c)}",
+        {"json": {"properties": {"name": "矩阵网格"}}},
+    ),
+    "DELETE /collections/{layer}/items/{code}": lambda w, c: (
+        "DELETE",
+        f"/collections/grids/items/{w.grid(c)}",
+        {"headers": {"If-Match": '"stale"'}},
+    ),
+    "OPTIONS /collections/{layer}/items": lambda w, c: ("OPTIONS", "/collections/grids/items", {}),
+    "OPTIONS /collections/{layer}/items/{code}": lambda w, c: (
+        "OPTIONS",
         f"/collections/grids/items/{w.grid(c)}",
         {},
     ),
@@ -336,6 +380,9 @@ REQUESTS = {
 #: Routes whose request names a place: sent for community A (inside the planner's scope)
 #: and community B (outside).
 SCOPED = {
+    "PUT /collections/{layer}/items/{code}",
+    "PATCH /collections/{layer}/items/{code}",
+    "DELETE /collections/{layer}/items/{code}",
     "POST /plans/{plan_id}/edits",
     "POST /plans/{plan_id}/complete",
     "POST /plans/{plan_id}/rebalance",
