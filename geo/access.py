@@ -40,15 +40,36 @@ class WalkGraph:
     xy: np.ndarray
     tree: cKDTree = field(repr=False)
     _labels: np.ndarray | None = field(default=None, init=False, repr=False)
+    _buckets: tuple[float, int] | None = field(default=None, init=False, repr=False)
 
     @property
     def n(self) -> int:
         return len(self.xy)
 
+    def buckets(self) -> tuple[float, int]:
+        """The search queue's bucket width (metres) and ring size, chosen once per graph.
+
+        The width is the 10th percentile of the edge lengths: an edge shorter than it may
+        queue a node twice in one bucket, so few do (on the demo's and Beijing's streets,
+        cut at 25 m, under 1 % more nodes are looked at than a heap looks at), while a
+        bucket holds many nodes. The ring holds every bucket an edge can reach ahead, at
+        most 2¹⁷ of them (a longer edge widens the buckets instead)."""
+        if self._buckets is None:
+            w = self.csr.data[self.csr.data > 0]
+            width, top = 1.0, 0.0
+            if len(w):
+                top = float(w.max())
+                width = max(float(np.quantile(w[:: max(1, len(w) // 65536)], 0.1)), top / 2**16)
+            ring = 2
+            while ring < top / width + 2:
+                ring *= 2
+            self._buckets = (width, ring)
+        return self._buckets
+
     def components(self) -> np.ndarray:
-        """Each node's connected component, labelled once and shared by every bounded
-        search: a target its search did not reach is beyond the horizon if its component
-        holds a facility of the type, and off to a straight line if not."""
+        """Each node's connected component, labelled once and shared by every search: a
+        target its search did not reach is beyond the horizon if its component holds a
+        facility of the type, and off to a straight line if not."""
         if self._labels is None:
             self._labels = connected_components(self.csr, directed=False)[1]
         return self._labels
@@ -171,6 +192,7 @@ def node_distances(
     from wangge.geo._dijkstra import multi_source
 
     csr = graph.csr
+    width, ring = graph.buckets()
     return multi_source(
         csr.indptr,
         csr.indices,
@@ -178,6 +200,8 @@ def node_distances(
         np.asarray(source_node, dtype=np.int64),
         np.asarray(source_snap, dtype=float),
         np.inf if horizon is None else float(horizon),
+        width,
+        ring,
     )
 
 
@@ -199,56 +223,62 @@ def nearest(
     exactly the unbounded answer (the nearest facility may differ only between facilities
     at the same distance); a target beyond it gets inf, facility -1 and no flag.
     """
+    fac = np.asarray(facilities_xy, dtype=float).reshape(-1, 2)
+    return _nearest(graph, targets, fac, *graph.snap(fac), max_snap_m, detour, horizon)
+
+
+def _nearest(
+    graph: WalkGraph,
+    targets: Snapped,
+    fac: np.ndarray,
+    f_node: np.ndarray,
+    f_snap: np.ndarray,
+    max_snap_m: float,
+    detour: float,
+    horizon: float | None,
+) -> Nearest:
+    """:func:`nearest` with the facilities already snapped (``f_node``, ``f_snap``).
+
+    Past the search, only the targets it left without an answer are looked at again:
+    every pass over all of them is one more pass per type over a city's households."""
     from wangge.geo._dijkstra import at_targets
 
     m = len(targets.node)
-    fac = np.asarray(facilities_xy, dtype=float).reshape(-1, 2)
     if len(fac) == 0:
         return Nearest(np.full(m, np.inf), np.zeros(m, dtype=bool), np.full(m, -1))
-    f_node, f_snap = graph.snap(fac)
+    limit = np.inf if horizon is None else float(horizon)
     f_on = f_snap <= max_snap_m
     on_idx = np.flatnonzero(f_on)
     if len(on_idx) and targets.on_network.any():
         dn, origin = node_distances(graph, f_node[on_idx], f_snap[on_idx], horizon)
-        dist, which = at_targets(
-            dn, origin, targets.node, targets.snap_m, targets.on_network, on_idx
+        labels = graph.components()
+        has = np.zeros(int(labels.max()) + 1, dtype=bool)
+        has[labels[f_node[on_idx]]] = True
+        # cand: off to a straight line (off the network, or a component with no facility)
+        dist, which, cand = at_targets(
+            dn, origin, targets.node, targets.snap_m, targets.on_network, on_idx, limit, labels, has
         )
-        # off to a straight line: targets off the network or in a component with no facility
-        need = ~np.isfinite(dist)
-        if horizon is not None:
-            need &= ~_in_component_of(graph, targets, f_node[on_idx])
     else:
         dist, which = np.full(m, np.inf), np.full(m, -1)
-        need = np.ones(m, dtype=bool)
+        cand = np.arange(m)
     straight = np.zeros(m, dtype=bool)
-    cand = np.flatnonzero(need)
+    # only a straight line shorter than the horizon can give a bounded answer
+    far = np.inf if horizon is None or detour <= 0 else horizon / detour * (1 + 1e-9)
     if len(cand):
-        d, i = cKDTree(fac).query(targets.xy[cand], workers=-1)
+        d, i = cKDTree(fac).query(targets.xy[cand], workers=-1, distance_upper_bound=far)
+        ok = d * detour <= limit
+        cand, d, i = cand[ok], d[ok], i[ok]
         dist[cand], which[cand], straight[cand] = d * detour, i, True
     off_fac = np.flatnonzero(~f_on)
     if len(off_fac):
-        # only a straight line shorter than the horizon can change a bounded answer
-        far = np.inf if horizon is None or detour <= 0 else horizon / detour * (1 + 1e-9)
         d, i = cKDTree(fac[off_fac]).query(targets.xy, workers=-1, distance_upper_bound=far)
-        better = np.flatnonzero(d * detour < dist)
+        better = np.flatnonzero((d * detour < dist) & (d * detour <= limit))
         dist[better], which[better], straight[better] = (
             d[better] * detour,
             off_fac[i[better]],
             True,
         )
-    if horizon is not None:
-        out = ~(dist <= horizon)
-        dist[out], which[out], straight[out] = np.inf, -1, False
     return Nearest(dist, straight, which)
-
-
-def _in_component_of(graph: WalkGraph, targets: Snapped, nodes: np.ndarray) -> np.ndarray:
-    """Whether each target sits on the network in a component holding one of ``nodes``."""
-    labels = graph.components()
-    has = np.zeros(int(labels.max()) + 1, dtype=bool)
-    has[labels[nodes]] = True
-    on = targets.on_network
-    return on & has[labels[np.where(on, targets.node, 0)]]
 
 
 def nearest_all(
@@ -262,16 +292,23 @@ def nearest_all(
 ) -> dict[str, Nearest]:
     """:func:`nearest` for every facility type, ``workers`` types at a time on threads
     (the compiled search releases the GIL). ``horizon`` is one bound for every type or a
-    bound per type (its reach; a type not named is searched unbounded)."""
+    bound per type (its reach; a type not named is searched unbounded). Every type's
+    facilities are snapped in one query of the node tree."""
     bound = horizon if isinstance(horizon, Mapping) else dict.fromkeys(facilities, horizon)
-    if any(bound.get(key) is not None for key in facilities) and graph.n:
-        graph.components()  # labelled once, before the threads share the graph
+    if graph.n:  # worked out once, before the threads share the graph
+        graph.buckets()
+        graph.components()
+    xy = {k: np.asarray(v, dtype=float).reshape(-1, 2) for k, v in facilities.items()}
+    cut = np.cumsum([0, *(len(v) for v in xy.values())])
+    node, snap = graph.snap(np.concatenate([*xy.values(), np.zeros((0, 2))]))
+    snapped = {k: (node[a:b], snap[a:b]) for k, a, b in zip(xy, cut[:-1], cut[1:], strict=True)}
 
-    def one(item):
-        key, xy = item
-        return key, nearest(graph, targets, xy, max_snap_m, detour, bound.get(key))
+    def one(key):
+        f_node, f_snap = snapped[key]
+        args = (max_snap_m, detour, bound.get(key))
+        return key, _nearest(graph, targets, xy[key], f_node, f_snap, *args)
 
     if workers <= 1 or len(facilities) < 2:
-        return dict(map(one, facilities.items()))
+        return dict(map(one, xy))
     with ThreadPoolExecutor(workers) as ex:
-        return dict(ex.map(one, facilities.items()))
+        return dict(ex.map(one, xy))

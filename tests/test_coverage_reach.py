@@ -11,12 +11,12 @@ from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 
 from wangge.data.synthetic import synthetic_network
-from wangge.geo._dijkstra import multi_source
 from wangge.geo.access import (
     Nearest,
     graph_from_arrays,
     nearest,
     nearest_all,
+    node_distances,
     snap_targets,
     walk_graph,
 )
@@ -104,7 +104,7 @@ def test_kernel_matches_scipy_with_the_same_limit(city):
         shape=(n + 1, n + 1),
     )
     for limit in (0.0, 150.0, 700.0):
-        d, origin = multi_source(g.csr.indptr, g.csr.indices, g.csr.data, node, snap, limit)
+        d, origin = node_distances(g, node, snap, limit)
         ref = dijkstra(aug, indices=n, limit=limit + 1e-9)[:n] - 1e-9
         within = d <= limit
         at_limit = np.abs(ref - limit) < 1e-6  # the 1e-9 may tip a node across it
@@ -149,9 +149,7 @@ def test_sources_beyond_reach_reach_nothing():
     # a facility 150 m off node 2: within the snapping distance, beyond the 100 m reach
     got = nearest(g, targets, np.array([[200.0, 150.0]]), 200.0, DETOUR, horizon=100.0)
     assert np.isinf(got.distance).all() and (got.facility == -1).all()
-    d, origin = multi_source(
-        g.csr.indptr, g.csr.indices, g.csr.data, np.array([2]), np.array([150.0]), 100.0
-    )
+    d, origin = node_distances(g, np.array([2]), np.array([150.0]), 100.0)
     assert np.isinf(d).all() and (origin == -1).all()
 
 
