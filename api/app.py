@@ -17,6 +17,7 @@ from wangge import __version__
 from wangge.api import (
     adopt,
     audit,
+    basemap,
     collections,
     coverage,
     editor,
@@ -183,6 +184,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         adopt,
         risk,
         tiles,
+        basemap,
         editor,
         audit,
         roster,

@@ -243,14 +243,19 @@ async def tile(
     if found is None:
         req = TileRequest(layer, z, x, y, max_features=request.app.state.settings.tile_max_features)
         found = await run_in_threadpool(tiler.render, key, plan_id, number, req)
-    data, etag = found
+    return tile_response(request, *found, pinned=version is not None)
+
+
+def tile_response(request: Request, data: bytes, etag: str, pinned: bool) -> Response:
+    """A tile's answer: 304 when ``If-None-Match`` names ``etag``; cached for a year when
+    the URL pins its version, else revalidated."""
     # a tile behind a key is for its caller's cache only, never a shared one (a CDN or
     # proxy would hand it to callers without a key)
     scope = "public" if request.app.state.settings.public_reads else "private"
     headers = {
         "ETag": etag,
         "Cache-Control": f"{scope}, max-age=31536000, immutable"
-        if version is not None
+        if pinned
         else f"{scope}, no-cache",
         # no Access-Control-Allow-Origin of its own: CORS is the app's (WANGGE_CORS_ORIGINS)
     }

@@ -181,6 +181,11 @@ LAYERS: dict[str, LayerClasses] = {
     ),
     "network_nodes": _classes("node_id", scope=()),
     "network_edges": _classes("u v length_m highway road_id", scope=()),
+    # the basemap (data/basemap.py): roads, water, green, rail and the names of places
+    "basemap_areas": _classes("kind name osm_id feature_id", scope=()),
+    "basemap_lines": _classes("class kind name osm_id feature_id", scope=()),
+    "basemap_roads": _classes("class highway name bridge tunnel osm_id feature_id", scope=()),
+    "basemap_places": _classes("kind name rank osm_id feature_id", scope=()),
     # not a plan layer: the people of each grid and micro-grid (data/roster.py)
     "roster": _classes(
         "level role role_zh position updated_at",

@@ -13,9 +13,9 @@ sample-data note where the plan holds generated samples) and the grid band the s
 colours by. An archive is written beside its target and renamed into place, so a failed
 export never leaves half a file under the name asked for.
 
-What goes in is listed by one function, :func:`package_layers`: today the plan's own
-tiled layers; the basemap's layers (roads, water, names: issue 24, deliverable 1) join
-there when the basemap exists, and every other step takes the list as it comes.
+What goes in is listed by one function, :func:`package_layers`: the plan's own tiled
+layers and, beneath them, its basemap (:mod:`wangge.data.basemap`: roads with their names,
+water, green, rail, place names), and every other step takes the list as it comes.
 
 Made with a key, a package holds only its account's territory (属地管理): the features
 :func:`wangge.data.privacy.in_territory` places there, the rule the API reads for every
@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from wangge.data import privacy
+from wangge.data.basemap import BASEMAP_LAYERS
 from wangge.data.osm import credit_of
 from wangge.data.samples import SAMPLE_NOTE
 from wangge.data.store import Store, Version
@@ -69,6 +70,7 @@ MAX_TILES = 500_000
 #: The order layers are listed in (beneath first, as a map draws them); a layer not
 #: listed follows, by name.
 DRAW_ORDER = (
+    *BASEMAP_LAYERS,
     "study_area",
     "network_edges",
     "buildings",
@@ -160,8 +162,10 @@ def package_layers(
 
     This is the one list of what a package holds: the version's tiled layers (those of
     :data:`wangge.data.tiles.TILE_FIELDS` with a geometry), each cut to ``reader``'s
-    territory. A basemap (issue 24, deliverable 1) adds its layers here, with group
-    ``basemap``; the tiles, the metadata and the style take whatever this returns.
+    territory, and its basemap layers (group ``basemap``). The basemap is public, so a
+    key's package holds the part of it around the key's territory (its box grown by
+    :data:`BASEMAP_MARGIN_DEG`), not the district's; the tiles, the metadata and the
+    style take whatever this returns.
 
     Parameters
     ----------
@@ -201,13 +205,17 @@ def package_layers(
         )
     rank = {n: i for i, n in enumerate(DRAW_ORDER)}
     out = []
-    for name in sorted(wanted, key=lambda n: (rank.get(n, len(rank)), n)):
-        dtypes = store.dtypes(v.plan_id, v.version, name)
-        fields = tile_fields(name, infos[name].columns, dtypes)
+    for name in [n for n in wanted if n not in BASEMAP_LAYERS]:
         frame = store.query(v.plan_id, v.version, name).frame
         frame = frame[privacy.in_territory(name, frame, reader)]
         if len(frame):
-            out.append(PackageLayer(name, frame, fields, dtypes))
+            out.append(_layer(store, v, name, infos[name], frame, "plan"))
+    if out or reader.everything:
+        box = None if reader.everything else tuple(_around([layer.frame for layer in out]))
+        for name in [n for n in wanted if n in BASEMAP_LAYERS]:
+            frame = store.query(v.plan_id, v.version, name, bbox=box).frame
+            if len(frame):
+                out.append(_layer(store, v, name, infos[name], frame, "basemap"))
     if not out:
         who = reader.account.name if reader.account is not None else "this reader"
         scopes = ", ".join(reader.account.scopes) if reader.account is not None else ""
@@ -217,7 +225,25 @@ def package_layers(
             "the key's territory",
             where="key",
         )
+    out.sort(key=lambda layer: (rank.get(layer.name, len(rank)), layer.name))
     return out
+
+
+#: How far beyond a key's territory its package's basemap reaches (about 300 m).
+BASEMAP_MARGIN_DEG = 0.003
+
+
+def _layer(store: Store, v: Version, name: str, info, frame, group: str) -> PackageLayer:
+    dtypes = store.dtypes(v.plan_id, v.version, name)
+    return PackageLayer(name, frame, tile_fields(name, info.columns, dtypes), dtypes, group)
+
+
+def _around(frames: list[gpd.GeoDataFrame]) -> np.ndarray:
+    """The box (WGS84) round ``frames``, grown by :data:`BASEMAP_MARGIN_DEG`."""
+    boxes = np.array([f.total_bounds for f in frames], dtype=float)
+    boxes = boxes[np.isfinite(boxes).all(axis=1)]
+    lo, hi = boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)
+    return np.concatenate([lo - BASEMAP_MARGIN_DEG, hi + BASEMAP_MARGIN_DEG])
 
 
 def write_package(

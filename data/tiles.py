@@ -17,6 +17,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
+from wangge.data.basemap import BASEMAP_FIELDS
 from wangge.data.privacy import PUBLIC, class_of
 from wangge.errors import NotFound
 from wangge.maps import mvt
@@ -114,6 +115,7 @@ TILE_FIELDS: dict[str, tuple[str, ...]] = {
     "suggestions": ("type", "type_zh", "rank", "grid_code", "gain_households", "sample"),
     "candidates": ("candidate_id", "source", "grid_code"),
     "network_edges": ("highway", "length_m"),
+    **BASEMAP_FIELDS,  # roads, water, green, rail, place names (issue 24)
 }
 
 #: Most features one layer puts in one tile; beyond it the largest are kept.

@@ -93,6 +93,7 @@ def gap_map(
     types: Mapping[str, Mapping],
     title: str = "设施覆盖缺口 Facility coverage gaps",
     credit: str = OSM_CREDIT,
+    basemap: Mapping[str, gpd.GeoDataFrame] | None = None,
 ) -> folium.Map:
     """The coverage gaps of every facility type in one map, one type at a time.
 
@@ -117,6 +118,9 @@ def gap_map(
         Heading of the page.
     credit
         The credit of the plan's sources (``Plan.attribution``).
+    basemap
+        The plan's basemap layers (:func:`wangge.maps.basemap_page.basemap_of`), drawn
+        beneath the map; none by default.
 
     Returns
     -------
@@ -174,7 +178,9 @@ def gap_map(
     )
     defs = hatch_pattern("hatch-missing", MISSING, spacing=8, width=2.5)
     sample = has_sample(grids, buildings, facilities, gaps)
-    return finish(m, title, _legend() + table, sample=sample, defs=defs, credit=credit)
+    return finish(
+        m, title, _legend() + table, sample=sample, defs=defs, credit=credit, basemap=basemap
+    )
 
 
 def _type_layer(group, key, info, sel, fac, total_hh) -> str:

@@ -16,6 +16,7 @@ import geopandas as gpd
 import numpy as np
 
 from wangge.data.osm import attribution_of
+from wangge.maps.basemap_page import basemap_of
 from wangge.maps.webmap import (
     features,
     finish,
@@ -93,6 +94,9 @@ def grid_map(layers: dict[str, gpd.GeoDataFrame], title: str, lo: float, hi: flo
     grids = layers["grids"]
     micro = layers.get("microgrids")
     m = new_map(grids)
+    basemap = basemap_of(layers)
+    # over a basemap the fills are lighter, so road and place names read through them
+    opacity = 0.5 if basemap else 0.75
     classes, labels = household_classes(grids["households"].to_numpy(), lo, hi)
     rows = records(grids)
     by_code = {text(r.get("code")): r for r in rows}
@@ -108,7 +112,7 @@ def grid_map(layers: dict[str, gpd.GeoDataFrame], title: str, lo: float, hi: flo
             }
         )
         fill = DEDICATED if dedicated else PALETTE[int(cls)]
-        styles.append({"color": "#444", "weight": 1, "fillColor": fill, "fillOpacity": 0.75})
+        styles.append({"color": "#444", "weight": 1, "fillColor": fill, "fillOpacity": opacity})
 
     tip = [
         ("code", "网格 grid"),
@@ -176,7 +180,7 @@ def grid_map(layers: dict[str, gpd.GeoDataFrame], title: str, lo: float, hi: flo
             (swatch_rect("none", MICRO, width=0.8), "微网格 micro-grid"),
         ],
     )
-    return finish(m, title, legend, credit=attribution_of(layers))
+    return finish(m, title, legend, credit=attribution_of(layers), basemap=basemap)
 
 
 def grid_map_html(layers: dict[str, gpd.GeoDataFrame], title: str, lo: float, hi: float) -> str:

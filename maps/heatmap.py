@@ -192,6 +192,7 @@ def heatmap(
     bandwidth_m: float = 200.0,
     title: str = "风险热力图 Risk heatmap",
     credit: str = OSM_CREDIT,
+    basemap: Mapping[str, gpd.GeoDataFrame] | None = None,
 ) -> folium.Map:
     """A kernel-density heatmap of risk points, with grids, zones and points on top.
 
@@ -213,6 +214,9 @@ def heatmap(
         Heading of the page.
     credit
         The credit of the plan's sources (``Plan.attribution``).
+    basemap
+        The plan's basemap layers (:func:`wangge.maps.basemap_page.basemap_of`), drawn
+        beneath the map; none by default.
 
     Returns
     -------
@@ -269,7 +273,7 @@ def heatmap(
     if points is None or not len(points):
         legend += "<div>无风险点 no risk points</div>"
     sample = has_sample(points, zones, grids)
-    return finish(m, title, legend, sample=sample, credit=credit)
+    return finish(m, title, legend, sample=sample, credit=credit, basemap=basemap)
 
 
 def write_heatmap(path: str | Path, *args, **kwargs) -> Path:

@@ -4,9 +4,11 @@ Both are made from the package's own metadata (:mod:`wangge.data.tile_packages`)
 any archive wangge wrote can be styled and viewed again without the store. The style
 draws the plan as the web maps do (:mod:`wangge.maps.grid_map`'s household classes and
 outlines, the risk levels' colours, :mod:`wangge.maps.gap_map`'s facilities and
-buildings); layers the style does not draw (units, gaps, coverage...) are still in the
-archive for a field app to style. It has no text labels, so it needs no glyphs: nothing
-is fetched.
+buildings) over the basemap the archive holds, with the basemap's own style
+(:mod:`wangge.maps.basemap_style`); layers the style does not draw (units, gaps,
+coverage...) are still in the archive for a field app to style. Its labels (road and place
+names) need no glyphs: with no ``glyphs`` URL MapLibre draws them with the browser's
+fonts, so nothing is fetched.
 
 The viewer is one HTML file with MapLibre GL and the pmtiles library inlined from the
 copies vendored in ``maps/static/vendor`` (``scripts/vendor.sh``). A browser refuses
@@ -24,9 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from wangge.geo.rules import LEVEL_COLOURS
+from wangge.maps.basemap_style import IDEOGRAPH_FONTS, LAND, basemap_style_layers
 from wangge.maps.gap_map import BUILDING, FACILITY
 from wangge.maps.grid_map import COMMUNITY, DEDICATED, MICRO, PALETTE, STREET, household_classes
-from wangge.maps.webmap import BACKGROUND, SAMPLE_BANNER, VENDOR, check_offline, credit_html
+from wangge.maps.webmap import (
+    BACKGROUND,
+    SAMPLE_BANNER,
+    VENDOR,
+    check_offline,
+    credit_html,
+    js_literal,
+)
 
 #: The one source of the style: the package itself.
 SOURCE = "wangge"
@@ -56,9 +66,16 @@ def package_style(metadata: dict[str, Any], url: str) -> dict[str, Any]:
     have = {layer["id"] for layer in metadata.get("vector_layers", [])}
     lo, hi = metadata.get("wangge", {}).get("grid_band", (300, 500))
     layers: list[dict[str, Any]] = [
-        {"id": "background", "type": "background", "paint": {"background-color": BACKGROUND}}
+        {
+            "id": "background",
+            "type": "background",
+            "paint": {"background-color": LAND if "basemap_roads" in have else BACKGROUND},
+        }
     ]
-    for spec in _layers(lo, hi):
+    specs = [*basemap_style_layers(SOURCE), *_layers(lo, hi)]
+    if "basemap_roads" in have:  # the basemap's roads, with names, stand for the walk network
+        specs = [s for s in specs if s["id"] != "roads"]
+    for spec in specs:
         if spec["source-layer"] in have:
             layers.append({**spec, "source": SOURCE})
     centre = metadata.get("center", [0, 0, 14])
@@ -185,6 +202,7 @@ const blank = {version: 8, sources: {}, layers: [STYLE.layers[0]]};
 const map = new maplibregl.Map({
   container: "map", style: blank, bounds: BOUNDS, fitBoundsOptions: {padding: 20},
   attributionControl: false, fadeDuration: 0, preserveDrawingBuffer: true,
+  localIdeographFontFamily: FONTS,
 });
 map.addControl(new maplibregl.NavigationControl({showCompass: false}), "top-right");
 map.addControl(new maplibregl.ScaleControl({unit: "metric"}), "top-right");
@@ -247,8 +265,9 @@ def viewer_html(metadata: dict[str, Any], archive: str) -> str:
         "BOUNDS": metadata["bounds"],
         "ARCHIVE": archive,
         "CREDIT": credit_html(metadata.get("attribution", "")),
+        "FONTS": IDEOGRAPH_FONTS,
     }
-    consts = "".join(f"const {k} = {_js(v)};\n" for k, v in data.items())
+    consts = "".join(f"const {k} = {js_literal(v)};\n" for k, v in data.items())
     page = f"""<!doctype html>
 <html lang="zh"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -269,11 +288,6 @@ def viewer_html(metadata: dict[str, Any], archive: str) -> str:
 """
     check_offline(page)
     return page
-
-
-def _js(value: Any) -> str:
-    """``value`` as a JavaScript literal safe inside a ``<script>`` element."""
-    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
 
 
 def write_view(path: Path, metadata: dict[str, Any], viewer: bool = True) -> list[Path]:

@@ -120,6 +120,7 @@ def risk_map(
     zones: gpd.GeoDataFrame,
     title: str = "网格风险四色图 Grid risk map",
     credit: str = OSM_CREDIT,
+    basemap: Mapping[str, gpd.GeoDataFrame] | None = None,
 ) -> folium.Map:
     """The four-colour risk map of grids with hot spots, risk points and zones.
 
@@ -136,6 +137,9 @@ def risk_map(
         Heading of the page.
     credit
         The credit of the plan's sources (``Plan.attribution``).
+    basemap
+        The plan's basemap layers (:func:`wangge.maps.basemap_page.basemap_of`), drawn
+        beneath the map; none by default.
 
     Returns
     -------
@@ -233,7 +237,7 @@ def risk_map(
     )
     defs = "".join(hatch_pattern(f"hatch-{lv}", LEVEL_COLOURS[lv]) for lv in LEVELS)
     sample = has_sample(grid_risk, points, zones)
-    return finish(m, title, legend, sample=sample, defs=defs, credit=credit)
+    return finish(m, title, legend, sample=sample, defs=defs, credit=credit, basemap=basemap)
 
 
 def _risk_summary(grid_risk, points, zones) -> str:
@@ -277,9 +281,10 @@ def write_risk_map(
     zones: gpd.GeoDataFrame,
     title: str = "网格风险四色图 Grid risk map",
     credit: str = OSM_CREDIT,
+    basemap: Mapping[str, gpd.GeoDataFrame] | None = None,
 ) -> Path:
     """Write the page of :func:`risk_map` to ``path`` and return it."""
-    return save(path, risk_map(grid_risk, points, zones, title, credit))
+    return save(path, risk_map(grid_risk, points, zones, title, credit, basemap))
 
 
 def risk_map_html(

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -453,6 +454,11 @@ def _compact_json() -> Iterator[None]:
         policies["json.dumps_kwargs"] = before
 
 
+def js_literal(value) -> str:
+    """``value`` as a JavaScript literal (JSON) safe inside a ``<script>`` element."""
+    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
+
+
 def check_offline(document: str) -> None:
     """Raise :class:`OfflineError` if ``document`` would fetch anything: a script, stylesheet,
     image or frame with a non-``data:`` address, or a stylesheet ``url(...)``/``@import``."""
@@ -472,9 +478,10 @@ def finish(
     sample: bool = False,
     defs: str = "",
     credit: str = OSM_CREDIT,
+    basemap: Mapping[str, gpd.GeoDataFrame] | None = None,
 ) -> folium.Map:
     """Complete ``m`` once every layer is on it: Leaflet inlined, the title, the sample banner
-    (when ``sample``), the legend, the attribution and the layer control.
+    (when ``sample``), the legend, the attribution, the layer control and the basemap.
 
     Parameters
     ----------
@@ -490,6 +497,10 @@ def finish(
         SVG definitions the layers' fills name, such as :func:`hatch_pattern`.
     credit
         The credit of the data shown (:func:`credit_html`): the plan's.
+    basemap
+        The plan's basemap layers (:func:`wangge.maps.basemap_page.basemap_of`), drawn
+        beneath every layer (:func:`wangge.maps.basemap_page.add_basemap`); none: the plain
+        :data:`BACKGROUND`.
 
     Returns
     -------
@@ -518,6 +529,11 @@ def finish(
         name="wangge_page",
     )
     folium.LayerControl(collapsed=False).add_to(m)
+    if basemap:
+        # imported here: the basemap page builds on this module's helpers
+        from wangge.maps.basemap_page import add_basemap
+
+        add_basemap(m, basemap)
     return m
 
 

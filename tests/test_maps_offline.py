@@ -8,8 +8,11 @@ ask for nothing; Leaflet draws every grid as an interactive SVG path; hovering i
 shows a tooltip with its code; the layer control lists the map's layers and unticking the
 grids removes their paths; the legend is in Chinese and English; the OpenStreetMap
 attribution is on the map; the sample banner shows on maps of sample data and on no other;
-the file is under 3 MB. The time to draw is printed (run with ``-s``), not asserted: it is
-bench/bench_maps.py's figure. Screenshots go to artifacts/screenshots/maps-*.png.
+the file is under 3 MB. The basemap (issue 24: the plan's own roads, water, green and place
+names, drawn by MapLibre beneath the Leaflet layers) draws with the network cut off, its road
+and place names rendered from the browser's fonts. The time to draw is printed (run with
+``-s``), not asserted: it is bench/bench_maps.py's figure. Screenshots go to
+artifacts/screenshots/maps-*.png.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import shapely.ops
 from cities_osm import BEIJING_OSM, real_file
 from clitools import run
 from conftest import with_samples
-from e2e_server import chromium
+from e2e_server import CHROMIUM_ARGS, chromium
 
 from wangge.geo.rules import load_rules
 from wangge.maps.webmap import ATTRIBUTION, OSM_COPYRIGHT, SAMPLE_BANNER
@@ -155,7 +158,7 @@ def cities(risk_plan_dir, beijing_dir) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def browser():
-    yield from chromium(["--headless=new"])
+    yield from chromium([*CHROMIUM_ARGS, "--headless=new"])  # WebGL for the basemap
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -252,6 +255,43 @@ def untick(page, name: str) -> int:
     return before - page.evaluate(PATHS)
 
 
+#: What the basemap's MapLibre map (window.wgBasemap) drew, once it has: its error, the
+#: features drawn of each kind of layer, the names it placed, and whether its canvas lies
+#: beneath the Leaflet panes.
+BASEMAP = """async () => {
+  const b = window.wgBasemap;
+  if (!b.error) await new Promise((ok) => {
+    const poll = () => (b.drawn && b.map.loaded() ? ok() : setTimeout(poll, 50)); poll(); });
+  if (b.error) return {error: b.error};
+  const ids = (type) => b.map.getStyle().layers.filter((l) => l.type === type).map((l) => l.id);
+  const box = document.querySelector('.wg-basemap');
+  return {
+    error: null,
+    lines: b.map.queryRenderedFeatures({layers: ids('line')}).length,
+    areas: b.map.queryRenderedFeatures({layers: ids('fill')}).length,
+    names: [...new Set(b.map.queryRenderedFeatures({layers: ids('symbol')})
+      .map((f) => f.properties.name))],
+    beneath: getComputedStyle(box).zIndex === '0' &&
+      box.nextElementSibling.classList.contains('leaflet-map-pane'),
+  };
+}"""
+
+
+def check_basemap(page, plan: Path) -> None:
+    """The plan's basemap is drawn beneath the map: road lines and areas, and names of its
+    roads and places placed as labels."""
+    drawn = page.evaluate(BASEMAP)
+    assert drawn["error"] is None, drawn["error"]
+    assert drawn["lines"] > 20 and drawn["areas"] > 0, drawn
+    stored = set()
+    for layer in ("basemap_roads", "basemap_lines", "basemap_places"):
+        names = pyogrio.read_dataframe(plan / "plan.gpkg", layer=layer, read_geometry=False)
+        stored |= set(names["name"].dropna())
+    assert len(drawn["names"]) >= 5 and set(drawn["names"]) <= stored, drawn["names"]
+    assert any(re.search(r"[\u4e00-\u9fff]", n) for n in drawn["names"])
+    assert drawn["beneath"], "the basemap must lie beneath every Leaflet layer"
+
+
 # --- tests ----------------------------------------------------------------------------
 
 
@@ -290,6 +330,9 @@ def test_map_works_offline_in_a_browser(browser, cities, city, name):
             assert untick(page, "微网格 micro-grids") == n_micro
             code, text = hover_grid(page, points)
             assert f"网格 grid\t{code}" in text, text
+
+        # the basemap beneath: roads and places of the plan's own, named, with no network
+        check_basemap(page, plan)
 
         # legend in both languages, attribution, and the sample banner only on sample data
         legend = page.locator("#legend").inner_text()

@@ -54,6 +54,8 @@ POLICIES = {
     "GET /tiles": "read",
     "GET /tiles/{layer}.json": "read",
     "GET /tiles/{layer}/{z}/{x}/{y}.mvt": "read",
+    "GET /basemap/{z}/{x}/{y}.mvt": "read",
+    "GET /basemap/style.json": "read",
     "GET /plans": "read",
     "POST /plans": "admin",
     "GET /plans/{plan_id}/versions": "read",
@@ -291,6 +293,8 @@ REQUESTS = {
         "/tiles/grids/14/13597/6660.mvt",
         {},
     ),
+    "GET /basemap/{z}/{x}/{y}.mvt": lambda w, c: ("GET", "/basemap/14/13597/6660.mvt", {}),
+    "GET /basemap/style.json": lambda w, c: ("GET", "/basemap/style.json", {}),
     "GET /plans": lambda w, c: ("GET", "/plans", {}),
     "POST /plans": lambda w, c: (
         "POST",

@@ -74,7 +74,13 @@ WRITES = {
     "POST /plans/{plan_id}/adopt",
     "PUT /plans/{plan_id}/roster/{code}",
     "POST /plans/{plan_id}/roster/import",
+    "POST /collections/{layer}/items",
+    "PUT /collections/{layer}/items/{code}",
+    "PATCH /collections/{layer}/items/{code}",
+    "DELETE /collections/{layer}/items/{code}",
 }
+#: An If-Match no feature's tag is: a write that gets past the caller's checks is 412.
+STALE = {"If-Match": '"stale"'}
 
 
 # the seeded plan ---------------------------------------------------------------------------
@@ -291,6 +297,24 @@ def _reads(w: World) -> dict[str, list[tuple[str, str, dict]]]:
             for i in _ids(w, c)
             for f in ({}, html)
         ],
+        # OGC API – Features Part 4: writes as callers who may not write (an admin's meet a
+        # stale If-Match or an empty geometry and change nothing); OPTIONS names methods
+        "POST /collections/{layer}/items": [
+            ("POST", "/collections/grids/items", {"json": {"type": "Feature", "geometry": None}})
+        ],
+        "PUT /collections/{layer}/items/{code}": [
+            ("PUT", f"/collections/grids/items/{grid_a[:15]}", {"json": {}, "headers": STALE})
+        ],
+        "PATCH /collections/{layer}/items/{code}": [
+            ("PATCH", f"/collections/grids/items/{grid_a[:15]}", {"json": {}, "headers": STALE})
+        ],
+        "DELETE /collections/{layer}/items/{code}": [
+            ("DELETE", f"/collections/grids/items/{grid_a[:15]}", {"headers": STALE})
+        ],
+        "OPTIONS /collections/{layer}/items": [("OPTIONS", "/collections/grids/items", {})],
+        "OPTIONS /collections/{layer}/items/{code}": [
+            ("OPTIONS", f"/collections/grids/items/{grid_a[:15]}", {})
+        ],
         "GET /coverage/point": [
             get("/coverage/point", lon=la, lat=pa),
             get("/coverage/point", lon=lb, lat=pb),
@@ -327,6 +351,9 @@ def _reads(w: World) -> dict[str, list[tuple[str, str, dict]]]:
         "GET /tiles": [get("/tiles")],
         "GET /tiles/{layer}.json": [get(f"/tiles/{layer}.json") for layer in TILE_FIELDS],
         "GET /tiles/{layer}/{z}/{x}/{y}.mvt": [get(path) for path in _tiles(w, with_markers)],
+        # the basemap: place and road names only, never a person's (data/basemap.py)
+        "GET /basemap/{z}/{x}/{y}.mvt": [get("/basemap/14/13597/6660.mvt")],
+        "GET /basemap/style.json": [get("/basemap/style.json")],
         "GET /plans": [get("/plans")],
         "GET /plans/{plan_id}/versions": [get(f"/plans/{w.plan}/versions")],
         "GET /plans/{plan_id}/state": [get(f"/plans/{w.plan}/state")],

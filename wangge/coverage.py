@@ -116,6 +116,7 @@ def coverage(
     update_plan(data.path, {**layers, "meta": rules_meta(data, rules)})
     written = []
     if maps:
+        from wangge.maps.basemap_page import basemap_of
         from wangge.maps.gap_map import write_gap_maps
 
         kinds = {
@@ -132,6 +133,7 @@ def coverage(
                 kinds,
                 title="wangge 设施覆盖缺口 coverage gaps",
                 credit=data.attribution,
+                basemap=basemap_of(data.layers),
             )
         )
     steps.done("write")

@@ -13,6 +13,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from wangge.data.basemap import BASEMAP_LAYERS, basemap_layers
 from wangge.data.gpkg_files import staged_gpkg
 from wangge.data.osm import attribution_of
 from wangge.data.plan import PLAN_POLYGONS
@@ -31,6 +32,8 @@ UNIT_LAYERS = ("buildings", "blocks", "adjacency", "compounds", "roads", "barrie
 #: Layers of units.gpkg read when present: the given levels and what was noticed in ingest.
 OPTIONAL_LAYERS = ("given_streets", "given_communities", "unassigned_land", "landuse")
 OPTIONAL_TABLES = ("findings", "calibration")
+#: Layers of units.gpkg read only to draw the basemap (data/basemap.py) from.
+BASEMAP_SOURCES = ("facilities",)
 
 
 @dataclass
@@ -76,7 +79,7 @@ def load_units(
         crs = meta.get("metric CRS")
         layers = {
             n: gpd.read_file(source, layer=n, engine="pyogrio").to_crs(crs)
-            for n in (*UNIT_LAYERS, *OPTIONAL_LAYERS)
+            for n in (*UNIT_LAYERS, *OPTIONAL_LAYERS, *BASEMAP_SOURCES)
             if n in have
         }
         for n in OPTIONAL_TABLES:
@@ -195,6 +198,7 @@ def delineate_units(
     layers.update({k: units[k] for k in ("roads", "barriers", "compounds", "study_area", "blocks")})
     layers.update({k: units[k] for k in (*OPTIONAL_LAYERS, *OPTIONAL_TABLES) if k in units})
     layers["dedicated_sites"] = sites
+    layers.update(basemap_layers(units))  # roads, water, green, names: stored with the plan
     t["polygons"] = time.perf_counter() - start
     return DelineateResult(
         layers=layers,
@@ -297,7 +301,7 @@ def plan_frames(result: DelineateResult, violations: pd.DataFrame) -> dict[str, 
     for name in ("findings", "calibration"):
         if name in result.layers and len(result.layers[name]):
             frames[name] = text_table(result.layers[name])
-    for name in ("given_streets", "given_communities", "unassigned_land"):
+    for name in ("given_streets", "given_communities", "unassigned_land", *BASEMAP_LAYERS):
         if name in result.layers and len(result.layers[name]):
             frames[name] = result.layers[name].to_crs(4326)
     frames["meta"] = pd.DataFrame(

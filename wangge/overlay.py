@@ -144,6 +144,7 @@ def overlay(
     update_plan(data.path, {**layers, "meta": rules_meta(data, rules)})
     written = []
     if maps:
+        from wangge.maps.basemap_page import basemap_of
         from wangge.maps.heatmap import write_heatmap
         from wangge.maps.risk_maps import write_risk_map
 
@@ -156,6 +157,7 @@ def overlay(
                 zone_frame,
                 title=title,
                 credit=data.attribution,
+                basemap=basemap_of(data.layers),
             )
         )
         w = rules.weights
@@ -168,6 +170,7 @@ def overlay(
                 weights=w,
                 title="wangge 风险热力图 risk heatmap",
                 credit=data.attribution,
+                basemap=basemap_of(data.layers),
             )
         )
     steps.done("write")

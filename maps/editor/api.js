@@ -92,6 +92,7 @@ export function makeApi(root, plan, { key = () => null, onUnauthorized = null } 
     setStaff: (code, body) =>
       request("PUT", `/plans/${p}/roster/${encodeURIComponent(code)}`, body),
     tileLayers: (version) => request("GET", `/tiles${q({ plan, version })}`),
+    basemapStyle: (version) => request("GET", `/basemap/style.json${q({ plan, version })}`),
     tilejson: (layer, version) =>
       request("GET", `/tiles/${encodeURIComponent(layer)}.json${q({ plan, version })}`),
     exportFile: (layer, version, format) =>

@@ -763,8 +763,10 @@ async function boot() {
         }
       }),
     );
+    // the basemap beneath the plan; a plan stored before wangge kept one has none (404)
+    const basemap = await api.basemapStyle(S.version).then((r) => r.data, () => null);
     await view.loaded;
-    view.addData(tilejsons, S.version, S.limits);
+    view.addData(tilejsons, S.version, S.limits, basemap);
     if (S.bbox) view.map.fitBounds([S.bbox.slice(0, 2), S.bbox.slice(2)], { padding: 30, duration: 0 });
     document.body.classList.remove("loading");
     renderAll();

@@ -135,11 +135,38 @@ export class MapView {
 
   // --- sources and layers ---------------------------------------------------------------
 
-  // tilejsons: {layer: TileJSON} of the layers the server has; limits: state.limits
-  addData(tilejsons, version, limits) {
+  // The basemap (GET /basemap/style.json: roads with their names, water, green, rail,
+  // place names) beneath the plan: its areas and lines at the bottom, its labels kept to
+  // put above the grid fills (addData adds them under the grid outlines). Its text needs
+  // no glyph server: the style has no glyphs URL, so MapLibre draws it with local fonts.
+  _addBasemap(style, version) {
+    const map = this.map;
+    // its credit is the plan's own (the same OSM extract), which the plan's layers show
+    for (const [id, { attribution, ...source }] of Object.entries(style.sources)) {
+      this.templates[id] = source.tiles[0];
+      map.addSource(id, { ...source, tiles: [withVersion(source.tiles[0], version)] });
+      this.layers.push(id);
+    }
+    const labels = [];
+    for (const layer of style.layers) {
+      if (layer.type === "background") {
+        map.setPaintProperty("background", "background-color", layer.paint["background-color"]);
+      } else if (layer.type === "symbol") {
+        labels.push(layer);
+      } else {
+        map.addLayer(layer);
+      }
+    }
+    return labels;
+  }
+
+  // tilejsons: {layer: TileJSON} of the layers the server has; limits: state.limits;
+  // basemap: the basemap's style, or null when the plan has none
+  addData(tilejsons, version, limits, basemap = null) {
     const map = this.map;
     map.addImage("wg-hatch", hatchImage(), { pixelRatio: 1 });
     map.addImage("wg-readonly", hatchImage(12, true), { pixelRatio: 1 });
+    const labels = basemap ? this._addBasemap(basemap, version) : [];
     for (const [layer, tj] of Object.entries(tilejsons)) {
       this.templates[layer] = tj.tiles[0];
       map.addSource(layer, {
@@ -154,7 +181,7 @@ export class MapView {
     }
     const has = (l) => l in tilejsons;
     const add = (spec) => map.addLayer({ ...spec, "source-layer": spec.source });
-    if (has("network_edges")) {
+    if (has("network_edges") && !basemap) {
       add({
         id: "roads-line",
         type: "line",
@@ -225,6 +252,7 @@ export class MapView {
       filter: ["in", CODE, none()],
       paint: { "line-color": COLOURS.selected, "line-width": 2 },
     });
+    for (const layer of labels) map.addLayer(layer); // names above the fills, under outlines
     add({
       id: "grids-line",
       type: "line",
