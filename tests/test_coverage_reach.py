@@ -9,8 +9,10 @@ import pytest
 import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
+from scipy.spatial import cKDTree
 
 from wangge.data.synthetic import synthetic_network
+from wangge.geo._dijkstra import multi_source
 from wangge.geo.access import (
     Nearest,
     graph_from_arrays,
@@ -113,6 +115,68 @@ def test_kernel_matches_scipy_with_the_same_limit(city):
         assert (origin[~within] == -1).all() and np.isinf(d[~within]).all()
         # each reached node's origin is a source at that distance's start
         assert (origin[within] >= 0).all()
+
+
+def _random_streets(seed: int, n: int = 2000):
+    """A seeded graph of ``n`` points each joined to its three nearest (islands included),
+    its lengths in whole metres on odd seeds (many ties) and with a tenth of the edges cut
+    to a millimetre (far shorter than a bucket)."""
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 2000, (n, 2))
+    near = cKDTree(xy).query(xy, 4)[1][:, 1:]
+    u, v = np.repeat(np.arange(n), 3), near.ravel()
+    length = np.hypot(*(xy[u] - xy[v]).T)
+    length = np.round(length) + 1 if seed % 2 else length
+    length[rng.random(len(u)) < 0.1] = 1e-3
+    return rng, graph_from_arrays(xy, u, v, length)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_buckets_give_dijkstras_distances_to_the_bit(seed):
+    """The bucket queue against scipy's Dijkstra on seeded graphs, with every bucket width
+    from a hundredth of a millimetre to wider than the longest edge (an entry queued again
+    in its own bucket, or never): the same distance at every node to the bit, islands left
+    unreached, and every node naming a source as near as the nearest (ties may name
+    either). Sources start at 0 m (scipy's min_only) and at offsets far beyond the ring
+    (scipy from a virtual source joined to them by their offsets)."""
+    rng, g = _random_streets(seed)
+    c = g.csr
+    sources = rng.choice(g.n, 25, replace=False)
+    offsets = rng.uniform(1.0, 1500.0, len(sources))
+    n = g.n
+    aug = sparse.csr_matrix(
+        (np.r_[c.data, offsets], (np.r_[c.tocoo().row, np.full(25, n)], np.r_[c.indices, sources])),
+        shape=(n + 1, n + 1),
+    )
+    widths = (1e-5, g.buckets()[0], 2.0 * c.data.max())
+    for limit in (np.inf, 300.0):
+        zero = dijkstra(c, indices=sources, min_only=True, limit=limit)
+        off = dijkstra(aug, indices=n, limit=limit)[:n]
+        assert np.isinf(zero).any() and np.isfinite(zero).sum() > 100
+        for width in widths:
+            ring = 2
+            while ring < c.data.max() / width + 2:
+                ring *= 2
+            for start, ref in ((np.zeros(25), zero), (offsets, off)):
+                d, origin = multi_source(
+                    c.indptr, c.indices, c.data, sources, start, limit, width, ring
+                )
+                np.testing.assert_array_equal(d, ref)
+                reached = np.flatnonzero(np.isfinite(d))
+                assert (origin[np.isinf(d)] == -1).all()
+                # the named source alone is as near (to the last bit of a sum taken
+                # in another order where it starts at an offset)
+                alone = dijkstra(c, indices=sources, limit=limit) + start[:, None]
+                np.testing.assert_allclose(
+                    alone[origin[reached], reached], d[reached], rtol=1e-15, atol=0
+                )
+
+
+def test_a_zero_length_edge_joins_its_nodes():
+    """0 —0 m— 1 —100 m— 2: a zero-length piece of street is still a street."""
+    g = graph_from_arrays(np.array([[0.0, 0], [0, 0], [100, 0]]), [0, 1], [1, 2], [0.0, 100.0])
+    d, origin = node_distances(g, np.array([0]), np.array([5.0]), 1000.0)
+    assert d.tolist() == [5.0, 5.0, 105.0] and origin.tolist() == [0, 0, 0]
 
 
 def _line_graph():
