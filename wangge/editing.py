@@ -42,7 +42,7 @@ from wangge.plan_state import (
     written_layers,
 )
 from wangge.scopes import Who, actor, check_scope, covers
-from wangge.street_state import load_street, street_of_moves
+from wangge.street_state import NoSuchStreet, load_street, street_of_moves
 
 #: Layers holding per-grid results of the overlay and coverage jobs: kept, marked stale.
 GRID_RESULTS = ("grid_risk", "grid_coverage", "access", "gaps", "facilities", "risk_points")
@@ -81,12 +81,17 @@ class Editor:
     # loading ----------------------------------------------------------------------------
 
     def state(
-        self, plan_id: str, version: int | None = None, street: str | None = None
+        self,
+        plan_id: str,
+        version: int | None = None,
+        street: str | None = None,
+        strict: bool = False,
     ) -> PlanState:
         """The state of a version (the latest by default), loaded once and cached. With
         ``street``, the state of that street alone where one can be held
         (:func:`load_street`), else, or when the whole version is held already, the
-        whole version's."""
+        whole version's; a street the version does not have is NotFound if ``strict``
+        (else the whole version's state, whose own checks say what is wrong)."""
         v = self.store.resolve(plan_id, version)
         whole = (v.plan_id, v.version, None)
         if street is not None:
@@ -94,7 +99,12 @@ class Editor:
                 if whole in self._states:
                     self._states.move_to_end(whole)
                     return self._states[whole]
-            state = self._cached(v, street)
+            try:
+                state = self._cached(v, street)
+            except NoSuchStreet:
+                if strict:
+                    raise
+                state = None
             if state is not None:
                 return state
         state = self._cached(v, None)
@@ -111,19 +121,21 @@ class Editor:
                 return None
             loading = self._loading.setdefault(key, threading.Lock())
         # one request loads a version; the others asking for it meanwhile wait for it
-        with loading:
-            with self._lock:
-                if key in self._states:
-                    return self._states[key]
-            state = self._load(v) if street is None else load_street(self.store, v, street)
-            if state is None:
+        try:
+            with loading:
                 with self._lock:
-                    self._none.add(key)
-            else:
-                self._remember(state)
-                _settle()
-        with self._lock:
-            self._loading.pop(key, None)
+                    if key in self._states:
+                        return self._states[key]
+                state = self._load(v) if street is None else load_street(self.store, v, street)
+                if state is None:
+                    with self._lock:
+                        self._none.add(key)
+                else:
+                    self._remember(state)
+                    _settle()
+        finally:
+            with self._lock:
+                self._loading.pop(key, None)
         return state
 
     def _remember(self, state: PlanState) -> None:
@@ -174,7 +186,7 @@ class Editor:
         """What the editor shows: limits, per-grid counts, neighbours, locks, violations
         (the grids' rows are the caller's to annotate); with ``street``, the grids and
         communities of that street only (the violations stay the version's)."""
-        s = self.state(plan_id, version, street)
+        s = self.state(plan_id, version, street, strict=True)
         if s.shown is None:
             s.shown = self._overview(s)
         shown = s.shown
@@ -183,9 +195,7 @@ class Editor:
                 **shown,
                 "street": street,
                 "grids": [g for g in shown["grids"] if g["code"].startswith(street)],
-                "communities": [
-                    c for c in shown["communities"] if c["code"].startswith(street)
-                ],
+                "communities": [c for c in shown["communities"] if c["code"].startswith(street)],
             }
             shown["bbox"] = _union_box([c["bbox"] for c in shown["communities"]], s)
         if street is not None and not shown["communities"]:

@@ -25,12 +25,17 @@ import pandas as pd
 import shapely
 
 from wangge.data.store import Store, Version
+from wangge.errors import NotFound
 from wangge.geo import assignment as ge
 from wangge.geo.validate import Violation
 from wangge.plan_state import POLYGONS, PlanState, assignment_frames, box_of, flags_of
 
 #: The unit graph's stored columns (``unit_edges``), read without the rest.
 EDGE_KEYS = ("a", "b", "length_m", "along", "compound")
+
+
+class NoSuchStreet(NotFound):
+    """The version has several streets, and not this one."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +67,14 @@ def street_of_moves(moves: list[tuple[str, str]]) -> str | None:
 
 def load_street(store: Store, v: Version, street: str) -> PlanState | None:
     """The state of ``street`` of version ``v``, or None where the whole version must be
-    read: a plan of one street, a street it does not have, a street polygon with holes,
-    a compound with units in another street, or layers an editor cannot patch."""
+    read: a plan of one street, a street polygon with holes, or a compound with units in
+    another street.
+
+    Raises
+    ------
+    NoSuchStreet
+        When the version has several streets and not ``street``.
+    """
     from wangge.data.plan import read_stored
 
     infos = store.layer_infos(v.plan_id, v.version)
@@ -73,6 +84,8 @@ def load_street(store: Store, v: Version, street: str) -> PlanState | None:
         return None
     plan_id, version = v.plan_id, v.version
     mine = store.query(plan_id, version, "streets", codes=[street]).frame
+    if not len(mine):
+        raise NoSuchStreet(f"no street {street} in version {version}", plan_id, where="street")
     if len(mine) != 1 or _has_holes(mine.geometry.iat[0]):
         return None
     light = store.unit_parents(plan_id, version)
