@@ -33,8 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = "data/demo/nanjing-xinjiekou.osm"
 
 
-def run_once(python: str, cwd: Path, out: Path) -> tuple[float, float]:
-    """One cold run: wall seconds and peak RSS (MB) of the whole process."""
+def run_once(python: str, cwd: Path, out: Path) -> tuple[float, float, float]:
+    """One cold run: wall seconds, CPU seconds (user + system) and peak RSS (MB) of the
+    whole process."""
     cmd = [python, "-m", "wangge", "delineate", DEMO, "--out", str(out)]
     cmd += ["--district-code", "320102"]
     start = time.perf_counter()
@@ -45,7 +46,7 @@ def run_once(python: str, cwd: Path, out: Path) -> tuple[float, float]:
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} (in {cwd}) exited {proc.returncode}:\n{err[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def quality(plan: Path) -> dict[str, float]:
@@ -123,20 +124,29 @@ def main() -> None:
         sides["B"] = (args.base_python, args.base_dir.resolve())
     work = Path(tempfile.mkdtemp(prefix="bench_demo-"))
     walls: dict[str, list[float]] = {k: [] for k in sides}
+    cpus: dict[str, list[float]] = {k: [] for k in sides}
     rss: dict[str, list[float]] = {k: [] for k in sides}
     for r in range(args.runs):
         order = list(sides) if r % 2 == 0 else list(reversed(sides))
         for side in order:
             python, cwd = sides[side]
-            wall, peak = run_once(python, cwd, work / side)
+            wall, cpu, peak = run_once(python, cwd, work / side)
             walls[side].append(wall)
+            cpus[side].append(cpu)
             rss[side].append(peak)
-        print(f"round {r + 1}: " + ", ".join(f"{s} {walls[s][-1]:.2f} s" for s in sides))
+        print(
+            f"round {r + 1}, load {os.getloadavg()[0]:.1f}: "
+            + ", ".join(f"{s} {walls[s][-1]:.2f} s ({cpus[s][-1]:.2f} s CPU)" for s in sides)
+        )
     for side in sides:
-        print(f"{side}: wall {summary(walls[side])} s, peak RSS {max(rss[side]):.0f} MB")
+        print(
+            f"{side}: wall {summary(walls[side])} s, CPU {summary(cpus[side])} s, "
+            f"peak RSS {max(rss[side]):.0f} MB"
+        )
     if "B" in sides:
-        ratios = [a / b for a, b in zip(walls["A"], walls["B"], strict=True)]
-        print(f"A/B wall, paired: {summary(ratios)}")
+        for what, v in (("wall", walls), ("CPU", cpus)):
+            ratios = [a / b for a, b in zip(v["A"], v["B"], strict=True)]
+            print(f"A/B {what}, paired: {summary(ratios)}")
     for side in sides:
         q = quality(work / side / "plan.gpkg")
         print(f"{side} plan: " + ", ".join(f"{k} {v:.3g}" for k, v in q.items()))

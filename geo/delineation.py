@@ -556,26 +556,32 @@ def _number(frame: gpd.GeoDataFrame, level: str, given_codes: dict[int, str | No
     """Set ``code`` and ``record_codes`` within each parent: given codes are kept, basic
     parts are numbered 001 up and dedicated grids from :data:`DEDICATED_START`, each in
     reading order, skipping codes already taken."""
-    frame["code"] = ""
-    frame["record_codes"] = ""
-    for parent, group in frame.groupby("parent_code", sort=True):
-        taken = {c for p in group["part"] if (c := given_codes.get(p))}
-        order = group.index[geo_codes.reading_order(group.geometry)]
-        kept = [i for i in order if given_codes.get(frame.at[i, "part"])]
+    code = np.full(len(frame), "", dtype=object)
+    record_codes = code.copy()
+    part = frame["part"].to_numpy()
+    flag = frame["flag"].to_numpy()
+    records = frame["records"].to_numpy()
+    geoms = frame.geometry
+    for parent, rows in frame.groupby("parent_code", sort=True).indices.items():
+        taken = {c for p in part[rows] if (c := given_codes.get(p))}
+        order = rows[geo_codes.reading_order(geoms.iloc[rows])]
+        kept = [i for i in order if given_codes.get(part[i])]
         for i in kept:
-            frame.at[i, "code"] = frame.at[i, "record_codes"] = given_codes[frame.at[i, "part"]]
-        dedicated = [i for i in order if level == "grid" and frame.at[i, "flag"] == "dedicated"]
+            code[i] = record_codes[i] = given_codes[part[i]]
+        dedicated = [i for i in order if level == "grid" and flag[i] == "dedicated"]
         basic = [i for i in order if i not in set(kept) | set(dedicated)]
         for idx, start in ((basic, 1), (dedicated, DEDICATED_START)):
             if not idx:
                 continue
-            counts = frame.loc[idx, "records"].to_numpy()
+            counts = records[idx]
             numbers = geo_codes.free_codes(parent, int(counts.sum()), level, taken, start)
             starts = np.r_[0, np.cumsum(counts)[:-1]].astype(int)
             for i, s0, c in zip(idx, starts, counts, strict=True):
-                frame.at[i, "code"] = numbers[s0]
-                frame.at[i, "record_codes"] = ",".join(numbers[s0 : s0 + c])
+                code[i] = numbers[s0]
+                record_codes[i] = ",".join(numbers[s0 : s0 + c])
             taken |= set(numbers)
+    frame["code"] = code
+    frame["record_codes"] = record_codes
 
 
 def unit_layer(cells: gpd.GeoDataFrame, microgrid_codes: np.ndarray) -> gpd.GeoDataFrame:
@@ -693,28 +699,33 @@ def _vertical_records(
         }
     )
     held = held[held["micro"].isin(vertical["code"]) & (held["households"] > 0)]
+    # per micro-grid, its buildings by households (most first), ties by id: one sort
+    held = held.sort_values(["households", "building_id"], ascending=[False, True])
     by_micro = {
-        code: g.sort_values(["households", "building_id"], ascending=[False, True])
+        code: (
+            g["building_id"].to_numpy(),
+            g["households"].to_numpy(),
+            g["levels"].to_numpy(),
+        )
         for code, g in held.groupby("micro", sort=False)
     }
-    for row in vertical.itertuples():
-        numbers = row.record_codes.split(",")
+    for code_, record_codes in zip(vertical["code"], vertical["record_codes"], strict=True):
+        numbers = record_codes.split(",")
         k = len(numbers)
-        inside = by_micro.get(row.code)
-        if inside is None or inside.empty:
+        if code_ not in by_micro:
             continue
-        tower, others = inside.iloc[0], inside.iloc[1:]
-        total = float(inside["households"].sum())
+        ids, hhs, levels = by_micro[code_]
+        total = float(pd.Series(hhs).sum())
         room = np.full(k, total / k)
         also: list[list[str]] = [[] for _ in range(k)]
-        for b in others.itertuples():  # small buildings whole, each where most room is left
-            i = int(np.argmax(room))
-            room[i] -= b.households
-            also[i].append(str(b.building_id))
-        share = _whole_shares(np.clip(room, 0, None), float(tower["households"]))
-        floors = max(round(float(tower["levels"]) if tower["levels"] == tower["levels"] else 1), 1)
+        for bid, bhh in zip(ids[1:], hhs[1:], strict=True):  # small buildings whole,
+            i = int(np.argmax(room))  # each where most room is left
+            room[i] -= bhh
+            also[i].append(str(bid))
+        share = _whole_shares(np.clip(room, 0, None), float(hhs[0]))
+        floors = max(round(float(levels[0]) if levels[0] == levels[0] else 1), 1)
         cuts = np.floor(np.r_[0, np.cumsum(share)] / max(share.sum(), 1e-9) * floors).astype(int)
-        by_id = dict(zip(others["building_id"].astype(str), others["households"], strict=True))
+        by_id = dict(zip((str(b) for b in ids[1:]), hhs[1:], strict=True))
         for i, code in enumerate(numbers):
             hh_i = share[i] + sum(by_id[b] for b in also[i])
             span = (
@@ -725,8 +736,8 @@ def _vertical_records(
             rows.append(
                 {
                     "code": code,
-                    "polygon_code": row.code,
-                    "building_id": tower["building_id"],
+                    "polygon_code": code_,
+                    "building_id": ids[0],
                     "floors": span,
                     "tower_households": share[i],
                     "also": ";".join(also[i]),

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from wangge.geo._geom import GRID_M, polygonal_all
+from wangge.geo._geom import GRID_M, on_grid, polygonal_all
 
 
 def tessellate(
@@ -65,21 +65,23 @@ def tessellate(
         coords, first = np.unique(np.round(coords, 2), axis=0, return_index=True)
         owner = owner[first]
         regions = _voronoi(coords, block)
-        if not shapely.is_valid(regions).all():
+        valid = shapely.is_valid(regions).all()
+        if not valid:
             # cocircular outline points (grid-aligned footprints, square stand-ins) can
             # give Voronoi regions that are invalid and overlap, which a clip need not
             # notice: the points are moved by a millimetre or so (seeded), and tried again
             coords = coords + np.random.default_rng(0).uniform(-0.005, 0.005, coords.shape)
             regions = _voronoi(coords, block)
+            valid = shapely.is_valid(regions).all()
         # each region holds exactly one of the points: find which, to know its building
         seeds = shapely.points(coords)
         ri, si = shapely.STRtree(seeds).query(regions, predicate="contains")
         region_owner = np.full(len(regions), -1)
         region_owner[ri] = owner[si]
         try:
-            if not shapely.is_valid(regions).all():
+            if not valid:
                 raise shapely.errors.GEOSException("invalid Voronoi regions")
-            regions = shapely.intersection(regions, block)
+            regions = _clip(regions, block)
         except shapely.errors.GEOSException:
             # still invalid: repaired (their polygonal part: a repair can leave lines too,
             # which GEOS will not overlay with polygons), clipped on a grid, and made to
@@ -87,13 +89,11 @@ def tessellate(
             repaired = polygonal_all(shapely.make_valid(regions))
             clipped = polygonal_all(shapely.intersection(repaired, block, grid_size=GRID_M))
             regions = _tile(clipped, block)
-        frame = pd.DataFrame({"owner": region_owner, "geom": regions})
-        frame = frame[(frame["owner"] >= 0) & ~shapely.is_empty(regions)]
-        for o, group in frame.groupby("owner")["geom"]:
+        for o, group in _by_owner(region_owner, regions):
             try:
-                cell = shapely.coverage_union_all(group.to_numpy())
+                cell = shapely.coverage_union_all(group)
             except shapely.errors.GEOSException:  # pieces clipped on the fine grid above
-                cell = shapely.union_all(group.to_numpy(), grid_size=GRID_M)
+                cell = shapely.union_all(group, grid_size=GRID_M)
             cells_geom.append(cell)
             cells_block.append(block_id)
             cells_bldg.append(bids[members[o]])
@@ -104,6 +104,27 @@ def tessellate(
     )
     cells.insert(0, "cell_id", np.arange(len(cells)))
     return _hold_buildings_whole(cells, buildings, blocks.set_index("block_id").geometry)
+
+
+def _clip(regions: np.ndarray, block: shapely.Geometry) -> np.ndarray:
+    """``regions`` clipped to ``block``. Those wholly inside it are kept as they are
+    (the overlay would give back the same polygon at a cost; most regions of a block
+    lie inside it)."""
+    shapely.prepare(block)
+    cut = ~shapely.contains_properly(block, regions)
+    out = regions.copy()
+    out[cut] = shapely.intersection(regions[cut], block)
+    return out
+
+
+def _by_owner(owner: np.ndarray, regions: np.ndarray):
+    """The non-empty regions of each owner (``-1``: none), owners ascending, regions in
+    their order."""
+    keep = np.flatnonzero((owner >= 0) & ~shapely.is_empty(regions))
+    keep = keep[np.argsort(owner[keep], kind="stable")]
+    owners, starts = np.unique(owner[keep], return_index=True)
+    for o, part in zip(owners, np.split(keep, starts[1:]), strict=True):
+        yield o, regions[part]
 
 
 def _voronoi(coords: np.ndarray, block: shapely.Geometry) -> np.ndarray:
@@ -155,7 +176,7 @@ def _hold_buildings_whole(
     share = shapely.area(shapely.intersection(b.geometry.to_numpy(), own)) / b.area.to_numpy()
     todo = np.flatnonzero(share < 0.99)
     if len(todo) == 0:
-        cells.geometry = polygonal_all(shapely.set_precision(cells.geometry.to_numpy(), GRID_M))
+        cells.geometry = polygonal_all(on_grid(cells.geometry.to_numpy()))
         return cells
     tree = shapely.STRtree(geoms)
     # cells that took a piece have grown past the extent the tree knows them by: every
@@ -172,7 +193,7 @@ def _hold_buildings_whole(
         geoms[mine] = shapely.union(geoms[mine], piece)
         grown.add(mine)
     out = cells.copy()
-    geoms = polygonal_all(shapely.set_precision(geoms, GRID_M))
+    geoms = polygonal_all(on_grid(geoms))
     out.geometry = geoms
     # a building wholly inside another (mapped twice) is left with no cell of its own
     out = out[~shapely.is_empty(geoms) & (shapely.area(geoms) > 0)].reset_index(drop=True)
