@@ -341,13 +341,13 @@ async def _replace(
     content_crs: str | None,
     patch: bool,
 ) -> FeatureWritten:
+    check_scope(who, {code}, "a write to")  # before If-Match: a refusal is no precondition
     geometry, props = await _read(request, content_crs, patch)
     if props.get("code") not in (None, "", code):
         raise InputError(
             f"the body's code {props['code']!r} is not {code}; a code is never changed",
             where="properties.code",
         )
-    check_scope(who, {code}, "a write to")  # before If-Match: a refusal is no precondition
     v = _target(request, store, plan, version)
     editor = get_editor(request)
 
