@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
+from wangge.data import pg_tiles
 from wangge.data.accounts import append_audit
 from wangge.data.spans import span_condition
 from wangge.data.store import (
@@ -37,6 +38,7 @@ from wangge.data.store import (
 )
 from wangge.data.tiles import TileRequest, tile_fields
 from wangge.errors import InputError, NotFound, VersionConflict
+from wangge.maps.tile_grids import WEB_MERCATOR_QUAD
 
 metadata = sa.MetaData()
 meta_table = sa.Table(
@@ -509,7 +511,7 @@ class PostgisStore(Store):
 
     def latest(self, plan_id: str) -> int | None:
         stmt = sa.select(plans_table.c.latest).where(plans_table.c.plan_id == plan_id)
-        with self.engine.connect() as conn:
+        with self._reads.connect() as conn:  # one round trip: no BEGIN, no ROLLBACK
             return conn.execute(stmt).scalar()
 
     @staticmethod
@@ -539,36 +541,42 @@ class PostgisStore(Store):
 
     def tile(self, plan_id: str, version: int, req: TileRequest) -> bytes:
         """The tile's envelope in its grid (maps/tile_grids.py) → ST_AsMVTGeom → ST_AsMVT
-        in one query, on the GiST index of the layer's version. The statement is built
-        from GeoAlchemy2's functions once per layer shape and kept, so it is compiled once and psycopg prepares it; it runs on an
-        autocommit connection (no BEGIN and ROLLBACK round trips for a read)."""
+        in one prepared query on the GiST index of the layer's version, on an autocommit
+        connection (no BEGIN and ROLLBACK round trips for a read): data/pg_tiles.py."""
+        sql, span_params = self._tile_sql(plan_id, version, req)
+        with self._reads.connect() as conn:
+            return pg_tiles.run(conn, sql, sql.args(plan_id, req, span_params))
+
+    def _tile_sql(self, plan_id: str, version: int, req: TileRequest) -> tuple:
+        """The compiled tile query of the request's layer shape (made once) and the
+        parameters of the version's span."""
         info = self._check_layer(plan_id, version, req.layer)
         if not info.geometry_type:
             raise NotFound(f"layer {req.layer!r} has no geometry to tile", where="layer")
         fields = tile_fields(req.layer, info.columns, self.dtypes(plan_id, version, req.layer))
         capped = info.count > req.max_features
-        tolerance = req.grid.tolerance(req.z, req.extent)
         span, params = rows_filter(info, version, "wg_features")
-        key = (req.layer, tuple(fields), capped, tolerance > 0, req.extent, req.buffer, span)
-        key += (req.grid.epsg,)
-        cache = self.__dict__.setdefault("_tile_sql", {})
+        key = (req.layer, tuple(fields), capped, req.extent, req.buffer, span, req.grid.epsg)
+        cache = self.__dict__.setdefault("_tile_sqls", {})
         if key not in cache:
-            cache[key] = _tile_statement(req.layer, fields, capped, tolerance > 0, req, span)
-        bounds = req.grid.bounds(req.z, req.x, req.y)
-        pad = (bounds[2] - bounds[0]) * req.buffer / req.extent
-        grown = (bounds[0] - pad, bounds[1] - pad, bounds[2] + pad, bounds[3] + pad)
-        args = {
-            **params,
-            **dict(zip(("minx", "miny", "maxx", "maxy"), bounds, strict=True)),
-            **dict(zip(("west", "south", "east", "north"), req.grid.to_lonlat(grown), strict=True)),
-            "plan": plan_id,
-            "layer": req.layer,
-            "tolerance": tolerance,
-            "cap": req.max_features,
-        }
-        with self._reads.connect() as conn:
-            data = conn.execute(cache[key], args).scalar()
-        return bytes(data) if data else b""
+            cache[key] = pg_tiles.compile_tile_sql(
+                features_table, self.engine.dialect, req.layer, fields, capped, req, span
+            )
+        return cache[key], params
+
+    def warm_tiles(self, plan_id: str, version: int, layers: list[str], connections: int) -> int:
+        """Make ``connections`` pooled connections ready for tiles of these layers
+        (PostGIS and PROJ loaded, each layer's statement prepared: data/pg_tiles.warm),
+        so that no first tile pays for it. Returns the connections warmed."""
+        tiles = []
+        for layer in layers:
+            info = self._check_layer(plan_id, version, layer)
+            bbox = info.bbox or (0.0, 0.0, 0.0, 0.0)
+            x, y = WEB_MERCATOR_QUAD.tiles_over(16, bbox)[:2]
+            req = TileRequest(layer, 16, x, y)
+            sql, params = self._tile_sql(plan_id, version, req)
+            tiles.append((sql, sql.args(plan_id, req, params)))
+        return pg_tiles.warm(self._reads, tiles, connections)
 
     def dtypes(self, plan_id: str, version: int, layer: str) -> dict[str, str]:
         key = (plan_id, version, layer)
@@ -633,73 +641,6 @@ def _copy_features(conn: sa.Connection, plan_id: str, version: int, layer: str, 
     with raw.cursor() as cur, cur.copy(_COPY_FEATURES) as copy:
         for c, p, j, w, _ in records:
             copy.write_row((plan_id, version, layer, c, p, j, _ewkb_hex(w)))
-
-
-def _tile_statement(
-    layer: str,
-    fields: list[tuple[str, str]],
-    capped: bool,
-    simplified: bool,
-    req: TileRequest,
-    span: str,
-) -> sa.Select:
-    """The tile query for one layer shape, with bind parameters for the tile, plan and
-    version: built once, compiled once (SQLAlchemy's cache), prepared by psycopg."""
-    f = features_table
-    corners = (sa.bindparam(n, type_=sa.Float) for n in ("minx", "miny", "maxx", "maxy"))
-    env = sa.func.ST_MakeEnvelope(*corners, req.grid.epsg)
-    lonlat = (sa.bindparam(n, type_=sa.Float) for n in ("west", "south", "east", "north"))
-    grown = sa.func.ST_MakeEnvelope(*lonlat, 4326)  # the tile and its buffer, in WGS84
-    if req.grid.epsg == 4490:  # CGCS2000 takes WGS84's numbers (maps/tile_grids.py)
-        merc = sa.func.ST_SetSRID(f.c.geom, 4490)
-    else:
-        merc = sa.func.ST_Transform(f.c.geom, req.grid.epsg)
-    if simplified:
-        merc = sa.func.ST_Simplify(merc, sa.bindparam("tolerance", type_=sa.Float), True)
-    columns = [
-        sa.func.ST_AsMVTGeom(merc, env, req.extent, req.buffer, True).label("geom"),
-        *(_tile_value(f, name, kind).label(name) for name, kind in fields),
-    ]
-    rows = (
-        sa.select(*columns)
-        .where(
-            (f.c.plan_id == sa.bindparam("plan"))
-            & (f.c.layer == sa.bindparam("layer"))
-            & sa.text(span)
-            & f.c.geom.op("&&")(grown)
-        )
-        # features in code order, so a tile's bytes (and its ETag) depend on what it shows,
-        # not on where a version's rows happen to lie: after an edit rewrote the layer,
-        # tiles the edit never touched came back reordered, with new ETags
-        .order_by(f.c.code, f.c.fid)
-        .subquery("t")
-    )
-    if capped:  # only a layer that can overflow pays the sort (nulls first dropped)
-        rows = (
-            sa.select(rows)
-            .where(rows.c.geom.is_not(None))
-            .order_by(sa.func.ST_Area(rows.c.geom).desc())
-            .limit(sa.bindparam("cap", type_=sa.Integer))
-            .subquery("c")
-        )
-    stmt = sa.select(
-        sa.func.ST_AsMVT(sa.literal_column(rows.name), layer, req.extent, "geom")
-    ).where(rows.c.geom.is_not(None))
-    return stmt
-
-
-def _tile_value(f: sa.Table, name: str, kind: str) -> sa.ColumnElement:
-    """A tile attribute: the code columns as they are, the rest read from the JSON."""
-    if name in ("code", "parent_code"):
-        return f.c[name]
-    text = f.c.properties.op("->>")(name)
-    if kind == "int":
-        return sa.cast(sa.func.round(sa.cast(text, sa.Float)), sa.BigInteger)
-    if kind == "float":
-        return sa.cast(text, sa.Float)
-    if kind == "bool":
-        return sa.cast(text, sa.Boolean)
-    return text
 
 
 def _safe_url(url: str) -> str:

@@ -329,6 +329,12 @@ class Store(ABC):
         """One Mapbox Vector Tile of a layer (b"" when nothing is in it), carrying the
         attributes :data:`wangge.data.tiles.TILE_FIELDS` lists and nothing else."""
 
+    def warm_tiles(self, plan_id: str, version: int, layers: list[str], connections: int) -> int:
+        """Make the store ready to cut tiles of these layers before a server reports ready
+        (the PostGIS store readies ``connections`` pooled connections); returns how many
+        connections it readied. A file store has nothing to ready."""
+        return 0
+
     @abstractmethod
     def dtypes(self, plan_id: str, version: int, layer: str) -> dict[str, str]:
         """The saved column dtypes of a layer (a saved version never changes)."""
