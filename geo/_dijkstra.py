@@ -115,20 +115,24 @@ def at_targets(
     (``has``). One pass, without the GIL: a bounded search leaves most of a city's homes
     beyond reach, and those are sorted out here rather than by passes over arrays."""
     m = len(node)
-    out = np.full(m, np.inf)
-    which = np.full(m, -1, dtype=np.int64)
+    out = np.empty(m)
+    which = np.empty(m, dtype=np.int64)
     straight = np.empty(m, dtype=np.int64)
     ns = 0
     for i in range(m):
-        k = node[i]
+        out[i] = np.inf
+        which[i] = -1
         if not on[i]:
             straight[ns] = i
             ns += 1
-        elif origin[k] >= 0:
+            continue
+        k = node[i]
+        o = origin[k]
+        if o >= 0:
             d = dist[k] + snap[i]
             if d <= limit:
                 out[i] = d
-                which[i] = source_pos[origin[k]]
+                which[i] = source_pos[o]
         elif not has[labels[k]]:
             straight[ns] = i
             ns += 1
