@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +18,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from wangge.beside import beside
 from wangge.data.basemap import BASEMAP_LAYERS, basemap_layers
 from wangge.data.gpkg_files import staged_gpkg
 from wangge.data.osm import attribution_of
@@ -320,14 +326,17 @@ def plan_frames(result: DelineateResult, violations: pd.DataFrame) -> dict[str, 
 
 
 def write_plan(result: DelineateResult, violations: pd.DataFrame, out_dir: str | Path) -> Path:
-    """Write plan.gpkg (atomically), one GeoJSON per polygon layer, and map.html; and,
-    when the units were ingested in this run, units.gpkg (what coverage and overlay read)."""
-    from wangge.maps.grid_map import write_grid_map
+    """Write plan.gpkg (atomically) and the views of the plan (:func:`views_beside`)."""
+    with views_beside(result, out_dir):
+        return write_plan_gpkg(result, violations, out_dir)
 
+
+def write_plan_gpkg(
+    result: DelineateResult, violations: pd.DataFrame, out_dir: str | Path
+) -> Path:
+    """Write plan.gpkg, atomically."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if result.ingested is not None:
-        write_units(result.ingested, out_dir)
     frames = plan_frames(result, violations)
     target = out_dir / "plan.gpkg"
     with staged_gpkg(target) as tmp:
@@ -336,8 +345,37 @@ def write_plan(result: DelineateResult, violations: pd.DataFrame, out_dir: str |
                 frame.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
             else:
                 pyogrio.write_dataframe(frame, tmp, layer=name, driver="GPKG")
+    return target
+
+
+@contextmanager
+def views_beside(result: DelineateResult, out_dir: str | Path) -> Iterator[None]:
+    """While the block runs (validating the plan, writing plan.gpkg), write the views of
+    the plan (:func:`write_views`) in a second process (:func:`wangge.beside.beside`),
+    into a scratch directory in ``out_dir``; they replace the old ones only when both
+    halves have succeeded, and are dropped otherwise."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".views.", dir=out_dir))
+    try:
+        with beside(lambda: write_views(result, scratch)):
+            yield
+        for path in sorted(scratch.iterdir()):
+            os.replace(path, out_dir / path.name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def write_views(result: DelineateResult, out_dir: Path) -> None:
+    """One GeoJSON per polygon level and map.html; and, when the units were ingested in
+    this run, units.gpkg (what coverage and overlay read)."""
+    from wangge.maps.grid_map import write_grid_map
+
+    if result.ingested is not None:
+        write_units(result.ingested, out_dir)
     for name in PLAN_POLYGONS:
-        frames[name].to_file(out_dir / f"{name}.geojson", driver="GeoJSON", engine="pyogrio")
+        frame = result.layers[name].to_crs(4326)
+        frame.to_file(out_dir / f"{name}.geojson", driver="GeoJSON", engine="pyogrio")
     write_grid_map(
         out_dir / "map.html",
         result.layers,
@@ -345,4 +383,3 @@ def write_plan(result: DelineateResult, violations: pd.DataFrame, out_dir: str |
         result.limits.grid.lo,
         result.limits.grid.hi,
     )
-    return target

@@ -87,14 +87,15 @@ def ingest(
 def run_delineate(source: Path, out_dir: Path, **kwargs) -> int:
     """Delineate, validate and write the plan; print it; return its error-level count."""
     from wangge.delineate import delineate as run
-    from wangge.delineate import write_plan
+    from wangge.delineate import views_beside, write_plan_gpkg
     from wangge.geo.validate import validate as check
 
     start = time.perf_counter()
     try:
         result = run(source, progress=sys.stderr.isatty(), **kwargs)
-        violations = check(result.layers, result.limits)
-        target = write_plan(result, violations, out_dir)
+        with views_beside(result, out_dir):  # the GeoJSONs and map.html meanwhile
+            violations = check(result.layers, result.limits)
+            target = write_plan_gpkg(result, violations, out_dir)
     except WanggeError as exc:
         fail(exc)
     print_plan(result, violations, target, time.perf_counter() - start)
