@@ -27,6 +27,7 @@ from wangge.api import (
     lookup,
     ogc,
     ogc_edits,
+    ogc_tiles,
     plans,
     risk,
     roster,
@@ -184,6 +185,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         adopt,
         risk,
         tiles,
+        ogc_tiles,  # after tiles: /tiles/{layer}.json before /tiles/{tileMatrixSetId}
         basemap,
         editor,
         audit,
@@ -206,7 +208,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     app.add_route("/docs", _docs, include_in_schema=False)
     for route in api_routes(app.router.routes):  # OGC answers a bad parameter 400: say so
-        if route.path in ("/", "/conformance", "/api") or route.path.startswith("/collections"):
+        if errors.ogc_route(route.path):
             route.responses.setdefault(400, BAD_PARAMETER)
 
     # deny by default: a route without a policy answers 403 to everyone

@@ -34,6 +34,7 @@ from wangge.api.ogc import (
     HTML,
     JSON,
     PARTS,
+    TILESETS_VECTOR,
     Format,
     Link,
     dimension_type,
@@ -55,6 +56,7 @@ from wangge.api.ogc_crs import (
 )
 from wangge.data.osm import credit_of
 from wangge.data.store import LayerInfo, Store, Version, feature_id_column, now
+from wangge.data.tiles import TILE_FIELDS
 from wangge.errors import InputError, NotFound
 
 __all__ = ["GEOJSON", "feature_json", "router"]
@@ -288,8 +290,17 @@ def _describe(request: Request, col: Offered) -> Collection:
             link(request, base, "alternate", HTML, f"{title} as HTML", f="html"),
             link(request, f"{base}/items", "items", GEOJSON, f"{title}: features"),
             link(request, f"{base}/items", "items", HTML, f"{title}: features as HTML", f="html"),
+            *_tile_links(request, col),
         ],
     )
+
+
+def _tile_links(request: Request, col: Offered) -> list[Link]:
+    """The link to a collection's vector tilesets (api/ogc_tiles.py), where its layer is
+    served as tiles: a layer of one dimension with tile fields."""
+    if col.dimension is not None or col.info.name not in TILE_FIELDS or not col.info.geometry_type:
+        return []
+    return [link(request, f"/collections/{col.id}/tiles", TILESETS_VECTOR, JSON, "Vector tiles")]
 
 
 @router.get("/collections", response_model=Collections, responses={**ERRORS, 200: html.OK})

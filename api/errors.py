@@ -21,6 +21,10 @@ from starlette.routing import Route
 
 from wangge.api.negotiate import vary
 from wangge.errors import WanggeError
+from wangge.maps.tile_grids import GRIDS
+
+#: The second step of a dataset tileset's path: a tile matrix set, or its route's template.
+_GRID_IDS = {*GRIDS, "{tileMatrixSetId}"}
 
 
 class UnsupportedMedia(WanggeError):
@@ -50,13 +54,25 @@ def error_response(
 
 
 def ogc_path(request: Request) -> bool:
-    """Whether the request is to an OGC API – Features resource (the landing page,
-    conformance, the API description, collections and their items)."""
+    """Whether the request is to an OGC API resource (:func:`ogc_route`)."""
     path = request.scope["path"]
     root = request.scope.get("root_path", "")
     if root and path.startswith(root):
         path = path[len(root) :]
-    return path in ("/", "/conformance", "/api") or path.startswith("/collections")
+    return ogc_route(path)
+
+
+def ogc_route(path: str) -> bool:
+    """Whether ``path`` (a request's, or a route's template) is an OGC API resource: the
+    landing page, conformance, the API description, collections and their items and
+    tiles, the tile matrix sets and the dataset's tilesets (``/tiles/{tileMatrixSetId}``
+    and below; ``/tiles`` itself and the XYZ tiles are wangge's own)."""
+    if path in ("/", "/conformance", "/api"):
+        return True
+    if path.startswith(("/collections", "/tileMatrixSets")):
+        return True
+    parts = path.split("/")
+    return len(parts) > 2 and parts[1] == "tiles" and parts[2] in _GRID_IDS
 
 
 def _status(request: Request, status: int) -> int:

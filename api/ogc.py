@@ -52,6 +52,24 @@ CONFORMANCE = [
 ]
 
 
+#: OGC API – Tiles (api/ogc_tiles.py) and the 2D TMS 2.0 documents it serves.
+CONFORMANCE += [
+    *(
+        f"http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/{c}"
+        for c in ("core", "tileset", "tilesets-list", "geodata-tilesets", "dataset-tilesets")
+    ),
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/oas30",
+    *(
+        f"http://www.opengis.net/spec/tms/2.0/conf/{c}"
+        for c in ("tilematrixset", "json-tilematrixset", "tilesetmetadata", "json-tilesetmetadata")
+    ),
+]
+#: Link relations to a resource's vector tilesets and to the tile matrix sets.
+TILESETS_VECTOR = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
+TILING_SCHEMES = "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes"
+
+
 #: Single-part type ids of shapely (Point 0, LineString 1, Polygon 3) by the multi type
 #: that holds them, and the function that wraps each.
 _MULTI = {
@@ -232,7 +250,8 @@ router = APIRouter(tags=["OGC API"], dependencies=[PUBLIC, Depends(service_param
 TITLE = "wangge 网格 API"
 DESCRIPTION = (
     "Streets, communities, grids and micro-grids of grid-governance plans (网格化管理), "
-    "with their risk and facility-coverage layers, as OGC API – Features collections."
+    "with their risk and facility-coverage layers, as OGC API – Features collections "
+    "and OGC API – Tiles vector tiles (WebMercatorQuad and CGCS2000Quad)."
 )
 
 
@@ -260,6 +279,8 @@ def landing(request: Request, f: Format = None) -> Response:
         link(request, "/docs", "service-doc", HTML, "The API documentation"),
         link(request, "/conformance", "conformance", JSON, "Conformance classes"),
         link(request, "/collections", "data", JSON, "The plan's layers"),
+        link(request, "/tiles", TILESETS_VECTOR, JSON, "The plan's vector tiles"),
+        link(request, "/tileMatrixSets", TILING_SCHEMES, JSON, "Tile matrix sets"),
     ]
     body = Landing(title=TITLE, description=DESCRIPTION, links=links)
     if wants_html(request, f):

@@ -5,7 +5,10 @@ in-memory spatial index on the GeoPackage store) once, then served from the cach
 cache is keyed by the version that holds the layer's rows, so a layer an edit kept is
 shared by both versions; for a layer the edit rewrote, the cached tiles that no changed
 feature touches are carried over, and only the touched ones are cut again. The ETag is a
-hash of the tile's bytes: it changes exactly when the tile does.
+hash of the tile's bytes: it changes exactly when the tile does. A tile of another tile
+matrix set (CGCS2000Quad) is cached beside the Web Mercator one (:func:`tile_key`); the
+OGC API – Tiles routes and the listing of tiled layers, ``/tiles``, are
+:mod:`wangge.api.ogc_tiles`'s.
 """
 
 from __future__ import annotations
@@ -18,16 +21,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pyproj import Transformer
 
 from wangge.api.auth import READ
 from wangge.api.deps import PlanQuery
 from wangge.api.errors import ERRORS, ErrorBody
 from wangge.data.osm import credit_of
-from wangge.data.store import LayerInfo, Store
+from wangge.data.store import LayerInfo, Store, Version
 from wangge.data.tiles import TILE_FIELDS, TileRequest, tile_fields, tilejson_type
 from wangge.errors import NotFound
-from wangge.maps.mvt import tile_bounds
+from wangge.maps.tile_grids import GRIDS, WEB_MERCATOR_QUAD, TileGrid
 
 router = APIRouter(tags=["tiles"], dependencies=[READ])
 MVT = "application/vnd.mapbox-vector-tile"
@@ -78,7 +80,7 @@ class TileCache:
     ) -> tuple[int, int]:
         """Copy the cached tiles of a rewritten layer to its new version, except those a
         changed feature touches (WGS84 boxes). Returns (carried, dropped)."""
-        boxes = [_merc_box(b) for b in touched]
+        boxes = {g.id: [g.from_lonlat(b) for b in touched] for g in GRIDS.values()}
         carried = dropped = 0
         with self._lock:
             items = [
@@ -87,9 +89,11 @@ class TileCache:
                 if k[0] == plan_id and k[1] == old_source and k[2] == layer
             ]
         for key, (data, etag) in items:
-            x0, y0, x1, y1 = _grown_bounds(*key[3:])
+            grid = GRIDS[key[6]] if len(key) > 6 else WEB_MERCATOR_QUAD
+            x0, y0, x1, y1 = _grown_bounds(grid, *key[3:6])
             if any(
-                bx0 <= x1 and bx1 >= x0 and by0 <= y1 and by1 >= y0 for bx0, by0, bx1, by1 in boxes
+                bx0 <= x1 and bx1 >= x0 and by0 <= y1 and by1 >= y0
+                for bx0, by0, bx1, by1 in boxes[grid.id]
             ):
                 dropped += 1
                 continue
@@ -106,19 +110,17 @@ class TileCache:
         }
 
 
-def _grown_bounds(z: int, x: int, y: int, buffer: float = 64 / 4096) -> tuple:
-    x0, y0, x1, y1 = tile_bounds(z, x, y)
+def _grown_bounds(grid: TileGrid, z: int, x: int, y: int, buffer: float = 64 / 4096) -> tuple:
+    x0, y0, x1, y1 = grid.bounds(z, x, y)
     pad = (x1 - x0) * buffer
     return x0 - pad, y0 - pad, x1 + pad, y1 + pad
 
 
-_TO_MERCATOR = Transformer.from_crs(4326, 3857, always_xy=True)
-
-
-def _merc_box(b: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-    """A WGS84 box in Web Mercator (lon/lat boxes stay boxes: both axes are monotonic)."""
-    (x0, x1), (y0, y1) = _TO_MERCATOR.transform([b[0], b[2]], [b[1], b[3]])
-    return x0, y0, x1, y1
+def tile_key(plan_id: str, span: tuple, layer: str, z: int, x: int, y: int, grid: TileGrid):
+    """A tile's key in the cache: (plan, span of the layer's rows, layer, z, x, y), and the
+    grid's id after them for a grid other than WebMercatorQuad."""
+    key = (plan_id, span, layer, z, x, y)
+    return key if grid is WEB_MERCATOR_QUAD else (*key, grid.id)
 
 
 class Tiler:
@@ -238,12 +240,37 @@ async def tile(
     plan_id = tiler.plan_id(request, plan)
     number = version if version is not None else tiler.latest(plan_id)
     info = tiler.layer(plan_id, number, layer)
-    key = (plan_id, info.span(number), layer, z, x, y)
+    found = await layer_tile(request, tiler, plan_id, number, info, z, x, y)
+    return tile_response(request, *found, pinned=version is not None)
+
+
+async def layer_tile(
+    request: Request,
+    tiler: Tiler,
+    plan_id: str,
+    number: int,
+    info: LayerInfo,
+    z: int,
+    x: int,
+    y: int,
+    grid: TileGrid = WEB_MERCATOR_QUAD,
+) -> tuple[bytes, str]:
+    """One layer's tile ``z/x/y`` of ``grid`` and its ETag, from the cache or cut now."""
+    key = tile_key(plan_id, info.span(number), info.name, z, x, y, grid)
     found = tiler.cached(key)
     if found is None:
-        req = TileRequest(layer, z, x, y, max_features=request.app.state.settings.tile_max_features)
+        most = request.app.state.settings.tile_max_features
+        req = TileRequest(info.name, z, x, y, max_features=most, grid=grid)
         found = await run_in_threadpool(tiler.render, key, plan_id, number, req)
-    return tile_response(request, *found, pinned=version is not None)
+    return found
+
+
+def joined(parts: list[tuple[bytes, str]]) -> tuple[bytes, str]:
+    """Several layers' tiles as one (MVT layers are a repeated field, so their bytes
+    concatenate) with an ETag made of theirs."""
+    data = b"".join(d for d, _ in parts)
+    tags = "".join(e for _, e in parts).encode()
+    return data, '"' + hashlib.blake2b(tags, digest_size=12).hexdigest() + '"'
 
 
 def tile_response(request: Request, data: bytes, etag: str, pinned: bool) -> Response:
@@ -276,50 +303,43 @@ def tilejson(
     plan_id = tiler.plan_id(request, plan)
     v = tiler.store.resolve(plan_id, version)
     info = tiler.layer(plan_id, v.version, layer)
-    dtypes = tiler.store.dtypes(plan_id, v.version, layer)
-    shown = tile_fields(layer, info.columns, dtypes)  # public columns only (data/privacy)
-    fields = {c: tilejson_type(dtypes.get(c, "object")) for c, _ in shown}
     query = f"plan={plan_id}" + (f"&version={version}" if version is not None else "")
     base = str(request.base_url).rstrip("/")
-    bounds = list(info.bbox) if info.bbox else [-180, -85.05, 180, 85.05]
+    url = f"{base}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt?{query}"
+    layers = [vector_layer(tiler.store, v, info)]
+    return tilejson_doc(v, f"{plan_id} {layer}", url, layers, info.bbox, info.count)
+
+
+def vector_layer(store: Store, v: Version, info: LayerInfo) -> dict[str, Any]:
+    """A layer's TileJSON ``vector_layers`` entry: its public tile fields and their types."""
+    dtypes = store.dtypes(v.plan_id, v.version, info.name)
+    shown = tile_fields(info.name, info.columns, dtypes)  # public columns only (data/privacy)
+    fields = {c: tilejson_type(dtypes.get(c, "object")) for c, _ in shown}
+    return {"id": info.name, "fields": fields, "minzoom": 0, "maxzoom": MAX_ZOOM}
+
+
+def tilejson_doc(
+    v: Version,
+    name: str,
+    url: str,
+    layers: list[dict[str, Any]],
+    bbox: tuple[float, ...] | None,
+    features: int,
+) -> dict[str, Any]:
+    """TileJSON 3.0.0 for XYZ (Web Mercator) tiles at ``url`` holding ``layers``."""
+    bounds = list(bbox) if bbox else [-180, -85.05, 180, 85.05]
     centre = [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2, 14]
     return {
         "tilejson": "3.0.0",
-        "name": f"{plan_id} {layer}",
+        "name": name,
         "version": "1.0.0",
         "scheme": "xyz",
-        "tiles": [f"{base}/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt?{query}"],
+        "tiles": [url],
         "minzoom": 0,
         "maxzoom": MAX_ZOOM,
         "bounds": bounds,
         "center": centre,
         "attribution": credit_of(v.meta),
-        "vector_layers": [{"id": layer, "fields": fields, "minzoom": 0, "maxzoom": MAX_ZOOM}],
-        "wangge": {"plan": plan_id, "version": v.version, "features": info.count},
-    }
-
-
-@router.get("/tiles", responses=ERRORS)
-def tile_layers(
-    request: Request,
-    plan: PlanQuery = None,
-    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-) -> dict[str, Any]:
-    """The layers served as tiles, each with its TileJSON link."""
-    tiler = get_tiler(request)
-    v = tiler.store.resolve(tiler.plan_id(request, plan), version)
-    base = str(request.base_url).rstrip("/")
-    layers = tiler.tiled_layers(v.plan_id, v.version)
-    return {
-        "plan": v.plan_id,
-        "version": v.version,
-        "layers": [
-            {
-                "id": i.name,
-                "features": i.count,
-                "tilejson": f"{base}/tiles/{i.name}.json?plan={v.plan_id}",
-            }
-            for i in layers
-        ],
-        "cache": tiler.cache.stats(),
+        "vector_layers": layers,
+        "wangge": {"plan": v.plan_id, "version": v.version, "features": features},
     }

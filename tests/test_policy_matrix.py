@@ -54,6 +54,13 @@ POLICIES = {
     "GET /tiles": "read",
     "GET /tiles/{layer}.json": "read",
     "GET /tiles/{layer}/{z}/{x}/{y}.mvt": "read",
+    "GET /tileMatrixSets": "public",
+    "GET /tileMatrixSets/{tileMatrixSetId}": "public",
+    "GET /collections/{layer}/tiles": "read",
+    "GET /collections/{layer}/tiles/{tileMatrixSetId}": "read",
+    "GET /collections/{layer}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}": "read",
+    "GET /tiles/{tileMatrixSetId}": "read",
+    "GET /tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}": "read",
     "GET /basemap/{z}/{x}/{y}.mvt": "read",
     "GET /basemap/style.json": "read",
     "GET /plans": "read",
@@ -224,6 +231,8 @@ NOWHERE = {
 }
 #: A z14 tile over the demo (新街口).
 TILE = "14/13597/6660"
+#: A level-14 CGCS2000Quad tile over the demo (level/row/column).
+CGCS_TILE = "14/5275/27195"
 REQUESTS = {
     "GET /healthz": lambda w, c: ("GET", "/healthz", {}),
     "GET /": lambda w, c: ("GET", "/", {}),
@@ -288,6 +297,27 @@ REQUESTS = {
     "GET /risk/register": lambda w, c: ("GET", "/risk/register", {}),
     "GET /tiles": lambda w, c: ("GET", "/tiles", {}),
     "GET /tiles/{layer}.json": lambda w, c: ("GET", "/tiles/grids.json", {}),
+    "GET /tileMatrixSets": lambda w, c: ("GET", "/tileMatrixSets", {}),
+    "GET /tileMatrixSets/{tileMatrixSetId}": lambda w, c: (
+        "GET",
+        "/tileMatrixSets/CGCS2000Quad",
+        {},
+    ),
+    "GET /collections/{layer}/tiles": lambda w, c: ("GET", "/collections/grids/tiles", {}),
+    "GET /collections/{layer}/tiles/{tileMatrixSetId}": lambda w, c: (
+        "GET",
+        "/collections/grids/tiles/CGCS2000Quad",
+        {},
+    ),
+    "GET /collections/{layer}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}": (
+        lambda w, c: ("GET", f"/collections/grids/tiles/CGCS2000Quad/{CGCS_TILE}", {})
+    ),
+    "GET /tiles/{tileMatrixSetId}": lambda w, c: ("GET", "/tiles/WebMercatorQuad", {}),
+    "GET /tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}": lambda w, c: (
+        "GET",
+        f"/tiles/CGCS2000Quad/{CGCS_TILE}",
+        {},
+    ),
     "GET /tiles/{layer}/{z}/{x}/{y}.mvt": lambda w, c: (
         "GET",
         "/tiles/grids/14/13597/6660.mvt",

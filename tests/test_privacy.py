@@ -255,6 +255,22 @@ def _tiles(w: World, wanted: set[str]) -> list[str]:
     return out
 
 
+def _ogc_tiles(w: World, wanted: set[str]) -> list[str]:
+    """Every CGCS2000Quad tile over the plan at level 13 of each tiled collection of the
+    layers ``wanted``, and of the dataset (OGC API – Tiles)."""
+    from wangge.maps.tile_grids import CGCS2000_QUAD
+
+    r = w.client.get("/tiles", headers=w.headers["admin"])
+    listed = w.client.get("/collections", headers=w.headers["admin"]).json()["collections"]
+    ids = {c["id"] for c in listed}
+    layers = [x["id"] for x in r.json()["layers"] if x["id"] in wanted and x["id"] in ids]
+    state = w.client.get(f"/plans/{w.plan}/state", headers=w.headers["admin"]).json()
+    c0, r0, c1, r1 = CGCS2000_QUAD.tiles_over(13, tuple(state["bbox"]))
+    cells = [f"13/{row}/{col}" for row in range(r0, r1 + 1) for col in range(c0, c1 + 1)]
+    out = [f"/collections/{layer}/tiles/CGCS2000Quad/{c}" for layer in layers for c in cells]
+    return out + [f"/tiles/CGCS2000Quad/{c}" for c in cells]
+
+
 def _tile(lon: float, lat: float, z: int) -> tuple[int, int, int]:
     n = 2**z
     y = (1 - np.arcsinh(np.tan(np.radians(lat))) / np.pi) / 2 * n
@@ -273,6 +289,7 @@ def _reads(w: World) -> dict[str, list[tuple[str, str, dict]]]:
     batch = {"points": [{"id": "a", "lon": la, "lat": pa}, {"id": "b", "lon": lb, "lat": pb}]}
     grid_a = next(m.homes[0] for m in w.markers.values() if m.layer == "roster")
     get = lambda path, **params: ("GET", path, {"params": params})  # noqa: E731
+    ogc_tiles = _ogc_tiles(w, with_markers)
     return {
         "GET /healthz": [get("/healthz")],
         "GET /": [get("/"), get("/", **html)],
@@ -351,6 +368,22 @@ def _reads(w: World) -> dict[str, list[tuple[str, str, dict]]]:
         "GET /tiles": [get("/tiles")],
         "GET /tiles/{layer}.json": [get(f"/tiles/{layer}.json") for layer in TILE_FIELDS],
         "GET /tiles/{layer}/{z}/{x}/{y}.mvt": [get(path) for path in _tiles(w, with_markers)],
+        # OGC API – Tiles: the same public fields, in either tile matrix set
+        "GET /tileMatrixSets": [get("/tileMatrixSets")],
+        "GET /tileMatrixSets/{tileMatrixSetId}": [get("/tileMatrixSets/CGCS2000Quad")],
+        "GET /collections/{layer}/tiles": [get("/collections/grids/tiles")],
+        "GET /collections/{layer}/tiles/{tileMatrixSetId}": [
+            get(f"/collections/{layer}/tiles/{tms}")
+            for layer in ("grids", "buildings")
+            for tms in ("WebMercatorQuad", "CGCS2000Quad")
+        ],
+        "GET /collections/{layer}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}": [
+            get(path) for path in ogc_tiles if path.startswith("/collections/")
+        ],
+        "GET /tiles/{tileMatrixSetId}": [get("/tiles/CGCS2000Quad")],
+        "GET /tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}": [
+            get(path) for path in ogc_tiles if path.startswith("/tiles/")
+        ],
         # the basemap: place and road names only, never a person's (data/basemap.py)
         "GET /basemap/{z}/{x}/{y}.mvt": [get("/basemap/14/13597/6660.mvt")],
         "GET /basemap/style.json": [get("/basemap/style.json")],
