@@ -1025,3 +1025,67 @@ def test_grid_labels_never_overlap(server, browser):
     assert shown_at[14.0][1] > 0, shown_at
     assert shown_at[16.5][1] <= shown_at[14.0][1], shown_at
     context.close()
+
+
+#: The style's layer ids in drawing order, and the basemap features drawn of some layers
+#: (their ``name``s), in the whole view or at one pixel.
+LAYER_ORDER = "() => window.wanggeEditor.map.getStyle().layers.map((l) => l.id)"
+DRAWN_NAMES = """([layers, at]) => { const m = window.wanggeEditor.map;
+  const found = at ? m.queryRenderedFeatures(m.project(at), {layers})
+                   : m.queryRenderedFeatures({layers});
+  return found.map((f) => f.properties.name || ''); }"""
+
+
+def test_the_basemap_draws_under_the_plan_with_the_network_cut(server, browser, plan_dir):
+    """The plan's own basemap (issue 24) beneath the grids, with every request that would
+    leave the server aborted: roads drawn by class and named, from the district to one
+    compound, their labels drawn with the browser's fonts (the style has no glyph URL),
+    beneath the grid outlines."""
+    import pyogrio
+
+    need_account(server, ADMIN)
+    context, page = new_page(browser)
+    outside: list[str] = []
+
+    def only_the_server(route):
+        url = route.request.url
+        if url.startswith((server.url + "/", "data:", "blob:")):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    context.route("**/*", only_the_server)
+    page.goto(f"{server.url}/editor?plan={PLAN}")
+    sign_in(page, server.keys[ADMIN])
+    wait_ready(page)
+    order = page.evaluate(LAYER_ORDER)
+    base = [i for i, name in enumerate(order) if name.startswith("basemap-")]
+    assert len(base) > 15, order
+    labels = [order[i] for i in base if "label" in order[i] or "place" in order[i]]
+    shapes = [i for i in base if order[i] not in labels]
+    # roads, water and green beneath every plan layer; names under the grid outlines
+    assert max(shapes) < order.index("grids-fill") and max(base) < order.index("grids-line")
+    roads = pyogrio.read_dataframe(plan_dir / "plan.gpkg", layer="basemap_roads")
+    named = roads[roads["name"].notna() & roads["class"].isin(["primary", "secondary"])]
+    road_layers = [name for name in order if name.startswith("basemap-road-")]
+    # the district: major roads drawn and named
+    page.evaluate("() => { const m = window.wanggeEditor.map; m.jumpTo({zoom: 13.5}); }")
+    map_idle(page)
+    assert len(page.evaluate(DRAWN_NAMES, [road_layers, None])) > 20
+    district = set(page.evaluate(DRAWN_NAMES, [labels, None]))
+    assert district & set(named["name"]), district
+    shot(page, "basemap-editor-district")
+    # one compound: the road under a point of it drawn there, by its class, with its name
+    road = named.iloc[0]
+    p = road.geometry.interpolate(0.5, normalized=True)
+    zoom_to(page, (p.x, p.y))
+    at = page.evaluate(DRAWN_NAMES, [[f"basemap-road-{road['class']}"], [p.x, p.y]])
+    assert road["name"] in at, (road["name"], at)
+    compound = set(page.evaluate(DRAWN_NAMES, [labels, None]))
+    assert compound & set(roads["name"].dropna()), compound
+    assert any(any("\u4e00" <= c <= "\u9fff" for c in n) for n in compound)
+    shot(page, "basemap-editor-compound")
+    assert not outside, outside
+    assert not page.errors, page.errors
+    context.close()

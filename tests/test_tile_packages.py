@@ -29,6 +29,7 @@ from typer.testing import CliRunner
 from wangge.api.app import create_app
 from wangge.api.settings import Settings
 from wangge.cli import app
+from wangge.data.basemap import BASEMAP_LAYERS
 from wangge.data.plan import plan_from_frames, read_plan
 from wangge.data.privacy import Reader as Who
 from wangge.data.tile_packages import read_metadata, write_package
@@ -40,6 +41,10 @@ SHOTS = ROOT / "artifacts" / "screenshots"
 #: The layers every package of a plan with a register and coverage holds.
 PLAN_LAYERS = {"streets", "communities", "grids", "microgrids", "units", "buildings"}
 RISK_LAYERS = {"risk_points", "risk_zones", "facilities"}
+#: The names the viewer's basemap labels show.
+BASEMAP_NAMES = """() => { const m = window.wgViewer.map;
+  const labels = m.getStyle().layers.filter((l) => l.type === 'symbol').map((l) => l.id);
+  return m.queryRenderedFeatures({layers: labels}).map((f) => f.properties.name); }"""
 #: Attributes that name where a feature lies.
 PLACES = ("code", "parent_code", "grid_code", "microgrid_code")
 
@@ -125,7 +130,10 @@ def test_pmtiles_reads_back_with_its_header_metadata_and_style(packaged):
     assert header["tile_type"] == TileType.MVT
     assert header["clustered"]
     ids = {layer["id"] for layer in meta["vector_layers"]}
-    assert ids >= PLAN_LAYERS | RISK_LAYERS
+    assert ids >= PLAN_LAYERS | RISK_LAYERS | set(BASEMAP_LAYERS)  # the basemap beneath
+    assert meta["wangge"]["features"]["basemap_roads"] == len(
+        st.query(plan, 1, "basemap_roads").frame
+    )
     grids = next(layer for layer in meta["vector_layers"] if layer["id"] == "grids")
     assert grids["fields"]["households"] == "Number" and grids["fields"]["code"] == "String"
     assert "OpenStreetMap" in meta["attribution"] and "样例数据" in meta["attribution"]
@@ -140,7 +148,11 @@ def test_pmtiles_reads_back_with_its_header_metadata_and_style(packaged):
     # the style beside it names the archive and draws its grids
     style = json.loads(archives["pmtiles"].with_name(f"{plan}.pmtiles.style.json").read_text())
     assert style["sources"]["wangge"]["url"] == f"pmtiles://{plan}.pmtiles"
-    assert {"grids-fill", "grids-line", "risk-points"} <= {layer["id"] for layer in style["layers"]}
+    order = [layer["id"] for layer in style["layers"]]
+    assert {"grids-fill", "grids-line", "risk-points"} <= set(order)
+    assert "glyphs" not in style  # its road and place names are drawn with local fonts
+    basemap = [i for i, name in enumerate(order) if name.startswith("basemap-")]
+    assert basemap and max(basemap) < order.index("grids-fill")
     assert "OpenStreetMap" in style["sources"]["wangge"]["attribution"]
     assert archives["pmtiles"].with_name(f"{plan}.html").is_file()
 
@@ -346,6 +358,14 @@ def test_the_viewer_opens_the_archive_from_a_file_with_no_network(packaged, brow
     assert page.evaluate(
         "window.wgViewer.map.queryRenderedFeatures({layers: ['risk-points']}).length"
     )
+    # the basemap beneath, from the archive: roads drawn, and their names placed as labels
+    # in Chinese with no glyphs fetched (issue 24)
+    names = set(page.evaluate(BASEMAP_NAMES))
+    stored = set(st.query(plan, 1, "basemap_roads").frame["name"].dropna())
+    stored |= set(st.query(plan, 1, "basemap_places").frame["name"].dropna())
+    stored |= set(st.query(plan, 1, "basemap_lines").frame["name"].dropna())
+    assert len(names) >= 3 and names <= stored, names
+    assert any(any("\u4e00" <= c <= "\u9fff" for c in n) for n in names)
     assert "样例数据" in page.inner_text(".wg-banner")
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "package-viewer.png"))
