@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     tile_max_features: int = 20_000
     #: Tiles a server process cuts at once (more wait their turn): cutting is CPU work, so
     #: more than the cores gain nothing, and on PostGIS each needs a ready connection (the
-    #: store readies this many and one more at startup, data/pg_tiles.py).
+    #: store readies this many at startup, data/pg_tiles.py).
     tile_renders: int = 4
     #: On PostGIS, a statement running longer than this (ms) is cancelled (413 to the
     #: caller), so one heavy request cannot hold the database for the others.

@@ -187,8 +187,21 @@ class PostgisStore(Store):
                 max_overflow=extra,
                 connect_args=connect_args,
             )
-            # reads that need no transaction (tiles): the same pool, in autocommit
+            # reads that need no transaction: the same pool, in autocommit
             self._reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            # tiles have connections of their own (autocommit), on which PostgreSQL keeps
+            # the generic plan of a prepared tile statement (data/pg_tiles.py says why);
+            # the API cuts Settings.tile_renders tiles at once, so few are ever open
+            options = " ".join(filter(None, [connect_args.get("options"), pg_tiles.OPTIONS]))
+            self._tile_reads = sa.create_engine(
+                url,
+                pool_pre_ping=False,
+                pool_recycle=300,
+                pool_size=kept,
+                max_overflow=extra,
+                connect_args={**connect_args, "options": options},
+                isolation_level="AUTOCOMMIT",
+            )
             self._migrate()
         except sa.exc.OperationalError as exc:
             raise InputError(
@@ -262,6 +275,7 @@ class PostgisStore(Store):
 
     def close(self) -> None:
         self.engine.dispose()
+        self._tile_reads.dispose()
 
     def _commit_version(
         self,
@@ -541,10 +555,10 @@ class PostgisStore(Store):
 
     def tile(self, plan_id: str, version: int, req: TileRequest) -> bytes:
         """The tile's envelope in its grid (maps/tile_grids.py) → ST_AsMVTGeom → ST_AsMVT
-        in one prepared query on the GiST index of the layer's version, on an autocommit
-        connection (no BEGIN and ROLLBACK round trips for a read): data/pg_tiles.py."""
+        in one prepared query on the GiST index of the layer's version, on a connection
+        for tiles (autocommit: no BEGIN and ROLLBACK round trips): data/pg_tiles.py."""
         sql, span_params = self._tile_sql(plan_id, version, req)
-        with self._reads.connect() as conn:
+        with self._tile_reads.connect() as conn:
             return pg_tiles.run(conn, sql, sql.args(plan_id, req, span_params))
 
     def _tile_sql(self, plan_id: str, version: int, req: TileRequest) -> tuple:
@@ -576,7 +590,7 @@ class PostgisStore(Store):
             req = TileRequest(layer, 16, x, y)
             sql, params = self._tile_sql(plan_id, version, req)
             tiles.append((sql, sql.args(plan_id, req, params)))
-        return pg_tiles.warm(self._reads, tiles, connections)
+        return pg_tiles.warm(self._tile_reads, tiles, connections)
 
     def dtypes(self, plan_id: str, version: int, layer: str) -> dict[str, str]:
         key = (plan_id, version, layer)
