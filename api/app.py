@@ -134,6 +134,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.state.store = store or open_store(
             settings.store_target(), settings.statement_timeout_ms, settings.db_pool
         )
+        if own:  # ready for the first tiles before the server says it is up
+            await tiles.warm(app)
         try:
             yield
         finally:

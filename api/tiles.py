@@ -126,11 +126,16 @@ def tile_key(plan_id: str, span: tuple, layer: str, z: int, x: int, y: int, grid
 class Tiler:
     """Resolves plan versions and layers quickly and serves tiles through the cache."""
 
-    def __init__(self, store: Store, cache: TileCache, enabled: bool = True):
+    def __init__(
+        self, store: Store, cache: TileCache, enabled: bool = True, renders: int = 4
+    ) -> None:
         self.store = store
         self.cache = cache
         self.enabled = enabled
         self._latest: dict[str, tuple[int, float]] = {}
+        # tiles cut at once (Settings.tile_renders): a thread beyond them waits here, not
+        # on a connection the store would have to open (and ready) for it
+        self._renders = threading.BoundedSemaphore(max(renders, 1))
 
     def latest(self, plan_id: str) -> int:
         now = time.monotonic()
@@ -142,6 +147,14 @@ class Tiler:
             raise NotFound(f"no plan named {plan_id!r}", where="plan")
         self._latest[plan_id] = (number, now)
         return number
+
+    async def latest_async(self, plan_id: str) -> int:
+        """:meth:`latest` for an async route: the store is asked in a worker thread, and
+        only once the remembered answer is stale, so the event loop never waits on it."""
+        seen = self._latest.get(plan_id)
+        if seen and time.monotonic() - seen[1] < LATEST_TTL_S:
+            return seen[0]
+        return await run_in_threadpool(self.latest, plan_id)
 
     def saw(self, plan_id: str, version: int) -> None:
         """A version this worker just saved is the latest from now on."""
@@ -175,7 +188,8 @@ class Tiler:
         return self.cache.get(key) if self.enabled else None
 
     def render(self, key: tuple, plan_id: str, version: int, req: TileRequest) -> tuple:
-        data = self.store.tile(plan_id, version, req)
+        with self._renders:
+            data = self.store.tile(plan_id, version, req)
         etag = '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
         if self.enabled:
             self.cache.put(key, data, etag)
@@ -183,14 +197,72 @@ class Tiler:
 
 
 def get_tiler(request: Request) -> Tiler:
-    state = request.app.state
+    return tiler_of(request.app)
+
+
+def tiler_of(app) -> Tiler:
+    """The app's tiler, made on first use (again if the app's store was replaced)."""
+    state = app.state
     tiler = getattr(state, "tiler", None)
     if tiler is None or tiler.store is not state.store:
         settings = state.settings
         cache = TileCache(int(settings.tile_cache_mb * 1024 * 1024))
-        tiler = Tiler(state.store, cache, enabled=settings.tile_cache_mb > 0)
+        enabled = settings.tile_cache_mb > 0
+        tiler = Tiler(state.store, cache, enabled=enabled, renders=settings.tile_renders)
         state.tiler = tiler
     return tiler
+
+
+async def warm(app) -> int:
+    """Ready a new server for its first tiles, before it reports ready: the plan it
+    serves (``WANGGE_PLAN``, else the newest), its latest version and tiled layers; on
+    PostGIS ``tile_renders`` connections for tiles with PostGIS, PROJ and each layer's
+    tile statement loaded (data/pg_tiles.py); and one tile asked of the app itself, an
+    empty one at z22, since FastAPI reads an endpoint's source file on its first request
+    (for its error messages: ~5 ms). A first tile then costs what a cache miss does.
+    Returns the connections readied (0 for a store with no plan yet)."""
+    tiler = tiler_of(app)
+    try:
+        plan_id = app.state.settings.plan or tiler.store.resolve().plan_id
+        number = tiler.latest(plan_id)
+    except NotFound:
+        return 0
+    layers = [info.name for info in tiler.tiled_layers(plan_id, number)]
+    renders = app.state.settings.tile_renders
+    readied = await run_in_threadpool(tiler.store.warm_tiles, plan_id, number, layers, renders)
+    if layers:
+        await serve_once(app, f"/tiles/{layers[0]}/22/0/0.mvt", f"plan={plan_id}")
+    return readied
+
+
+async def serve_once(app, path: str, query: str = "") -> int:
+    """Answer one GET of ``path`` in-process, with no socket; returns its status."""
+    status = 0
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"localhost"), (b"accept-encoding", b"identity")],
+        "client": ("127.0.0.1", 0),
+        "server": ("127.0.0.1", 80),
+    }
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
 
 
 def _check_tile(z: int, x: int, y: int) -> None:
@@ -238,7 +310,7 @@ async def tile(
     _check_tile(z, x, y)
     tiler = get_tiler(request)
     plan_id = tiler.plan_id(request, plan)
-    number = version if version is not None else tiler.latest(plan_id)
+    number = version if version is not None else await tiler.latest_async(plan_id)
     info = tiler.layer(plan_id, number, layer)
     found = await layer_tile(request, tiler, plan_id, number, info, z, x, y)
     return tile_response(request, *found, pinned=version is not None)
