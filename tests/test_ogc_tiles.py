@@ -368,3 +368,29 @@ def test_beijing_every_grid_is_in_the_cgcs2000_tiles_its_limits_name(tmp_path_fa
         st.close()
     assert found == grids
     assert beyond.status_code == 404
+
+
+def test_an_edit_carries_the_cgcs2000_tiles_it_does_not_touch():
+    """A rewritten layer keeps its cached tiles of either grid that no changed feature
+    touches, each under its own grid (api/tiles.TileCache.carry)."""
+    from wangge.api.tiles import TileCache, tile_key
+
+    cache = TileCache()
+    touched = (118.780, 32.040, 118.781, 32.041)  # a changed feature's WGS84 box
+    tiles = {}
+    for grid in (WEB_MERCATOR_QUAD, CGCS2000_QUAD):
+        near = grid.tiles_over(15, touched)[:2]
+        far = grid.tiles_over(15, (118.70, 32.10, 118.70, 32.10))[:2]
+        for name, (c, r) in (("near", near), ("far", far)):
+            key = tile_key("p", (1, 1), "grids", 15, c, r, grid)
+            cache.put(key, f"{grid.id}-{name}".encode(), f'"{grid.id}{name}"')
+            tiles[grid.id, name] = (c, r)
+    carried, dropped = cache.carry("p", "grids", (1, 1), (1, 2), [touched])
+    assert (carried, dropped) == (2, 2)
+    for grid in (WEB_MERCATOR_QUAD, CGCS2000_QUAD):
+        c, r = tiles[grid.id, "far"]
+        assert cache.get(tile_key("p", (1, 2), "grids", 15, c, r, grid))[0] == (
+            f"{grid.id}-far".encode()
+        )
+        c, r = tiles[grid.id, "near"]
+        assert cache.get(tile_key("p", (1, 2), "grids", 15, c, r, grid)) is None
