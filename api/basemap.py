@@ -12,19 +12,24 @@ the basemap existed has none: the routes answer 404 and say how to make one.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 
 from wangge.api.auth import READ
 from wangge.api.deps import PlanQuery
 from wangge.api.errors import ERRORS, ErrorBody
-from wangge.api.tiles import MAX_ZOOM, MVT, _check_tile, get_tiler, tile_response
+from wangge.api.tiles import (
+    MAX_ZOOM,
+    MVT,
+    _check_tile,
+    get_tiler,
+    joined,
+    layer_tile,
+    tile_response,
+)
 from wangge.data.basemap import BASEMAP_LAYERS
 from wangge.data.osm import credit_of
-from wangge.data.tiles import TileRequest
 from wangge.errors import NotFound
 from wangge.maps.basemap_style import basemap_style
 from wangge.maps.webmap import credit_html
@@ -74,18 +79,11 @@ async def basemap_tile(
     tiler = get_tiler(request)
     plan_id = tiler.plan_id(request, plan)
     number = version if version is not None else tiler.latest(plan_id)
-    most = request.app.state.settings.tile_max_features
-    parts = []
-    for info in _layers(tiler, plan_id, number):
-        key = (plan_id, info.span(number), info.name, z, x, y)
-        found = tiler.cached(key)
-        if found is None:
-            req = TileRequest(info.name, z, x, y, max_features=most)
-            found = await run_in_threadpool(tiler.render, key, plan_id, number, req)
-        parts.append(found)
-    data = b"".join(d for d, _ in parts)
-    etag = '"' + hashlib.blake2b("".join(e for _, e in parts).encode(), digest_size=12).hexdigest()
-    return tile_response(request, data, etag + '"', pinned=version is not None)
+    parts = [
+        await layer_tile(request, tiler, plan_id, number, info, z, x, y)
+        for info in _layers(tiler, plan_id, number)
+    ]
+    return tile_response(request, *joined(parts), pinned=version is not None)
 
 
 @router.get("/basemap/style.json", responses={**ERRORS, 404: NO_BASEMAP})
