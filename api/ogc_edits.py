@@ -19,7 +19,7 @@ rule is saved flagged, as the editor saves it, and its violations are in the ans
 - ``Content-Crs`` names the CRS of the geometry sent (CRS84 by default), one of those
   the collections offer, as QGIS sends it for a layer in EPSG:4490.
 - ``OPTIONS`` answers ``Allow`` with the methods a collection's items take: QGIS asks it
-  to learn whether a layer is editable.
+  to learn whether a layer is editable (a collection that takes no writes answers 405).
 """
 
 from __future__ import annotations
@@ -51,8 +51,7 @@ router = APIRouter(tags=["OGC API – Features Part 4"])
 
 #: Media types a written feature may come in (PATCH: a JSON merge patch of one).
 MEDIA = ("application/geo+json", "application/json", "application/merge-patch+json")
-#: What ``Allow`` says of a collection's items and of one item, writable or not.
-ALLOW_READ = "GET, HEAD, OPTIONS"
+#: What ``Allow`` says of a writable collection's items and of one of its features.
 ALLOW_ITEMS = "GET, HEAD, POST, OPTIONS"
 ALLOW_ITEM = "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
 
@@ -151,6 +150,11 @@ WRITE_ERRORS = {
         "model": ErrorBody,
         "description": "The plan changed meanwhile, a version other than the latest was "
         "named, or a deleted feature's units have nowhere to go",
+    },
+    405: {
+        "model": ErrorBody,
+        "description": "The collection takes no writes (only grids and microgrids do); "
+        "Allow names the methods it takes",
     },
     412: {"model": ErrorBody, "description": "If-Match names a tag the feature no longer has"},
     415: {"model": ErrorBody, "description": "The body is not GeoJSON"},
@@ -437,31 +441,43 @@ async def delete_item(
     return await run_in_threadpool(run)
 
 
+#: What OPTIONS answers: no body, and Allow naming the methods. OPTIONS stays out of the
+#: API description: what it answers depends on the collection (a read-only one is 405),
+#: which one path template cannot say.
 OPTIONS_OK = {
-    200: {
-        "description": "No body; Allow names the methods",
+    204: {
+        "description": "Allow names the methods",
         "headers": {"Allow": {"schema": {"type": "string"}}},
-    }
+    },
+    405: {
+        "model": ErrorBody,
+        "description": "The collection takes no writes: Allow names its methods",
+    },
 }
 
 
 @router.options(
     "/collections/{layer}/items",
+    status_code=204,
+    response_class=Response,
     responses=OPTIONS_OK,
     dependencies=[PUBLIC, Depends(service_params)],
+    include_in_schema=False,
 )
-def items_options(layer: Annotated[str, Path(max_length=72)]) -> Response:
-    """The methods the collection's items take (QGIS asks, to learn whether to edit)."""
-    allow = ALLOW_ITEMS if layer in LEVELS else ALLOW_READ
-    return Response(status_code=200, headers={"Allow": allow})
+def items_options(layer: WritableLayer) -> Response:
+    """The methods the collection's items take (QGIS asks, to learn whether it may edit a
+    layer; a collection that takes no writes is 405, as for any other method)."""
+    return Response(status_code=204, headers={"Allow": ALLOW_ITEMS})
 
 
 @router.options(
     "/collections/{layer}/items/{code}",
+    status_code=204,
+    response_class=Response,
     responses=OPTIONS_OK,
     dependencies=[PUBLIC, Depends(service_params)],
+    include_in_schema=False,
 )
-def item_options(layer: Annotated[str, Path(max_length=72)], code: Code) -> Response:
+def item_options(layer: WritableLayer, code: Code) -> Response:
     """The methods one feature takes."""
-    allow = ALLOW_ITEM if layer in LEVELS else ALLOW_READ
-    return Response(status_code=200, headers={"Allow": allow})
+    return Response(status_code=204, headers={"Allow": ALLOW_ITEM})
