@@ -53,13 +53,14 @@ class WalkGraph:
         queue a node twice in one bucket, so few do (on the demo's and Beijing's streets,
         cut at 25 m, under 1 % more nodes are looked at than a heap looks at), while a
         bucket holds many nodes. The ring holds every bucket an edge can reach ahead, at
-        most 2¹⁷ of them (a longer edge widens the buckets instead)."""
+        most 8,192 of them (a longer edge widens the buckets instead), so a search steps
+        over at most that many empty buckets between two entries."""
         if self._buckets is None:
             w = self.csr.data[self.csr.data > 0]
             width, top = 1.0, 0.0
             if len(w):
                 top = float(w.max())
-                width = max(float(np.quantile(w[:: max(1, len(w) // 65536)], 0.1)), top / 2**16)
+                width = max(float(np.quantile(w[:: max(1, len(w) // 65536)], 0.1)), top / 2**12)
             ring = 2
             while ring < top / width + 2:
                 ring *= 2
