@@ -94,6 +94,12 @@ DATA_DEPENDENT = {
     "POST /plans/{plan_id}/addresses": "the file must be an address table of the plan",
     # the property names must be columns of the layer asked for (api/collections.py)
     "GET /collections/{layer}/items": "the properties must be the layer's columns",
+    # a written grid's geometry must hold units of its parent, its code be one of the
+    # plan's, its If-Match the feature's tag (api/ogc_edits.py; 400, 404, 409 or 412)
+    "POST /collections/{layer}/items": "the geometry must hold units of the plan",
+    "PUT /collections/{layer}/items/{code}": "the geometry must hold units of the grid's parent",
+    "PATCH /collections/{layer}/items/{code}": "the code and If-Match must be the feature's",
+    "DELETE /collections/{layer}/items/{code}": "the code and If-Match must be the feature's",
 }
 
 
@@ -162,8 +168,8 @@ def _config(headers: dict[str, str]) -> schemathesis.Config:
                         "positive_data_acceptance": {
                             # OGC API Features answers an invalid parameter value with 400
                             # (/req/core/query-param-invalid), 422 elsewhere in the API
-                            "expected-statuses": [*allowed, "400"]
-                            if name.startswith("GET /collections")
+                            "expected-statuses": [*allowed, "400", "412"]
+                            if " /collections" in name
                             else allowed
                         }
                     },
