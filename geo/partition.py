@@ -194,15 +194,21 @@ def partition(
     ]
     rest = np.setdiff1d(units, heavy)
     rest_edges = edges_within(g, rest, edges)
+    comps = []
     for comp in components(g, rest, rest_edges):
         total = weight[comp].sum()
-        if heavy.size and total < band.lo:
-            host = _best_neighbour(g, comp, edges, parts)
-            if host is not None:
-                parts[host].units = np.union1d(parts[host].units, comp)
+        if heavy.size and (total < band.lo or not choose_k(total, band)[1]):
+            # under the floor (empty land too), or no whole count fits: what the heavy
+            # parts beside it can take, they take
+            comp = _shed_to_heavy(ctx, comp, edges_within(g, comp, rest_edges), edges, parts)
+            if comp is None:
                 continue
+        comps.append(comp)
+    totals = [weight[c].sum() for c in comps]
+    counts = _counts(totals, weight[heavy].sum(), len(heavy), band)
+    for comp, total, k in zip(comps, totals, counts, strict=True):
+        own, feasible = choose_k(total, band)
         comp_edges = edges_within(g, comp, rest_edges)
-        k, feasible = choose_k(total, band)
         if not feasible:
             ctx.issues.append(
                 Issue(
@@ -231,19 +237,32 @@ def partition(
                     ),
                 )
             )
-        regions = _split(ctx, comp, comp_edges, k)
-        if feasible:
-            regions = _mend(ctx, regions, comp_edges)
-            if ctx.pool > 1 and not band.divisible and _outside(ctx, regions):
-                # compact cuts can corner a tower; the first fitting cut of each tree may not
-                pooled, ctx.pool = ctx.pool, 1
-                retry = _mend(ctx, _split(ctx, comp, comp_edges, k), comp_edges)
-                ctx.pool = pooled
-                if _outside(ctx, retry) < _outside(ctx, regions):
-                    regions = retry
+        regions = _regions(ctx, comp, comp_edges, k, feasible)
+        if k != own and _outside(ctx, regions):
+            # more parts beside a tower are tighter to cut: the piece's own count may fit
+            fewer = _regions(ctx, comp, comp_edges, own, feasible)
+            if _outside(ctx, fewer) < _outside(ctx, regions):
+                regions = fewer
         why = None if feasible else ctx.issues[-1].reason
         parts.extend(_finish(ctx, regions, report=feasible, why=why))
     return parts, ctx.issues
+
+
+def _regions(
+    ctx: _Ctx, comp: np.ndarray, comp_edges: np.ndarray, k: int, feasible: bool
+) -> list[np.ndarray]:
+    """A connected piece divided into ``k`` parts, mended where a part misses the band."""
+    regions = _split(ctx, comp, comp_edges, k)
+    if feasible:
+        regions = _mend(ctx, regions, comp_edges)
+        if ctx.pool > 1 and not ctx.band.divisible and _outside(ctx, regions):
+            # compact cuts can corner a tower; the first fitting cut of each tree may not
+            pooled, ctx.pool = ctx.pool, 1
+            retry = _mend(ctx, _split(ctx, comp, comp_edges, k), comp_edges)
+            ctx.pool = pooled
+            if _outside(ctx, retry) < _outside(ctx, regions):
+                regions = retry
+    return regions
 
 
 def _blocking_unit(weight: np.ndarray, units: np.ndarray, total: float, band: Band) -> int | None:
@@ -286,6 +305,97 @@ def components(g: UnitGraph, units: np.ndarray, edges: np.ndarray) -> list[np.nd
     mat = coo_array((np.ones(len(edges)), (lu, lv)), shape=(m, m))
     n, labels = connected_components(mat, directed=False)
     return [units[labels == i] for i in range(n)]
+
+
+def _counts(totals: list[float], heavy_total: float, n_heavy: int, band: Band) -> list[int]:
+    """Part counts of the pieces a region's heavy units leave, as :func:`choose_k` gives
+    them, raised where heavy units stand in the region.
+
+    A heavy unit is one part of the region, however many households it holds, so the
+    region's count follows its whole total, the heavy units' households included: a
+    community of 1,815 households is five grids whether or not one of them is a tower of
+    547. The pieces beside the towers share what that count leaves them, one more part
+    at a time to the piece whose parts are heaviest, never below their own
+    :func:`choose_k` and never past the count their floor allows. (Where heavy units are
+    divided by floors, as micro-grids are, they are no single part, and nothing is raised.)
+    A raised count is tighter to cut; :func:`partition` falls back to the piece's own
+    count where that leaves fewer parts outside the band.
+    """
+    out = [choose_k(t, band) for t in totals]
+    ks = [k for k, _ in out]
+    if not n_heavy or not totals or band.divisible:
+        return ks
+    want = round((sum(totals) + heavy_total) / band.target) - n_heavy
+    while sum(ks) < want:
+        room = [
+            i
+            for i, (t, (_, ok)) in enumerate(zip(totals, out, strict=True))
+            if ok and (ks[i] + 1) * band.lo <= t + 1e-9
+        ]
+        if not room:
+            break
+        i = max(room, key=lambda j: totals[j] / ks[j])
+        ks[i] += 1
+    return ks
+
+
+def _shed_to_heavy(
+    ctx: _Ctx, comp: np.ndarray, comp_edges: np.ndarray, edges: np.ndarray, parts: list[Part]
+) -> np.ndarray | None:
+    """What is left of a piece that no whole count of parts fits, once the heavy parts
+    beside it have taken what they must.
+
+    A heavy part is outside the band whatever it holds, so the households it takes cost
+    nothing, while a piece of 250 (under the floor) or of 550 (between one part and two)
+    would be one more part outside. A piece under the floor joins the heavy part it
+    shares most edge with. From a piece of 550, the least that leaves the rest within
+    the band goes: a side of a spanning-tree cut that touches a heavy part (both sides of
+    a tree cut are connected). Returns the rest, None when nothing is left, or the piece
+    whole when no heavy part touches it or no tree gives such a cut.
+    """
+    g, band = ctx.g, ctx.band
+    total = ctx.weight[comp].sum()
+    if total < band.lo:
+        host = _best_neighbour(g, comp, edges, parts)
+        if host is None:
+            return comp
+        parts[host].units = np.union1d(parts[host].units, comp)
+        return None
+    if band.divisible:  # a heavy unit is divided by floors there, not one part
+        return comp
+    heavy_units = np.concatenate([p.units for p in parts if p.heavy])
+    on_heavy = np.zeros(g.n, dtype=bool)
+    on_heavy[heavy_units] = True
+    u, v = g.eu[edges], g.ev[edges]
+    touches = np.zeros(g.n, dtype=bool)
+    touches[u[on_heavy[v]]] = True
+    touches[v[on_heavy[u]]] = True
+    touch = touches[comp]
+    if not touch.any() or len(comp) < 2:
+        return comp
+    best: tuple[float, np.ndarray] | None = None
+    for tree, _, _ in _trees(ctx, comp, comp_edges, _Budget(ctx.params.attempts)):
+        cand = tree.order[1:]
+        wa = tree.sub[cand]
+        for below in (True, False):  # shed the subtree below a cut, or the rest above it
+            keep = total - wa if below else wa
+            shed = wa if below else total - wa
+            for i in np.flatnonzero((keep >= band.lo - 1e-9) & (keep <= band.hi + 1e-9)):
+                if best is not None and shed[i] >= best[0]:
+                    continue
+                side = np.zeros(len(comp), dtype=bool)
+                side[tree.side(cand[i])] = True
+                gone = side if below else ~side
+                if touch[gone].any():
+                    best = (float(shed[i]), gone)
+        if best is not None:
+            break
+    if best is None:
+        return comp
+    gone = comp[best[1]]
+    host = _best_neighbour(g, gone, edges, parts)
+    parts[host].units = np.union1d(parts[host].units, gone)
+    return comp[~best[1]]
 
 
 def _best_neighbour(g: UnitGraph, comp: np.ndarray, edges: np.ndarray, parts: list[Part]):
