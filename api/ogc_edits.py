@@ -190,7 +190,7 @@ def _check_tag(
     tags = {t.strip() for t in given.split(",") if t.strip()}
     if "*" not in tags and feature_tag(frame, layer) not in tags:
         raise PreconditionFailed(
-            f"{layer} {code} changed since it was read (its ETag is no longer {given.strip()}); "
+            f"{layer} {code} changed since it was read (If-Match names a tag it no longer has); "
             "read it again and redo the change; nothing was saved",
             where="If-Match",
         )
