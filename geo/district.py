@@ -64,15 +64,11 @@ def table() -> pd.DataFrame:
         code = str(row.get("adcode", ""))[:6]
         if len(code) != 6 or not code.isdigit() or code.endswith("00"):
             continue  # provinces and prefecture-level cities
-        rows.append(
-            {
-                "code": code,
-                "name": str(row["name"]).strip(),
-                "lon": pd.to_numeric(row.get("longitude"), errors="coerce"),
-                "lat": pd.to_numeric(row.get("latitude"), errors="coerce"),
-            }
-        )
-    return pd.DataFrame(rows).drop_duplicates("code").reset_index(drop=True)
+        rows.append((code, str(row["name"]).strip(), row.get("longitude"), row.get("latitude")))
+    frame = pd.DataFrame(rows, columns=["code", "name", "lon", "lat"])
+    for col in ("lon", "lat"):  # one conversion per column, not per cell
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    return frame.drop_duplicates("code").reset_index(drop=True)
 
 
 def name_of(code: str) -> str | None:

@@ -73,11 +73,13 @@ def tessellate(
             coords = coords + np.random.default_rng(0).uniform(-0.005, 0.005, coords.shape)
             regions = _voronoi(coords, block)
             valid = shapely.is_valid(regions).all()
-        # each region holds exactly one of the points: find which, to know its building
-        seeds = shapely.points(coords)
-        ri, si = shapely.STRtree(seeds).query(regions, predicate="contains")
-        region_owner = np.full(len(regions), -1)
-        region_owner[ri] = owner[si]
+        if valid:  # the regions come in the order of their points
+            region_owner = owner
+        else:  # each region holds exactly one of the points: find which
+            seeds = shapely.points(coords)
+            ri, si = shapely.STRtree(seeds).query(regions, predicate="contains")
+            region_owner = np.full(len(regions), -1)
+            region_owner[ri] = owner[si]
         try:
             if not valid:
                 raise shapely.errors.GEOSException("invalid Voronoi regions")
@@ -128,8 +130,10 @@ def _by_owner(owner: np.ndarray, regions: np.ndarray):
 
 
 def _voronoi(coords: np.ndarray, block: shapely.Geometry) -> np.ndarray:
-    """The Voronoi regions of ``coords``, reaching the whole of ``block``."""
-    return shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(coords), extend_to=block))
+    """The Voronoi regions of ``coords`` (distinct points), reaching the whole of
+    ``block``, in the order of the points."""
+    points = shapely.multipoints(coords)
+    return shapely.get_parts(shapely.voronoi_polygons(points, extend_to=block, ordered=True))
 
 
 def _tile(regions: np.ndarray, block: shapely.Geometry) -> np.ndarray:
