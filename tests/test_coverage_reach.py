@@ -137,8 +137,8 @@ def test_buckets_give_dijkstras_distances_to_the_bit(seed):
     from a hundredth of a millimetre to wider than the longest edge (an entry queued again
     in its own bucket, or never): the same distance at every node to the bit, islands left
     unreached, and every node naming a source as near as the nearest (ties may name
-    either). Sources start at 0 m (scipy's min_only) and at offsets far beyond the ring
-    (scipy from a virtual source joined to them by their offsets)."""
+    either). Sources start at 0 m (scipy's min_only, and networkx) and at offsets far
+    beyond the ring (scipy from a virtual source joined to them by their offsets)."""
     rng, g = _random_streets(seed)
     c = g.csr
     sources = rng.choice(g.n, 25, replace=False)
@@ -149,10 +149,19 @@ def test_buckets_give_dijkstras_distances_to_the_bit(seed):
         shape=(n + 1, n + 1),
     )
     widths = (1e-5, g.buckets()[0], 2.0 * c.data.max())
+    streets = nx.Graph()
+    streets.add_nodes_from(range(n))
+    coo = c.tocoo()
+    streets.add_weighted_edges_from(
+        zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True)
+    )
     for limit in (np.inf, 300.0):
         zero = dijkstra(c, indices=sources, min_only=True, limit=limit)
         off = dijkstra(aug, indices=n, limit=limit)[:n]
         assert np.isinf(zero).any() and np.isfinite(zero).sum() > 100
+        # networkx, a third opinion, agrees with scipy to the bit
+        by_nx = nx.multi_source_dijkstra_path_length(streets, set(sources.tolist()), cutoff=limit)
+        np.testing.assert_array_equal(np.array([by_nx.get(v, np.inf) for v in range(n)]), zero)
         for width in widths:
             ring = 2
             while ring < c.data.max() / width + 2:
