@@ -5,8 +5,10 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 import pytest
+from cities_osm import BEIJING_OSM, clustered_variant, default_windows, real_file
 
 from wangge.data.synthetic_clusters import synthetic_clusters
+from wangge.delineate import load_units
 from wangge.geo.delineation import bridge, unit_graph
 from wangge.geo.partition import Band, SolverParams, UnitGraph, partition
 from wangge.geo.tessellation import tessellate
@@ -14,9 +16,10 @@ from wangge.geo.tessellation import tessellate
 GRID = Band("grid", 300, 500, 400)
 
 
-def _graph(seed: int) -> UnitGraph:
-    """The unit graph of a clustered district as the pipeline builds it, bridges included."""
-    layers = synthetic_clusters(seed)
+def _graph(seed: int | None = None, layers: dict | None = None) -> UnitGraph:
+    """The unit graph of a clustered district (seeded synthetic, or the given ``layers``) as
+    the pipeline builds it, bridges included."""
+    layers = synthetic_clusters(seed) if layers is None else layers
     cells = tessellate(layers["blocks"], layers["buildings"])
     b = layers["buildings"].set_index("building_id")
     for col in ("households", "population"):
@@ -98,3 +101,19 @@ def test_grids_beside_a_tower_follow_the_whole_total():
     rest = [g.households[p.units].sum() for p in parts if not p.heavy]
     assert len(rest) == 4 and all(300 <= t <= 500 for t in rest), rest
     assert not issues
+
+
+def test_clipped_beijing_counts_the_tower_among_its_grids(tmp_path):
+    """The clipped extract of the second city (four far-apart windows): its tower of more
+    than 500 households is one of the grids its whole total calls for, and every other
+    grid is within the band."""
+    src = real_file(BEIJING_OSM)
+    layers, _ = load_units(clustered_variant(src, tmp_path / "clip.osm", default_windows(src)))
+    g = _graph(layers=layers)
+    assert (g.households > GRID.hi).sum() >= 1
+    parts, issues = _solve(g)
+    assert not issues
+    assert len(parts) == round(g.households.sum() / GRID.target)
+    for p in parts:
+        assert p.heavy or GRID.lo <= g.households[p.units].sum() <= GRID.hi
+        assert _connected(g, p.units)
