@@ -378,6 +378,16 @@ def test_a_geometry_in_cgcs2000_redraws_as_the_same_one_in_crs84(served):
         headers={"If-Match": tag},
     )
     assert r.status_code == 200 and not r.json()["saved"] and r.json()["moved"] == []
+    # a geometry over another community's grid takes none of its units: they are ignored
+    over = shapely.union_all([shrunk, _geom(served.frames, "grids", lay.other)])
+    r = http.put(
+        f"/collections/grids/items/{lay.grid}",
+        params=q,
+        json=_feature(over),
+        headers={"If-Match": tag},
+    )
+    assert r.status_code == 200 and not r.json()["saved"], r.text
+    assert set(r.json()["ignored"]) == _units_of(served.frames, "grids", lay.other)
 
 
 def test_a_deployment_may_require_if_match(demo_plan_frames, tmp_path):
