@@ -396,9 +396,7 @@ class GpkgStore(Store):
             if limit is None and not offset:  # all of them: counted as read
                 matched = (len(rows),)
             else:
-                (matched,) = conn.execute(
-                    f"SELECT count(*) FROM wg_features f WHERE {where}", args
-                )
+                (matched,) = conn.execute(f"SELECT count(*) FROM wg_features f WHERE {where}", args)
             geoms = decode_geometries([r[3] for r in rows])
             return Page(unflatten(info, dtypes, rows, list(geoms)), int(matched[0]))
         minx, miny, maxx, maxy = bbox

@@ -331,9 +331,7 @@ def write_plan(result: DelineateResult, violations: pd.DataFrame, out_dir: str |
         return write_plan_gpkg(result, violations, out_dir)
 
 
-def write_plan_gpkg(
-    result: DelineateResult, violations: pd.DataFrame, out_dir: str | Path
-) -> Path:
+def write_plan_gpkg(result: DelineateResult, violations: pd.DataFrame, out_dir: str | Path) -> Path:
     """Write plan.gpkg, atomically."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -121,9 +121,7 @@ def assignment_of(plan, households: pd.Series | None = None):
     )
 
 
-def assignment_frames(
-    unit_frame: gpd.GeoDataFrame, edges: pd.DataFrame, source: str, crs: str
-):
+def assignment_frames(unit_frame: gpd.GeoDataFrame, edges: pd.DataFrame, source: str, crs: str):
     """:func:`assignment_of` from a units layer (all of a plan's units, or one street's
     with the edges among them) and its ``unit_edges`` table."""
     order = np.argsort(unit_frame["code"].astype(int).to_numpy(), kind="stable")
