@@ -194,12 +194,13 @@ def test_editor_after_the_first_command(served):
 
 
 def test_readme_gdal_command(served, tmp_path):
-    """The README's ogr2ogr line, as a GIS user copies it (their key and server filled in),
-    copies every grid of the plan through GDAL's OGC API – Features driver."""
+    """The README's ogr2ogr line for OGC API – Features (the tiles have their own), as a
+    GIS user copies it (their key and server filled in), copies every grid of the plan
+    through GDAL's OAPIF driver."""
     if shutil.which("ogr2ogr") is None:
         need("ogr2ogr", "run `bash scripts/ensure_services.sh gdal` (Debian's gdal-bin)")
     text = (ROOT / "README.md").read_text("utf-8")
-    (line,) = [x for x in text.splitlines() if x.startswith("ogr2ogr ")]
+    (line,) = [x for x in text.splitlines() if x.startswith("ogr2ogr ") and "OAPIF:" in x]
     assert "OAPIF:http://127.0.0.1:8000" in line and "KEY" in line, line
     command = line.replace("http://127.0.0.1:8000", served.url).replace("KEY", served.keys["admin"])
     res = subprocess.run(
