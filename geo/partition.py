@@ -23,7 +23,7 @@ import numpy as np
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
-from wangge.geo._trees import spanning_tree
+from wangge.geo._tree_cuts import Budget, cuts, least_violation, trees
 
 
 @dataclass(frozen=True)
@@ -374,7 +374,7 @@ def _shed_to_heavy(
     if not touch.any() or len(comp) < 2:
         return comp
     best: tuple[float, np.ndarray] | None = None
-    for tree, _, _ in _trees(ctx, comp, comp_edges, _Budget(ctx.params.attempts)):
+    for tree, _, _ in trees(ctx, comp, comp_edges, Budget(ctx.params.attempts)):
         cand = tree.order[1:]
         wa = tree.sub[cand]
         for below in (True, False):  # shed the subtree below a cut, or the rest above it
@@ -432,12 +432,12 @@ def _split(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int) -> list[np.n
     budget runs out without a plan, the greedy split with repair and report.
     """
     # the happy path builds `pool` trees per cut, k - 1 cuts in all
-    parts = _solve(ctx, units, edges, k, _Budget((ctx.params.pool + 1) * k + ctx.params.backtracks))
+    parts = _solve(ctx, units, edges, k, Budget((ctx.params.pool + 1) * k + ctx.params.backtracks))
     return parts if parts is not None else _split_greedy(ctx, units, edges, k)
 
 
 def _solve(
-    ctx: _Ctx, region: np.ndarray, edges: np.ndarray, k: int, budget: _Budget
+    ctx: _Ctx, region: np.ndarray, edges: np.ndarray, k: int, budget: Budget
 ) -> list[np.ndarray] | None:
     """Strict recursive bisection with backtracking; None if no plan was found.
 
@@ -449,8 +449,8 @@ def _solve(
             return [region]
         if len(region) < alt:
             continue
-        cuts = _cuts(ctx, region, edges, alt, budget)
-        for side_a, k_a in itertools.islice(cuts, ctx.params.branch):
+        found = cuts(ctx, region, edges, alt, budget)
+        for side_a, k_a in itertools.islice(found, ctx.params.branch):
             side_b = np.setdiff1d(region, side_a)
             left = _solve(ctx, side_a, edges_within(ctx.g, side_a, edges), k_a, budget)
             if left is None:
@@ -482,7 +482,7 @@ def _split_greedy(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int) -> li
             if alt == 1:
                 chosen = 1
                 break
-            result = next(_cuts(ctx, region, region_edges, alt), None)
+            result = next(cuts(ctx, region, region_edges, alt), None)
             if result is not None:
                 chosen = alt
                 break
@@ -490,7 +490,7 @@ def _split_greedy(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int) -> li
             out.append(region)
             continue
         if result is None:
-            side_a, k_a = _least_violation(ctx, region, region_edges, parts)
+            side_a, k_a = least_violation(ctx, region, region_edges, parts)
             side_a, ok = _repair(ctx, region, region_edges, side_a, k_a, parts)
             if not ok and ctx.band.divisible:
                 # left whole: _mend tries its neighbours, and floors divide what remains
@@ -505,137 +505,9 @@ def _split_greedy(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int) -> li
     return out
 
 
-#: Trees drawn near the shortest one before random trees take over.
-_NEAR_TREES = 4
 #: Levels whose cuts are chosen from a pool of trees; communities take the first tree's,
 #: which leaves grids more room (a compact community can corner a cluster of towers).
 POOL_LEVELS = ("grid", "microgrid")
-
-
-@dataclass
-class _Budget:
-    """Spanning trees a search may still build; ``near`` of each region's are drawn near
-    the shortest tree before random ones."""
-
-    trees: int
-    near: int = _NEAR_TREES
-    #: Trees whose best cuts are compared before the first is tried (None: the params').
-    pool: int | None = None
-
-
-@dataclass
-class _Tree:
-    """One spanning tree of a region, with the subtree below every unit."""
-
-    order: np.ndarray
-    pos: np.ndarray
-    size: np.ndarray
-    sub: np.ndarray
-
-    def side(self, v: int) -> np.ndarray:
-        return self.order[self.pos[v] : self.pos[v] + self.size[v]]
-
-
-def _trees(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, budget: _Budget | None = None):
-    """Spanning trees of a region, up to ``attempts`` (and while ``budget`` lasts): first
-    the shortest, with crossings of roads and barriers made dear; the next few wander
-    from it; the rest are random."""
-    g = ctx.g
-    m = len(units)
-    w = ctx.weight[units]
-    lu = np.searchsorted(units, g.eu[edges])
-    lv = np.searchsorted(units, g.ev[edges])
-    base = np.hypot(*(g.xy[g.eu[edges]] - g.xy[g.ev[edges]]).T) + 1e-3
-    base = base * ctx.mult[edges]
-    near = _NEAR_TREES if budget is None else budget.near
-    for attempt in range(ctx.params.attempts):
-        if budget is not None:
-            if budget.trees <= 0:
-                return
-            budget.trees -= 1
-        if attempt == 0:
-            weights = base
-        elif attempt < near:
-            weights = base * (1.0 + attempt * 0.25 * ctx.rng.random(len(edges)))
-        else:  # random spanning trees, as GerryChain draws them: the widest search
-            weights = ctx.rng.random(len(edges)) + 1e-6
-        order, _, sub, size = spanning_tree(m, lu, lv, weights, w)
-        if len(order) < m:  # not connected: cannot happen for a region cut from a tree
-            raise RuntimeError("region to bisect is not connected")
-        pos = np.empty(m, dtype=np.int64)
-        pos[order] = np.arange(m)
-        yield _Tree(order, pos, size, sub), lu, lv
-
-
-def _cuts(ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int, budget: _Budget | None = None):
-    """Cuts of a region into two halves that can each be divided within the band: the
-    best-scored cut of each spanning tree in turn, computed only when asked for."""
-    band, p = ctx.band, ctx.params
-    total = ctx.weight[units].sum()
-    pool: list[tuple[float, np.ndarray, int]] = []
-    size = ctx.pool if budget is None or budget.pool is None else budget.pool
-    for tree, lu, lv in _trees(ctx, units, edges, budget):
-        cand = tree.order[1:]
-        wa = tree.sub[cand]
-        wb = total - wa
-        kmin = np.maximum.reduce(
-            [
-                np.ones_like(wa),
-                np.ceil(wa / band.hi - 1e-9),
-                k - np.floor(wb / band.lo + 1e-9) if band.lo > 0 else np.ones_like(wa),
-            ]
-        )
-        kmax = np.minimum.reduce(
-            [
-                np.full_like(wa, k - 1),
-                np.floor(wa / band.lo + 1e-9) if band.lo > 0 else np.full_like(wa, k - 1),
-                k - np.ceil(wb / band.hi - 1e-9),
-            ]
-        )
-        ka = np.clip(np.round(wa * k / total), kmin, np.maximum(kmin, kmax))
-        idx = np.flatnonzero(kmin <= kmax)
-        if not len(idx):
-            continue
-        share = total / k
-        dev = np.abs(wa - ka * share) / share + 0.02 * np.abs(ka / k - 0.5)
-        idx = idx[np.argsort(dev[idx], kind="stable")[: p.candidates]]
-        scores = [dev[i] + _cut_cost(ctx, units, tree.side(cand[i]), edges, lu, lv) for i in idx]
-        best = int(np.argmin(scores))
-        i = idx[best]
-        pool.append((scores[best], units[np.sort(tree.side(cand[i]))], int(ka[i])))
-        if len(pool) >= size:
-            pool.sort(key=lambda c: c[0])
-            for _, side, k_a in pool:
-                yield side, k_a
-            pool = []
-    pool.sort(key=lambda c: c[0])
-    for _, side, k_a in pool:
-        yield side, k_a
-
-
-def _least_violation(
-    ctx: _Ctx, units: np.ndarray, edges: np.ndarray, k: int
-) -> tuple[np.ndarray, int]:
-    """The cut, over all trees, that misses the band by the least."""
-    band = ctx.band
-    total = ctx.weight[units].sum()
-    best = None  # (violation, side, k_a)
-    for tree, _, _ in _trees(ctx, units, edges):
-        cand = tree.order[1:]
-        wa = tree.sub[cand]
-        wb = total - wa
-        ka = np.clip(np.round(wa * k / total), 1, k - 1)
-        viol = (
-            np.maximum(0, ka * band.lo - wa)
-            + np.maximum(0, wa - ka * band.hi)
-            + np.maximum(0, (k - ka) * band.lo - wb)
-            + np.maximum(0, wb - (k - ka) * band.hi)
-        )
-        i = int(np.argmin(viol))
-        if best is None or viol[i] < best[0]:
-            best = (viol[i], tree.side(cand[i]), int(ka[i]))
-    assert best is not None
-    return units[np.sort(best[1])], best[2]
 
 
 def _in_band(w: float, band: Band) -> bool:
@@ -674,7 +546,7 @@ def _mend(ctx: _Ctx, regions: list[np.ndarray], edges: np.ndarray) -> list[np.nd
             group |= set(label[u][cross]) | set(label[v][cross])
             union = np.sort(np.concatenate([regions[j] for j in group]))
             # random trees only (the near ones failed), and any cut that fits will do
-            search = _Budget(budget, near=0, pool=1)
+            search = Budget(budget, near=0, pool=1)
             found = _solve(ctx, union, edges_within(g, union, edges), len(group), search)
             if found is None:
                 continue
@@ -850,34 +722,3 @@ def _path_move(
         in_a[idx[path]] = not give_a
         return True
     return False
-
-
-def _cut_cost(
-    ctx: _Ctx,
-    units: np.ndarray,
-    side: np.ndarray,
-    edges: np.ndarray,
-    lu: np.ndarray,
-    lv: np.ndarray,
-) -> float:
-    g, p = ctx.g, ctx.params
-    in_a = np.zeros(len(units), dtype=bool)
-    in_a[side] = True
-    a_u, a_v = in_a[lu], in_a[lv]
-    cross = a_u != a_v
-    length = g.length[edges]
-    cut = length[cross].sum()
-    if cut <= 0:
-        return 0.0
-    along = length[cross & (g.along[edges] > 0)].sum()
-    through = length[cross & g.compound[edges]].sum()
-    area, perim = g.area[units], g.perimeter[units]
-    pa = perim[in_a].sum() - 2 * length[a_u & a_v].sum()
-    pb = perim[~in_a].sum() - 2 * length[~a_u & ~a_v].sum()
-    pp_a = 4 * math.pi * area[in_a].sum() / max(pa, 1e-9) ** 2
-    pp_b = 4 * math.pi * area[~in_a].sum() / max(pb, 1e-9) ** 2
-    return (
-        p.road_weight * (1 - along / cut)
-        + p.compact_weight * (1 - min(pp_a, pp_b))
-        + p.compound_weight * through / cut
-    )
