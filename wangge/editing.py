@@ -129,6 +129,8 @@ class Editor:
                 state = self._load(v) if street is None else load_street(self.store, v, street)
                 if state is None:
                     with self._lock:
+                        if len(self._none) >= 1024:  # a long-lived server's: kept bounded
+                            self._none.clear()
                         self._none.add(key)
                 else:
                     self._remember(state)
